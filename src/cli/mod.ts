@@ -1,0 +1,58 @@
+/**
+ * The `u2cm` command-line program: one sub-command per module in this folder.
+ *
+ * @module
+ */
+import { Command } from "commander";
+import { CliError, ExitCode } from "./errors.ts";
+
+export { CliError, ExitCode } from "./errors.ts";
+
+/** A module that adds one sub-command to the program. */
+export type CommandRegistrar = (program: Command) => void;
+
+/** The sub-commands, in `--help` order. Each module exports `register`. */
+const REGISTRARS: CommandRegistrar[] = [];
+
+/** Build the commander program with every registered sub-command. */
+export function buildProgram(): Command {
+  const program = new Command("u2cm")
+    .description("Predictive live migration of process trees and containers between edge nodes")
+    .version("0.1.0")
+    .exitOverride()
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
+  for (const register of REGISTRARS) register(program);
+  return program;
+}
+
+/**
+ * Run the program on `args`; returns the exit code instead of exiting, so tests can call it.
+ */
+export async function runCli(args: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return ExitCode.Ok;
+  } catch (e) {
+    return reportError(e);
+  }
+}
+
+function reportError(e: unknown): number {
+  // commander signals help/version and usage errors through exceptions when exitOverride is on.
+  const err = e as { code?: string; exitCode?: number; message?: string };
+  if (typeof err?.code === "string" && err.code.startsWith("commander.")) {
+    if (
+      err.code === "commander.helpDisplayed" || err.code === "commander.version" ||
+      err.code === "commander.help"
+    ) return ExitCode.Ok;
+    return ExitCode.Usage;
+  }
+  if (e instanceof CliError) {
+    console.error(`u2cm: error: ${e.message}`);
+    return e.code;
+  }
+  console.error(`u2cm: unexpected error: ${(e as Error)?.stack ?? e}`);
+  return ExitCode.Failure;
+}
