@@ -1,0 +1,99 @@
+/**
+ * Setup steps shared by the `test` and `demo` tasks: install the Debian packages listed in
+ * build/debian-packages.txt when missing, build the native shim, provision CRIU. Each step prints
+ * what it does; a failing step stops with its reason.
+ *
+ * @module
+ */
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** Run a command, inheriting stdio; throw with `what` when it fails. */
+export async function run(
+  what: string,
+  cmd: string[],
+  env?: Record<string, string>,
+): Promise<void> {
+  const { code } = await new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    cwd: ROOT,
+    env,
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (code !== 0) throw new Error(`${what} failed (exit ${code}): ${cmd.join(" ")}`);
+}
+
+/** Print a step header. */
+export function step(text: string): void {
+  console.error(`\n==> ${text}`);
+}
+
+/** The Debian packages named in build/debian-packages.txt. */
+export function listedPackages(): string[] {
+  const text = Deno.readTextFileSync(`${ROOT}build/debian-packages.txt`);
+  return text.split("\n").map((l) => l.replace(/#.*/, "").trim()).filter((l) => l !== "");
+}
+
+/** Install the listed Debian packages that are not installed yet (needs root). */
+export async function ensureDebianPackages(packages = listedPackages()): Promise<void> {
+  const missing: string[] = [];
+  for (const pkg of packages) {
+    const { stdout } = await new Deno.Command("dpkg-query", {
+      args: ["-W", "-f=${Status}", pkg],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (!new TextDecoder().decode(stdout).includes("install ok installed")) missing.push(pkg);
+  }
+  if (missing.length === 0) {
+    console.error(`all ${packages.length} Debian packages present`);
+    return;
+  }
+  if (Deno.uid() !== 0) {
+    throw new Error(`missing Debian packages ${missing.join(" ")}; install them as root`);
+  }
+  console.error(`installing ${missing.join(" ")}`);
+  const env = { DEBIAN_FRONTEND: "noninteractive" };
+  await run("apt-get update", ["apt-get", "update", "-q"], env);
+  await run("apt-get install", [
+    "apt-get",
+    "install",
+    "-y",
+    "-q",
+    "--no-install-recommends",
+    ...missing,
+  ], env);
+}
+
+/** Does a repository file exist? */
+export function exists(relative: string): boolean {
+  try {
+    Deno.statSync(`${ROOT}${relative}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Build the native shim for this machine and for aarch64. */
+export async function buildShims(): Promise<void> {
+  await run("native shim build", [Deno.execPath(), "run", "-A", "build/shim.ts"]);
+  await run("native shim aarch64 build", [
+    Deno.execPath(),
+    "run",
+    "-A",
+    "build/shim.ts",
+    "--target",
+    "aarch64",
+  ]);
+}
+
+/** Provision CRIU (a private trixie CRIU 4.1.1 prefix where the system's fails). */
+export async function provisionCriu(): Promise<void> {
+  await run("CRIU provisioning", [Deno.execPath(), "run", "-A", "main.ts", "doctor", "--fix"]);
+}
+
+/** The repository root, with a trailing slash. */
+export const REPO_ROOT = ROOT;
