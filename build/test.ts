@@ -30,6 +30,7 @@ step("deno test");
 const child = new Deno.Command(Deno.execPath(), {
   args: ["test", "-A", "--no-check=remote", ...Deno.args, "tests/"],
   cwd: REPO_ROOT,
+  env: { NO_COLOR: "1" },
   stdin: "null",
   stdout: "piped",
   stderr: "inherit",
@@ -42,8 +43,7 @@ for await (const chunk of child.stdout) {
 }
 const { code } = await child.status;
 // deno test closes with "ok | 12 passed (3 steps) | 0 failed (4s)"; restate it plainly.
-const plain = tail.replace(/\x1b\[[0-9;]*m/g, "");
-const summary = [...plain.matchAll(/(\d+) passed.*?\| (\d+) failed/g)].pop();
+const summary = [...tail.matchAll(/(\d+) passed.*?\| (\d+) failed/g)].pop();
 if (summary) console.log(`\nu2cm tests: ${summary[1]} passed, ${summary[2]} failed`);
 else console.log(`\nu2cm tests: 0 passed, 1 failed (no test summary; deno test exited ${code})`);
 Deno.exit(code);
