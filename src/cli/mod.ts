@@ -5,6 +5,7 @@
  */
 import { Command } from "commander";
 import { CliError, ExitCode } from "./errors.ts";
+import { register as registerTrace } from "./trace.ts";
 
 export { CliError, ExitCode } from "./errors.ts";
 
@@ -12,7 +13,9 @@ export { CliError, ExitCode } from "./errors.ts";
 export type CommandRegistrar = (program: Command) => void;
 
 /** The sub-commands, in `--help` order. Each module exports `register`. */
-const REGISTRARS: CommandRegistrar[] = [];
+const REGISTRARS: CommandRegistrar[] = [
+  registerTrace,
+];
 
 /** Build the commander program with every registered sub-command. */
 export function buildProgram(): Command {

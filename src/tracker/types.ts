@@ -3,7 +3,9 @@
  *
  * Pages are named by `(mappingId, pageIndex)`: a mapping is one VMA of one process (address space),
  * numbered by the tracker when first seen; a page index counts pages from the mapping's start. A VMA
- * that moves or changes size gets a new id, so a page key never silently changes meaning.
+ * that keeps its start but grows, shrinks or changes permissions keeps its id (it is reported again
+ * in `added` with its new end); a VMA that moves gets a new id, so a page key never silently changes
+ * meaning.
  *
  * @module
  */
