@@ -23,6 +23,7 @@ export function buildProgram(): Command {
     .description("Predictive live migration of process trees and containers between edge nodes")
     .version("0.1.0")
     .exitOverride()
+    .enablePositionalOptions()
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
   for (const register of REGISTRARS) register(program);

@@ -20,6 +20,7 @@ export function register(program: Command): void {
   const trace = program
     .command("trace")
     .description("record which pages a process tree dirties, round by round")
+    .enablePositionalOptions()
     .option("--pid <pid>", "root pid of the process tree to trace")
     .option("--interval <ms>", "milliseconds between rounds", "100")
     .option("--rounds <n>", "stop after N rounds (the baseline round 0 counts)")

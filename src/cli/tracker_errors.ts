@@ -13,12 +13,15 @@ export function trackerError(e: unknown, pid: number): unknown {
   if (name === "NoSuchProcessError" || e instanceof Deno.errors.NotFound) {
     return new CliError(`no process with pid ${pid} (is it still running?)`, ExitCode.NoTarget);
   }
-  if (
-    name === "TrackerPermissionError" || name === "PermissionError" ||
-    e instanceof Deno.errors.PermissionDenied
-  ) {
+  if (name === "TrackerPermissionError") {
     return new CliError(
-      `not permitted to read the memory of pid ${pid}: run as root or as the process's owner ` +
+      `${err.message}; run as root, or as the process's owner with ptrace allowed`,
+      ExitCode.NotPermitted,
+    );
+  }
+  if (name === "PermissionError" || e instanceof Deno.errors.PermissionDenied) {
+    return new CliError(
+      `not permitted to read the memory of pid ${pid}: run as root, or as the process's owner ` +
         `with ptrace allowed (${err.message})`,
       ExitCode.NotPermitted,
     );
