@@ -46,6 +46,8 @@ export interface PageBackend {
   endRound(process: TrackedProcess): void;
   /** Drop the state kept for a mapping that vanished. */
   forgetMapping(mappingId: number): void;
+  /** Drop the state kept for a process that exited. */
+  forgetProcess(pid: number): void;
 }
 
 /** Pages per chunk: the unit of one native call and of lazily allocated per-page state. */

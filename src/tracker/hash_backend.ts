@@ -15,9 +15,12 @@ import {
 } from "./backend.ts";
 import type { Mapping } from "./types.ts";
 
+/** Hash state of one aligned chunk of address space: CHUNK_PAGES pages. */
 interface ChunkState {
   hashes: BigUint64Array;
   known: Uint8Array;
+  /** Page ranges [lo, hi) inside the chunk covered by a mapping scanned this round. */
+  visited: number[];
 }
 
 /** Options of {@linkcode HashBackend}. */
@@ -28,7 +31,14 @@ export interface HashBackendOptions {
   batchPages?: number;
 }
 
-/** Finds changed pages by content hash. */
+const CHUNK_BYTES = CHUNK_PAGES * PAGE_SIZE;
+
+/**
+ * Finds changed pages by content hash. Hashes are kept per process and *address* (in aligned
+ * chunks of address space allocated on first use), not per mapping: when VMAs merge, split or
+ * grow, pages whose content did not change are not reported again. Pages of a mapping that moved
+ * are new at their new address and so reported.
+ */
 export class HashBackend implements PageBackend {
   readonly name = "hash" as const;
   #state = new Map<number, Map<number, ChunkState>>();
@@ -47,22 +57,21 @@ export class HashBackend implements PageBackend {
     this.#readBuffer = new Uint8Array((options.batchPages ?? 256) * PAGE_SIZE);
   }
 
-  scanMapping(process: TrackedProcess, mapping: Mapping, isNew: boolean): MappingScan {
-    let chunks = this.#state.get(mapping.id);
-    if (!chunks || isNew) {
+  scanMapping(process: TrackedProcess, mapping: Mapping, _isNew: boolean): MappingScan {
+    let chunks = this.#state.get(process.pid);
+    if (!chunks) {
       chunks = new Map();
-      this.#state.set(mapping.id, chunks);
+      this.#state.set(process.pid, chunks);
     }
-    const totalPages = (mapping.end - mapping.start) / PAGE_SIZE;
     const parts: Uint32Array[] = [];
     let resident = 0;
     let dirtyCount = 0;
-    for (const index of chunks.keys()) {
-      if (index * CHUNK_PAGES >= totalPages) chunks.delete(index); // the mapping shrank
-    }
-    for (let base = 0, index = 0; base < totalPages; base += CHUNK_PAGES, index++) {
-      const npages = Math.min(CHUNK_PAGES, totalPages - base);
-      const addr = mapping.start + base * PAGE_SIZE;
+    for (let addr = mapping.start; addr < mapping.end;) {
+      const index = Math.floor(addr / CHUNK_BYTES);
+      const chunkStart = index * CHUNK_BYTES;
+      const end = Math.min(mapping.end, chunkStart + CHUNK_BYTES);
+      const lo = (addr - chunkStart) / PAGE_SIZE;
+      const npages = (end - addr) / PAGE_SIZE;
       const present = this.#present.subarray(0, npages);
       const count = residentMap(
         process.pagemapFd,
@@ -74,45 +83,67 @@ export class HashBackend implements PageBackend {
       );
       resident += count;
       let chunk = chunks.get(index);
-      if (count === 0 && !chunk) continue;
-      if (!chunk || chunk.known.length !== npages) {
-        chunk = resizeChunk(chunk, npages);
+      if (count > 0 && !chunk) {
+        chunk = {
+          hashes: new BigUint64Array(CHUNK_PAGES * 2),
+          known: new Uint8Array(CHUNK_PAGES),
+          visited: [],
+        };
         chunks.set(index, chunk);
       }
-      const n = hashDiff(process.pid, addr, npages, {
-        present,
-        hashes: chunk.hashes,
-        known: chunk.known,
-        dirty: this.#dirty,
-        readBuffer: this.#readBuffer,
-        stats: this.#stats,
-      });
-      this.pagesHashed += Number(this.#stats[0]);
-      if (n > 0) {
-        const part = this.#dirty.slice(0, n);
-        if (base > 0) { for (let i = 0; i < n; i++) part[i] += base; }
-        parts.push(part);
-        dirtyCount += n;
+      if (chunk) {
+        chunk.visited.push(lo, lo + npages);
+        const n = hashDiff(process.pid, addr, npages, {
+          present,
+          hashes: chunk.hashes.subarray(lo * 2, (lo + npages) * 2),
+          known: chunk.known.subarray(lo, lo + npages),
+          dirty: this.#dirty,
+          readBuffer: this.#readBuffer,
+          stats: this.#stats,
+        });
+        this.pagesHashed += Number(this.#stats[0]);
+        if (n > 0) {
+          const part = this.#dirty.slice(0, n);
+          const offset = (addr - mapping.start) / PAGE_SIZE;
+          if (offset > 0) { for (let i = 0; i < n; i++) part[i] += offset; }
+          parts.push(part);
+          dirtyCount += n;
+        }
       }
+      addr = end;
     }
     return { dirty: concat(parts, dirtyCount), resident };
   }
 
-  endRound(_process: TrackedProcess): void {}
-
-  forgetMapping(mappingId: number): void {
-    this.#state.delete(mappingId);
+  /** Forget hashes of pages no tracked mapping covered this round (unmapped or moved away). */
+  endRound(process: TrackedProcess): void {
+    const chunks = this.#state.get(process.pid);
+    if (!chunks) return;
+    for (const [index, chunk] of chunks) {
+      if (chunk.visited.length === 0) {
+        chunks.delete(index);
+        continue;
+      }
+      const ranges: [number, number][] = [];
+      for (let i = 0; i < chunk.visited.length; i += 2) {
+        ranges.push([chunk.visited[i], chunk.visited[i + 1]]);
+      }
+      ranges.sort((a, b) => a[0] - b[0]);
+      let cursor = 0;
+      for (const [lo, hi] of ranges) {
+        if (lo > cursor) chunk.known.fill(0, cursor, lo);
+        cursor = Math.max(cursor, hi);
+      }
+      chunk.known.fill(0, cursor);
+      chunk.visited = [];
+    }
   }
-}
 
-function resizeChunk(old: ChunkState | undefined, npages: number): ChunkState {
-  const chunk = { hashes: new BigUint64Array(npages * 2), known: new Uint8Array(npages) };
-  if (old) {
-    const keep = Math.min(npages, old.known.length);
-    chunk.known.set(old.known.subarray(0, keep));
-    chunk.hashes.set(old.hashes.subarray(0, keep * 2));
+  forgetMapping(_mappingId: number): void {}
+
+  forgetProcess(pid: number): void {
+    this.#state.delete(pid);
   }
-  return chunk;
 }
 
 function concat(parts: Uint32Array[], total: number): Uint32Array {

@@ -101,6 +101,8 @@ export class SoftDirtyBackend implements PageBackend {
   }
 
   forgetMapping(_mappingId: number): void {}
+
+  forgetProcess(_pid: number): void {}
 }
 
 /** Clear the soft-dirty bits of every page of `pid` (`echo 4 > /proc/PID/clear_refs`). */

@@ -174,6 +174,7 @@ export class TreeTracker implements DirtyTracker {
       removed.push(m.id);
       this.#pageBackend.forgetMapping(m.id);
     }
+    this.#pageBackend.forgetProcess(proc.pid);
     closeRaw(proc.pagemapFd);
     this.#processes.delete(proc.pid);
   }
