@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import {
+  BackendUnavailableError,
   createTracker,
   type Mapping,
   pageSetSize,
   TargetGoneError,
+  trackerCapabilities,
 } from "../../src/tracker/mod.ts";
 import { sleep, startDirtyPattern } from "../support/workloads.ts";
 
@@ -143,5 +145,29 @@ Deno.test("a tree that exits ends tracking with TargetGoneError", async () => {
     assert.throws(() => tracker.scan(), TargetGoneError);
   } finally {
     tracker.close();
+  }
+});
+
+Deno.test("access bits come from kpageflags when asked for, and are absent otherwise", async () => {
+  const w = await startDirtyPattern(["--duration-ms", "20000"]);
+  const plain = createTracker({ pid: w.pid });
+  try {
+    assert.equal(plain.accessBits, false);
+    assert.equal(plain.scan().accessed, undefined);
+    if (!trackerCapabilities().kpageflags.available) {
+      assert.throws(() => createTracker({ pid: w.pid, accessBits: true }), BackendUnavailableError);
+      return;
+    }
+    const tracker = createTracker({ pid: w.pid, accessBits: true });
+    try {
+      const r = tracker.scan();
+      assert.ok(r.accessed, "accessed page set present");
+      assert.ok(pageSetSize(r.accessed) <= r.residentPages);
+    } finally {
+      tracker.close();
+    }
+  } finally {
+    plain.close();
+    await w.stop();
   }
 });
