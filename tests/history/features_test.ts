@@ -22,6 +22,7 @@ Deno.test("counters start at zero and then count a real child's writes and CPU t
     import os, time
     buf = b"x" * 65536
     fd = os.open("/dev/null", os.O_WRONLY)
+    print("ready", flush=True)
     input()
     for _ in range(128): os.write(fd, buf)
     t = time.process_time()
@@ -37,6 +38,7 @@ Deno.test("counters start at zero and then count a real child's writes and CPU t
   const writer = child.stdin.getWriter();
   const reader = child.stdout.getReader();
   try {
+    assert.match(new TextDecoder().decode((await reader.read()).value), /ready/);
     const sampler = new FeatureSampler(child.pid);
     const first = sampler.sample([child.pid]);
     assert.equal(first[at("proc_write_bytes")], 0);
