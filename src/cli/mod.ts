@@ -6,6 +6,7 @@
 import { Command } from "commander";
 import { CliError, ExitCode } from "./errors.ts";
 import { register as registerTrace } from "./trace.ts";
+import { register as registerDoctor } from "./doctor.ts";
 
 export { CliError, ExitCode } from "./errors.ts";
 
@@ -15,6 +16,7 @@ export type CommandRegistrar = (program: Command) => void;
 /** The sub-commands, in `--help` order. Each module exports `register`. */
 const REGISTRARS: CommandRegistrar[] = [
   registerTrace,
+  registerDoctor,
 ];
 
 /** Build the commander program with every registered sub-command. */

@@ -1,0 +1,215 @@
+/**
+ * `u2cm doctor [--fix]`: what migration can use on this machine — CRIU (version, `criu check`),
+ * soft-dirty, userfaultfd, PAGEMAP_SCAN, `fs.pipe-max-size`, arch, root, kernel — and, with
+ * `--fix`, a private CRIU 4.1.1 where the system's is missing or broken, plus the pipe size.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import {
+  criuFeature,
+  criuPrefix,
+  ensurePipeMaxSize,
+  hostFacts,
+  LAZY_PIPE_MAX_SIZE,
+  locateCriu,
+  probeCriu,
+  provisionCriu,
+  ProvisionError,
+} from "../criu/mod.ts";
+import { probePagemapScan, type ProbeResult, probeSoftDirty } from "../tracker/probe.ts";
+import { CliError, ExitCode } from "./errors.ts";
+import { parseChoice } from "./options.ts";
+
+const FORMATS = ["table", "json"] as const;
+
+/** Add `doctor` to the program. */
+export function register(program: Command): void {
+  program
+    .command("doctor")
+    .description("report what live migration can use here; --fix provisions CRIU")
+    .option("--fix", "install a private CRIU 4.1.1 if needed and raise fs.pipe-max-size (root)")
+    .option("--format <format>", `output format: ${FORMATS.join("|")}`, "table")
+    .action(async (opts: { fix?: boolean; format: string }) => await runDoctor(opts));
+}
+
+/** The doctor's report, as printed with `--format json`. */
+export interface DoctorReport {
+  /** CRIU is present and `criu check` passes: migration can run. */
+  ok: boolean;
+  criu: {
+    path: string | null;
+    source: string | null;
+    version: string | null;
+    check_ok: boolean;
+    check_detail: string;
+    private_prefix: string;
+  };
+  soft_dirty: ProbeResult;
+  userfaultfd: ProbeResult;
+  pagemap_scan: ProbeResult;
+  pipe_max_size: { bytes: number | null; needed_for_lazy: number; lazy_ok: boolean };
+  arch: string;
+  root: boolean;
+  kernel: string;
+  /** Engines usable here. */
+  engines: { delta: boolean; predump: boolean; lazy: boolean; hybrid: boolean };
+  /** What `--fix` changed. */
+  fixed: string[];
+}
+
+async function runDoctor(opts: { fix?: boolean; format: string }): Promise<void> {
+  const format = parseChoice("--format", opts.format, FORMATS);
+  const fixed: string[] = [];
+  const log = (line: string) => console.error(`u2cm doctor: ${line}`);
+  if (opts.fix) await fix(fixed, log);
+  const report = await collect(fixed);
+  if (format === "json") console.log(JSON.stringify(report, null, 2));
+  else printTable(report);
+  if (!report.ok) {
+    const why = report.criu.path === null
+      ? "no CRIU found"
+      : `CRIU at ${report.criu.path} fails 'criu check' (${report.criu.check_detail})`;
+    const hint = opts.fix
+      ? report.root ? "see the messages above" : "run 'u2cm doctor --fix' as root"
+      : "run 'u2cm doctor --fix' (as root) to install a private CRIU 4.1.1";
+    throw new CliError(`${why}: ${hint}`, ExitCode.Environment);
+  }
+}
+
+async function fix(fixed: string[], log: (line: string) => void): Promise<void> {
+  const found = locateCriu();
+  const probe = found ? await probeCriu(found.path) : undefined;
+  const root = Deno.uid() === 0;
+  const works = probe?.version !== undefined && (probe.checkOk || !root);
+  if (found?.source === "env") {
+    if (!works) {
+      throw new CliError(
+        `U2CM_CRIU=${found.path} does not work (${probe?.checkDetail}); unset it to let ` +
+          "'u2cm doctor --fix' install a private CRIU",
+        ExitCode.Environment,
+      );
+    }
+  } else if (!works) {
+    log(
+      found
+        ? `${found.source} CRIU at ${found.path} is unusable (${probe?.checkDetail})`
+        : "no CRIU installed",
+    );
+    try {
+      const result = await provisionCriu({ force: found?.source === "private", log });
+      if (result.installed) {
+        fixed.push(`installed CRIU ${result.version} at ${criuPrefix()} from ${result.mirror}`);
+      }
+    } catch (e) {
+      if (e instanceof ProvisionError) {
+        throw new CliError(`could not install CRIU: ${e.message}`, ExitCode.Environment);
+      }
+      if (e instanceof Deno.errors.PermissionDenied) {
+        throw new CliError(
+          `could not write the CRIU prefix ${criuPrefix()}: ${e.message}; set U2CM_CRIU_PREFIX ` +
+            "to a writable directory",
+          ExitCode.Environment,
+        );
+      }
+      throw e;
+    }
+  }
+  if (root) {
+    const before = hostFacts().pipeMaxSize ?? 0;
+    if (before < LAZY_PIPE_MAX_SIZE) {
+      const now = ensurePipeMaxSize();
+      fixed.push(`fs.pipe-max-size ${before} -> ${now}`);
+    }
+  } else {
+    log("not root: fs.pipe-max-size left as is (lazy migration needs root anyway)");
+  }
+}
+
+async function collect(fixed: string[]): Promise<DoctorReport> {
+  const host = hostFacts();
+  const found = locateCriu();
+  const probe = found ? await probeCriu(found.path) : undefined;
+  const criuOk = probe?.checkOk === true;
+  const uffdByCriu = criuOk && found ? await criuFeature(found.path, "uffd-noncoop") : undefined;
+  const userfaultfd: ProbeResult = uffdByCriu === undefined
+    ? { available: host.userfaultfd, detail: host.userfaultfdDetail }
+    : {
+      available: uffdByCriu,
+      detail: `criu check --feature uffd-noncoop ${uffdByCriu ? "passed" : "failed"}; ` +
+        host.userfaultfdDetail,
+    };
+  const softDirty = safeProbe(probeSoftDirty);
+  const pagemapScan = safeProbe(probePagemapScan);
+  const lazyOk = (host.pipeMaxSize ?? 0) >= LAZY_PIPE_MAX_SIZE;
+  return {
+    ok: criuOk,
+    criu: {
+      path: found?.path ?? null,
+      source: found?.source ?? null,
+      version: probe?.version ?? null,
+      check_ok: criuOk,
+      check_detail: probe?.checkDetail ?? "no CRIU binary",
+      private_prefix: criuPrefix(),
+    },
+    soft_dirty: softDirty,
+    userfaultfd,
+    pagemap_scan: pagemapScan,
+    pipe_max_size: {
+      bytes: host.pipeMaxSize ?? null,
+      needed_for_lazy: LAZY_PIPE_MAX_SIZE,
+      lazy_ok: lazyOk,
+    },
+    arch: host.arch,
+    root: host.root,
+    kernel: host.kernel,
+    engines: {
+      delta: criuOk,
+      predump: criuOk && softDirty.available,
+      lazy: criuOk && userfaultfd.available && lazyOk,
+      hybrid: criuOk && userfaultfd.available && lazyOk,
+    },
+    fixed,
+  };
+}
+
+function safeProbe(probe: () => ProbeResult): ProbeResult {
+  try {
+    return probe();
+  } catch (e) {
+    return { available: false, detail: `probe failed: ${(e as Error).message}` };
+  }
+}
+
+function printTable(r: DoctorReport): void {
+  const mark = (ok: boolean) => (ok ? "ok  " : "no  ");
+  const rows: [string, boolean, string][] = [
+    [
+      "criu",
+      r.criu.check_ok,
+      r.criu.path === null
+        ? "not found (u2cm doctor --fix installs CRIU 4.1.1 privately)"
+        : `${
+          r.criu.version ?? "?"
+        } (${r.criu.source}) ${r.criu.path}; check: ${r.criu.check_detail}`,
+    ],
+    ["soft-dirty", r.soft_dirty.available, r.soft_dirty.detail],
+    ["userfaultfd", r.userfaultfd.available, r.userfaultfd.detail],
+    ["pagemap-scan", r.pagemap_scan.available, r.pagemap_scan.detail],
+    [
+      "pipe-max-size",
+      r.pipe_max_size.lazy_ok,
+      `${r.pipe_max_size.bytes ?? "?"} bytes` +
+      (r.pipe_max_size.lazy_ok
+        ? ""
+        : ` (lazy needs ${r.pipe_max_size.needed_for_lazy}; u2cm doctor --fix as root)`),
+    ],
+    ["root", r.root, r.root ? "yes" : "no (CRIU dump/restore need root)"],
+  ];
+  for (const [name, ok, detail] of rows) console.log(`${name.padEnd(14)} ${mark(ok)}${detail}`);
+  console.log(`${"arch".padEnd(14)}     ${r.arch}`);
+  console.log(`${"kernel".padEnd(14)}     ${r.kernel}`);
+  const engines = Object.entries(r.engines).map(([k, v]) => `${k}${v ? "" : " (no)"}`).join(", ");
+  console.log(`${"engines".padEnd(14)}     ${engines}`);
+  for (const f of r.fixed) console.log(`${"fixed".padEnd(14)}     ${f}`);
+}
