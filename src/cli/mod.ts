@@ -7,6 +7,8 @@ import { Command } from "commander";
 import { CliError, ExitCode } from "./errors.ts";
 import { register as registerTrace } from "./trace.ts";
 import { register as registerDoctor } from "./doctor.ts";
+import { register as registerInit } from "./init.ts";
+import { register as registerPeer } from "./peer.ts";
 
 export { CliError, ExitCode } from "./errors.ts";
 
@@ -17,6 +19,8 @@ export type CommandRegistrar = (program: Command) => void;
 const REGISTRARS: CommandRegistrar[] = [
   registerTrace,
   registerDoctor,
+  registerInit,
+  registerPeer,
 ];
 
 /** Build the commander program with every registered sub-command. */

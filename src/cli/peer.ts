@@ -1,0 +1,92 @@
+/**
+ * `u2cm peer add|list|remove`: pin the peers this node trusts.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { addPeer, listPeers, removePeer } from "../peer/peers.ts";
+import { CliError, ExitCode } from "./errors.ts";
+import { parseChoice } from "./options.ts";
+import { defaultStateDir, peerCliError } from "./peer_errors.ts";
+
+const STATE_DIR_HELP = "state directory ($U2CM_STATE_DIR)";
+
+/** Add `peer` and its sub-commands to the program. */
+export function register(program: Command): void {
+  const peer = program.command("peer").description("pin, list, and remove trusted peers");
+  peer
+    .command("add <name> <address> <pubkey>")
+    .description(
+      "pin a peer: its agent address HOST:PORT and the public key its 'u2cm init' printed",
+    )
+    .option("--cert-fingerprint <sha256>", "also pin its TLS certificate (SHA-256, hex)")
+    .option("--replace", "replace a peer with the same name")
+    .option("--state-dir <dir>", STATE_DIR_HELP, defaultStateDir())
+    .action((name: string, address: string, publicKey: string, opts: AddOptions) => {
+      try {
+        const entry = addPeer(opts.stateDir, {
+          name,
+          address,
+          publicKey,
+          certFingerprint: opts.certFingerprint,
+        }, opts.replace === true);
+        console.log(`pinned peer '${entry.name}' at ${entry.address}`);
+      } catch (e) {
+        throw peerCliError(e);
+      }
+    });
+  peer
+    .command("list")
+    .description("list pinned peers")
+    .option("--format <format>", "json|table", "table")
+    .option("--state-dir <dir>", STATE_DIR_HELP, defaultStateDir())
+    .action((opts: { format: string; stateDir: string }) => {
+      const format = parseChoice("--format", opts.format, ["json", "table"] as const);
+      let peers;
+      try {
+        peers = listPeers(opts.stateDir);
+      } catch (e) {
+        throw peerCliError(e);
+      }
+      if (format === "json") {
+        console.log(JSON.stringify(peers));
+        return;
+      }
+      if (peers.length === 0) {
+        console.log("no peers pinned (add one with 'u2cm peer add NAME HOST:PORT PUBKEY')");
+        return;
+      }
+      const nameWidth = Math.max(4, ...peers.map((p) => p.name.length));
+      const addrWidth = Math.max(7, ...peers.map((p) => p.address.length));
+      console.log(
+        `${"NAME".padEnd(nameWidth)}  ${"ADDRESS".padEnd(addrWidth)}  PUBLIC KEY` +
+          " ".repeat(34) + "CERT FINGERPRINT",
+      );
+      for (const p of peers) {
+        console.log(
+          `${p.name.padEnd(nameWidth)}  ${p.address.padEnd(addrWidth)}  ${p.publicKey}  ` +
+            (p.certFingerprint ? p.certFingerprint.slice(0, 16) + "…" : "(not pinned)"),
+        );
+      }
+    });
+  peer
+    .command("remove <name>")
+    .description("unpin a peer")
+    .option("--state-dir <dir>", STATE_DIR_HELP, defaultStateDir())
+    .action((name: string, opts: { stateDir: string }) => {
+      let removed;
+      try {
+        removed = removePeer(opts.stateDir, name);
+      } catch (e) {
+        throw peerCliError(e);
+      }
+      if (!removed) throw new CliError(`no peer named '${name}' is pinned`, ExitCode.BadInput);
+      console.log(`removed peer '${name}'`);
+    });
+}
+
+interface AddOptions {
+  certFingerprint?: string;
+  replace?: boolean;
+  stateDir: string;
+}

@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { ExitCode } from "../../src/cli/errors.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+async function u2cm(args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+Deno.test("u2cm init creates a 0600 identity and prints its key and fingerprint", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const r = await u2cm(["init", "--state-dir", `${dir}/s`, "--format", "json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.created, true);
+    assert.match(out.publicKey, /^[A-Za-z0-9_-]{43}$/);
+    assert.match(out.certFingerprint, /^[0-9a-f]{64}$/);
+    for (const f of ["identity.key", "identity.pub", "tls.crt", "tls.key"]) {
+      assert.equal(Deno.statSync(`${dir}/s/${f}`).mode! & 0o777, 0o600, f);
+    }
+    assert.equal(Deno.statSync(`${dir}/s`).mode! & 0o777, 0o700);
+    const cert = Deno.readTextFileSync(`${dir}/s/tls.crt`);
+    const text = new Deno.Command("openssl", {
+      args: ["x509", "-noout", "-text"],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const w = text.stdin.getWriter();
+    await w.write(new TextEncoder().encode(cert));
+    await w.close();
+    const decoded = new TextDecoder().decode((await text.output()).stdout);
+    assert.match(decoded, /CA:FALSE/);
+    // A second init keeps the identity.
+    const again = JSON.parse(
+      (await u2cm(["init", "--state-dir", `${dir}/s`, "--format", "json"]))
+        .stdout,
+    );
+    assert.equal(again.created, false);
+    assert.equal(again.publicKey, out.publicKey);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("u2cm peer add, list and remove pin peers in a validated peers.json", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const b = JSON.parse(
+      (await u2cm(["init", "--state-dir", `${dir}/b`, "--format", "json"]))
+        .stdout,
+    );
+    const sd = ["--state-dir", `${dir}/a`];
+    let r = await u2cm(["peer", "list", ...sd, "--format", "json"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), []);
+    const colonFp = b.certFingerprint.toUpperCase().match(/../g).join(":");
+    r = await u2cm([
+      "peer",
+      "add",
+      "edge-b",
+      "127.0.0.1:7070",
+      b.publicKey,
+      ...sd,
+      "--cert-fingerprint",
+      colonFp,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await u2cm(["peer", "list", ...sd, "--format", "json"]);
+    const peers = JSON.parse(r.stdout);
+    assert.equal(peers.length, 1);
+    assert.equal(peers[0].name, "edge-b");
+    assert.equal(peers[0].certFingerprint, b.certFingerprint);
+    assert.equal(Deno.statSync(`${dir}/a/peers.json`).mode! & 0o777, 0o600);
+    r = await u2cm(["peer", "list", ...sd]);
+    assert.match(r.stdout, /edge-b\s+127\.0\.0\.1:7070/);
+    // Duplicates and malformed input are refused with BadInput and a reason.
+    r = await u2cm(["peer", "add", "edge-b", "127.0.0.1:7071", b.publicKey, ...sd]);
+    assert.equal(r.code, ExitCode.BadInput);
+    assert.match(r.stderr, /already pinned/);
+    r = await u2cm(["peer", "add", "x", "nohostport", b.publicKey, ...sd]);
+    assert.equal(r.code, ExitCode.BadInput);
+    assert.match(r.stderr, /HOST:PORT/);
+    r = await u2cm(["peer", "add", "x", "h:1", "not-a-key", ...sd]);
+    assert.equal(r.code, ExitCode.BadInput);
+    r = await u2cm(["peer", "add", "../x", "h:1", b.publicKey, ...sd]);
+    assert.equal(r.code, ExitCode.BadInput);
+    r = await u2cm(["peer", "add", "y", "h:1", b.publicKey, ...sd, "--cert-fingerprint", "abc"]);
+    assert.equal(r.code, ExitCode.BadInput);
+    r = await u2cm(["peer", "remove", "edge-b", ...sd]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await u2cm(["peer", "remove", "edge-b", ...sd]);
+    assert.equal(r.code, ExitCode.BadInput);
+    // A tampered peers.json is reported, not trusted.
+    Deno.writeTextFileSync(`${dir}/a/peers.json`, '{"version":1,"peers":[{"name":"../x"}]}');
+    r = await u2cm(["peer", "list", ...sd]);
+    assert.equal(r.code, ExitCode.BadInput);
+    assert.match(r.stderr, /invalid/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
