@@ -5,6 +5,7 @@
  * @module
  */
 import { ensureShim, hostArch } from "./build.ts";
+import { embeddedShim } from "./embedded.ts";
 
 /** The ABI version this binding expects from `u2cm_abi_version()`. */
 export const SHIM_ABI = 1;
@@ -95,11 +96,12 @@ function errnoName(errno: number): string {
 let loaded: ShimSymbols | undefined;
 
 /**
- * Load the shim once: from `$U2CM_SHIM` when set, else from the cache (building it on first use).
+ * Load the shim once: from `$U2CM_SHIM` when set, else the one embedded in a compiled binary, else
+ * from the cache (building it on first use).
  */
 export function shim(): ShimSymbols {
   if (loaded) return loaded;
-  const path = Deno.env.get("U2CM_SHIM") ?? ensureShim(hostArch());
+  const path = Deno.env.get("U2CM_SHIM") ?? embeddedShim() ?? ensureShim(hostArch());
   const lib = Deno.dlopen(path, SYMBOLS);
   const abi = lib.symbols.u2cm_abi_version();
   if (abi !== SHIM_ABI) {
