@@ -8,3 +8,4 @@ export * from "./host.ts";
 export * from "./locate.ts";
 export * from "./probe.ts";
 export * from "./provision.ts";
+export * from "./run.ts";

@@ -1,0 +1,273 @@
+/**
+ * Every CRIU invocation of u2cm, as a thin typed wrapper: options in, a typed result or a
+ * {@linkcode CriuError} (with the tail of CRIU's own log) out. No policy lives here.
+ *
+ * @example
+ * ```ts
+ * await criuDump({ pid: 1234, dir: "/dev/shm/u2cm/m1" }); // tree left stopped
+ * const { pid } = await criuRestore({ dir: "/dev/shm/u2cm/m1" });
+ * ```
+ *
+ * @module
+ */
+import { requireCriu } from "./locate.ts";
+
+/** Raised when a CRIU command fails; `logTail` holds the last error lines of its log. */
+export class CriuError extends Error {
+  /**
+   * @param action the CRIU action (dump, restore, …)
+   * @param exitCode CRIU's exit status (or -1 when killed by u2cm's timeout)
+   * @param logTail the last relevant lines of CRIU's log
+   * @param logFile the full log
+   */
+  constructor(
+    readonly action: string,
+    readonly exitCode: number,
+    readonly logTail: string,
+    readonly logFile: string,
+  ) {
+    super(`criu ${action} failed (exit ${exitCode}): ${logTail} (log: ${logFile})`);
+    this.name = "CriuError";
+  }
+}
+
+/** Options shared by every CRIU action. */
+export interface CriuCommonOptions {
+  /** Images directory (`-D`). */
+  dir: string;
+  /** Log file name inside `dir`. @default `<action>.log` */
+  logName?: string;
+  /** Give up (SIGKILL criu) after this many milliseconds. @default 120000 */
+  timeoutMs?: number;
+  /** Extra CRIU arguments, appended last. @default [] */
+  extraArgs?: string[];
+  /** CRIU binary. @default requireCriu().path */
+  criu?: string;
+  /** Cancels the command (criu is killed). */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode criuDump} and {@linkcode criuPreDump}. */
+export interface DumpOptions extends CriuCommonOptions {
+  /** Root pid of the tree (host pid). */
+  pid: number;
+  /** What the tree does after the dump. @default "stopped" */
+  leave?: "stopped" | "running" | "killed";
+  /** The tree is a shell job (its session leader is outside the tree). @default false */
+  shellJob?: boolean;
+  /** Dump established TCP connections. @default false */
+  tcpEstablished?: boolean;
+  /** Network lock method when locking is needed. @default CRIU's default */
+  networkLock?: "iptables" | "nftables";
+  /** Parent images directory, relative to `dir` (pre-dump chains). */
+  prevImagesDir?: string;
+  /** Ask the kernel to track memory changes (soft-dirty) for a following dump. @default false */
+  trackMem?: boolean;
+  /** Leave pages for a lazy restore (`--lazy-pages`), served by this dump process. */
+  lazyPages?: boolean;
+  /** Send pages to a page server instead of writing them. */
+  pageServer?: { address: string; port: number };
+  /** Where the dump's own page server listens for a lazy restore (with `lazyPages`). */
+  listen?: { address: string; port: number };
+}
+
+/** What a finished CRIU command reports. */
+export interface CriuRun {
+  /** Wall-clock milliseconds. */
+  ms: number;
+  /** The log file. */
+  logFile: string;
+}
+
+/** The `criu dump` arguments for `options` (exposed for tests and `--dry-run`). */
+export function dumpArgs(options: DumpOptions, action: "dump" | "pre-dump" = "dump"): string[] {
+  const o = options;
+  const args = [action, "-t", String(o.pid), "-D", o.dir, ...logArgs(o, action)];
+  if (action === "dump") {
+    const leave = o.leave ?? "stopped";
+    if (leave === "stopped") args.push("--leave-stopped");
+    if (leave === "running") args.push("--leave-running");
+  }
+  if (o.shellJob) args.push("--shell-job");
+  if (o.tcpEstablished) args.push("--tcp-established");
+  if (o.networkLock) args.push("--network-lock", o.networkLock);
+  if (o.prevImagesDir) args.push("--prev-images-dir", o.prevImagesDir);
+  if (o.trackMem) args.push("--track-mem");
+  if (o.lazyPages) args.push("--lazy-pages");
+  if (o.pageServer) {
+    args.push("--page-server", "--address", o.pageServer.address);
+    args.push("--port", String(o.pageServer.port));
+  } else if (o.listen) {
+    args.push("--address", o.listen.address, "--port", String(o.listen.port));
+  }
+  return [...args, ...(o.extraArgs ?? [])];
+}
+
+/** Checkpoint the tree under `options.pid` into `options.dir`. */
+export async function criuDump(options: DumpOptions): Promise<CriuRun> {
+  return await runCriu("dump", dumpArgs(options, "dump"), options);
+}
+
+/** Pre-dump the memory of the tree (needs soft-dirty; the tree keeps running). */
+export async function criuPreDump(options: DumpOptions): Promise<CriuRun> {
+  return await runCriu("pre-dump", dumpArgs(options, "pre-dump"), options);
+}
+
+/** Options of {@linkcode criuRestore}. */
+export interface RestoreOptions extends CriuCommonOptions {
+  /** The tree is a shell job. @default false */
+  shellJob?: boolean;
+  /** Restore established TCP connections. @default false */
+  tcpEstablished?: boolean;
+  /** Fetch pages lazily from a `criu lazy-pages` daemon on the same images dir. @default false */
+  lazyPages?: boolean;
+  /** Where to write the restored root's host pid. @default `<dir>/restored.pid` */
+  pidfile?: string;
+}
+
+/** The `criu restore` arguments for `options`. */
+export function restoreArgs(options: RestoreOptions): string[] {
+  const o = options;
+  const args = ["restore", "-d", "-D", o.dir, ...logArgs(o, "restore")];
+  args.push("--pidfile", o.pidfile ?? `${o.dir}/restored.pid`);
+  if (o.shellJob) args.push("--shell-job");
+  if (o.tcpEstablished) args.push("--tcp-established");
+  if (o.lazyPages) args.push("--lazy-pages");
+  return [...args, ...(o.extraArgs ?? [])];
+}
+
+/** Restore the tree dumped in `options.dir`, detached; returns the restored root's host pid. */
+export async function criuRestore(options: RestoreOptions): Promise<CriuRun & { pid: number }> {
+  const run = await runCriu("restore", restoreArgs(options), options);
+  const pidfile = options.pidfile ?? `${options.dir}/restored.pid`;
+  const pid = Number((await Deno.readTextFile(pidfile)).trim());
+  if (!Number.isSafeInteger(pid) || pid <= 0) {
+    throw new CriuError("restore", 0, `pidfile ${pidfile} holds no pid`, run.logFile);
+  }
+  return { ...run, pid };
+}
+
+/** A long-running CRIU daemon (page server, lazy-pages). */
+export interface CriuDaemon {
+  /** Its pid. */
+  pid: number;
+  /** Resolves with its exit code. */
+  status: Promise<number>;
+  /** Kill it (SIGKILL) and wait. */
+  stop(): Promise<void>;
+}
+
+/** Start `criu page-server` receiving pages into `dir`, listening on `address:port`. */
+export function criuPageServer(
+  options: CriuCommonOptions & { address: string; port: number },
+): CriuDaemon {
+  return spawnDaemon([
+    "page-server",
+    "-D",
+    options.dir,
+    ...logArgs(options, "page-server"),
+    "--address",
+    options.address,
+    "--port",
+    String(options.port),
+    ...(options.extraArgs ?? []),
+  ], options);
+}
+
+/**
+ * Start `criu lazy-pages` on images in `dir`, fetching missing pages from the dump's page server
+ * at `address:port`.
+ */
+export function criuLazyPages(
+  options: CriuCommonOptions & { address: string; port: number },
+): CriuDaemon {
+  return spawnDaemon([
+    "lazy-pages",
+    "--page-server",
+    "-D",
+    options.dir,
+    ...logArgs(options, "lazy-pages"),
+    "--address",
+    options.address,
+    "--port",
+    String(options.port),
+    ...(options.extraArgs ?? []),
+  ], options);
+}
+
+function logArgs(o: CriuCommonOptions, action: string): string[] {
+  return ["-v4", "-o", o.logName ?? `${action}.log`];
+}
+
+async function runCriu(action: string, args: string[], o: CriuCommonOptions): Promise<CriuRun> {
+  o.signal?.throwIfAborted();
+  const criu = o.criu ?? requireCriu().path;
+  const logFile = `${o.dir}/${o.logName ?? `${action}.log`}`;
+  const started = performance.now();
+  const child = new Deno.Command(criu, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let killed = false;
+  const kill = () => {
+    killed = true;
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+  };
+  const timer = setTimeout(kill, o.timeoutMs ?? 120_000);
+  o.signal?.addEventListener("abort", kill, { once: true });
+  try {
+    const out = await child.output();
+    const ms = performance.now() - started;
+    if (out.code !== 0 || killed) {
+      const stderr = new TextDecoder().decode(out.stderr).trim();
+      throw new CriuError(
+        action,
+        killed ? -1 : out.code,
+        killed ? `killed after ${o.timeoutMs ?? 120_000} ms` : await logTail(logFile, stderr),
+        logFile,
+      );
+    }
+    return { ms, logFile };
+  } finally {
+    clearTimeout(timer);
+    o.signal?.removeEventListener("abort", kill);
+  }
+}
+
+function spawnDaemon(args: string[], o: CriuCommonOptions): CriuDaemon {
+  const criu = o.criu ?? requireCriu().path;
+  const child = new Deno.Command(criu, {
+    args,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const status = child.status.then((s) => s.code);
+  return {
+    pid: child.pid,
+    status,
+    stop: async () => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await status;
+    },
+  };
+}
+
+/** The error lines at the end of a CRIU log (or `fallback` when there is no log). */
+export async function logTail(logFile: string, fallback = ""): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(logFile);
+  } catch {
+    return fallback || "(no log)";
+  }
+  const lines = text.split("\n").filter((l) => /Error|error|Warn/.test(l));
+  const tail = (lines.length ? lines : text.split("\n").filter((l) => l.trim())).slice(-4);
+  return tail.map((l) => l.replace(/^\([\d.]+\)\s*/, "").trim()).join(" | ") || fallback;
+}

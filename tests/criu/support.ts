@@ -1,0 +1,73 @@
+/**
+ * Test helpers for CRIU tests: require a working CRIU, and start the memcheck workload in its
+ * own pid namespace.
+ *
+ * @module
+ */
+import { locateCriu } from "../../src/criu/locate.ts";
+import { type IsolatedWorkload, launchIsolated } from "../../src/engine/launch.ts";
+import { requireRoot } from "../support/env.ts";
+import { buildWorkload } from "../support/workloads.ts";
+
+/** Throw unless running as root with a CRIU binary; returns its path. */
+export function requireCriuBinary(): string {
+  requireRoot("CRIU dump/restore need root");
+  const found = locateCriu();
+  if (!found) {
+    throw new Error("this test needs CRIU: run 'deno run -A main.ts doctor --fix' first");
+  }
+  return found.path;
+}
+
+/** A memcheck workload with its output file. */
+export interface Memcheck extends IsolatedWorkload {
+  /** Its stdout file. */
+  out: string;
+  /** The directory holding the output. */
+  dir: string;
+  /** Last line matching `re` in its output, or undefined. */
+  last(re: RegExp): string | undefined;
+  /** Wait (bounded) until a line matching `re` appears after `from` lines; returns it. */
+  waitFor(re: RegExp, timeoutMs?: number, from?: number): Promise<string>;
+  /** Number of lines written so far. */
+  lines(): number;
+}
+
+/** Start memcheck with `args` in its own pid namespace; waits for its "ready" line. */
+export async function startMemcheck(args: string[] = []): Promise<Memcheck> {
+  const exe = buildWorkload("memcheck");
+  const dir = Deno.makeTempDirSync({ prefix: "u2cm-memcheck-" });
+  const out = `${dir}/stdout`;
+  const w = await launchIsolated({ cmd: exe, args, stdout: out, stderr: `${dir}/stderr` });
+  const read = () => {
+    try {
+      return Deno.readTextFileSync(out).split("\n").filter((l) => l !== "");
+    } catch {
+      return [];
+    }
+  };
+  const m: Memcheck = {
+    ...w,
+    out,
+    dir,
+    lines: () => read().length,
+    last: (re) => read().filter((l) => re.test(l)).pop(),
+    waitFor: async (re, timeoutMs = 10_000, from = 0) => {
+      const until = performance.now() + timeoutMs;
+      for (let i = 0; i < 10_000 && performance.now() < until; i++) {
+        const hit = read().slice(from).find((l) => re.test(l));
+        if (hit) return hit;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`memcheck never printed ${re} (last: ${read().slice(-3).join(" / ")})`);
+    },
+  };
+  await m.waitFor(/^ready/);
+  return m;
+}
+
+/** The tick counter of a "tick N pid P gen G ok" line. */
+export function tickOf(line: string | undefined): number {
+  const m = /^tick (\d+)/.exec(line ?? "");
+  return m ? Number(m[1]) : -1;
+}
