@@ -6,9 +6,11 @@
 import { Command } from "commander";
 import { CliError, ExitCode } from "./errors.ts";
 import { register as registerTrace } from "./trace.ts";
-import { register as registerDoctor } from "./doctor.ts";
+import { register as registerPredictEval } from "./predict_eval.ts";
 import { register as registerInit } from "./init.ts";
 import { register as registerPeer } from "./peer.ts";
+import { register as registerSimulate } from "./simulate.ts";
+import { register as registerDoctor } from "./doctor.ts";
 
 export { CliError, ExitCode } from "./errors.ts";
 
@@ -18,9 +20,11 @@ export type CommandRegistrar = (program: Command) => void;
 /** The sub-commands, in `--help` order. Each module exports `register`. */
 const REGISTRARS: CommandRegistrar[] = [
   registerTrace,
-  registerDoctor,
+  registerPredictEval,
   registerInit,
   registerPeer,
+  registerSimulate,
+  registerDoctor,
 ];
 
 /** Build the commander program with every registered sub-command. */

@@ -1,0 +1,175 @@
+/**
+ * `u2cm predict-eval`: score the dirty-page predictors on traces, leave-one-workload-out.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import {
+  createPredictor,
+  evaluateTrace,
+  heldOutModelFile,
+  loadModel,
+  ModelError,
+  type ModelKind,
+  type OnnxModel,
+  type PredictorMode,
+} from "../predict/mod.ts";
+import type { Trace } from "../trace/mod.ts";
+import { readTraceArgument } from "./trace_input.ts";
+import { CliError, ExitCode } from "./errors.ts";
+import { parseChoice, parsePositiveInt } from "./options.ts";
+
+const MODES = ["u2c", "last-value", "phase1-only", "lstm"] as const;
+const FORMATS = ["json", "table"] as const;
+
+/** Options of `predict-eval`, with their defaults. */
+interface PredictEvalOptions {
+  /** Trace files. */
+  traces: string[];
+  /** Output format. @default "table" */
+  format: string;
+  /** Models directory. @default "models" */
+  modelsDir: string;
+  /** Comma-separated models to score. @default all */
+  models: string;
+  /** Rounds observed before scoring. @default "16" */
+  warmup: string;
+}
+
+/** One row of the JSON output. */
+export interface PredictEvalResult {
+  /** Trace file. */
+  trace: string;
+  /** Model name. */
+  model: string;
+  /** Horizon step (1-based). */
+  horizon: number;
+  /** F1 of the dirty class. */
+  f1: number;
+  /** Precision of the dirty class. */
+  precision: number;
+  /** Recall of the dirty class. */
+  recall: number;
+  /** Accuracy over all pages. */
+  accuracy: number;
+  /** Mean absolute percentage error of the predicted dirty-page count. */
+  count_mape: number;
+}
+
+/** Add `predict-eval` to the program. */
+export function register(program: Command): void {
+  program
+    .command("predict-eval")
+    .description("score the dirty-page predictors on traces (leave-one-workload-out)")
+    .requiredOption("--traces <files...>", "trace files (.u2ct or .u2ct.gz)")
+    .option("--format <format>", `output: ${FORMATS.join("|")}`, "table")
+    .option("--models-dir <dir>", "directory with the .onnx models", "models")
+    .option("--models <list>", `comma-separated: ${MODES.join(",")}`, MODES.join(","))
+    .option("--warmup <rounds>", "rounds observed before scoring starts", "16")
+    .action(async (opts: PredictEvalOptions) => await runPredictEval(opts));
+}
+
+async function runPredictEval(opts: PredictEvalOptions): Promise<void> {
+  const format = parseChoice("--format", opts.format, FORMATS);
+  const warmup = parsePositiveInt("--warmup", opts.warmup);
+  const modes = opts.models.split(",").map((m) => parseChoice("--models", m.trim(), MODES));
+  const results: PredictEvalResult[] = [];
+  const cache = new Map<string, OnnxModel>();
+  for (const file of opts.traces) {
+    const trace = await loadTrace(file, warmup);
+    const workload = trace.header.workload?.name ?? file.split("/").pop()!.split(/[-.]/)[0];
+    for (const mode of modes) {
+      const model = mode === "u2c" || mode === "lstm"
+        ? await modelFor(opts.modelsDir, mode, workload, cache, trace, file)
+        : undefined;
+      const predictor = createPredictor({
+        mode: mode as PredictorMode,
+        model,
+        horizon: 3,
+        pageSize: trace.header.pageSize,
+        featureCount: trace.header.featureNames.length,
+      });
+      for (const s of await evaluateTrace(trace, predictor, { warmup })) {
+        results.push({
+          trace: file,
+          model: mode,
+          horizon: s.horizon,
+          f1: round4(s.f1),
+          precision: round4(s.precision),
+          recall: round4(s.recall),
+          accuracy: round4(s.accuracy),
+          count_mape: round4(s.count_mape),
+        });
+      }
+    }
+  }
+  if (format === "json") console.log(JSON.stringify({ results }));
+  else printTable(results);
+}
+
+async function loadTrace(file: string, warmup: number): Promise<Trace> {
+  const trace = await readTraceArgument(file);
+  if (trace.rounds.length < warmup + 2) {
+    throw new CliError(
+      `${file}: trace has ${trace.rounds.length} rounds; scoring needs at least ${warmup + 2} ` +
+        `(--warmup ${warmup} plus one predicted round)`,
+      ExitCode.BadInput,
+    );
+  }
+  return trace;
+}
+
+async function modelFor(
+  dir: string,
+  kind: ModelKind,
+  workload: string,
+  cache: Map<string, OnnxModel>,
+  trace: Trace,
+  traceFile: string,
+): Promise<OnnxModel> {
+  let model: OnnxModel;
+  try {
+    const file = heldOutModelFile(dir, kind, workload);
+    model = cache.get(file) ?? await loadModel(file);
+    cache.set(file, model);
+  } catch (e) {
+    if (e instanceof ModelError) throw new CliError(e.message, ExitCode.BadInput);
+    throw e;
+  }
+  if (trace.header.pageSize !== 4096) {
+    throw new CliError(
+      `${traceFile}: page size ${trace.header.pageSize}; the models were trained on 4096-byte pages`,
+      ExitCode.BadInput,
+    );
+  }
+  if (trace.header.featureNames.length !== model.meta.featureCount) {
+    throw new CliError(
+      `${traceFile}: trace has ${trace.header.featureNames.length} features, model ${model.file} ` +
+        `expects ${model.meta.featureCount} (record the trace with this u2cm version)`,
+      ExitCode.BadInput,
+    );
+  }
+  return model;
+}
+
+function round4(v: number): number {
+  return Math.round(v * 10000) / 10000;
+}
+
+function printTable(rows: PredictEvalResult[]): void {
+  const head = ["trace", "model", "h", "f1", "precision", "recall", "accuracy", "count_mape"];
+  const cells = rows.map((r) => [
+    r.trace.split("/").pop()!,
+    r.model,
+    String(r.horizon),
+    r.f1.toFixed(3),
+    r.precision.toFixed(3),
+    r.recall.toFixed(3),
+    r.accuracy.toFixed(4),
+    r.count_mape.toFixed(3),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) => c.map((v, i) => (i < 2 ? v.padEnd : v.padStart).call(v, widths[i]));
+  console.log(line(head).join("  "));
+  for (const c of cells) console.log(line(c).join("  "));
+}

@@ -1,0 +1,12 @@
+/**
+ * The two-phase dirty-page predictor: page histories, phase 1 (stability + data shift), the
+ * phase-2 ONNX model, the online predictor and trace evaluation.
+ *
+ * @module
+ */
+export * from "./history.ts";
+export * from "./phase1.ts";
+export * from "./onnx.ts";
+export * from "./online.ts";
+export * from "./evaluate.ts";
+export * from "./loo.ts";

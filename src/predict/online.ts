@@ -1,0 +1,192 @@
+/**
+ * The online predictor: feed tracker rounds with `observe`, ask `predict` for per-page dirty
+ * probabilities for the next `horizon` rounds and the expected dirty-page count per step.
+ *
+ * Modes: `u2c` (phase 1 for stable pages, the phase-2 model for unstable ones), `lstm` (a model
+ * for every page, no phase split), `phase1-only` (data shift for every page), `last-value`
+ * (a page dirty in the latest round is predicted dirty).
+ *
+ * @module
+ */
+import { CHANNELS, PageHistory, type RoundInput, writeWindow } from "./history.ts";
+import type { OnnxModel } from "./onnx.ts";
+import { dataShift, DEFAULT_PHASE1, isStable, type Phase1Params } from "./phase1.ts";
+
+/** Predictor modes. */
+export type PredictorMode = "u2c" | "lstm" | "phase1-only" | "last-value";
+
+/** Options of {@linkcode createPredictor}. */
+export interface PredictorOptions {
+  /** Rounds to predict. @default 3 */
+  horizon?: number;
+  /** Phase-2 model; needed by `u2c` and `lstm`. */
+  model?: OnnxModel;
+  /** Which predictor. @default "u2c" when a model is given, else "phase1-only" */
+  mode?: PredictorMode;
+  /** Phase-1 parameters. @default DEFAULT_PHASE1 */
+  phase1?: Phase1Params;
+  /** Bytes per page. @default 4096 */
+  pageSize?: number;
+  /** Feature values per round. @default 0 */
+  featureCount?: number;
+}
+
+/**
+ * One prediction. `probs.get(mappingId)[h]` is a `Float32Array` over the mapping's pages with
+ * the probability that each page is dirtied in round `h + 1` from now; `expectedDirty[h]` is
+ * the sum over all pages (the expected dirty-page count).
+ */
+export interface Prediction {
+  /** Rounds predicted. */
+  horizon: number;
+  /** Per mapping id: one probability array per horizon step. */
+  probs: Map<number, Float32Array[]>;
+  /** Expected dirty pages per horizon step. */
+  expectedDirty: Float64Array;
+  /** Pages sent to the phase-2 model this round. */
+  modelPages: number;
+}
+
+/** A stateful page-level dirty predictor. */
+export interface Predictor {
+  /** The histories it keeps. */
+  readonly history: PageHistory;
+  /** Feed one round. */
+  observe(round: RoundInput): void;
+  /** Predict the next `horizon` rounds from everything observed so far. */
+  predict(): Promise<Prediction>;
+}
+
+/**
+ * Create a predictor.
+ *
+ * @param options horizon, model, mode, phase-1 parameters
+ */
+export function createPredictor(options: PredictorOptions = {}): Predictor {
+  const model = options.model;
+  const mode = options.mode ?? (model ? "u2c" : "phase1-only");
+  if ((mode === "u2c" || mode === "lstm") && !model) {
+    throw new Error(`predictor mode ${mode} needs a model`);
+  }
+  const horizon = options.horizon ?? model?.meta.horizon ?? 3;
+  if (model && horizon > model.meta.horizon) {
+    throw new Error(`model predicts ${model.meta.horizon} rounds, asked for ${horizon}`);
+  }
+  const p1 = options.phase1 ?? DEFAULT_PHASE1;
+  const featureCount = options.featureCount ?? model?.meta.featureCount ?? 0;
+  const history = new PageHistory(options.pageSize ?? 4096, featureCount);
+  const batch = new Batch(model);
+  return {
+    history,
+    observe: (round) => history.observe(round),
+    async predict() {
+      const probs = new Map<number, Float32Array[]>();
+      batch.reset();
+      for (const h of history.mappings.values()) {
+        const out = Array.from({ length: horizon }, () => new Float32Array(h.pages));
+        probs.set(h.id, out);
+        for (let page = 0; page < h.pages; page++) {
+          const bits = h.dirty[page];
+          if (mode === "last-value") {
+            const v = bits & 1;
+            for (let s = 0; s < horizon; s++) out[s][page] = v;
+          } else if (mode === "phase1-only" || (mode === "u2c" && isStable(bits, p1, h.age))) {
+            const v = dataShift(bits, p1);
+            for (let s = 0; s < horizon; s++) out[s][page] = v;
+          } else {
+            batch.add(h, page, out, history.features);
+          }
+        }
+      }
+      const modelPages = await batch.flush(horizon, history.features);
+      const expectedDirty = new Float64Array(horizon);
+      for (const out of probs.values()) {
+        for (let s = 0; s < horizon; s++) {
+          let sum = 0;
+          const a = out[s];
+          for (let i = 0; i < a.length; i++) sum += a[i];
+          expectedDirty[s] += sum;
+        }
+      }
+      return { horizon, probs, expectedDirty, modelPages };
+    },
+  };
+}
+
+/** Collects the pages of one round for a single batched model run. */
+class Batch {
+  private x: Float32Array<ArrayBuffer> = new Float32Array(0);
+  private f: Float32Array<ArrayBuffer> = new Float32Array(0);
+  private targets: { out: Float32Array[]; page: number }[] = [];
+  private zero: { out: Float32Array[]; page: number }[] = [];
+
+  constructor(private readonly model?: OnnxModel) {}
+
+  reset(): void {
+    this.targets = [];
+    this.zero = [];
+  }
+
+  add(
+    h: import("./history.ts").MappingHistory,
+    page: number,
+    out: Float32Array[],
+    features: Float32Array,
+  ): void {
+    const meta = this.model!.meta;
+    const mask = meta.window >= 32 ? 0xffffffff : (1 << meta.window) - 1;
+    // Pages whose own and neighbours' windows are all clean (and fully observed) share one
+    // input: run it once.
+    if (h.age >= meta.window && allClean(h, page, meta.radius, mask)) {
+      this.zero.push({ out, page });
+      return;
+    }
+    const n = this.targets.length;
+    const stride = meta.window * CHANNELS;
+    this.x = grow(this.x, (n + 1) * stride);
+    this.f = grow(this.f, (n + 1) * meta.featureCount);
+    writeWindow(h, page, meta.window, meta.radius, this.x, n * stride);
+    this.f.set(features.subarray(0, meta.featureCount), n * meta.featureCount);
+    this.targets.push({ out, page });
+  }
+
+  async flush(horizon: number, features: Float32Array): Promise<number> {
+    if (!this.model) return 0;
+    const meta = this.model.meta;
+    const n = this.targets.length;
+    if (this.zero.length > 0) {
+      const x = this.x = grow(this.x, (n + 1) * meta.window * CHANNELS);
+      x.fill(0, n * meta.window * CHANNELS, (n + 1) * meta.window * CHANNELS);
+      this.f = grow(this.f, (n + 1) * meta.featureCount);
+      this.f.set(features.subarray(0, meta.featureCount), n * meta.featureCount);
+    }
+    const rows = n + (this.zero.length > 0 ? 1 : 0);
+    const p = await this.model.run(this.x, this.f, rows);
+    for (let i = 0; i < n; i++) {
+      const t = this.targets[i];
+      for (let s = 0; s < horizon; s++) t.out[s][t.page] = p[i * meta.horizon + s];
+    }
+    for (const t of this.zero) {
+      for (let s = 0; s < horizon; s++) t.out[s][t.page] = p[n * meta.horizon + s];
+    }
+    return rows;
+  }
+}
+
+function allClean(
+  h: import("./history.ts").MappingHistory,
+  page: number,
+  radius: number,
+  mask: number,
+): boolean {
+  const lo = Math.max(0, page - radius), hi = Math.min(h.pages - 1, page + radius);
+  for (let q = lo; q <= hi; q++) if (((h.dirty[q] | h.access[q]) & mask) !== 0) return false;
+  return true;
+}
+
+function grow(a: Float32Array<ArrayBuffer>, need: number): Float32Array<ArrayBuffer> {
+  if (a.length >= need) return a;
+  const b = new Float32Array(Math.max(need, a.length * 2, 1024));
+  b.set(a);
+  return b;
+}

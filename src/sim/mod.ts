@@ -1,0 +1,12 @@
+/**
+ * The trace-driven migration simulator: timeline, prediction hook, replay, oracle, comparison.
+ *
+ * @module
+ */
+export * from "./timeline.ts";
+export * from "./provider.ts";
+export * from "./simulate.ts";
+export * from "./oracle.ts";
+export * from "./compare.ts";
+export * from "./link.ts";
+export * from "./costs.ts";
