@@ -11,6 +11,8 @@ import { register as registerInit } from "./init.ts";
 import { register as registerPeer } from "./peer.ts";
 import { register as registerSimulate } from "./simulate.ts";
 import { register as registerDoctor } from "./doctor.ts";
+import { register as registerGlobalOptions } from "./global_options.ts";
+import { register as registerInstall } from "./install.ts";
 
 export { CliError, ExitCode } from "./errors.ts";
 
@@ -25,6 +27,8 @@ const REGISTRARS: CommandRegistrar[] = [
   registerPeer,
   registerSimulate,
   registerDoctor,
+  registerGlobalOptions,
+  registerInstall,
 ];
 
 /** Build the commander program with every registered sub-command. */
