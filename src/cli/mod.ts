@@ -13,6 +13,7 @@ import { register as registerSimulate } from "./simulate.ts";
 import { register as registerDoctor } from "./doctor.ts";
 import { register as registerGlobalOptions } from "./global_options.ts";
 import { register as registerInstall } from "./install.ts";
+import { register as registerReport } from "./report.ts";
 
 export { CliError, ExitCode } from "./errors.ts";
 
@@ -29,6 +30,7 @@ const REGISTRARS: CommandRegistrar[] = [
   registerDoctor,
   registerGlobalOptions,
   registerInstall,
+  registerReport,
 ];
 
 /** Build the commander program with every registered sub-command. */
