@@ -11,3 +11,4 @@ export * from "./pagemap.ts";
 export * from "./pages.ts";
 export * from "./protobuf.ts";
 export * from "./pstree.ts";
+export * from "./stats.ts";

@@ -1,0 +1,72 @@
+/**
+ * The engine's view of the destination: one migration's channel to a peer agent (src/peer
+ * implements it over the authenticated transport; {@linkcode LocalChannel} in-process), and the
+ * destination's page store as the restore handler reads it.
+ *
+ * @module
+ */
+
+/** A batch of pages of one process, keyed by the pid inside the tree's pid namespace. */
+export interface PageBatch {
+  /** Pid as CRIU names it (pstree.img; inside the tree's pid namespace). */
+  pid: number;
+  /** Page addresses. */
+  addresses: Float64Array;
+  /** `addresses.length * 4096` bytes of page contents. */
+  data: Uint8Array;
+  /** 16 bytes per page (the shim's page hash); computed by the channel when absent. */
+  hashes?: Uint8Array;
+}
+
+/** What the destination answers to a restore request. */
+export interface RestoreResult {
+  /** Whether the tree was restored and runs. */
+  ok: boolean;
+  /** Host pid of the restored root on the destination. */
+  pid?: number;
+  /** Why it failed. */
+  error?: string;
+  /** Milliseconds the destination spent restoring. */
+  restoreMs?: number;
+}
+
+/** A JSON restore request (the engine's parameters for {@linkcode restoreMigration}). */
+export type RestoreRequest = Record<string, unknown>;
+
+/** One migration's channel to the destination. */
+export interface MigrationChannel {
+  /** Store pages at the destination (queued; `flush` waits for them). */
+  sendPages(batch: PageBatch): Promise<void>;
+  /** The destination's page hashes for one process: address → 16-byte hash. */
+  remoteHashes(pid: number): Promise<Map<number, Uint8Array>>;
+  /** Store an image file in the migration's directory at the destination. */
+  sendFile(name: string, data: Uint8Array): Promise<void>;
+  /** Wait until everything sent so far is stored at the destination. */
+  flush(): Promise<void>;
+  /** Ask the destination to restore the tree. */
+  restore(request: RestoreRequest): Promise<RestoreResult>;
+  /** Abandon the migration (the destination discards it). */
+  abort(reason: string): Promise<void>;
+  /** Bytes put on the wire so far. */
+  readonly bytesSent: number;
+}
+
+/** The destination's pages of one migration, as the restore handler reads them. */
+export interface PageStoreView {
+  /** A page's contents, or undefined when the store lacks it. */
+  get(pid: number, addr: number): Uint8Array | undefined | Promise<Uint8Array | undefined>;
+  /** The pids with pages. */
+  pids(): number[] | Promise<number[]>;
+}
+
+/** What a restore handler gets from the agent. */
+export interface RestoreContext {
+  /** The migration's id. */
+  migrationId: string;
+  /** The migration's directory holding the image files sent. */
+  dir: string;
+  /** The pages sent. */
+  store: PageStoreView;
+  /** The engine's request. */
+  request: RestoreRequest;
+}

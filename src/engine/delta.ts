@@ -1,0 +1,238 @@
+/**
+ * The `delta` engine: u2cm's own pre-copy, which needs no soft-dirty. Rounds of changed pages
+ * (content-hash tracker) go to the destination's page store while the tree runs; then the tree
+ * is frozen and dumped by stock CRIU to local tmpfs, and only the pages whose hash differs from
+ * what the destination holds travel, with the other image files. The destination rebuilds the
+ * pages images and restores; once it confirms, the source copy is killed. Any failure before
+ * that resumes the source.
+ *
+ * @module
+ */
+import { decodeDumpStats, readDumpDir } from "../criu/images/mod.ts";
+import { criuDump } from "../criu/run.ts";
+import type { MigrationChannel } from "./channel.ts";
+import { imageFilesToSend } from "./files.ts";
+import { BATCH_PAGES, pageHashBytes } from "./page_reader.ts";
+import { precopy } from "./precopy.ts";
+import { isAlive, nsPids, signalAll, treePids } from "./proc.ts";
+import { type CpuThrottle, createThrottle } from "./throttle.ts";
+import {
+  type MigrationContext,
+  type MigrationEngine,
+  MigrationError,
+  type MigrationOutcome,
+  type PhaseTimes,
+} from "./types.ts";
+
+const PAGE = 4096;
+
+/** The delta engine. */
+export const deltaEngine: MigrationEngine = {
+  name: "delta",
+  migrate: (ctx) => migrateDelta(ctx),
+};
+
+/** Run a delta migration (pre-copy rounds, then a stop-and-copy of the difference). */
+export async function migrateDelta(ctx: MigrationContext): Promise<MigrationOutcome> {
+  const started = performance.now();
+  let throttle: CpuThrottle | undefined;
+  try {
+    throttle = ctx.throttle === false ? undefined : createThrottle(ctx.id, () => treePids(ctx.pid));
+  } catch {
+    throttle = undefined; // no cpu controller: policies asking to throttle just continue
+  }
+  let pre;
+  try {
+    ctx.onPhase?.("precopy");
+    pre = await precopy(ctx, throttle);
+  } catch (e) {
+    throttle?.release();
+    await ctx.channel.abort(`pre-copy failed: ${(e as Error).message}`).catch(() => {});
+    throw new MigrationError(
+      `pre-copy failed: ${(e as Error).message}`,
+      "precopy",
+      isAlive(ctx.pid),
+    );
+  }
+  throttle?.release();
+  const final = await stopAndCopy(ctx, [...new Set(pre.pidMap.values())]);
+  return {
+    engine: "delta",
+    policy: ctx.policy.name,
+    totalMs: performance.now() - started,
+    downtimeMs: final.downtimeMs,
+    bytesSent: ctx.channel.bytesSent,
+    precopyRounds: pre.rounds.length,
+    destPid: final.destPid,
+    rounds: pre.rounds,
+    phases: final.phases,
+    finalPages: final.pages,
+  };
+}
+
+/** What the final phase did. */
+export interface FinalPhase {
+  /** Freeze → restored tree running, in ms. */
+  downtimeMs: number;
+  /** Restored root pid on the destination. */
+  destPid: number;
+  /** Phase timings. */
+  phases: PhaseTimes;
+  /** Pages sent in the final phase. */
+  pages: number;
+}
+
+/**
+ * Freeze and dump the tree, send what the destination lacks, restore there, end the source.
+ * Resumes the source and throws {@linkcode MigrationError} on any failure before the
+ * destination confirms.
+ */
+export async function stopAndCopy(
+  ctx: MigrationContext,
+  knownNsPids: number[],
+): Promise<FinalPhase> {
+  const dir = `${ctx.workDir}/dump`;
+  await Deno.mkdir(dir, { recursive: true });
+  const sourcePids = treePids(ctx.pid);
+  const ownPidNs = nsPids(ctx.pid).at(-1) === 1;
+  const phases: PhaseTimes = { freeze_ms: 0, dump_ms: 0, transfer_ms: 0, restore_ms: 0 };
+  let phase: "frozen" | "restoring" = "frozen";
+  const freezeAt = performance.now();
+  try {
+    ctx.signal?.throwIfAborted();
+    ctx.onPhase?.("frozen");
+    ctx.onProgress?.({ kind: "phase", phase: "freeze" });
+    // Ask for the destination's hashes while CRIU dumps.
+    const remote = fetchRemoteHashes(ctx.channel, knownNsPids);
+    remote.catch(() => {});
+    const dump = await criuDump({ pid: ctx.pid, dir, leave: "stopped", signal: ctx.signal });
+    phases.dump_ms = dump.ms;
+    phases.freeze_ms = await freezeMs(dir, dump.ms);
+    ctx.onProgress?.({ kind: "phase", phase: "transfer" });
+    const transferAt = performance.now();
+    const images = await readDumpDir(dir);
+    const held = await remote;
+    let pages = 0;
+    for (const mem of images.memory) {
+      const file = `${dir}/${mem.pagesFile}`;
+      pages += await sendChangedPages(ctx.channel, mem.pid, mem.addresses, file, held.get(mem.pid));
+    }
+    for (const name of await imageFilesToSend(dir, true)) {
+      await ctx.channel.sendFile(name, await Deno.readFile(`${dir}/${name}`));
+    }
+    await ctx.channel.flush();
+    phases.transfer_ms = performance.now() - transferAt;
+    ctx.signal?.throwIfAborted();
+    phase = "restoring";
+    ctx.onPhase?.("restoring");
+    ctx.onProgress?.({ kind: "phase", phase: "restore" });
+    const restoreAt = performance.now();
+    const result = await ctx.channel.restore({ engine: "delta", rebuildPages: true });
+    phases.restore_ms = performance.now() - restoreAt;
+    if (!result.ok || result.pid === undefined) {
+      throw new Error(`destination could not restore: ${result.error ?? "no pid"}`);
+    }
+    const downtimeMs = performance.now() - freezeAt;
+    endSource(ctx.pid, sourcePids, ownPidNs);
+    ctx.onPhase?.("done");
+    ctx.onProgress?.({ kind: "phase", phase: "done" });
+    return { downtimeMs, destPid: result.pid, phases, pages };
+  } catch (e) {
+    signalAll(sourcePids, "SIGCONT");
+    ctx.onProgress?.({ kind: "phase", phase: "rollback" });
+    await ctx.channel.abort(`source rolled back: ${(e as Error).message}`).catch(() => {});
+    throw new MigrationError(
+      `${phase === "frozen" ? "stop-and-copy" : "restore"} failed: ${(e as Error).message}`,
+      phase,
+      isAlive(ctx.pid),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+async function fetchRemoteHashes(
+  channel: MigrationChannel,
+  pids: number[],
+): Promise<Map<number, Map<number, Uint8Array>>> {
+  const out = new Map<number, Map<number, Uint8Array>>();
+  for (const pid of pids) out.set(pid, await channel.remoteHashes(pid));
+  return out;
+}
+
+/** Pages read from a pages image per step of {@linkcode sendChangedPages}. */
+const READ_PAGES = 2048;
+
+/**
+ * Stream a dumped pages file, hash each page, and send those whose hash differs from the
+ * destination's (`held`); returns how many were sent.
+ */
+export async function sendChangedPages(
+  channel: MigrationChannel,
+  pid: number,
+  addresses: number[],
+  file: string,
+  held: Map<number, Uint8Array> | undefined,
+): Promise<number> {
+  const f = await Deno.open(file, { read: true });
+  const buf = new Uint8Array(READ_PAGES * PAGE);
+  let sent = 0;
+  try {
+    for (let base = 0; base < addresses.length; base += READ_PAGES) {
+      const count = Math.min(READ_PAGES, addresses.length - base);
+      const data = buf.subarray(0, count * PAGE);
+      let off = 0;
+      while (off < data.length) {
+        const n = f.readSync(data.subarray(off));
+        if (n === null || n === 0) {
+          throw new Error(`${file} ends early at page ${base + off / PAGE}`);
+        }
+        off += n;
+      }
+      const hashes = pageHashBytes(data);
+      const changed: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const have = held?.get(addresses[base + i]);
+        if (!have || !sameHash(have, hashes, i * 16)) changed.push(i);
+      }
+      for (let i = 0; i < changed.length; i += BATCH_PAGES) {
+        const idx = changed.slice(i, i + BATCH_PAGES);
+        const batch = new Uint8Array(idx.length * PAGE);
+        const h = new Uint8Array(idx.length * 16);
+        idx.forEach((k, n) => {
+          batch.set(data.subarray(k * PAGE, (k + 1) * PAGE), n * PAGE);
+          h.set(hashes.subarray(k * 16, k * 16 + 16), n * 16);
+        });
+        await channel.sendPages({
+          pid,
+          addresses: Float64Array.from(idx.map((k) => addresses[base + k])),
+          data: batch,
+          hashes: h,
+        });
+      }
+      sent += changed.length;
+    }
+  } finally {
+    f.close();
+  }
+  return sent;
+}
+
+function sameHash(a: Uint8Array, all: Uint8Array, at: number): boolean {
+  for (let i = 0; i < 16; i++) if (a[i] !== all[at + i]) return false;
+  return true;
+}
+
+async function freezeMs(dir: string, fallback: number): Promise<number> {
+  try {
+    return decodeDumpStats(await Deno.readFile(`${dir}/stats-dump`)).freezingUs / 1000;
+  } catch {
+    return fallback;
+  }
+}
+
+/** Kill the stopped source tree once the destination runs it. */
+function endSource(root: number, pids: number[], ownPidNs: boolean): void {
+  if (ownPidNs) signalAll([root], "SIGKILL");
+  signalAll(pids, "SIGKILL");
+}

@@ -1,0 +1,28 @@
+/**
+ * Which files of a CRIU dump directory travel to the destination, and how they are named.
+ *
+ * @module
+ */
+
+/** Image file names: a letter or digit, then letters, digits, '.', '_' or '-' (≤ 128). */
+export const IMAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Whether `name` is a plain file name safe inside a migration directory. */
+export function isValidImageName(name: string): boolean {
+  return IMAGE_NAME_RE.test(name) && name !== "." && name !== "..";
+}
+
+/**
+ * The files of a dump directory to send: everything but CRIU's logs, pid files, sockets and —
+ * when the destination rebuilds them from its page store — the raw `pages-N.img` files.
+ */
+export async function imageFilesToSend(dir: string, rebuildPages: boolean): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (!e.isFile || !isValidImageName(e.name)) continue;
+    if (e.name.endsWith(".log") || e.name.endsWith(".pid")) continue;
+    if (rebuildPages && /^pages-\d+\.img$/.test(e.name)) continue;
+    names.push(e.name);
+  }
+  return names.sort();
+}

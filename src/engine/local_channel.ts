@@ -1,0 +1,99 @@
+/**
+ * An in-process {@linkcode MigrationChannel}: the "destination" is a directory on this machine
+ * (image files) with an in-memory page store, and the migration's image files, restored by the same handler peer
+ * agents run. For same-machine migrations, tests of the engines, and development.
+ *
+ * @module
+ */
+import { isValidImageName } from "./files.ts";
+import type { MigrationChannel, PageBatch, RestoreRequest, RestoreResult } from "./channel.ts";
+import { LocalPageStore } from "./page_store.ts";
+import { restoreMigration } from "./restore.ts";
+
+/** Options of {@linkcode LocalChannel}. */
+export interface LocalChannelOptions {
+  /** The destination directory (created). */
+  dir: string;
+  /** The migration's id. */
+  migrationId: string;
+  /** Restore handler. @default restoreMigration */
+  onRestore?: typeof restoreMigration;
+}
+
+/** A migration channel to a directory on this machine. */
+export class LocalChannel implements MigrationChannel {
+  readonly #store: LocalPageStore;
+  readonly #images: string;
+  readonly #id: string;
+  readonly #onRestore: typeof restoreMigration;
+  #bytes = 0;
+  #aborted?: string;
+
+  /** @param options the directory and migration id */
+  constructor(options: LocalChannelOptions) {
+    this.#images = `${options.dir}/images`;
+    Deno.mkdirSync(this.#images, { recursive: true });
+    this.#store = new LocalPageStore();
+    this.#id = options.migrationId;
+    this.#onRestore = options.onRestore ?? restoreMigration;
+  }
+
+  /** The images directory. */
+  get imagesDir(): string {
+    return this.#images;
+  }
+
+  /** Bytes sent so far. */
+  get bytesSent(): number {
+    return this.#bytes;
+  }
+
+  sendPages(batch: PageBatch): Promise<void> {
+    this.#check();
+    this.#store.put(batch.pid, batch.addresses, batch.data, batch.hashes);
+    this.#bytes += batch.data.length + batch.addresses.length * (8 + 16);
+    return Promise.resolve();
+  }
+
+  remoteHashes(pid: number): Promise<Map<number, Uint8Array>> {
+    this.#check();
+    return Promise.resolve(this.#store.hashes(pid));
+  }
+
+  async sendFile(name: string, data: Uint8Array): Promise<void> {
+    this.#check();
+    if (!isValidImageName(name)) throw new Error(`refusing image file name '${name}'`);
+    await Deno.writeFile(`${this.#images}/${name}`, data);
+    this.#bytes += data.length + name.length;
+  }
+
+  flush(): Promise<void> {
+    this.#check();
+    return Promise.resolve();
+  }
+
+  async restore(request: RestoreRequest): Promise<RestoreResult> {
+    this.#check();
+    return await this.#onRestore({
+      migrationId: this.#id,
+      dir: this.#images,
+      store: this.#store,
+      request,
+    });
+  }
+
+  abort(reason: string): Promise<void> {
+    this.#aborted = reason;
+    this.#store.clear();
+    return Promise.resolve();
+  }
+
+  /** Drop the stored pages. */
+  close(): void {
+    this.#store.clear();
+  }
+
+  #check(): void {
+    if (this.#aborted !== undefined) throw new Error(`migration aborted: ${this.#aborted}`);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * The live pre-copy loop shared by the delta and hybrid engines: scan the tree with the dirty
+ * tracker, ask the policy, send the pending pages (minus those it defers) while the workload
+ * runs, repeat — until the policy says stop-and-copy or post-copy, or the round limit is hit.
+ *
+ * @module
+ */
+import type { Decision, PolicyState, RoundRecord } from "../policy/types.ts";
+import { MovingWindowProvider } from "../sim/provider.ts";
+import { createTracker } from "../tracker/mod.ts";
+import { type Mapping, type PageSet, pageSetSize } from "../tracker/types.ts";
+import { PageReader, sendLivePages } from "./page_reader.ts";
+import { subtractPages, unionPages } from "./pageset.ts";
+import { pidNamespaceMap } from "./proc.ts";
+import type { CpuThrottle } from "./throttle.ts";
+import type { MigrationContext, RoundReport } from "./types.ts";
+
+/** Downtime the final phase costs whatever is pending (freeze, dump, restore), in ms. */
+export const FIXED_DOWNTIME_MS = 150;
+
+/** How pre-copy ended. */
+export interface PrecopyResult {
+  /** What the final phase should be. */
+  final: "stop-and-copy" | "post-copy";
+  /** The rounds run. */
+  rounds: RoundReport[];
+  /** Host pid → pid in the tree's namespace. */
+  pidMap: Map<number, number>;
+  /** Last link estimate in bytes/s. */
+  linkBps: number;
+}
+
+/** Run pre-copy rounds for `ctx` until the policy stops them. */
+export async function precopy(
+  ctx: MigrationContext,
+  throttle?: CpuThrottle,
+): Promise<PrecopyResult> {
+  const maxRounds = ctx.maxRounds ?? 30;
+  const minRoundMs = ctx.minRoundMs ?? 50;
+  const tracker = createTracker({ pid: ctx.pid, backend: "auto" });
+  const provider = new MovingWindowProvider(20, 3);
+  const pidMap = pidNamespaceMap(ctx.pid);
+  const mappings = new Map<number, Mapping>();
+  const readers = new Map<number, PageReader>();
+  const rounds: RoundReport[] = [];
+  const records: RoundRecord[] = [];
+  let linkBps = 125e6; // a 1 Gbit/s guess until the first round measures the link
+  const rttMs = 1;
+  const wireBytesPerPage = 4096 + 24;
+  try {
+    let scan = tracker.scan();
+    let lastScan = performance.now();
+    absorb(scan.added, scan.removed);
+    let pending: PageSet = scan.dirty;
+    let resident = scan.residentPages;
+    for (let r = 0; r < maxRounds; r++) {
+      ctx.signal?.throwIfAborted();
+      const pendingPages = pageSetSize(pending);
+      const prediction = r === 0 ? undefined : provider.view({
+        pendingPages,
+        bandwidthBps: linkBps,
+        rttMs,
+        wireBytesPerPage,
+        throttlePercent: throttle?.percent ?? 0,
+        nowMs: performance.now(),
+      });
+      const state: PolicyState = {
+        rounds: records,
+        pendingPages,
+        pending,
+        link: { bandwidthBps: linkBps, rttMs },
+        pageSize: 4096,
+        wireBytesPerPage,
+        totalPages: resident,
+        throttlePercent: throttle?.percent ?? 0,
+        fixedDowntimeMs: FIXED_DOWNTIME_MS,
+        maxDowntimeMs: ctx.maxDowntimeMs,
+        downtimeSlack: ctx.downtimeSlack ?? 0.1,
+        prediction,
+      };
+      const decision: Decision = ctx.policy.decide(state);
+      if (decision.action === "stop-and-copy" || decision.action === "post-copy") {
+        return { final: decision.action, rounds, pidMap, linkBps };
+      }
+      if (decision.action === "throttle" && throttle && ctx.throttle !== false) {
+        throttle.set(decision.percent);
+      }
+      const deferred = decision.defer;
+      const toSend = subtractPages(pending, deferred);
+      const started = performance.now();
+      const bytesBefore = ctx.channel.bytesSent;
+      const sent = await sendPageSet(ctx, toSend, mappings, pidMap, readers);
+      await ctx.channel.flush();
+      const sendMs = performance.now() - started;
+      const bytes = ctx.channel.bytesSent - bytesBefore;
+      if (bytes > 64 * 1024 && sendMs > 0) linkBps = bytes / (sendMs / 1000);
+      const wait = minRoundMs - (performance.now() - lastScan);
+      if (wait > 0) await new Promise((res) => setTimeout(res, wait));
+      scan = tracker.scan();
+      const now = performance.now();
+      provider.observe({ dirty: scan.dirty, intervalMs: now - lastScan });
+      lastScan = now;
+      absorb(scan.added, scan.removed);
+      for (const pid of scan.pids) if (!pidMap.has(pid)) refreshPidMap(ctx.pid, pidMap);
+      resident = scan.residentPages;
+      const dirtied = pageSetSize(scan.dirty);
+      const deferredCount = pendingPages - pageSetSize(toSend);
+      records.push({
+        index: r,
+        pagesSent: sent,
+        pagesDeferred: deferredCount,
+        pagesSkipped: Math.max(0, resident - sent),
+        pagesDirtied: dirtied,
+        durationMs: now - started,
+        bytesSent: bytes,
+      });
+      const round: RoundReport = {
+        index: r,
+        pages_sent: sent,
+        pages_dirtied: dirtied,
+        predicted_dirty: prediction ? Math.round(prediction.expectedDirty[0] ?? 0) : null,
+        duration_ms: round1(now - started),
+        bytes,
+      };
+      rounds.push(round);
+      ctx.onProgress?.({ kind: "round", round, bytesSent: ctx.channel.bytesSent, linkBps });
+      pending = deferred ? unionPages(scan.dirty, deferred) : scan.dirty;
+    }
+    return { final: "stop-and-copy", rounds, pidMap, linkBps };
+  } finally {
+    for (const r of readers.values()) r.close();
+    tracker.close();
+  }
+
+  function absorb(added: Mapping[], removed: number[]): void {
+    for (const id of removed) mappings.delete(id);
+    for (const m of added) mappings.set(m.id, m);
+  }
+}
+
+/** Send the pages of `set` (by mapping) and return how many were sent. */
+async function sendPageSet(
+  ctx: MigrationContext,
+  set: PageSet,
+  mappings: Map<number, Mapping>,
+  pidMap: Map<number, number>,
+  readers: Map<number, PageReader>,
+): Promise<number> {
+  const byPid = new Map<number, number[]>();
+  for (const [id, pages] of set) {
+    const m = mappings.get(id);
+    if (!m) continue;
+    let list = byPid.get(m.pid);
+    if (!list) byPid.set(m.pid, list = []);
+    for (const p of pages) list.push(m.start + p * 4096);
+  }
+  let sent = 0;
+  for (const [pid, addresses] of byPid) {
+    const nsPid = pidMap.get(pid);
+    if (nsPid === undefined) continue;
+    let reader = readers.get(pid);
+    if (!reader) {
+      try {
+        reader = new PageReader(pid);
+      } catch {
+        continue; // exited
+      }
+      readers.set(pid, reader);
+    }
+    addresses.sort((a, b) => a - b);
+    sent += await sendLivePages(ctx.channel, reader, nsPid, addresses);
+  }
+  return sent;
+}
+
+function refreshPidMap(root: number, map: Map<number, number>): void {
+  for (const [host, ns] of pidNamespaceMap(root)) map.set(host, ns);
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
+}

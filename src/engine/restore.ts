@@ -1,0 +1,169 @@
+/**
+ * The destination's restore handler: rebuild each process's `pages-<id>.img` from the pages the
+ * source sent (its pagemap, sent as a file, lists which pages in which order), then run
+ * `criu restore` and confirm the restored tree runs. Peer agents call it for every restore
+ * request; nothing it writes leaves the migration's directory.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { decodePagemap, decodePstree, PAGE_SIZE, storedAddresses } from "../criu/images/mod.ts";
+import { CriuError, criuLazyPages, criuRestore } from "../criu/run.ts";
+import type { RestoreContext, RestoreResult } from "./channel.ts";
+import { isAlive } from "./proc.ts";
+
+/** The engines a restore request may name. */
+export const ENGINE_NAMES = ["delta", "predump", "lazy", "hybrid"] as const;
+
+/** The restore request every engine sends (validated; unknown keys rejected). */
+export const EngineRestoreRequestSchema = z.object({
+  engine: z.enum(ENGINE_NAMES),
+  /** Rebuild pages images from the page store (delta, hybrid); false: images came whole. */
+  rebuildPages: z.boolean(),
+  /** Restore established TCP connections. */
+  tcpEstablished: z.boolean().optional(),
+  /** The tree was a shell job. */
+  shellJob: z.boolean().optional(),
+  /** Lazy restore: the source's page server to fetch the remaining pages from. */
+  lazy: z.object({
+    address: z.string().regex(/^[0-9a-fA-F:.]{2,64}$/),
+    port: z.number().int().min(1).max(65535),
+  }).optional(),
+}).strict();
+
+/** A validated restore request. */
+export type EngineRestoreRequest = z.infer<typeof EngineRestoreRequestSchema>;
+
+/**
+ * Restore the migration in `ctx.dir` from its image files and page store. Never throws: a
+ * failure comes back as `{ ok: false, error }` (the source then resumes).
+ */
+export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResult> {
+  const started = performance.now();
+  const parsed = EngineRestoreRequestSchema.safeParse(ctx.request);
+  if (!parsed.success) {
+    return { ok: false, error: `bad restore request: ${parsed.error.issues[0]?.message}` };
+  }
+  const req = parsed.data;
+  let lazyDaemon: ReturnType<typeof criuLazyPages> | undefined;
+  // Rebuilt images go to tmpfs: CRIU reads them once, right away, on the downtime path.
+  const scratch = req.rebuildPages && !req.lazy ? await scratchDir(ctx.migrationId) : undefined;
+  const dir = scratch ?? ctx.dir;
+  try {
+    if (scratch) await copyImages(ctx.dir, scratch);
+    if (req.rebuildPages) await rebuildPages({ ...ctx, dir });
+    if (req.lazy) {
+      lazyDaemon = criuLazyPages({
+        dir,
+        address: req.lazy.address,
+        port: req.lazy.port,
+        timeoutMs: 600_000,
+      });
+      await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
+    }
+    const restored = await criuRestore({
+      dir,
+      pidfile: `${dir}/restored.pid`,
+      tcpEstablished: req.tcpEstablished,
+      shellJob: req.shellJob,
+      lazyPages: req.lazy !== undefined,
+    });
+    if (!isAlive(restored.pid)) {
+      return { ok: false, error: `restored pid ${restored.pid} is not running` };
+    }
+    // The lazy-pages daemon exits by itself once every page has been fetched.
+    lazyDaemon = undefined;
+    return { ok: true, pid: restored.pid, restoreMs: performance.now() - started };
+  } catch (e) {
+    const error = e instanceof CriuError ? e.message : `restore failed: ${(e as Error).message}`;
+    await lazyDaemon?.stop();
+    return { ok: false, error, restoreMs: performance.now() - started };
+  } finally {
+    if (scratch) {
+      // Keep CRIU's log next to the migration's files for post-mortems.
+      await Deno.copyFile(`${scratch}/restore.log`, `${ctx.dir}/restore.log`).catch(() => {});
+      await Deno.remove(scratch, { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+/** A fresh directory on tmpfs (`$U2CM_RESTORE_TMP`, else /dev/shm) for one restore. */
+async function scratchDir(id: string): Promise<string | undefined> {
+  const base = Deno.env.get("U2CM_RESTORE_TMP") ?? "/dev/shm";
+  try {
+    return await Deno.makeTempDir({ dir: base, prefix: `u2cm-restore-${id}-` });
+  } catch {
+    return undefined;
+  }
+}
+
+/** Copy the image files (not the pages, which are rebuilt) from `from` to `to`. */
+async function copyImages(from: string, to: string): Promise<void> {
+  for await (const e of Deno.readDir(from)) {
+    if (!e.isFile || /^pages-\d+\.img$/.test(e.name) || e.name.endsWith(".log")) continue;
+    await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+  }
+}
+
+/** Pages written per step when rebuilding a pages image. */
+const WRITE_PAGES = 2048;
+
+/** Write `pages-<id>.img` of every process of the dump from the page store. */
+export async function rebuildPages(ctx: RestoreContext): Promise<number> {
+  const pstree = decodePstree(await Deno.readFile(`${ctx.dir}/pstree.img`));
+  const buf = new Uint8Array(WRITE_PAGES * PAGE_SIZE);
+  let total = 0;
+  for (const p of pstree) {
+    const name = `pagemap-${p.pid}.img`;
+    const pagemap = decodePagemap(await Deno.readFile(`${ctx.dir}/${name}`), name);
+    const addresses = storedAddresses(pagemap);
+    const out = await Deno.open(`${ctx.dir}/pages-${pagemap.pagesId}.img`, {
+      write: true,
+      create: true,
+      truncate: true,
+    });
+    try {
+      for (let base = 0; base < addresses.length; base += WRITE_PAGES) {
+        const count = Math.min(WRITE_PAGES, addresses.length - base);
+        for (let i = 0; i < count; i++) {
+          const addr = addresses[base + i];
+          const got = ctx.store.get(p.pid, addr);
+          const page = got instanceof Promise ? await got : got;
+          if (!page || page.length !== PAGE_SIZE) {
+            throw new Error(
+              `page 0x${addr.toString(16)} of pid ${p.pid} never arrived (${base + i} of ` +
+                `${addresses.length} present)`,
+            );
+          }
+          buf.set(page, i * PAGE_SIZE);
+        }
+        const chunk = buf.subarray(0, count * PAGE_SIZE);
+        let done = 0;
+        while (done < chunk.length) done += out.writeSync(chunk.subarray(done));
+      }
+    } finally {
+      out.close();
+    }
+    total += addresses.length;
+  }
+  return total;
+}
+
+async function waitForSocket(
+  path: string,
+  daemon: { status: Promise<number> },
+  timeoutMs: number,
+): Promise<void> {
+  let exited: number | undefined;
+  daemon.status.then((c) => (exited = c));
+  const until = performance.now() + timeoutMs;
+  for (let i = 0; i < 10_000 && performance.now() < until; i++) {
+    try {
+      Deno.statSync(path);
+      return;
+    } catch { /* not yet */ }
+    if (exited !== undefined) throw new Error(`criu lazy-pages exited with ${exited}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`criu lazy-pages did not open ${path} within ${timeoutMs} ms`);
+}

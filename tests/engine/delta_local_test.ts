@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import { deltaEngine } from "../../src/engine/delta.ts";
+import { LocalChannel } from "../../src/engine/local_channel.ts";
+import { isAlive, waitGone } from "../../src/engine/proc.ts";
+import { createPolicy } from "../../src/policy/mod.ts";
+import { requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
+
+Deno.test("delta migrates memcheck through an in-process channel: memory intact, counter continues", async () => {
+  requireCriuBinary();
+  const w = await startMemcheck(["--mib", "32", "--write-pages", "64", "--hot-percent", "10"]);
+  const dest = Deno.makeTempDirSync({ prefix: "u2cm-dest-" });
+  const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
+  const channel = new LocalChannel({ dir: dest, migrationId: "t1" });
+  let restored = 0;
+  try {
+    await w.waitFor(/^tick 5 /);
+    const out = await deltaEngine.migrate({
+      id: "t1",
+      pid: w.pid,
+      channel,
+      policy: createPolicy("fixed-3"),
+      workDir: work,
+    });
+    restored = out.destPid;
+    assert.equal(out.engine, "delta");
+    assert.equal(out.precopyRounds, 3);
+    assert.ok(out.rounds[0].pages_sent >= 8192, `round 0 sent ${out.rounds[0].pages_sent}`);
+    assert.ok(out.finalPages < out.rounds[0].pages_sent / 4, `final sent ${out.finalPages}`);
+    assert.ok(out.downtimeMs > 0 && out.downtimeMs < out.totalMs);
+    // The source is gone, the copy runs and keeps counting from where the source stopped.
+    assert.ok(await waitGone(w.pid, 5000), "source still exists");
+    assert.ok(isAlive(restored));
+    const before = tickOf(w.last(/^tick /));
+    const mark = w.lines();
+    await w.waitFor(/^tick /, 5000, mark);
+    Deno.kill(restored, "SIGUSR1");
+    await w.waitFor(/^verify ok/, 5000, mark);
+    const after = tickOf(w.last(/^tick /));
+    assert.ok(after > before, `counter ${before} → ${after}`);
+    assert.equal(w.last(/CORRUPT|FAIL/), undefined);
+  } finally {
+    channel.close();
+    if (restored) {
+      try {
+        Deno.kill(restored, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await w.stop();
+    for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
+  }
+});
