@@ -14,6 +14,7 @@ import { register as registerDoctor } from "./doctor.ts";
 import { register as registerGlobalOptions } from "./global_options.ts";
 import { register as registerInstall } from "./install.ts";
 import { register as registerReport } from "./report.ts";
+import { register as registerPick } from "./pick.ts";
 
 export { CliError, ExitCode } from "./errors.ts";
 
@@ -31,6 +32,7 @@ const REGISTRARS: CommandRegistrar[] = [
   registerGlobalOptions,
   registerInstall,
   registerReport,
+  registerPick,
 ];
 
 /** Build the commander program with every registered sub-command. */
