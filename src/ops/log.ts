@@ -67,9 +67,15 @@ export function isLogLevel(value: string): value is LogLevel {
 
 let processLevel: LogLevel | undefined;
 
-/** Set the process-wide level (the `--log-level` option does this). */
-export function setLogLevel(level: LogLevel): void {
+/** Set the process-wide level (the `--log-level` option does this); `undefined` unsets it. */
+export function setLogLevel(level: LogLevel | undefined): void {
   processLevel = level;
+}
+
+/** Whether the level was chosen explicitly: by `--log-level` or by `$U2CM_LOG_LEVEL`. */
+export function isLogLevelExplicit(): boolean {
+  const env = Deno.env.get("U2CM_LOG_LEVEL");
+  return processLevel !== undefined || (env !== undefined && isLogLevel(env));
 }
 
 /** The process-wide level: set by `--log-level`, else `$U2CM_LOG_LEVEL`, else `info`. */
