@@ -15,6 +15,7 @@ import { register as registerGlobalOptions } from "./global_options.ts";
 import { register as registerInstall } from "./install.ts";
 import { register as registerReport } from "./report.ts";
 import { register as registerPick } from "./pick.ts";
+import { register as registerMigrate } from "./migrate.ts";
 
 export { CliError, ExitCode } from "./errors.ts";
 
@@ -33,6 +34,7 @@ const REGISTRARS: CommandRegistrar[] = [
   registerInstall,
   registerReport,
   registerPick,
+  registerMigrate,
 ];
 
 /** Build the commander program with every registered sub-command. */

@@ -113,6 +113,45 @@ export async function criuPreDump(options: DumpOptions): Promise<CriuRun> {
   return await runCriu("pre-dump", dumpArgs(options, "pre-dump"), options);
 }
 
+/** A `criu dump --lazy-pages` that has written its images and now serves pages. */
+export interface LazyDump extends CriuDaemon {
+  /** Milliseconds until the page server was up (the images are complete then). */
+  readyMs: number;
+  /** The log file. */
+  logFile: string;
+}
+
+/**
+ * Start a lazy dump (`options.lazyPages` and `options.listen` required) and resolve once its
+ * images are written and its page server listens; the tree stays frozen until the destination
+ * has fetched every page, then the dump exits (leaving the tree as `options.leave` says).
+ */
+export async function criuLazyDump(options: DumpOptions): Promise<LazyDump> {
+  if (!options.lazyPages || !options.listen) {
+    throw new Error("criuLazyDump needs lazyPages and listen");
+  }
+  const started = performance.now();
+  const logFile = `${options.dir}/${options.logName ?? "dump.log"}`;
+  const daemon = spawnDaemon(dumpArgs(options, "dump"), options);
+  let exited: number | undefined;
+  daemon.status.then((c) => (exited = c));
+  const until = started + (options.timeoutMs ?? 120_000);
+  for (let i = 0; i < 1_000_000 && performance.now() < until; i++) {
+    if (options.signal?.aborted) break;
+    if (exited !== undefined) {
+      throw new CriuError("dump", exited, await logTail(logFile), logFile);
+    }
+    try {
+      if ((await Deno.readTextFile(logFile)).includes("Starting page server on port")) {
+        return { ...daemon, readyMs: performance.now() - started, logFile };
+      }
+    } catch { /* log not yet created */ }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await daemon.stop();
+  throw new CriuError("dump", -1, "the lazy dump's page server never started", logFile);
+}
+
 /** Options of {@linkcode criuRestore}. */
 export interface RestoreOptions extends CriuCommonOptions {
   /** The tree is a shell job. @default false */

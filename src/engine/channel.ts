@@ -55,15 +55,13 @@ export interface MigrationChannel {
 export interface PageStoreView {
   /** A page's contents, or undefined when the store lacks it. */
   get(pid: number, addr: number): Uint8Array | undefined | Promise<Uint8Array | undefined>;
-  /** The pids with pages. */
-  pids(): number[] | Promise<number[]>;
 }
 
 /** What a restore handler gets from the agent. */
 export interface RestoreContext {
   /** The migration's id. */
   migrationId: string;
-  /** The migration's directory holding the image files sent. */
+  /** The migration's directory holding the image files sent (directly or in `images/`). */
   dir: string;
   /** The pages sent. */
   store: PageStoreView;

@@ -45,13 +45,16 @@ export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResu
     return { ok: false, error: `bad restore request: ${parsed.error.issues[0]?.message}` };
   }
   const req = parsed.data;
+  // Peer agents keep image files under `<migration dir>/images`; accept both layouts.
+  ctx = { ...ctx, dir: imagesDirOf(ctx.dir) };
   let lazyDaemon: ReturnType<typeof criuLazyPages> | undefined;
   // Rebuilt images go to tmpfs: CRIU reads them once, right away, on the downtime path.
   const scratch = req.rebuildPages && !req.lazy ? await scratchDir(ctx.migrationId) : undefined;
+  // A lazy restore keeps its daemon on the images after CRIU returns: restore in place.
   const dir = scratch ?? ctx.dir;
   try {
     if (scratch) await copyImages(ctx.dir, scratch);
-    if (req.rebuildPages) await rebuildPages({ ...ctx, dir });
+    if (req.rebuildPages) await rebuildPages({ ...ctx, dir }, req.lazy !== undefined);
     if (req.lazy) {
       lazyDaemon = criuLazyPages({
         dir,
@@ -87,6 +90,16 @@ export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResu
   }
 }
 
+/** `dir/images` when the image files live there, else `dir`. */
+export function imagesDirOf(dir: string): string {
+  try {
+    Deno.statSync(`${dir}/images/pstree.img`);
+    return `${dir}/images`;
+  } catch {
+    return dir;
+  }
+}
+
 /** A fresh directory on tmpfs (`$U2CM_RESTORE_TMP`, else /dev/shm) for one restore. */
 async function scratchDir(id: string): Promise<string | undefined> {
   const base = Deno.env.get("U2CM_RESTORE_TMP") ?? "/dev/shm";
@@ -108,15 +121,18 @@ async function copyImages(from: string, to: string): Promise<void> {
 /** Pages written per step when rebuilding a pages image. */
 const WRITE_PAGES = 2048;
 
-/** Write `pages-<id>.img` of every process of the dump from the page store. */
-export async function rebuildPages(ctx: RestoreContext): Promise<number> {
+/**
+ * Write `pages-<id>.img` of every process of the dump from the page store. For a lazy restore,
+ * runs still marked lazy are left out (the lazy-pages daemon fetches them).
+ */
+export async function rebuildPages(ctx: RestoreContext, lazyRestore = false): Promise<number> {
   const pstree = decodePstree(await Deno.readFile(`${ctx.dir}/pstree.img`));
   const buf = new Uint8Array(WRITE_PAGES * PAGE_SIZE);
   let total = 0;
   for (const p of pstree) {
     const name = `pagemap-${p.pid}.img`;
     const pagemap = decodePagemap(await Deno.readFile(`${ctx.dir}/${name}`), name);
-    const addresses = storedAddresses(pagemap);
+    const addresses = storedAddresses(pagemap, lazyRestore);
     const out = await Deno.open(`${ctx.dir}/pages-${pagemap.pagesId}.img`, {
       write: true,
       create: true,

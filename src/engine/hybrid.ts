@@ -1,0 +1,160 @@
+/**
+ * The `hybrid` engine: delta pre-copy rounds while the tree runs, then a lazy final. At the
+ * freeze, CRIU dumps with `--lazy-pages` (memory stays in its page server, nothing is written);
+ * u2cm reads the frozen tree's lazy pages, and every page the destination already holds with the
+ * same hash is turned into an eager page in the pagemap, rebuilt there from its page store. Only
+ * pages that changed since they were sent stay lazy and are fetched after the restore. Downtime
+ * is then independent of how much the last round left dirty.
+ *
+ * @module
+ */
+import {
+  encodePagemap,
+  type Pagemap,
+  type PagemapEntry,
+  PE_LAZY,
+  PE_PARENT,
+  PE_PRESENT,
+  readDumpDir,
+} from "../criu/images/mod.ts";
+import { sendChangedPages } from "./delta.ts";
+import { imageFilesToSend } from "./files.ts";
+import { lazyFinal } from "./lazy.ts";
+import { pageHashBytes, PageReader } from "./page_reader.ts";
+import { precopy } from "./precopy.ts";
+import { isAlive, treePids } from "./proc.ts";
+import { type CpuThrottle, createThrottle } from "./throttle.ts";
+import { type MigrationEngine, MigrationError, type MigrationOutcome } from "./types.ts";
+
+const PAGE = 4096;
+
+/** The hybrid engine. */
+export const hybridEngine: MigrationEngine = {
+  name: "hybrid",
+  migrate: async (ctx) => {
+    const started = performance.now();
+    let throttle: CpuThrottle | undefined;
+    try {
+      throttle = ctx.throttle === false
+        ? undefined
+        : createThrottle(ctx.id, () => treePids(ctx.pid));
+    } catch {
+      throttle = undefined;
+    }
+    let pre;
+    try {
+      ctx.onPhase?.("precopy");
+      pre = await precopy(ctx, throttle);
+    } catch (e) {
+      await ctx.channel.abort(`pre-copy failed: ${(e as Error).message}`).catch(() => {});
+      throw new MigrationError(
+        `pre-copy failed: ${(e as Error).message}`,
+        "precopy",
+        isAlive(ctx.pid),
+      );
+    } finally {
+      throttle?.release();
+    }
+    const hostOf = new Map<number, number>();
+    for (const [host, ns] of pre.pidMap) if (!hostOf.has(ns)) hostOf.set(ns, host);
+    const final = await lazyFinal(ctx, {
+      engine: "hybrid",
+      prepare: async (_dump, dir) => {
+        const images = await readDumpDir(dir, true);
+        let pages = 0;
+        for (const mem of images.memory) {
+          const held = await ctx.channel.remoteHashes(mem.pid);
+          // Eager pages CRIU wrote to the file (non-anonymous memory): send what differs.
+          pages += await sendChangedPages(
+            ctx.channel,
+            mem.pid,
+            mem.addresses,
+            `${dir}/${mem.pagesFile}`,
+            held,
+          );
+          const host = hostOf.get(mem.pid);
+          const rewritten = host === undefined
+            ? mem.pagemap
+            : eagerWhereHeld(mem.pagemap, host, held);
+          await Deno.writeFile(`${dir}/${mem.pagemapFile}`, encodePagemap(rewritten));
+        }
+        for (const name of await imageFilesToSend(dir, true)) {
+          await ctx.channel.sendFile(name, await Deno.readFile(`${dir}/${name}`));
+        }
+        return pages;
+      },
+    });
+    return {
+      engine: "hybrid",
+      policy: ctx.policy.name,
+      totalMs: performance.now() - started,
+      downtimeMs: final.downtimeMs,
+      bytesSent: ctx.channel.bytesSent,
+      precopyRounds: pre.rounds.length,
+      destPid: final.destPid,
+      rounds: pre.rounds,
+      phases: final.phases,
+      finalPages: final.pages,
+    } satisfies MigrationOutcome;
+  },
+};
+
+/**
+ * Rewrite a lazy dump's pagemap: within each lazy run, pages whose current contents (read from
+ * the frozen process `hostPid`) hash equal to what the destination holds become eager
+ * (PE_PRESENT only, rebuilt from the store); the rest stay lazy.
+ */
+export function eagerWhereHeld(
+  pagemap: Pagemap,
+  hostPid: number,
+  held: Map<number, Uint8Array>,
+): Pagemap {
+  const reader = new PageReader(hostPid);
+  const entries: PagemapEntry[] = [];
+  try {
+    for (const e of pagemap.entries) {
+      const lazy = (e.flags & PE_LAZY) !== 0 && (e.flags & PE_PARENT) === 0 &&
+        (e.flags & PE_PRESENT) !== 0;
+      if (!lazy) {
+        entries.push(e);
+        continue;
+      }
+      const eager = eagerMask(reader, e, held);
+      let i = 0;
+      while (i < e.nrPages) {
+        let j = i + 1;
+        while (j < e.nrPages && eager[j] === eager[i]) j++;
+        entries.push({
+          vaddr: e.vaddr + i * PAGE,
+          nrPages: j - i,
+          flags: eager[i] ? PE_PRESENT : e.flags,
+        });
+        i = j;
+      }
+    }
+  } finally {
+    reader.close();
+  }
+  return { pagesId: pagemap.pagesId, entries };
+}
+
+function eagerMask(reader: PageReader, e: PagemapEntry, held: Map<number, Uint8Array>): Uint8Array {
+  const mask = new Uint8Array(e.nrPages);
+  const step = 2048;
+  const buf = new Uint8Array(step * PAGE);
+  for (let base = 0; base < e.nrPages; base += step) {
+    const n = Math.min(step, e.nrPages - base);
+    const addrs = Array.from({ length: n }, (_, k) => e.vaddr + (base + k) * PAGE);
+    const data = buf.subarray(0, n * PAGE);
+    const ok = reader.read(addrs, data);
+    const hashes = pageHashBytes(data);
+    for (let k = 0; k < n; k++) {
+      const have = held.get(addrs[k]);
+      if (!ok[k] || !have) continue;
+      let same = true;
+      for (let b = 0; b < 16 && same; b++) same = have[b] === hashes[k * 16 + b];
+      mask[base + k] = same ? 1 : 0;
+    }
+  }
+  return mask;
+}
