@@ -16,6 +16,7 @@ import {
 } from "../predict/mod.ts";
 import type { Trace } from "../trace/mod.ts";
 import { readTraceArgument } from "./trace_input.ts";
+import { bundledModelsDir } from "../ops/assets.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parsePositiveInt } from "./options.ts";
 
@@ -63,7 +64,7 @@ export function register(program: Command): void {
     .description("score the dirty-page predictors on traces (leave-one-workload-out)")
     .requiredOption("--traces <files...>", "trace files (.u2ct or .u2ct.gz)")
     .option("--format <format>", `output: ${FORMATS.join("|")}`, "table")
-    .option("--models-dir <dir>", "directory with the .onnx models", "models")
+    .option("--models-dir <dir>", "directory with the .onnx models", bundledModelsDir())
     .option("--models <list>", `comma-separated: ${MODES.join(",")}`, MODES.join(","))
     .option("--warmup <rounds>", "rounds observed before scoring starts", "16")
     .action(async (opts: PredictEvalOptions) => await runPredictEval(opts));

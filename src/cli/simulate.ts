@@ -5,12 +5,18 @@
  */
 import type { Command } from "commander";
 import { POLICY_NAMES, UnknownPolicyError } from "../policy/mod.ts";
+import { createPredictor, heldOutModelFile, loadModel, ModelError } from "../predict/mod.ts";
+import type { Trace } from "../trace/mod.ts";
+import { bundledModelsDir } from "../ops/assets.ts";
 import {
   ALL_POLICIES,
   compare,
   type ComparisonRow,
   CRIU_COSTS,
+  MovingWindowProvider,
   parseBandwidth,
+  type PredictionProvider,
+  PredictorProvider,
   type SimConfig,
 } from "../sim/mod.ts";
 import { CliError, ExitCode } from "./errors.ts";
@@ -18,6 +24,7 @@ import { parseChoice, parseNumberInRange } from "./options.ts";
 import { readTraceArgument } from "./trace_input.ts";
 
 const FORMATS = ["json", "table"] as const;
+const PREDICTORS = ["u2c", "lstm", "phase1-only", "last-value", "window"] as const;
 
 /** Options of `simulate` as commander hands them over. */
 interface SimulateOptions {
@@ -29,14 +36,17 @@ interface SimulateOptions {
   downtimeSlack: string;
   compression: string;
   start?: string;
+  predictor: string;
+  modelsDir: string;
   format: string;
+  report?: string;
 }
 
 /**
  * One row of `simulate --format json`. The first six fields are the stable interface; the rest
  * are extras.
  */
-export interface SimulateRow {
+export type SimulateRow = {
   /** Policy name. */
   policy: string;
   /** Start of migration to the workload running on the target (post-copy: last page arrived). */
@@ -60,8 +70,14 @@ export interface SimulateRow {
   /** Whether the downtime meets the objective's limit. */
   within_downtime_limit: boolean;
   /** The pre-copy rounds. */
-  rounds: { index: number; pages_sent: number; pages_dirtied: number; duration_ms: number }[];
-}
+  rounds: {
+    index: number;
+    pages_sent: number;
+    pages_dirtied: number;
+    predicted_dirty?: number;
+    duration_ms: number;
+  }[];
+};
 
 /** Add `simulate` to the program. */
 export function register(program: Command): void {
@@ -80,12 +96,16 @@ export function register(program: Command): void {
     .option("--downtime-slack <fraction>", "tolerated downtime above the best reachable", "0.1")
     .option("--compression <ratio>", "page bytes are divided by this on the wire", "1")
     .option("--start <ms>", "trace time at which the migration starts (default: 10 rounds in)")
+    .option("--predictor <name>", `what u2c/hybrid see: ${PREDICTORS.join("|")}`, "u2c")
+    .option("--models-dir <dir>", "directory with the predictor models", bundledModelsDir())
     .option("--format <format>", `output: ${FORMATS.join("|")}`, "table")
+    .option("--report <file>", "also write a self-contained HTML report (SVG charts)")
     .action(async (opts: SimulateOptions) => await runSimulate(opts));
 }
 
 async function runSimulate(opts: SimulateOptions): Promise<void> {
   const format = parseChoice("--format", opts.format, FORMATS);
+  const predictor = parseChoice("--predictor", opts.predictor, PREDICTORS);
   let bandwidthBps: number;
   try {
     bandwidthBps = parseBandwidth(opts.bandwidth);
@@ -112,16 +132,57 @@ async function runSimulate(opts: SimulateOptions): Promise<void> {
   if (trace.rounds.length < 2) {
     throw new CliError(`${opts.trace}: trace has no rounds to replay`, ExitCode.BadInput);
   }
+  const providers = await providerFactory(predictor, opts.modelsDir, trace);
   let rows: ComparisonRow[];
   try {
-    rows = (await compare([{ name: opts.trace, trace }], policies, config)).results;
+    rows = (await compare([{ name: opts.trace, trace }], policies, config, providers)).results;
   } catch (e) {
     if (e instanceof UnknownPolicyError) throw new CliError(e.message, ExitCode.Usage);
     throw e;
   }
   const out = rows.map(toSimulateRow);
+  if (opts.report) await writeReport(opts.report, opts.trace, bandwidthBps, out);
   if (format === "json") console.log(JSON.stringify(out));
   else printTable(out);
+}
+
+/**
+ * The prediction providers u2c and hybrid get: the two-phase predictor with a model that never
+ * saw the trace's workload (or the deployment model for a workload new to the corpus), a model-free
+ * predictor, or the moving-window frequency model.
+ *
+ * @param name predictor name
+ * @param modelsDir directory with the models
+ * @param trace the trace to be replayed
+ */
+export async function providerFactory(
+  name: (typeof PREDICTORS)[number],
+  modelsDir: string,
+  trace: Trace,
+): Promise<() => PredictionProvider> {
+  if (name === "window") return () => new MovingWindowProvider(20, 12);
+  const featureCount = trace.header.featureNames.length;
+  const pageSize = trace.header.pageSize;
+  if (name === "phase1-only" || name === "last-value") {
+    return () =>
+      new PredictorProvider(createPredictor({ mode: name, featureCount, pageSize, horizon: 3 }));
+  }
+  const workload = trace.header.workload?.name ?? "";
+  let model;
+  try {
+    model = await loadModel(heldOutModelFile(modelsDir, name, workload));
+  } catch (e) {
+    if (e instanceof ModelError) throw new CliError(e.message, ExitCode.BadInput);
+    throw e;
+  }
+  if (model.meta.featureCount !== featureCount) {
+    throw new CliError(
+      `trace has ${featureCount} features, model ${model.file} expects ${model.meta.featureCount} ` +
+        "(record the trace with this u2cm version, or use --predictor window)",
+      ExitCode.BadInput,
+    );
+  }
+  return () => new PredictorProvider(createPredictor({ mode: name, model, pageSize }));
 }
 
 /** Convert a comparison row into the CLI's JSON row. */
@@ -142,9 +203,25 @@ export function toSimulateRow(r: ComparisonRow): SimulateRow {
       index: x.index,
       pages_sent: x.pagesSent,
       pages_dirtied: x.pagesDirtied,
+      predicted_dirty: x.predictedDirty === undefined ? undefined : Math.round(x.predictedDirty),
       duration_ms: Math.round(x.durationMs * 10) / 10,
     })),
   };
+}
+
+async function writeReport(
+  file: string,
+  trace: string,
+  bandwidthBps: number,
+  results: SimulateRow[],
+): Promise<void> {
+  const { renderSimulationReport } = await import("../report/mod.ts");
+  const html = renderSimulationReport({ trace, bandwidth_bps: bandwidthBps, results });
+  try {
+    await Deno.writeTextFile(file, html);
+  } catch (e) {
+    throw new CliError(`--report ${file}: cannot write: ${(e as Error).message}`, ExitCode.Failure);
+  }
 }
 
 function printTable(rows: SimulateRow[]): void {

@@ -22,6 +22,8 @@ export interface RoundRecord {
   durationMs: number;
   /** Bytes put on the wire. */
   bytesSent: number;
+  /** Pages the predictor expected this round to dirty, when a predictor ran. */
+  predictedDirty?: number;
 }
 
 /** The link as the engine currently estimates it. */

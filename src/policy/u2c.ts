@@ -100,6 +100,11 @@ function countPages(set: PageSet | undefined): number {
 /**
  * The u2c policy. Without a prediction it falls back to "stop when a round did not shrink".
  *
+ * Two guards keep it honest against a predictor that is off on a workload: predicted counts are
+ * scaled by the ratio of the last round's actual to its predicted dirty count (smoothed), and
+ * pre-copy stops once two rounds in a row failed to bring the pending pages clearly below the best
+ * seen so far (a plateau in the actual rounds outranks a prediction of further progress).
+ *
  * @param options knobs, sensible defaults
  */
 export function u2cPolicy(options: U2cOptions = {}): StopPolicy {
@@ -112,17 +117,31 @@ export function u2cPolicy(options: U2cOptions = {}): StopPolicy {
     throttleSteps = [20, 40, 60, 80, 95],
   } = options;
   const stop: Decision = { action: "stop-and-copy" };
+  let predictedNext: number | undefined; // dirty count predicted for the round being run
+  let bias = 1; // smoothed actual / predicted
+  let best = Infinity; // fewest pending pages after a round so far
+  let stalled = 0; // rounds in a row without clear progress below `best`
   return {
     name,
     decide(state: PolicyState): Decision {
       const { rounds, pendingPages, prediction } = state;
-      if (pendingPages <= minPages || rounds.length >= maxRounds) return stop;
+      const last = rounds.at(-1);
+      if (last && predictedNext !== undefined && predictedNext > 0) {
+        const ratio = Math.min(4, Math.max(0.25, last.pagesDirtied / predictedNext));
+        bias = rounds.length === 1 ? ratio : 0.5 * bias + 0.5 * ratio;
+      }
+      if (last) {
+        stalled = pendingPages > 0.9 * best ? stalled + 1 : 0;
+        best = Math.min(best, pendingPages);
+      }
+      if (pendingPages <= minPages || rounds.length >= maxRounds || stalled >= 2) return stop;
       if (!prediction || prediction.expectedDirty.length === 0) {
         const last = rounds.at(-1);
         const prev = rounds.at(-2);
         return last && prev && last.pagesSent >= prev.pagesSent ? stop : { action: "continue" };
       }
-      const floor = Math.min(pendingPages, ...prediction.expectedDirty);
+      predictedNext = prediction.expectedDirty[0];
+      const floor = Math.min(pendingPages, bias * Math.min(...prediction.expectedDirty));
       const budget = budgetPages(state, floor);
       // Pre-copy cannot pay off: sending now is already as good as it gets.
       if (rounds.length === 0 && pendingPages <= floor * (1 + state.downtimeSlack)) {

@@ -10,3 +10,4 @@ export * from "./oracle.ts";
 export * from "./compare.ts";
 export * from "./link.ts";
 export * from "./costs.ts";
+export * from "./model_provider.ts";

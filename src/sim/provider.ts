@@ -6,7 +6,6 @@
  * @module
  */
 import type { PredictionView } from "../policy/types.ts";
-import type { PageSet } from "../tracker/types.ts";
 import { type DirtySample, pageKey, pageSetKeys, type TraceTimeline } from "./timeline.ts";
 
 /** What a provider needs to know about the decision it is asked about. */

@@ -193,6 +193,7 @@ export async function simulate(
       pagesDirtied: dirtied.size,
       durationMs,
       bytesSent: toSend * wire,
+      predictedDirty: state.prediction?.expectedDirty[0],
     });
     sends += toSend;
     bytes += toSend * wire;

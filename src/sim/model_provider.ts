@@ -1,0 +1,145 @@
+/**
+ * The two-phase predictor as the simulator's (and an engine's) prediction provider: every tracker
+ * sample goes into the page histories; when a policy decides, one batched prediction gives each
+ * page its probability of being written in each of the next H intervals, and the view turns those
+ * into expected dirty counts for rounds of any length.
+ *
+ * Rounds are not intervals: a round lasts as long as sending its pages takes. A page with
+ * per-interval probabilities p₁…p_H (p_H repeated beyond the horizon) is written within the
+ * workload time [a, b) (in intervals) with probability 1 − Π (1 − p_j · overlap_j), where
+ * overlap_j is the part of interval j inside [a, b) — partial intervals pro rata, as the
+ * simulator replays traces.
+ *
+ * @module
+ */
+import type { PredictionView } from "../policy/types.ts";
+import type { Predictor } from "../predict/online.ts";
+import type { PredictionProvider, ViewContext } from "./provider.ts";
+import type { DirtySample } from "./timeline.ts";
+
+/** How many rounds ahead the view's expected dirty counts reach. */
+const VIEW_ROUNDS = 12;
+
+/** Per-page interval probabilities of the pages that may be written (others are 0). */
+interface PageProbabilities {
+  /** Mapping id of each candidate page. */
+  ids: Uint32Array;
+  /** Page index of each candidate page. */
+  pages: Uint32Array;
+  /** `horizon` probabilities per candidate page, interval by interval. */
+  probs: Float32Array;
+  /** Probabilities per page. */
+  horizon: number;
+}
+
+/**
+ * Probability that a page with per-interval probabilities `p` (length `horizon`, from offset
+ * `at`) is written within intervals [a, b).
+ */
+function writtenBetween(
+  p: Float32Array,
+  at: number,
+  horizon: number,
+  a: number,
+  b: number,
+): number {
+  if (b <= a) return 0;
+  let clean = 1;
+  const first = Math.floor(a);
+  for (let j = first; j < b; j++) {
+    const overlap = Math.min(b, j + 1) - Math.max(a, j);
+    if (overlap <= 0) continue;
+    const q = p[at + Math.min(j, horizon - 1)];
+    clean *= 1 - q * overlap;
+    if (clean <= 0) return 1;
+  }
+  return 1 - clean;
+}
+
+/** A {@linkcode PredictionProvider} backed by the online two-phase predictor. */
+export class PredictorProvider implements PredictionProvider {
+  readonly #predictor: Predictor;
+  #intervalMs = 100;
+  #observedSinceView = true;
+  #cached?: PageProbabilities;
+
+  /** @param predictor a fresh predictor (u2c, lstm, phase1-only or last-value) */
+  constructor(predictor: Predictor) {
+    this.#predictor = predictor;
+  }
+
+  /** Feed one tracker sample; it must carry its trace round. */
+  observe(sample: DirtySample): void {
+    if (!sample.round) throw new Error("PredictorProvider needs samples with their trace round");
+    if (sample.intervalMs > 0) this.#intervalMs = sample.intervalMs;
+    this.#predictor.observe(sample.round);
+    this.#observedSinceView = true;
+  }
+
+  /** Predict, then answer the policy's questions in round terms. */
+  async view(ctx: ViewContext): Promise<PredictionView> {
+    if (this.#observedSinceView || !this.#cached) {
+      this.#cached = await this.#probabilities();
+      this.#observedSinceView = false;
+    }
+    const { ids, pages, probs, horizon } = this.#cached;
+    const interval = this.#intervalMs;
+    const roundIntervals = (pending: number, throttle: number) =>
+      (pending * ctx.wireBytesPerPage / ctx.bandwidthBps * 1000 + ctx.rttMs) *
+      (1 - throttle / 100) / interval;
+    const chain = (throttle: number): number[] => {
+      const out: number[] = [];
+      let pending = ctx.pendingPages;
+      let t = 0;
+      for (let r = 0; r < VIEW_ROUNDS; r++) {
+        const d = roundIntervals(pending, throttle);
+        let sum = 0;
+        for (let i = 0; i < ids.length; i++) {
+          sum += writtenBetween(probs, i * horizon, horizon, t, t + d);
+        }
+        out.push(sum);
+        pending = sum;
+        t += d;
+      }
+      return out;
+    };
+    const index = new Map<number, number>();
+    for (let i = 0; i < ids.length; i++) index.set(ids[i] * 4294967296 + pages[i], i);
+    const within = (id: number, page: number, n: number) => {
+      const i = index.get(id * 4294967296 + page);
+      return i === undefined ? 0 : writtenBetween(probs, i * horizon, horizon, 0, n);
+    };
+    const firstRound = roundIntervals(ctx.pendingPages, ctx.throttlePercent);
+    return {
+      horizon: VIEW_ROUNDS,
+      expectedDirty: chain(ctx.throttlePercent),
+      willRedirty: (id, page, h) => within(id, page, firstRound * h),
+      willRedirtyWithin: (id, page, ms) => within(id, page, ms / interval),
+      expectedDirtyThrottled: (percent) => Math.min(...chain(percent)),
+    };
+  }
+
+  /** One batched prediction, kept only for pages with a non-zero probability. */
+  async #probabilities(): Promise<PageProbabilities> {
+    const prediction = await this.#predictor.predict();
+    const horizon = prediction.horizon;
+    const ids: number[] = [], pages: number[] = [], probs: number[] = [];
+    for (const [id, perStep] of prediction.probs) {
+      const n = perStep[0]?.length ?? 0;
+      for (let page = 0; page < n; page++) {
+        let any = false;
+        for (let s = 0; s < horizon && !any; s++) any = perStep[s][page] > 1e-4;
+        if (!any) continue;
+        ids.push(id);
+        pages.push(page);
+        for (let s = 0; s < horizon; s++) probs.push(perStep[s][page]);
+      }
+    }
+    return {
+      ids: Uint32Array.from(ids),
+      pages: Uint32Array.from(pages),
+      probs: Float32Array.from(probs),
+      horizon,
+    };
+  }
+}
