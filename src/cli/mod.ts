@@ -16,6 +16,7 @@ import { register as registerInstall } from "./install.ts";
 import { register as registerReport } from "./report.ts";
 import { register as registerPick } from "./pick.ts";
 import { register as registerMigrate } from "./migrate.ts";
+import { register as registerAgent } from "./agent.ts";
 
 export { CliError, ExitCode } from "./errors.ts";
 
@@ -35,6 +36,7 @@ const REGISTRARS: CommandRegistrar[] = [
   registerReport,
   registerPick,
   registerMigrate,
+  registerAgent,
 ];
 
 /** Build the commander program with every registered sub-command. */

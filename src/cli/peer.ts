@@ -1,19 +1,20 @@
 /**
- * `u2cm peer add|list|remove`: pin the peers this node trusts.
+ * `u2cm peer add|list|remove|check`: pin the peers this node trusts, and test a pinned one.
  *
  * @module
  */
 import type { Command } from "commander";
+import { connectPeer } from "../peer/client.ts";
 import { addPeer, listPeers, removePeer } from "../peer/peers.ts";
 import { CliError, ExitCode } from "./errors.ts";
-import { parseChoice } from "./options.ts";
+import { parseChoice, parseNumberInRange } from "./options.ts";
 import { defaultStateDir, peerCliError } from "./peer_errors.ts";
 
 const STATE_DIR_HELP = "state directory ($U2CM_STATE_DIR)";
 
 /** Add `peer` and its sub-commands to the program. */
 export function register(program: Command): void {
-  const peer = program.command("peer").description("pin, list, and remove trusted peers");
+  const peer = program.command("peer").description("pin, list, remove and check trusted peers");
   peer
     .command("add <name> <address> <pubkey>")
     .description(
@@ -83,10 +84,47 @@ export function register(program: Command): void {
       if (!removed) throw new CliError(`no peer named '${name}' is pinned`, ExitCode.BadInput);
       console.log(`removed peer '${name}'`);
     });
+  peer
+    .command("check <name>")
+    .description("connect to a pinned peer, authenticate both ways and print its capabilities")
+    .option("--transport <t>", "ws|quic", "ws")
+    .option("--timeout <s>", "seconds to wait for the peer", "10")
+    .option("--format <format>", "json|table", "table")
+    .option("--state-dir <dir>", STATE_DIR_HELP, defaultStateDir())
+    .action(async (name: string, opts: CheckOptions) => {
+      const format = parseChoice("--format", opts.format, ["json", "table"] as const);
+      const transport = parseChoice("--transport", opts.transport, ["ws", "quic"] as const);
+      const timeoutMs = parseNumberInRange("--timeout", opts.timeout, 0.1, 600) * 1000;
+      const started = performance.now();
+      let client;
+      try {
+        client = await connectPeer({ stateDir: opts.stateDir, peer: name, transport, timeoutMs });
+      } catch (e) {
+        throw peerCliError(e);
+      }
+      const connectMs = Math.round((performance.now() - started) * 10) / 10;
+      const remote = client.remote;
+      await client.close();
+      if (format === "json") {
+        console.log(JSON.stringify({ peer: name, transport, connectMs, capabilities: remote }));
+        return;
+      }
+      console.log(`peer '${name}' authenticated over ${transport} in ${connectMs} ms`);
+      for (const [k, v] of Object.entries(remote)) {
+        console.log(`  ${k.padEnd(16)} ${typeof v === "object" ? JSON.stringify(v) : v}`);
+      }
+    });
 }
 
 interface AddOptions {
   certFingerprint?: string;
   replace?: boolean;
+  stateDir: string;
+}
+
+interface CheckOptions {
+  transport: string;
+  timeout: string;
+  format: string;
   stateDir: string;
 }

@@ -31,7 +31,7 @@ export const MAX_FILE_CHUNK = 1024 * 1024;
 /** Largest image file (16 GiB). */
 export const MAX_FILE_BYTES = 16 * 2 ** 30;
 /** Most entries in one hashes frame. */
-export const MAX_HASH_ENTRIES = 65536;
+export const MAX_HASH_ENTRIES = 32768;
 /** Largest binary frame of any kind. */
 export const MAX_FRAME_BYTES = 40 + MAX_BATCH_PAGES * (8 + HASH_BYTES + PAGE_SIZE);
 /** Highest page address (user space fits far below 2^53, which keeps addresses exact numbers). */

@@ -1,0 +1,94 @@
+/**
+ * `u2cm agent`: the long-running daemon that receives migrations from pinned peers.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { parseHostPort } from "../peer/address.ts";
+import { startAgent } from "../peer/agent.ts";
+import { createLogger, LOG_LEVELS } from "../peer/log.ts";
+import { CliError, ExitCode } from "./errors.ts";
+import { parseChoice, parseNumberInRange } from "./options.ts";
+import { defaultStateDir, peerCliError } from "./peer_errors.ts";
+
+/** Add `agent` to the program. */
+export function register(program: Command): void {
+  program
+    .command("agent")
+    .description("run the peer agent: receive migrations from pinned peers (logs JSON on stderr)")
+    .option("--listen <addr>", "HOST:PORT to listen on (port 0 = any free port)", "0.0.0.0:7070")
+    .option("--state-dir <dir>", "state directory ($U2CM_STATE_DIR)", defaultStateDir())
+    .option("--transport <t>", "ws|quic", "ws")
+    .option("--log-level <level>", LOG_LEVELS.join("|"), "info")
+    .option("--resume-timeout <s>", "seconds a dropped source may take to resume", "30")
+    .option(
+      "--memory-limit <mib>",
+      "MiB of pages per migration kept in memory before spilling",
+      "256",
+    )
+    .option("--max-migrations <n>", "migrations received at once", "8")
+    .action(async (opts: AgentOptions) => await runAgent(opts));
+}
+
+interface AgentOptions {
+  listen: string;
+  stateDir: string;
+  transport: string;
+  logLevel: string;
+  resumeTimeout: string;
+  memoryLimit: string;
+  maxMigrations: string;
+}
+
+async function runAgent(opts: AgentOptions): Promise<void> {
+  const transport = parseChoice("--transport", opts.transport, ["ws", "quic"] as const);
+  const level = parseChoice("--log-level", opts.logLevel, LOG_LEVELS);
+  if (!parseHostPort(opts.listen, true)) {
+    throw new CliError(
+      `--listen must be HOST:PORT (e.g. 0.0.0.0:7070), got '${opts.listen}'`,
+      ExitCode.Usage,
+    );
+  }
+  const resumeTimeoutMs = parseNumberInRange("--resume-timeout", opts.resumeTimeout, 0.1, 3600) *
+    1000;
+  const memoryLimitBytes = parseNumberInRange("--memory-limit", opts.memoryLimit, 1, 1 << 20) *
+    2 ** 20;
+  const maxMigrations = parseNumberInRange("--max-migrations", opts.maxMigrations, 1, 1024);
+  const log = createLogger(level);
+  let agent;
+  try {
+    agent = await startAgent({
+      listen: opts.listen,
+      stateDir: opts.stateDir,
+      transport,
+      log,
+      resumeTimeoutMs,
+      memoryLimitBytes,
+      maxMigrations: Math.floor(maxMigrations),
+    });
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new CliError(
+        `${opts.listen} is already in use: pick another --listen port`,
+        ExitCode.Environment,
+      );
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new CliError(`not permitted to listen on ${opts.listen}`, ExitCode.NotPermitted);
+    }
+    throw peerCliError(e);
+  }
+  const stop = Promise.withResolvers<string>();
+  const onSignal = (name: string) => () => stop.resolve(name);
+  const onInt = onSignal("SIGINT"), onTerm = onSignal("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  try {
+    const signal = await stop.promise;
+    log({ level: "info", msg: "stopping", signal });
+    await agent.close();
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * The agent: listens for pinned peers, authenticates them and receives their migrations into
+ * per-migration stores under `<state-dir>/migrations/<id>/`.
+ *
+ * @example
+ * ```ts
+ * const agent = await startAgent({ listen: "0.0.0.0:7070", stateDir: "/var/lib/u2cm" });
+ * // … later
+ * await agent.close();
+ * ```
+ *
+ * @module
+ */
+import { parseHostPort } from "./address.ts";
+import { NonceLog } from "./auth.ts";
+import { probeCapabilities } from "./capabilities.ts";
+import { PeerError } from "./errors.ts";
+import { MAX_FRAME_BYTES } from "./frames.ts";
+import { loadIdentity } from "./identity.ts";
+import type { Link } from "./link.ts";
+import { type LogSink, silentLog } from "./log.ts";
+import type { IncomingMigration } from "./migration.ts";
+import { findPeerByKey } from "./peers.ts";
+import { type AgentContext, type RestoreHandler, runSession } from "./session.ts";
+import { serveWs } from "./ws_server.ts";
+
+/** Options of {@linkcode startAgent}. */
+export interface StartAgentOptions {
+  /** `HOST:PORT` to listen on (port 0 picks a free one). */
+  listen: string;
+  /** The state directory holding the identity, peers.json and migrations. */
+  stateDir: string;
+  /** Transport. @default "ws" */
+  transport?: "ws" | "quic";
+  /** The engine's restore hook; without it restore requests are answered `ok: false`. */
+  onRestore?: RestoreHandler;
+  /** Structured log sink. @default silent */
+  log?: (rec: Record<string, unknown>) => void;
+  /** How long a migration whose source disconnected waits for it to resume. @default 30000 */
+  resumeTimeoutMs?: number;
+  /** Pages each migration keeps in memory before spilling to disk, in bytes. @default 256 MiB */
+  memoryLimitBytes?: number;
+  /** Most migrations received at once. @default 8 */
+  maxMigrations?: number;
+  /** Close a connection after this long without any message. @default 120000 */
+  idleTimeoutMs?: number;
+}
+
+/** A running agent. */
+export interface RunningAgent {
+  /** The bound port. */
+  port: number;
+  /** Stop listening, drop connections and delete unfinished migrations' stores. */
+  close(): Promise<void>;
+}
+
+/**
+ * Start an agent. Throws {@linkcode PeerError} "identity" when the state dir has no identity and
+ * "rejected" for a malformed listen address.
+ */
+export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent> {
+  const {
+    stateDir,
+    transport = "ws",
+    resumeTimeoutMs = 30_000,
+    memoryLimitBytes = 256 * 2 ** 20,
+    maxMigrations = 8,
+    idleTimeoutMs = 120_000,
+  } = opts;
+  const log: LogSink = opts.log ?? silentLog;
+  const addr = parseHostPort(opts.listen, true);
+  if (!addr) {
+    throw new PeerError("rejected", `listen address '${opts.listen}' is not HOST:PORT`);
+  }
+  const identity = await loadIdentity(stateDir);
+  clearStaleMigrations(stateDir, log);
+  const migrations = new Map<string, IncomingMigration>();
+  const ctx: AgentContext = {
+    identity,
+    stateDir,
+    migrations,
+    nonces: new NonceLog(),
+    findPeer: (key) => findPeerByKey(stateDir, key),
+    capabilities: () => Promise.resolve(probeCapabilities({ stateDir, transports: [transport] })),
+    onRestore: opts.onRestore,
+    log,
+    resumeTimeoutMs,
+    memoryLimitBytes,
+    maxMigrations,
+    idleTimeoutMs,
+  };
+  const sessions = new Set<Promise<void>>();
+  const onLink = (link: Link) => {
+    log({
+      level: "debug",
+      msg: "connection",
+      remote: link.remoteAddress,
+      transport: link.transport,
+    });
+    const s = runSession(link, ctx);
+    sessions.add(s);
+    s.finally(() => sessions.delete(s));
+  };
+  let server: { port: number; close(): Promise<void> };
+  if (transport === "quic") {
+    throw new PeerError("rejected", "the quic transport is not available yet; use --transport ws");
+  } else {
+    server = await serveWs({
+      hostname: addr.hostname,
+      port: addr.port,
+      cert: identity.certPem,
+      key: identity.keyPem,
+      maxMessageBytes: MAX_FRAME_BYTES + 1024,
+      onLink,
+      onError: (e) => log({ level: "error", msg: "listener error", error: String(e) }),
+    });
+  }
+  log({
+    level: "info",
+    msg: "agent listening",
+    transport,
+    hostname: addr.hostname,
+    port: server.port,
+    publicKey: identity.publicKey,
+    certFingerprint: identity.certFingerprint,
+  });
+  return {
+    port: server.port,
+    close: async () => {
+      await server.close();
+      await Promise.race([
+        Promise.allSettled([...sessions]),
+        new Promise((r) => setTimeout(r, 2000)),
+      ]);
+      for (const mig of migrations.values()) {
+        if (mig.status !== "aborted") mig.abort("agent shutting down", log);
+      }
+      migrations.clear();
+      log({ level: "info", msg: "agent stopped" });
+    },
+  };
+}
+
+/** Migrations left by an earlier agent process cannot be resumed (their index was in memory). */
+function clearStaleMigrations(stateDir: string, log: LogSink): void {
+  const dir = `${stateDir}/migrations`;
+  try {
+    for (const entry of Deno.readDirSync(dir)) {
+      Deno.removeSync(`${dir}/${entry.name}`, { recursive: true });
+      log({ level: "warn", msg: "removed a stale migration store", migrationId: entry.name });
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+}

@@ -1,0 +1,324 @@
+/**
+ * One migration's channel on the source: page batches and image files go out as numbered chunks
+ * inside a window of unacknowledged bytes (backpressure), kept until acknowledged so they can be
+ * resent after a reconnect; then the restore request.
+ *
+ * @module
+ */
+import type { LogSink } from "./log.ts";
+import { PeerError } from "./errors.ts";
+import {
+  encodeFile,
+  encodePages,
+  type HashesFrame,
+  isValidFileName,
+  MAX_BATCH_PAGES,
+  MAX_FILE_BYTES,
+  MAX_FILE_CHUNK,
+} from "./frames.ts";
+import { HASH_BYTES, PAGE_SIZE } from "./page_hash.ts";
+import { type ControlOf, encodeControl, RestoreRequestSchema } from "./protocol.ts";
+import type { RestoreRequest, RestoreResult } from "./session.ts";
+import { Signal } from "./signal.ts";
+
+/** Pages of one process to send. */
+export interface PageBatch {
+  /** Process id on the source. */
+  pid: number;
+  /** Page addresses (page-aligned). */
+  addresses: Float64Array | number[];
+  /** `addresses.length * 4096` bytes. */
+  data: Uint8Array;
+  /** `addresses.length * 16` bytes of page hashes; computed when absent. */
+  hashes?: Uint8Array;
+}
+
+/** The engine's view of one outgoing migration. */
+export interface MigrationChannel {
+  /** Send pages; resolves when the window allows more (backpressure). */
+  sendPages(batch: PageBatch): Promise<void>;
+  /** The hashes the peer holds for `pid` (address → 16-byte hash). */
+  remoteHashes(pid: number): Promise<Map<number, Uint8Array>>;
+  /** Send an image file (name: letters, digits, '.', '_', '-'; no '/' or '..'). */
+  sendFile(name: string, data: Uint8Array): Promise<void>;
+  /** Resolves once every chunk sent so far is acknowledged (stored by the peer). */
+  flush(): Promise<void>;
+  /** Ask the peer to restore; resolves with its result. */
+  restore(request: RestoreRequest): Promise<RestoreResult>;
+  /** Abort: the peer deletes what it stored. */
+  abort(reason: string): Promise<void>;
+  /** Tell the peer stop-and-copy started or ended (logged there, with timings). */
+  stopCopy(phase: "start" | "end"): Promise<void>;
+  /** Report progress to the peer's log. */
+  progress(p: { round?: number; phase?: string }): Promise<void>;
+  /** Frame bytes sent (each chunk counted once, resends excluded). */
+  readonly bytesSent: number;
+  /** Bytes the peer reports stored. */
+  readonly bytesStored: number;
+}
+
+interface Pending {
+  seq: number;
+  frame: Uint8Array;
+}
+
+/** The client's link-facing half, as a channel sees it. */
+export interface ClientLinkSide {
+  /** Send on the current link; resolves false when there is none (the channel keeps the chunk). */
+  send(m: string | Uint8Array): Promise<boolean>;
+  /** The client's log. */
+  readonly log: LogSink;
+}
+
+/** Collaborators a channel needs from its client. */
+export interface ChannelHooks {
+  /** Window size in bytes. */
+  windowBytes: number;
+  /** Fetch the peer's hash listing of `pid`. */
+  requestHashes(pid: number): Promise<HashesFrame[]>;
+  /** Drop this channel from the client's table. */
+  forget(): void;
+}
+
+/** How long flush and window waits may go without any ack before failing. */
+const STALL_MS = 120_000;
+
+/** @internal the implementation behind {@linkcode MigrationChannel}. */
+export class MigrationChannelImpl implements MigrationChannel {
+  bytesSent = 0;
+  bytesStored = 0;
+  #seq = 0;
+  #acked = 0;
+  #unacked: Pending[] = [];
+  #inflight = 0;
+  #error: Error | undefined;
+  #done = false;
+  #changed = new Signal();
+  #restoreWaiter: ((r: ControlOf<"restoreResult">) => void) | undefined;
+  #resending: Promise<void> | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly stream: number,
+    readonly expectedBytes: number,
+    readonly link: ClientLinkSide,
+    readonly hooks: ChannelHooks,
+  ) {}
+
+  /** Whether the channel still needs its link (not failed, aborted or finished). */
+  get active(): boolean {
+    return !this.#error && !this.#done;
+  }
+
+  async sendPages(batch: PageBatch): Promise<void> {
+    this.#check();
+    const n = batch.addresses.length;
+    if (!Number.isInteger(batch.pid) || batch.pid < 1) {
+      throw new PeerError("rejected", `bad pid ${batch.pid}`);
+    }
+    if (batch.data.length !== n * PAGE_SIZE) {
+      throw new PeerError("rejected", `batch has ${batch.data.length} bytes for ${n} pages`);
+    }
+    if (batch.hashes && batch.hashes.length !== n * HASH_BYTES) {
+      throw new PeerError(
+        "rejected",
+        `batch has ${batch.hashes.length} bytes of hashes for ${n} pages`,
+      );
+    }
+    for (let at = 0; at < n; at += MAX_BATCH_PAGES) {
+      const end = Math.min(n, at + MAX_BATCH_PAGES);
+      await this.#waitWindow();
+      const frame = encodePages({
+        stream: this.stream,
+        seq: this.#seq + 1,
+        pid: batch.pid,
+        addresses: batch.addresses.slice(at, end),
+        data: batch.data.subarray(at * PAGE_SIZE, end * PAGE_SIZE),
+        hashes: batch.hashes?.subarray(at * HASH_BYTES, end * HASH_BYTES),
+      });
+      await this.#queue(frame);
+    }
+    await this.#waitWindow();
+  }
+
+  async sendFile(name: string, data: Uint8Array): Promise<void> {
+    this.#check();
+    if (!isValidFileName(name)) {
+      throw new PeerError("rejected", `image file name ${JSON.stringify(name)} is not allowed`);
+    }
+    if (data.length > MAX_FILE_BYTES) {
+      throw new PeerError("rejected", `file '${name}' is too large`);
+    }
+    for (let at = 0, first = true; first || at < data.length; first = false) {
+      const end = Math.min(data.length, at + MAX_FILE_CHUNK);
+      await this.#waitWindow();
+      await this.#queue(encodeFile({
+        stream: this.stream,
+        seq: this.#seq + 1,
+        name,
+        offset: at,
+        total: data.length,
+        data: data.subarray(at, end),
+      }));
+      at = end;
+    }
+    await this.#waitWindow();
+  }
+
+  async remoteHashes(pid: number): Promise<Map<number, Uint8Array>> {
+    this.#check();
+    const frames = await this.hooks.requestHashes(pid);
+    const out = new Map<number, Uint8Array>();
+    for (const f of frames) {
+      for (let i = 0; i < f.addresses.length; i++) {
+        out.set(f.addresses[i], f.hashes.slice(i * HASH_BYTES, (i + 1) * HASH_BYTES));
+      }
+    }
+    return out;
+  }
+
+  async flush(): Promise<void> {
+    for (let last = this.#acked, since = Date.now(); this.#acked < this.#seq;) {
+      this.#check();
+      await this.#changed.wait(1000);
+      if (this.#acked !== last) [last, since] = [this.#acked, Date.now()];
+      else if (Date.now() - since > STALL_MS) {
+        throw this.fail(new PeerError("timeout", `no acknowledgement for ${STALL_MS} ms`));
+      }
+    }
+    this.#check();
+  }
+
+  async restore(request: RestoreRequest): Promise<RestoreResult> {
+    const parsed = RestoreRequestSchema.safeParse(request);
+    if (!parsed.success) {
+      throw new PeerError(
+        "rejected",
+        `restore request is not a bounded JSON object: ${parsed.error.issues[0]?.message}`,
+      );
+    }
+    await this.flush();
+    const result = new Promise<ControlOf<"restoreResult">>((resolve) =>
+      this.#restoreWaiter = resolve
+    );
+    await this.#sendControl(
+      encodeControl({ type: "restore", migrationId: this.id, request: parsed.data }),
+    );
+    for (;;) {
+      this.#check();
+      const r = await Promise.race([result, this.#changed.wait(1000).then(() => undefined)]);
+      if (r) {
+        this.#restoreWaiter = undefined;
+        if (r.ok) {
+          this.#done = true;
+          this.hooks.forget();
+        }
+        return {
+          ok: r.ok,
+          ...(r.pid !== undefined ? { pid: r.pid } : {}),
+          ...(r.error !== undefined ? { error: r.error } : {}),
+          ...(r.restoreMs !== undefined ? { restoreMs: r.restoreMs } : {}),
+        };
+      }
+    }
+  }
+
+  async abort(reason: string): Promise<void> {
+    if (this.#done) return;
+    await this.link.send(
+      encodeControl({ type: "abort", migrationId: this.id, reason: reason.slice(0, 1000) }),
+    );
+    this.fail(new PeerError("aborted", `migration '${this.id}' aborted: ${reason}`));
+    this.hooks.forget();
+  }
+
+  async stopCopy(phase: "start" | "end"): Promise<void> {
+    this.#check();
+    await this.#sendControl(encodeControl({ type: "stopCopy", migrationId: this.id, phase }));
+  }
+
+  async progress(p: { round?: number; phase?: string }): Promise<void> {
+    this.#check();
+    await this.#sendControl(encodeControl({
+      type: "progress",
+      migrationId: this.id,
+      bytesSent: this.bytesSent,
+      ...(p.round !== undefined ? { round: p.round } : {}),
+      ...(p.phase !== undefined ? { phase: p.phase.slice(0, 32) } : {}),
+    }));
+  }
+
+  /** @internal an ack from the agent: chunks up to `seq` are stored. */
+  onAck(seq: number, bytesStored: number): void {
+    if (seq > this.#seq) return;
+    this.bytesStored = bytesStored;
+    while (this.#unacked.length && this.#unacked[0].seq <= seq) {
+      this.#inflight -= this.#unacked.shift()!.frame.length;
+    }
+    if (seq > this.#acked) this.#acked = seq;
+    this.#changed.notify();
+  }
+
+  /** @internal the restore result arrived. */
+  onRestoreResult(r: ControlOf<"restoreResult">): void {
+    this.#restoreWaiter?.(r);
+  }
+
+  /** @internal after a reconnect: the agent holds chunks up to `seq`; resend the rest. */
+  async resumeFrom(seq: number): Promise<void> {
+    this.onAck(seq, this.bytesStored);
+    const resend = async () => {
+      for (const p of [...this.#unacked]) {
+        if (!this.active) return;
+        if (!await this.link.send(p.frame)) return;
+      }
+    };
+    this.#resending = resend().finally(() => this.#resending = undefined);
+    await this.#resending;
+    this.#changed.notify();
+  }
+
+  /** @internal fail the channel: every pending and later call rejects with `err`. */
+  fail(err: Error): Error {
+    this.#error ??= err;
+    this.#unacked = [];
+    this.#inflight = 0;
+    this.#changed.notify();
+    return this.#error;
+  }
+
+  #check(): void {
+    if (this.#error) throw this.#error;
+    if (this.#done) throw new PeerError("closed", `migration '${this.id}' is finished`);
+  }
+
+  async #waitWindow(): Promise<void> {
+    for (let since = Date.now(), last = this.#acked; this.#inflight >= this.hooks.windowBytes;) {
+      this.#check();
+      await this.#changed.wait(1000);
+      if (this.#acked !== last) [last, since] = [this.#acked, Date.now()];
+      else if (Date.now() - since > STALL_MS) {
+        throw this.fail(new PeerError("timeout", `no acknowledgement for ${STALL_MS} ms`));
+      }
+    }
+    this.#check();
+  }
+
+  async #queue(frame: Uint8Array): Promise<void> {
+    const seq = ++this.#seq;
+    this.#unacked.push({ seq, frame });
+    this.#inflight += frame.length;
+    this.bytesSent += frame.length;
+    if (this.#resending) await this.#resending;
+    await this.link.send(frame); // false = link down: the frame waits in #unacked for the resume
+  }
+
+  async #sendControl(text: string): Promise<void> {
+    for (let i = 0; i < 600; i++) {
+      this.#check();
+      if (await this.link.send(text)) return;
+      await this.#changed.wait(100);
+    }
+    throw this.fail(new PeerError("closed", "the link stayed down"));
+  }
+}

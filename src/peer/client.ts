@@ -1,0 +1,349 @@
+/**
+ * The source side of the channel: {@linkcode connectPeer} opens an authenticated link to a pinned
+ * peer's agent; {@linkcode PeerClient.openMigration} gives the engine a {@linkcode MigrationChannel}
+ * for pages, image files and the restore request. A dropped link is re-established and every
+ * migration resumes from its last acknowledged chunk, within `resumeTimeoutMs`; past that the
+ * channel fails with {@linkcode PeerError} "closed" and the agent drops its store.
+ *
+ * @example
+ * ```ts
+ * const client = await connectPeer({ stateDir: "/var/lib/u2cm", peer: "edge-b" });
+ * const ch = await client.openMigration("m1", 64 << 20);
+ * await ch.sendPages({ pid: 42, addresses: [0x7f0000000000], data: new Uint8Array(4096) });
+ * await ch.flush();
+ * await client.close();
+ * ```
+ *
+ * @module
+ */
+import { parseHostPort } from "./address.ts";
+import { authenticateAgent } from "./auth.ts";
+import { probeCapabilities } from "./capabilities.ts";
+import { PeerError, ProtocolError } from "./errors.ts";
+import { decodeFrame, FrameKind, type HashesFrame } from "./frames.ts";
+import { type Identity, loadIdentity } from "./identity.ts";
+import type { Link } from "./link.ts";
+import { type LogSink, silentLog } from "./log.ts";
+import { type ClientLinkSide, type MigrationChannel, MigrationChannelImpl } from "./channel.ts";
+import { findPeer, type Peer } from "./peers.ts";
+import {
+  type Capabilities,
+  type Control,
+  decodeControl,
+  encodeControl,
+  MIGRATION_ID_RE,
+} from "./protocol.ts";
+import { connectWsLink } from "./ws_client.ts";
+
+export type { MigrationChannel, PageBatch } from "./channel.ts";
+
+/** Options of {@linkcode connectPeer}. */
+export interface ConnectPeerOptions {
+  /** This node's state directory (identity and peers.json). */
+  stateDir: string;
+  /** The peer's name in peers.json. */
+  peer: string;
+  /** Transport. @default "ws" */
+  transport?: "ws" | "quic";
+  /** Connect-and-authenticate timeout. @default 10000 */
+  timeoutMs?: number;
+  /** How long to keep re-connecting after a drop before failing migrations. @default 30000 */
+  resumeTimeoutMs?: number;
+  /** Unacknowledged bytes in flight per migration (and the resend buffer). @default 32 MiB */
+  windowBytes?: number;
+  /** Close the link after this long without hearing from the agent. @default 8000 */
+  deadAfterMs?: number;
+  /** Structured log sink. @default silent */
+  log?: LogSink;
+}
+
+/** A connection to one peer's agent. */
+export interface PeerClient {
+  /** The agent's capabilities, from the handshake. */
+  readonly remote: Capabilities;
+  /** Announce a migration of about `expectedBytes` and get its channel. */
+  openMigration(id: string, expectedBytes: number): Promise<MigrationChannel>;
+  /** Close the connection (open migrations are left for the agent's resume timeout). */
+  close(): Promise<void>;
+}
+
+/**
+ * Connect to pinned peer `opts.peer` and authenticate both ways. Throws {@linkcode PeerError}:
+ * "identity", "unknown-peer", "unreachable", "pin-mismatch", "auth", "timeout".
+ */
+export async function connectPeer(opts: ConnectPeerOptions): Promise<PeerClient> {
+  const identity = await loadIdentity(opts.stateDir);
+  const peer = findPeer(opts.stateDir, opts.peer);
+  const client = new PeerClientImpl(identity, peer, opts);
+  await client.connect();
+  return client;
+}
+
+class PeerClientImpl implements PeerClient, ClientLinkSide {
+  remote!: Capabilities;
+  readonly log: LogSink;
+  #link: Link | undefined;
+  #channels = new Map<number, MigrationChannelImpl>();
+  #nextStream = 1;
+  #closing = false;
+  #reconnecting: Promise<void> | undefined;
+  #hashWaiters = new Map<
+    number,
+    { frames: HashesFrame[]; done: (f: HashesFrame[] | Error) => void }
+  >();
+  #prepareWaiters = new Map<string, (m: Control) => void>();
+  #nextReq = 1;
+
+  constructor(readonly identity: Identity, readonly peer: Peer, readonly opts: ConnectPeerOptions) {
+    this.log = opts.log ?? silentLog;
+  }
+
+  async connect(): Promise<void> {
+    const addr = parseHostPort(this.peer.address)!;
+    const timeoutMs = this.opts.timeoutMs ?? 10_000;
+    if ((this.opts.transport ?? "ws") === "quic") {
+      throw new PeerError("rejected", "the quic transport is not available yet; use ws");
+    }
+    const link = await connectWsLink({
+      hostname: addr.hostname,
+      port: addr.port,
+      timeoutMs,
+      pinnedFingerprint: this.peer.certFingerprint,
+      deadAfterMs: this.opts.deadAfterMs,
+    });
+    try {
+      const { capabilities } = await authenticateAgent(link, {
+        identity: this.identity,
+        peerKey: this.peer.publicKey,
+        pinnedFingerprint: this.peer.certFingerprint,
+        peerName: this.peer.name,
+        timeoutMs,
+      });
+      this.remote = capabilities;
+      await link.send(encodeControl({
+        type: "hello",
+        capabilities: probeCapabilities({ stateDir: this.opts.stateDir }),
+      }));
+    } catch (e) {
+      link.close(4401, "authentication failed");
+      throw e;
+    }
+    this.#link = link;
+    this.log({
+      level: "info",
+      msg: "connected to peer",
+      peer: this.peer.name,
+      transport: link.transport,
+    });
+    this.#readLoop(link);
+  }
+
+  async openMigration(id: string, expectedBytes: number): Promise<MigrationChannel> {
+    if (!MIGRATION_ID_RE.test(id)) {
+      throw new PeerError(
+        "rejected",
+        `migration id '${id}' is invalid: letters, digits, '_', '-' (≤ 64)`,
+      );
+    }
+    if (!Number.isSafeInteger(expectedBytes) || expectedBytes < 0) {
+      throw new PeerError("rejected", `expected size ${expectedBytes} is not a byte count`);
+    }
+    const stream = this.#nextStream++;
+    const channel: MigrationChannelImpl = new MigrationChannelImpl(
+      id,
+      stream,
+      expectedBytes,
+      this,
+      {
+        windowBytes: this.opts.windowBytes ?? 32 * 2 ** 20,
+        requestHashes: (pid) => this.#requestHashes(channel, pid),
+        forget: () => this.#channels.delete(stream),
+      },
+    );
+    const reply = await this.#prepare(id, stream, expectedBytes, false);
+    if (reply.type === "abort") {
+      throw new PeerError("rejected", `peer refused migration '${id}': ${reply.reason}`);
+    }
+    this.#channels.set(stream, channel);
+    return channel;
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    this.#link?.close(1000, "client closing");
+    for (const ch of this.#channels.values()) {
+      ch.fail(new PeerError("closed", "the peer client was closed"));
+    }
+    this.#channels.clear();
+    await this.#link?.closed;
+  }
+
+  async send(m: string | Uint8Array): Promise<boolean> {
+    const link = this.#link;
+    if (!link) return false;
+    try {
+      await link.send(m);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #prepare(id: string, stream: number, expectedBytes: number, resume: boolean): Promise<Control> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#prepareWaiters.delete(id);
+        reject(new PeerError("timeout", `peer did not answer the prepare of '${id}'`));
+      }, this.opts.timeoutMs ?? 10_000);
+      this.#prepareWaiters.set(id, (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      this.send(encodeControl({ type: "prepare", migrationId: id, stream, expectedBytes, resume }))
+        .then((ok) => {
+          if (!ok) {
+            clearTimeout(timer);
+            this.#prepareWaiters.delete(id);
+            reject(new PeerError("closed", "the link dropped during prepare"));
+          }
+        });
+    });
+  }
+
+  async #requestHashes(channel: MigrationChannelImpl, pid: number): Promise<HashesFrame[]> {
+    const reqId = this.#nextReq++;
+    const result = new Promise<HashesFrame[] | Error>((resolve) => {
+      this.#hashWaiters.set(reqId, { frames: [], done: resolve });
+    });
+    const ok = await this.send(
+      encodeControl({ type: "hashes", migrationId: channel.id, pid, reqId }),
+    );
+    if (!ok) this.#hashWaiters.get(reqId)?.done(new PeerError("closed", "link down"));
+    const timer = setTimeout(
+      () => this.#hashWaiters.get(reqId)?.done(new PeerError("timeout", "no hash listing in time")),
+      60_000,
+    );
+    const r = await result;
+    clearTimeout(timer);
+    this.#hashWaiters.delete(reqId);
+    if (r instanceof Error) throw r;
+    return r;
+  }
+
+  async #readLoop(link: Link): Promise<void> {
+    try {
+      for (let i = 0; i < Number.MAX_SAFE_INTEGER; i++) {
+        const m = await link.next(2 ** 31 - 1);
+        if (m === null) break;
+        if (typeof m === "string") this.#onControl(decodeControl(m));
+        else this.#onFrame(m);
+      }
+    } catch (e) {
+      const reason = (e as Error).message;
+      this.log({ level: "warn", msg: "bad message from agent", peer: this.peer.name, reason });
+      link.close(4400, e instanceof ProtocolError ? "protocol error" : "client error");
+    }
+    const why = await link.closed;
+    if (this.#link === link) this.#link = undefined;
+    for (const w of this.#hashWaiters.values()) {
+      w.done(new PeerError("closed", `link closed: ${why}`));
+    }
+    if (this.#closing) return;
+    const active = [...this.#channels.values()].filter((c) => c.active);
+    if (active.length === 0) return;
+    this.log({ level: "warn", msg: "link to peer dropped; resuming", peer: this.peer.name, why });
+    this.#reconnecting ??= this.#resume(active).finally(() => this.#reconnecting = undefined);
+  }
+
+  async #resume(channels: MigrationChannelImpl[]): Promise<void> {
+    const timeoutMs = this.opts.resumeTimeoutMs ?? 30_000;
+    const deadline = Date.now() + timeoutMs;
+    let lastError = "";
+    for (let attempt = 1; Date.now() < deadline && !this.#closing; attempt++) {
+      try {
+        await this.connect();
+        for (const ch of channels) {
+          if (!ch.active) continue;
+          const reply = await this.#prepare(ch.id, ch.stream, ch.expectedBytes, true);
+          if (reply.type === "abort") {
+            ch.fail(new PeerError("aborted", `peer could not resume '${ch.id}': ${reply.reason}`));
+            this.#channels.delete(ch.stream);
+          } else if (reply.type === "ack") {
+            await ch.resumeFrom(reply.seq);
+          }
+        }
+        this.log({ level: "info", msg: "resumed", peer: this.peer.name, attempt });
+        return;
+      } catch (e) {
+        lastError = (e as Error).message;
+        this.#link?.close();
+        this.#link = undefined;
+        if (e instanceof PeerError && (e.code === "auth" || e.code === "pin-mismatch")) break;
+        await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
+      }
+    }
+    const err = new PeerError(
+      "closed",
+      `lost the link to '${this.peer.name}' and could not resume within ${timeoutMs} ms` +
+        (lastError ? ` (${lastError})` : ""),
+    );
+    this.log({ level: "error", msg: "resume failed", peer: this.peer.name, reason: err.message });
+    for (const ch of channels) ch.fail(err);
+    this.#channels.clear();
+  }
+
+  #onControl(msg: Control): void {
+    switch (msg.type) {
+      case "ack": {
+        const waiter = this.#prepareWaiters.get(msg.migrationId);
+        if (waiter) {
+          this.#prepareWaiters.delete(msg.migrationId);
+          waiter(msg);
+          return;
+        }
+        this.#channels.get(msg.stream)?.onAck(msg.seq, msg.bytesStored);
+        return;
+      }
+      case "abort": {
+        const waiter = this.#prepareWaiters.get(msg.migrationId);
+        if (waiter) {
+          this.#prepareWaiters.delete(msg.migrationId);
+          waiter(msg);
+          return;
+        }
+        for (const ch of this.#channels.values()) {
+          if (ch.id === msg.migrationId) {
+            ch.fail(new PeerError("aborted", `peer aborted migration '${ch.id}': ${msg.reason}`));
+            this.#channels.delete(ch.stream);
+          }
+        }
+        return;
+      }
+      case "restoreResult":
+        for (const ch of this.#channels.values()) {
+          if (ch.id === msg.migrationId) ch.onRestoreResult(msg);
+        }
+        return;
+      case "error":
+        this.log({
+          level: "warn",
+          msg: "agent reported an error",
+          peer: this.peer.name,
+          code: msg.code,
+          message: msg.message,
+        });
+        return;
+      default:
+        throw new ProtocolError(`'${msg.type}' is not a message a client accepts`);
+    }
+  }
+
+  #onFrame(bytes: Uint8Array): void {
+    const frame = decodeFrame(bytes);
+    if (frame.kind !== FrameKind.Hashes) throw new ProtocolError("agents send only hash listings");
+    const w = this.#hashWaiters.get(frame.seq);
+    if (!w) return;
+    w.frames.push(frame);
+    if (frame.last) w.done(w.frames);
+  }
+}

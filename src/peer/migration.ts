@@ -1,0 +1,84 @@
+/**
+ * The agent's record of one incoming migration: its store, who owns it, which connection feeds it,
+ * the last chunk stored, and the timer that aborts it when its source stays away too long.
+ *
+ * @module
+ */
+import type { LogSink } from "./log.ts";
+import { PageStore, type PageStoreOptions } from "./page_store.ts";
+
+/** Where a migration is in its life. */
+export type MigrationStatus = "receiving" | "detached" | "restoring" | "restored" | "aborted";
+
+/** An incoming migration on the agent. */
+export class IncomingMigration {
+  /** Its store (pages and image files). */
+  readonly store: PageStore;
+  /** Life-cycle state. */
+  status: MigrationStatus = "receiving";
+  /** Highest chunk sequence number stored (chunks are stored strictly in order). */
+  lastSeq = 0;
+  /** Highest chunk sequence number acknowledged. */
+  lastAcked = 0;
+  /** The session feeding it, when attached. */
+  session: object | undefined;
+  /** Its stream number on that session. */
+  stream = 0;
+  /** When stop-and-copy started and ended (ms since epoch), when reported. */
+  stopCopy: { start?: number; end?: number } = {};
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * @param id migration id (validated by the protocol)
+   * @param owner public key of the peer that prepared it
+   * @param dir its directory
+   * @param expectedBytes the size the source announced
+   * @param storeOptions memory limit and quota of the store
+   */
+  constructor(
+    readonly id: string,
+    readonly owner: string,
+    readonly dir: string,
+    readonly expectedBytes: number,
+    storeOptions: PageStoreOptions,
+  ) {
+    this.store = new PageStore(dir, storeOptions);
+  }
+
+  /** Attach to a session's stream, cancelling any pending detach timeout. */
+  attach(session: object, stream: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.session = session;
+    this.stream = stream;
+    if (this.status === "detached") this.status = "receiving";
+  }
+
+  /** Detach from its session; call `onExpire` unless re-attached within `timeoutMs`. */
+  detach(timeoutMs: number, onExpire: () => void): void {
+    this.session = undefined;
+    if (this.status !== "receiving") return;
+    this.status = "detached";
+    this.#timer = setTimeout(onExpire, timeoutMs);
+  }
+
+  /** Abort: delete the store and its directory. */
+  abort(reason: string, log: LogSink): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.status === "aborted") return;
+    this.status = "aborted";
+    this.session = undefined;
+    this.store.remove();
+    log({ level: "warn", msg: "migration aborted", migrationId: this.id, reason });
+  }
+
+  /** Release after a finished restore: delete the store. */
+  release(log: LogSink): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.session = undefined;
+    this.store.remove();
+    log({ level: "info", msg: "migration released", migrationId: this.id, status: this.status });
+  }
+}

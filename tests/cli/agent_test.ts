@@ -1,0 +1,80 @@
+import assert from "node:assert/strict";
+import { ExitCode } from "../../src/cli/errors.ts";
+import { makeNodePair } from "../peer/support/nodes.ts";
+import { spawnAgent } from "../peer/support/agent_process.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+async function u2cm(args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+Deno.test("u2cm agent serves pinned peers; u2cm peer check authenticates against it", async () => {
+  const pair = await makeNodePair();
+  const agent = await spawnAgent([
+    "--listen",
+    "127.0.0.1:0",
+    "--state-dir",
+    pair.b,
+    "--log-level",
+    "debug",
+  ]);
+  try {
+    pair.pinB(`127.0.0.1:${agent.port}`);
+    const r = await u2cm(["peer", "check", "b", "--state-dir", pair.a, "--format", "json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.peer, "b");
+    assert.equal(out.capabilities.arch, Deno.build.arch);
+    await agent.waitFor((l) => l.msg === "peer authenticated" && l.peer === "a");
+    for (const l of agent.logs) {
+      assert.equal(typeof l.ts, "string");
+      assert.ok(["error", "warn", "info", "debug"].includes(String(l.level)), JSON.stringify(l));
+    }
+    // An unpinned node is refused with the Peer exit code, and the agent logs why.
+    const t = await u2cm(["init", "--state-dir", `${pair.root}/c`]);
+    assert.equal(t.code, 0);
+    await u2cm([
+      "peer",
+      "add",
+      "b",
+      `127.0.0.1:${agent.port}`,
+      pair.bKey,
+      "--state-dir",
+      `${pair.root}/c`,
+    ]);
+    const refused = await u2cm(["peer", "check", "b", "--state-dir", `${pair.root}/c`]);
+    assert.equal(refused.code, ExitCode.Peer, refused.stderr);
+    await agent.waitFor((l) => l.msg === "authentication failed");
+    // Unknown peers and unreachable agents have clear errors.
+    const unknown = await u2cm(["peer", "check", "nope", "--state-dir", pair.a]);
+    assert.equal(unknown.code, ExitCode.BadInput);
+    assert.match(unknown.stderr, /no peer named 'nope'/);
+  } finally {
+    const status = await agent.stop();
+    assert.equal(status.code, 0);
+    pair.cleanup();
+  }
+});
+
+Deno.test("u2cm agent without an identity or with a bad address fails clearly", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    let r = await u2cm(["agent", "--listen", "127.0.0.1:0", "--state-dir", `${dir}/none`]);
+    assert.equal(r.code, ExitCode.Environment);
+    assert.match(r.stderr, /u2cm init --state-dir/);
+    r = await u2cm(["agent", "--listen", "nope", "--state-dir", dir]);
+    assert.equal(r.code, ExitCode.Usage);
+    r = await u2cm(["agent", "--listen", "127.0.0.1:0", "--state-dir", dir, "--log-level", "loud"]);
+    assert.equal(r.code, ExitCode.Usage);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
