@@ -135,6 +135,8 @@ export function u2cPolicy(options: U2cOptions = {}): StopPolicy {
         best = Math.min(best, pendingPages);
       }
       if (pendingPages <= minPages || rounds.length >= maxRounds || stalled >= 2) return stop;
+      // The full first round left nearly everything dirty again: pre-copy cannot pay off.
+      if (rounds.length === 1 && pendingPages > 0.9 * state.totalPages) return { action: fallback };
       if (!prediction || prediction.expectedDirty.length === 0) {
         const last = rounds.at(-1);
         const prev = rounds.at(-2);

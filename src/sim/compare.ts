@@ -25,6 +25,9 @@ export const ALL_POLICIES = [
   "oracle",
 ];
 
+/** The policies that look at a prediction (the others never get a provider: it costs time). */
+const PREDICTIVE = new Set(["u2c", "hybrid"]);
+
 /** One row of a comparison. */
 export interface ComparisonRow {
   /** Trace name. */
@@ -126,9 +129,12 @@ export async function compare(
     const tl = new TraceTimeline(trace);
     const oracle = await oracleSearch(tl, config);
     for (const p of policies) {
-      const r = p === "oracle"
-        ? oracle
-        : await simulate(tl, createPolicy(p), config, providerFactory());
+      const r = p === "oracle" ? oracle : await simulate(
+        tl,
+        createPolicy(p),
+        config,
+        PREDICTIVE.has(p) ? providerFactory() : undefined,
+      );
       results.push(row(name, r, oracle.downtimeLimitMs));
     }
   }

@@ -5,10 +5,11 @@
  * into expected dirty counts for rounds of any length.
  *
  * Rounds are not intervals: a round lasts as long as sending its pages takes. A page with
- * per-interval probabilities p₁…p_H (p_H repeated beyond the horizon) is written within the
- * workload time [a, b) (in intervals) with probability 1 − Π (1 − p_j · overlap_j), where
- * overlap_j is the part of interval j inside [a, b) — partial intervals pro rata, as the
- * simulator replays traces.
+ * per-interval probabilities p₁…p_H from the model is written within the workload time [a, b)
+ * (in intervals) with probability 1 − Π (1 − p_j · overlap_j), where overlap_j is the part of
+ * interval j inside [a, b) — partial intervals pro rata, as the simulator replays traces. Beyond
+ * the model's horizon, p_j is the page's long-run frequency: the share of the last 16 rounds in
+ * which it was written (a model trained for H steps says little about step 30 of a slow link).
  *
  * @module
  */
@@ -28,18 +29,31 @@ interface PageProbabilities {
   pages: Uint32Array;
   /** `horizon` probabilities per candidate page, interval by interval. */
   probs: Float32Array;
+  /** Per candidate page, the per-interval probability beyond the horizon. */
+  tail: Float32Array;
   /** Probabilities per page. */
   horizon: number;
 }
 
+/** Rounds of history the long-run frequency looks at. */
+const TAIL_WINDOW = 16;
+
+/** Set bits in a 32-bit word. */
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
+
 /**
  * Probability that a page with per-interval probabilities `p` (length `horizon`, from offset
- * `at`) is written within intervals [a, b).
+ * `at`), then `tail` per interval, is written within intervals [a, b).
  */
 function writtenBetween(
   p: Float32Array,
   at: number,
   horizon: number,
+  tail: number,
   a: number,
   b: number,
 ): number {
@@ -49,7 +63,7 @@ function writtenBetween(
   for (let j = first; j < b; j++) {
     const overlap = Math.min(b, j + 1) - Math.max(a, j);
     if (overlap <= 0) continue;
-    const q = p[at + Math.min(j, horizon - 1)];
+    const q = j < horizon ? p[at + j] : tail;
     clean *= 1 - q * overlap;
     if (clean <= 0) return 1;
   }
@@ -82,7 +96,7 @@ export class PredictorProvider implements PredictionProvider {
       this.#cached = await this.#probabilities();
       this.#observedSinceView = false;
     }
-    const { ids, pages, probs, horizon } = this.#cached;
+    const { ids, pages, probs, tail, horizon } = this.#cached;
     const interval = this.#intervalMs;
     const roundIntervals = (pending: number, throttle: number) =>
       (pending * ctx.wireBytesPerPage / ctx.bandwidthBps * 1000 + ctx.rttMs) *
@@ -95,7 +109,7 @@ export class PredictorProvider implements PredictionProvider {
         const d = roundIntervals(pending, throttle);
         let sum = 0;
         for (let i = 0; i < ids.length; i++) {
-          sum += writtenBetween(probs, i * horizon, horizon, t, t + d);
+          sum += writtenBetween(probs, i * horizon, horizon, tail[i], t, t + d);
         }
         out.push(sum);
         pending = sum;
@@ -107,7 +121,7 @@ export class PredictorProvider implements PredictionProvider {
     for (let i = 0; i < ids.length; i++) index.set(ids[i] * 4294967296 + pages[i], i);
     const within = (id: number, page: number, n: number) => {
       const i = index.get(id * 4294967296 + page);
-      return i === undefined ? 0 : writtenBetween(probs, i * horizon, horizon, 0, n);
+      return i === undefined ? 0 : writtenBetween(probs, i * horizon, horizon, tail[i], 0, n);
     };
     const firstRound = roundIntervals(ctx.pendingPages, ctx.throttlePercent);
     return {
@@ -123,15 +137,21 @@ export class PredictorProvider implements PredictionProvider {
   async #probabilities(): Promise<PageProbabilities> {
     const prediction = await this.#predictor.predict();
     const horizon = prediction.horizon;
-    const ids: number[] = [], pages: number[] = [], probs: number[] = [];
+    const ids: number[] = [], pages: number[] = [], probs: number[] = [], tail: number[] = [];
+    const histories = this.#predictor.history.mappings;
+    const mask = (1 << TAIL_WINDOW) - 1;
     for (const [id, perStep] of prediction.probs) {
       const n = perStep[0]?.length ?? 0;
+      const h = histories.get(id);
+      const seen = h ? Math.min(TAIL_WINDOW, Math.max(1, h.age - 1)) : 1;
       for (let page = 0; page < n; page++) {
-        let any = false;
+        const q = h ? popcount(h.dirty[page] & mask) / seen : 0;
+        let any = q > 0;
         for (let s = 0; s < horizon && !any; s++) any = perStep[s][page] > 1e-4;
         if (!any) continue;
         ids.push(id);
         pages.push(page);
+        tail.push(Math.min(1, q));
         for (let s = 0; s < horizon; s++) probs.push(perStep[s][page]);
       }
     }
@@ -139,6 +159,7 @@ export class PredictorProvider implements PredictionProvider {
       ids: Uint32Array.from(ids),
       pages: Uint32Array.from(pages),
       probs: Float32Array.from(probs),
+      tail: Float32Array.from(tail),
       horizon,
     };
   }
