@@ -80,6 +80,9 @@ export interface ChannelHooks {
   forget(): void;
 }
 
+/** How long a restore may take on the peer. */
+const RESTORE_TIMEOUT_MS = 15 * 60_000;
+
 /** How long flush and window waits may go without any ack before failing. */
 const STALL_MS = 120_000;
 
@@ -95,7 +98,7 @@ export class MigrationChannelImpl implements MigrationChannel {
   #done = false;
   #changed = new Signal();
   #restoreWaiter: ((r: ControlOf<"restoreResult">) => void) | undefined;
-  #resending: Promise<void> | undefined;
+  #sentUpTo = 0;
 
   constructor(
     readonly id: string,
@@ -204,8 +207,14 @@ export class MigrationChannelImpl implements MigrationChannel {
     await this.#sendControl(
       encodeControl({ type: "restore", migrationId: this.id, request: parsed.data }),
     );
+    const deadline = Date.now() + RESTORE_TIMEOUT_MS;
     for (;;) {
       this.#check();
+      if (Date.now() > deadline) {
+        throw this.fail(
+          new PeerError("timeout", `no restore result within ${RESTORE_TIMEOUT_MS} ms`),
+        );
+      }
       const r = await Promise.race([result, this.#changed.wait(1000).then(() => undefined)]);
       if (r) {
         this.#restoreWaiter = undefined;
@@ -264,18 +273,33 @@ export class MigrationChannelImpl implements MigrationChannel {
     this.#restoreWaiter?.(r);
   }
 
-  /** @internal after a reconnect: the agent holds chunks up to `seq`; resend the rest. */
-  async resumeFrom(seq: number): Promise<void> {
+  /** @internal after a reconnect: the agent holds chunks up to `seq`; the rest must be resent. */
+  resumeFrom(seq: number): void {
     this.onAck(seq, this.bytesStored);
-    const resend = async () => {
-      for (const p of [...this.#unacked]) {
-        if (!this.active) return;
-        if (!await this.link.send(p.frame)) return;
+    this.#sentUpTo = seq;
+  }
+
+  /**
+   * @internal send, in order, every unacknowledged chunk not yet handed to the current link;
+   * returns how many were sent — synchronously 0 when there is nothing to send.
+   */
+  resendUnsent(send: (m: Uint8Array) => Promise<boolean>): number | Promise<number> {
+    if (!this.active || !this.#unacked.some((p) => p.seq > this.#sentUpTo)) return 0;
+    return this.#resend(send);
+  }
+
+  async #resend(send: (m: Uint8Array) => Promise<boolean>): Promise<number> {
+    let sent = 0;
+    for (let guard = 0; guard < 1_000_000 && this.active; guard++) {
+      const next = this.#unacked.find((p) => p.seq > this.#sentUpTo);
+      if (!next) break;
+      if (!await send(next.frame)) {
+        throw new PeerError("closed", "the link dropped while resending");
       }
-    };
-    this.#resending = resend().finally(() => this.#resending = undefined);
-    await this.#resending;
-    this.#changed.notify();
+      this.#sentUpTo = Math.max(this.#sentUpTo, next.seq);
+      sent++;
+    }
+    return sent;
   }
 
   /** @internal fail the channel: every pending and later call rejects with `err`. */
@@ -309,8 +333,8 @@ export class MigrationChannelImpl implements MigrationChannel {
     this.#unacked.push({ seq, frame });
     this.#inflight += frame.length;
     this.bytesSent += frame.length;
-    if (this.#resending) await this.#resending;
-    await this.link.send(frame); // false = link down: the frame waits in #unacked for the resume
+    // false = link down: the frame waits in #unacked until the client resumes and resends it.
+    if (await this.link.send(frame)) this.#sentUpTo = Math.max(this.#sentUpTo, seq);
   }
 
   async #sendControl(text: string): Promise<void> {

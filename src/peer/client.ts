@@ -79,6 +79,10 @@ export async function connectPeer(opts: ConnectPeerOptions): Promise<PeerClient>
   return client;
 }
 
+function sendOn(link: Link, m: string | Uint8Array): Promise<boolean> {
+  return link.send(m).then(() => true, () => false);
+}
+
 class PeerClientImpl implements PeerClient, ClientLinkSide {
   remote!: Capabilities;
   readonly log: LogSink;
@@ -98,7 +102,13 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     this.log = opts.log ?? silentLog;
   }
 
+  /** First connection: open, authenticate, and make it the current link. */
   async connect(): Promise<void> {
+    this.#link = await this.#open();
+  }
+
+  /** Open and authenticate a link and start reading it (it is not yet the current link). */
+  async #open(): Promise<Link> {
     const addr = parseHostPort(this.peer.address)!;
     const timeoutMs = this.opts.timeoutMs ?? 10_000;
     if ((this.opts.transport ?? "ws") === "quic") {
@@ -128,7 +138,6 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
       link.close(4401, "authentication failed");
       throw e;
     }
-    this.#link = link;
     this.log({
       level: "info",
       msg: "connected to peer",
@@ -136,6 +145,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
       transport: link.transport,
     });
     this.#readLoop(link);
+    return link;
   }
 
   async openMigration(id: string, expectedBytes: number): Promise<MigrationChannel> {
@@ -160,7 +170,9 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
         forget: () => this.#channels.delete(stream),
       },
     );
-    const reply = await this.#prepare(id, stream, expectedBytes, false);
+    const link = this.#link;
+    if (!link) throw new PeerError("closed", "the link to the peer is down (resuming)");
+    const reply = await this.#prepare(link, id, stream, expectedBytes, false);
     if (reply.type === "abort") {
       throw new PeerError("rejected", `peer refused migration '${id}': ${reply.reason}`);
     }
@@ -178,18 +190,18 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     await this.#link?.closed;
   }
 
-  async send(m: string | Uint8Array): Promise<boolean> {
+  send(m: string | Uint8Array): Promise<boolean> {
     const link = this.#link;
-    if (!link) return false;
-    try {
-      await link.send(m);
-      return true;
-    } catch {
-      return false;
-    }
+    return link ? sendOn(link, m) : Promise.resolve(false);
   }
 
-  #prepare(id: string, stream: number, expectedBytes: number, resume: boolean): Promise<Control> {
+  #prepare(
+    link: Link,
+    id: string,
+    stream: number,
+    expectedBytes: number,
+    resume: boolean,
+  ): Promise<Control> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#prepareWaiters.delete(id);
@@ -199,7 +211,10 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
         clearTimeout(timer);
         resolve(m);
       });
-      this.send(encodeControl({ type: "prepare", migrationId: id, stream, expectedBytes, resume }))
+      sendOn(
+        link,
+        encodeControl({ type: "prepare", migrationId: id, stream, expectedBytes, resume }),
+      )
         .then((ok) => {
           if (!ok) {
             clearTimeout(timer);
@@ -260,24 +275,37 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     const deadline = Date.now() + timeoutMs;
     let lastError = "";
     for (let attempt = 1; Date.now() < deadline && !this.#closing; attempt++) {
+      let link: Link | undefined;
       try {
-        await this.connect();
+        link = await this.#open();
+        let dropped = false;
+        link.closed.then(() => dropped = true);
         for (const ch of channels) {
           if (!ch.active) continue;
-          const reply = await this.#prepare(ch.id, ch.stream, ch.expectedBytes, true);
+          const reply = await this.#prepare(link, ch.id, ch.stream, ch.expectedBytes, true);
           if (reply.type === "abort") {
             ch.fail(new PeerError("aborted", `peer could not resume '${ch.id}': ${reply.reason}`));
             this.#channels.delete(ch.stream);
           } else if (reply.type === "ack") {
-            await ch.resumeFrom(reply.seq);
+            ch.resumeFrom(reply.seq);
           }
         }
+        // Resend until nothing is left unsent, then switch over without yielding in between.
+        const l = link;
+        for (let pass = 0, sent = 1; sent > 0 && pass < 10_000; pass++) {
+          sent = 0;
+          for (const ch of channels) {
+            const r = ch.resendUnsent((m) => sendOn(l, m));
+            sent += typeof r === "number" ? r : await r;
+          }
+        }
+        if (dropped) throw new PeerError("closed", "the new link dropped while resuming");
+        this.#link = link;
         this.log({ level: "info", msg: "resumed", peer: this.peer.name, attempt });
         return;
       } catch (e) {
         lastError = (e as Error).message;
-        this.#link?.close();
-        this.#link = undefined;
+        link?.close();
         if (e instanceof PeerError && (e.code === "auth" || e.code === "pin-mismatch")) break;
         await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
       }

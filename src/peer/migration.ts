@@ -24,6 +24,8 @@ export class IncomingMigration {
   session: object | undefined;
   /** Its stream number on that session. */
   stream = 0;
+  /** The successful restore's result, resent if the source reconnects before reading it. */
+  result: { ok: boolean; pid?: number; error?: string; restoreMs?: number } | undefined;
   /** When stop-and-copy started and ended (ms since epoch), when reported. */
   stopCopy: { start?: number; end?: number } = {};
   #timer: ReturnType<typeof setTimeout> | undefined;

@@ -107,7 +107,7 @@ export async function runSession(link: Link, ctx: AgentContext): Promise<void> {
     session: session.id,
   });
   const streams = new Map<number, IncomingMigration>();
-  const handler = new SessionHandler(link, ctx, peer, session, streams);
+  const handler = new SessionHandler(link, ctx, peer, streams);
   try {
     for (let i = 0; i < Number.MAX_SAFE_INTEGER; i++) {
       const m = await link.next(ctx.idleTimeoutMs);
@@ -131,10 +131,14 @@ export async function runSession(link: Link, ctx: AgentContext): Promise<void> {
   } finally {
     const why = await Promise.race([link.closed, Promise.resolve("session ended")]);
     for (const mig of streams.values()) {
-      if (mig.session !== session) continue;
+      if (mig.session !== handler) continue;
       if (mig.status === "restored") {
+        // Done: drop the store, but remember the result a while for a source that lost it.
         mig.release(log);
-        ctx.migrations.delete(mig.id);
+        mig.session = undefined;
+        setTimeout(() => {
+          if (ctx.migrations.get(mig.id) === mig && !mig.session) ctx.migrations.delete(mig.id);
+        }, ctx.resumeTimeoutMs);
       } else if (mig.status === "receiving") {
         log({
           level: "warn",
@@ -161,7 +165,6 @@ class SessionHandler {
     readonly link: Link,
     readonly ctx: AgentContext,
     readonly peer: AcceptedPeer,
-    readonly session: object,
     readonly streams: Map<number, IncomingMigration>,
   ) {}
 
@@ -219,7 +222,7 @@ class SessionHandler {
     }
     const mig = this.streams.get(frame.stream);
     if (!mig && this.#dropped.has(frame.stream)) return; // in flight when its migration ended
-    if (!mig || mig.session !== this.session) {
+    if (!mig || mig.session !== this) {
       throw new ProtocolError(`frame for stream ${frame.stream}, which has no prepared migration`);
     }
     if (mig.status !== "receiving") throw new ProtocolError(`migration ${mig.id} is ${mig.status}`);
@@ -290,8 +293,9 @@ class SessionHandler {
           "no such migration to resume on this agent (it was aborted or the agent restarted)",
         );
       }
-      existing.attach(this.session, msg.stream);
+      existing.attach(this, msg.stream);
       this.streams.set(msg.stream, existing);
+      if (existing.result) await this.#sendResult(existing, existing.result); // lost in the drop
       ctx.log({
         level: "info",
         msg: "migration resumed",
@@ -320,7 +324,7 @@ class SessionHandler {
         quotaBytes: Math.max(2 * msg.expectedBytes, 256 * 2 ** 20),
       },
     );
-    mig.attach(this.session, msg.stream);
+    mig.attach(this, msg.stream);
     ctx.migrations.set(mig.id, mig);
     this.streams.set(msg.stream, mig);
     ctx.log({
@@ -355,15 +359,9 @@ class SessionHandler {
 
   async #restore(msg: ControlOf<"restore">): Promise<void> {
     const mig = this.#owned(msg.migrationId);
+    // The source may have reconnected meanwhile: answer on the link that holds the migration now.
     const send = (r: RestoreResult) =>
-      this.link.send(encodeControl({
-        type: "restoreResult",
-        migrationId: mig.id,
-        ok: r.ok,
-        ...(r.pid !== undefined ? { pid: r.pid } : {}),
-        ...(r.error !== undefined ? { error: r.error.slice(0, 4000) } : {}),
-        ...(r.restoreMs !== undefined ? { restoreMs: r.restoreMs } : {}),
-      }));
+      (mig.session instanceof SessionHandler ? mig.session : this).#sendResult(mig, r);
     if (!this.ctx.onRestore) {
       return await send({ ok: false, error: "this agent has no restore handler installed" });
     }
@@ -386,6 +384,7 @@ class SessionHandler {
     }
     result.restoreMs ??= performance.now() - started;
     mig.status = result.ok ? "restored" : "receiving";
+    if (result.ok) mig.result = result;
     this.ctx.log({
       level: result.ok ? "info" : "warn",
       msg: "restore finished",
@@ -395,9 +394,20 @@ class SessionHandler {
     await send(result);
   }
 
+  async #sendResult(mig: IncomingMigration, r: RestoreResult): Promise<void> {
+    await this.link.send(encodeControl({
+      type: "restoreResult",
+      migrationId: mig.id,
+      ok: r.ok,
+      ...(r.pid !== undefined ? { pid: r.pid } : {}),
+      ...(r.error !== undefined ? { error: r.error.slice(0, 4000) } : {}),
+      ...(r.restoreMs !== undefined ? { restoreMs: r.restoreMs } : {}),
+    }));
+  }
+
   #owned(id: string): IncomingMigration {
     const mig = this.ctx.migrations.get(id);
-    if (!mig || mig.owner !== this.peer.publicKey || mig.session !== this.session) {
+    if (!mig || mig.owner !== this.peer.publicKey || mig.session !== this) {
       throw new ProtocolError(`migration '${id}' is not prepared on this connection`);
     }
     return mig;
