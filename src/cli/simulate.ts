@@ -37,6 +37,7 @@ interface SimulateOptions {
   compression: string;
   start?: string;
   predictor: string;
+  engine: string;
   modelsDir: string;
   format: string;
   report?: string;
@@ -96,6 +97,7 @@ export function register(program: Command): void {
     .option("--downtime-slack <fraction>", "tolerated downtime above the best reachable", "0.1")
     .option("--compression <ratio>", "page bytes are divided by this on the wire", "1")
     .option("--start <ms>", "trace time at which the migration starts (default: 10 rounds in)")
+    .option("--engine <name>", "final-phase model: predump (soft-dirty chain) | delta", "predump")
     .option("--predictor <name>", `what u2c/hybrid see: ${PREDICTORS.join("|")}`, "u2c")
     .option("--models-dir <dir>", "directory with the predictor models", bundledModelsDir())
     .option("--format <format>", `output: ${FORMATS.join("|")}`, "table")
@@ -106,6 +108,7 @@ export function register(program: Command): void {
 async function runSimulate(opts: SimulateOptions): Promise<void> {
   const format = parseChoice("--format", opts.format, FORMATS);
   const predictor = parseChoice("--predictor", opts.predictor, PREDICTORS);
+  const engine = parseChoice("--engine", opts.engine, ["predump", "delta"] as const);
   let bandwidthBps: number;
   try {
     bandwidthBps = parseBandwidth(opts.bandwidth);
@@ -115,6 +118,7 @@ async function runSimulate(opts: SimulateOptions): Promise<void> {
   const config: SimConfig = {
     ...CRIU_COSTS,
     bandwidthBps,
+    engine,
     rttMs: parseNumberInRange("--rtt", opts.rtt, 0, 60_000),
     downtimeSlack: parseNumberInRange("--downtime-slack", opts.downtimeSlack, 0, 10),
     compressionRatio: parseNumberInRange("--compression", opts.compression, 1, 1000),

@@ -1,19 +1,32 @@
 /**
- * The CRIU cost model of the simulator: fixed costs of the final phase, measured with real CRIU
- * 4.1.1 on the development machine by `build/calibrate_criu.ts` (see the README's "Simulator
- * calibration"). Per-page costs of the final dump are folded into the link model: on every link the
- * simulator models (≤ 10 Gbit), writing a page image to tmpfs is much faster than sending it.
+ * The CRIU cost model of the simulator: fixed and per-page costs of the final phase, measured with
+ * real CRIU 4.1.1 on the development machine by `build/calibrate/criu_costs.ts` (see the README's
+ * "Simulator calibration").
  *
  * @module
  */
 
-/** Fixed costs of a CRIU migration's final phase, in milliseconds. */
+/** Costs of a CRIU migration's final phase. */
 export interface CriuCosts {
-  /** Freeze the tree and dump its non-memory state (with a small memory footprint). */
+  /** Freeze the tree and dump its non-memory state, in ms. */
   freezeMs: number;
-  /** Restore the tree on the target, up to it running again. */
+  /** Restore the tree's non-memory state on the target, up to it running again, in ms. */
   restoreMs: number;
+  /** Dump cost per page (write to tmpfs), in µs. */
+  dumpUsPerPage: number;
+  /** Restore cost per page, in µs. */
+  restoreUsPerPage: number;
 }
 
-/** Measured on this machine: see `build/calibrate_criu.ts` and the README. */
-export const CRIU_COSTS: CriuCosts = { freezeMs: 60, restoreMs: 80 };
+/**
+ * Measured with CRIU 4.1.1 on the development machine (kernel 6.18, x86_64) by
+ * `build/calibrate/criu_costs.ts`: a memcheck workload of 16/64/256 MiB dumped with
+ * `--leave-stopped` to tmpfs and restored, medians of 3, least-squares line (dump 42/64/315 ms,
+ * restore 44/74/255 ms).
+ */
+export const CRIU_COSTS: CriuCosts = {
+  freezeMs: 7.4,
+  restoreMs: 23.6,
+  dumpUsPerPage: 4.64,
+  restoreUsPerPage: 3.51,
+};

@@ -5,7 +5,8 @@
  * ones; it lasts `bytes / bandwidth + rtt`; the pages written meanwhile are the trace's dirty sets
  * over that window (see {@linkcode TraceTimeline}). Throttling by p % slows the workload: a wall
  * window of d ms covers d × (1 − p/100) ms of trace time. Stop-and-copy: downtime = freeze +
- * pending bytes / bandwidth + rtt + restore. Post-copy: downtime = freeze + rtt + restore; the
+ * CRIU's per-page cost × pages dumped (the pending ones; every resident one with the `delta`
+ * engine) + pending bytes / bandwidth + rtt + restore. Post-copy: downtime = freeze + rtt + restore; the
  * pending pages then stream in the background and every pending page written during that fill is
  * counted as a remote fault.
  *
@@ -30,6 +31,17 @@ export interface SimConfig {
   freezeMs?: number;
   /** Fixed cost of restoring on the target, in ms. @default 0 */
   restoreMs?: number;
+  /** CRIU's cost per page dumped in the final phase, in µs. @default 0 */
+  dumpUsPerPage?: number;
+  /** CRIU's cost per page restored, in µs. @default 0 */
+  restoreUsPerPage?: number;
+  /**
+   * Which pages the final CRIU dump and restore handle: `predump` (a pre-dump chain with
+   * soft-dirty: only the pages dirty since the last pre-dump) or `delta` (u2cm's content-hash
+   * pre-copy: CRIU dumps and restores every resident page, only changed ones cross the link).
+   * @default "predump"
+   */
+  engine?: "predump" | "delta";
   /** Trace time at which the migration starts, in ms. @default 10 intervals, or 10 % of the trace */
   startMs?: number;
   /** Safety cap on pre-copy rounds whatever the policy says. @default 60 */
@@ -94,6 +106,7 @@ export async function simulate(
   const wire = tl.pageSize / (config.compressionRatio ?? 1) + (config.perPageOverheadBytes ?? 0);
   const msFor = (pages: number) => pages * wire / bw * 1000;
   const freeze = (config.freezeMs ?? 0) + (config.restoreMs ?? 0);
+  const criuMsPerPage = ((config.dumpUsPerPage ?? 0) + (config.restoreUsPerPage ?? 0)) / 1000;
   const maxRounds = config.maxRounds ?? 60;
   let t = config.startMs ?? defaultStartMs(tl);
   const pending = tl.residentAt(t);
@@ -110,7 +123,8 @@ export async function simulate(
     bytes += n * wire;
     let downtimeMs: number, totalMs: number, remoteFaults = 0;
     if (mode === "stop-and-copy") {
-      downtimeMs = freeze + msFor(n) + (n > 0 ? rtt : 0);
+      const criuPages = config.engine === "delta" ? residentPages : n;
+      downtimeMs = freeze + criuPages * criuMsPerPage + msFor(n) + (n > 0 ? rtt : 0);
       totalMs = wall + downtimeMs;
     } else {
       downtimeMs = freeze + rtt;
@@ -145,7 +159,8 @@ export async function simulate(
       wireBytesPerPage: wire,
       totalPages: residentPages,
       throttlePercent: throttle,
-      fixedDowntimeMs: freeze + rtt,
+      fixedDowntimeMs: freeze + rtt +
+        (config.engine === "delta" ? residentPages * criuMsPerPage : 0),
       maxDowntimeMs: config.maxDowntimeMs,
       downtimeSlack: config.downtimeSlack ?? 0.1,
       prediction: await provider?.view({
