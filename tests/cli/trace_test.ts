@@ -102,18 +102,16 @@ Deno.test("u2cm trace as an unprivileged user on a root process exits 'not permi
   const home = Deno.makeTempDirSync({ prefix: "u2cm-nobody-" });
   try {
     const denoDir = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`;
-    const npm = `${home}/deno/npm/registry.npmjs.org`;
-    Deno.mkdirSync(npm, { recursive: true });
+    // The npm cache, hard-linked (world-readable, no copy): the lockfile pins every package.
+    Deno.mkdirSync(`${home}/deno/npm`, { recursive: true });
     const cp = (from: string, to: string) =>
       new Deno.Command("cp", { args: ["-r", from, to] }).outputSync();
-    // Every cached npm package but the large wasm runtime, which `trace` never loads.
-    const registry = `${denoDir}/npm/registry.npmjs.org`;
-    for (const entry of Deno.readDirSync(registry)) {
-      if (entry.name !== "onnxruntime-web") cp(`${registry}/${entry.name}`, npm);
-    }
+    new Deno.Command("cp", {
+      args: ["-al", `${denoDir}/npm/registry.npmjs.org`, `${home}/deno/npm/`],
+    }).outputSync();
     const { ensureShim } = await import("../../src/native/build.ts");
     cp(ensureShim(), `${home}/libu2cm.so`);
-    new Deno.Command("chown", { args: ["-R", "65534:65534", home] }).outputSync();
+    new Deno.Command("chown", { args: ["65534:65534", home, `${home}/deno`] }).outputSync();
     Deno.chmodSync(home, 0o755);
     const out = await new Deno.Command("setpriv", {
       args: [
@@ -130,7 +128,7 @@ Deno.test("u2cm trace as an unprivileged user on a root process exits 'not permi
         "-A",
         "--no-check",
         "--cached-only",
-        "--no-lock",
+        "--frozen",
         MAIN,
         "trace",
         "--pid",

@@ -16,6 +16,17 @@ Deno.test("feature names start with the paper's seven system features", () => {
   assert.equal(new Set(FEATURE_NAMES).size, FEATURE_NAMES.length);
 });
 
+/** Read a child's stdout until `pattern` shows up (chunks may split lines); fails at EOF. */
+async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, pattern: RegExp) {
+  let text = "";
+  for (let i = 0; i < 1000 && !pattern.test(text); i++) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  assert.match(text, pattern);
+}
+
 Deno.test("counters start at zero and then count a real child's writes and CPU time", async () => {
   // A child that writes 8 MiB to /dev/null in 64 KiB chunks and burns CPU, then waits.
   const script = `
@@ -38,7 +49,7 @@ Deno.test("counters start at zero and then count a real child's writes and CPU t
   const writer = child.stdin.getWriter();
   const reader = child.stdout.getReader();
   try {
-    assert.match(new TextDecoder().decode((await reader.read()).value), /ready/);
+    await readUntil(reader, /ready/);
     const sampler = new FeatureSampler(child.pid);
     const first = sampler.sample([child.pid]);
     assert.equal(first[at("proc_write_bytes")], 0);
@@ -46,8 +57,7 @@ Deno.test("counters start at zero and then count a real child's writes and CPU t
     assert.ok(first[at("mem_free_bytes")] > 0, "MemFree is a gauge, present from the start");
     assert.ok(first[at("proc_rss_bytes")] > 0, "RSS is a gauge, present from the start");
     await writer.write(new TextEncoder().encode("\n"));
-    const { value } = await reader.read();
-    assert.match(new TextDecoder().decode(value), /done/);
+    await readUntil(reader, /done/);
     const second = sampler.sample([child.pid]);
     assert.ok(
       second[at("proc_write_bytes")] >= 128 * 65536,
