@@ -37,7 +37,9 @@ export function craftTrace(
   };
   const out: TraceRound[] = [];
   for (let r = 0; r < rounds; r++) {
-    const dirty = r === 0 ? range(0, pages) : [...new Set(dirtyAt(r))].filter((p) => p >= 0 && p < pages);
+    const dirty = r === 0
+      ? range(0, pages)
+      : [...new Set(dirtyAt(r))].filter((p) => p >= 0 && p < pages);
     out.push({
       round: r,
       elapsedMs: r * intervalMs,
