@@ -8,6 +8,7 @@ import { POLICY_NAMES, UnknownPolicyError } from "../policy/mod.ts";
 import { createPredictor, heldOutModelFile, loadModel, ModelError } from "../predict/mod.ts";
 import type { Trace } from "../trace/mod.ts";
 import { bundledModelsDir } from "../ops/assets.ts";
+import { createProgress } from "../ops/progress.ts";
 import {
   ALL_POLICIES,
   compare,
@@ -139,7 +140,22 @@ async function runSimulate(opts: SimulateOptions): Promise<void> {
   const providers = await providerFactory(predictor, opts.modelsDir, trace);
   let rows: ComparisonRow[];
   try {
-    rows = (await compare([{ name: opts.trace, trace }], policies, config, providers)).results;
+    const progress = createProgress({
+      label: "simulate",
+      total: policies.length,
+      unit: "policies",
+    });
+    try {
+      rows = (await compare(
+        [{ name: opts.trace, trace }],
+        policies,
+        config,
+        providers,
+        (done, policy) => progress.update(done, policy),
+      )).results;
+    } finally {
+      progress.stop();
+    }
   } catch (e) {
     if (e instanceof UnknownPolicyError) throw new CliError(e.message, ExitCode.Usage);
     throw e;

@@ -117,12 +117,14 @@ function row(trace: string, r: SimResult, limit: number): ComparisonRow {
  * @param policies policy names (`oracle` runs the oracle search)
  * @param config link and objective
  * @param providerFactory the predictor given to u2c/hybrid @default a MovingWindowProvider
+ * @param onPolicy called after each (trace, policy) with the number done so far
  */
 export async function compare(
   traces: { name: string; trace: Trace }[],
   policies: string[],
   config: SimConfig,
   providerFactory: () => PredictionProvider = () => new MovingWindowProvider(20, 12),
+  onPolicy?: (done: number, policy: string) => void,
 ): Promise<Comparison> {
   const results: ComparisonRow[] = [];
   for (const { name, trace } of traces) {
@@ -136,6 +138,7 @@ export async function compare(
         PREDICTIVE.has(p) ? providerFactory() : undefined,
       );
       results.push(row(name, r, oracle.downtimeLimitMs));
+      onPolicy?.(results.length, p);
     }
   }
   return { results, summary: summarize(results, policies) };
