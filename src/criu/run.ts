@@ -257,7 +257,10 @@ async function runCriu(action: string, args: string[], o: CriuCommonOptions): Pr
     } catch { /* exited */ }
   };
   const timer = setTimeout(kill, o.timeoutMs ?? 120_000);
-  o.signal?.addEventListener("abort", kill, { once: true });
+  // A dump killed mid-way could leave its parasite in the tree: let dumps finish, callers check
+  // the signal afterwards. Other actions are safe to kill.
+  const killable = action !== "dump" && action !== "pre-dump";
+  if (killable) o.signal?.addEventListener("abort", kill, { once: true });
   try {
     const out = await child.output();
     const ms = performance.now() - started;

@@ -78,7 +78,9 @@ export async function launchIsolated(options: LaunchOptions): Promise<IsolatedWo
       try {
         Deno.kill(pid, "SIGKILL");
       } catch { /* gone */ }
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([exited, new Promise((r) => timer = setTimeout(r, 5000))]);
+      clearTimeout(timer);
       await waitGone(pid, 5000);
     },
   };

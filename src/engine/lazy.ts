@@ -51,7 +51,7 @@ export interface LazyFinalOptions {
    * (hybrid); returns the pages sent. Default: send every image file as dumped.
    */
   prepare?: (dump: LazyDump, dir: string) => Promise<number>;
-  /** Milliseconds to wait for the destination to fetch every page. @default 600000 */
+  /** Milliseconds to wait for the destination to fetch every page. @default 120000 */
   drainTimeoutMs?: number;
 }
 
@@ -92,7 +92,7 @@ export async function lazyFinal(
       lazyPages: true,
       listen: { address, port },
       signal: ctx.signal,
-      timeoutMs: options.drainTimeoutMs ?? 600_000,
+      timeoutMs: options.drainTimeoutMs ?? 120_000,
     });
     phases.dump_ms = dump.readyMs;
     phases.freeze_ms = dump.readyMs;
@@ -123,10 +123,13 @@ export async function lazyFinal(
     confirmed = true;
     const downtimeMs = performance.now() - freezeAt;
     // The destination runs the tree now; it pulls the remaining pages from our page server.
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const code = await Promise.race([
       dump.status,
-      new Promise<number>((r) => setTimeout(() => r(-1), options.drainTimeoutMs ?? 600_000)),
-    ]);
+      new Promise<number>((r) =>
+        timer = setTimeout(() => r(-1), options.drainTimeoutMs ?? 120_000)
+      ),
+    ]).finally(() => clearTimeout(timer));
     if (code !== 0) {
       ctx.onPhase?.("failed");
       throw new MigrationError(

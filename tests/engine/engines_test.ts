@@ -1,0 +1,149 @@
+import assert from "node:assert/strict";
+import type { RestoreContext } from "../../src/engine/channel.ts";
+import { LocalChannel } from "../../src/engine/local_channel.ts";
+import { waitGone } from "../../src/engine/proc.ts";
+import { restoreMigration } from "../../src/engine/restore.ts";
+import { loadEngine } from "../../src/engine/select.ts";
+import { type EngineName, MigrationError } from "../../src/engine/types.ts";
+import { createPolicy } from "../../src/policy/mod.ts";
+import { type Memcheck, requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
+import { runningCopies } from "./support/memcheck_pids.ts";
+
+interface Run {
+  w: Memcheck;
+  dest: string;
+  work: string;
+  channel: LocalChannel;
+}
+
+async function setup(onRestore?: typeof restoreMigration): Promise<Run> {
+  requireCriuBinary();
+  const w = await startMemcheck(["--mib", "32", "--write-pages", "64", "--hot-percent", "10"]);
+  await w.waitFor(/^tick 5 /);
+  const dest = Deno.makeTempDirSync({ prefix: "u2cm-dest-" });
+  const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
+  return { w, dest, work, channel: new LocalChannel({ dir: dest, migrationId: "m1", onRestore }) };
+}
+
+async function teardown(r: Run): Promise<void> {
+  r.channel.close();
+  for (const pid of runningCopies(r.w.out)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+  await r.w.stop();
+  for (const d of [r.dest, r.work, r.w.dir]) Deno.removeSync(d, { recursive: true });
+}
+
+/** The workload runs exactly once, keeps counting and its memory verifies. */
+async function assertOneHealthyCopy(w: Memcheck): Promise<number> {
+  const copies = runningCopies(w.out);
+  assert.equal(copies.length, 1, `running copies: ${copies.join(", ")}`);
+  const before = tickOf(w.last(/^tick /));
+  const mark = w.lines();
+  Deno.kill(copies[0], "SIGUSR1");
+  await w.waitFor(/^verify ok/, 10_000, mark);
+  await w.waitFor(/^tick /, 5000, w.lines());
+  assert.ok(tickOf(w.last(/^tick /)) > before, "the counter did not continue");
+  assert.equal(w.last(/CORRUPT|FAIL/), undefined);
+  return copies[0];
+}
+
+for (const [engine, policy] of [["lazy", "post-copy"], ["hybrid", "u2c"]] as const) {
+  Deno.test(`the ${engine} engine migrates memcheck: one copy, memory intact, counter continues`, async () => {
+    const r = await setup();
+    try {
+      const e = await loadEngine(engine as EngineName);
+      const out = await e.migrate({
+        id: "m1",
+        pid: r.w.pid,
+        channel: r.channel,
+        policy: createPolicy(policy),
+        workDir: r.work,
+      });
+      assert.equal(out.engine, engine);
+      assert.ok(await waitGone(r.w.pid, 5000), "source still exists");
+      assert.equal(await assertOneHealthyCopy(r.w), out.destPid);
+      if (engine === "hybrid") assert.ok(out.precopyRounds >= 1);
+    } finally {
+      await teardown(r);
+    }
+  });
+}
+
+for (const engine of ["delta", "hybrid"] as const) {
+  Deno.test(`a failing restore (${engine}) resumes the source: one copy, memory intact`, async () => {
+    // The destination loses an image file before CRIU runs: a real `criu restore` failure.
+    const breakIt = async (ctx: RestoreContext) => {
+      await Deno.remove(`${ctx.dir}/core-1.img`);
+      return await restoreMigration(ctx);
+    };
+    const r = await setup(breakIt);
+    try {
+      const e = await loadEngine(engine);
+      await assert.rejects(
+        e.migrate({
+          id: "m1",
+          pid: r.w.pid,
+          channel: r.channel,
+          policy: createPolicy("fixed-2"),
+          workDir: r.work,
+        }),
+        (err: unknown) => {
+          assert.ok(err instanceof MigrationError, String(err));
+          assert.equal(err.sourceRunning, true);
+          assert.match(err.message, /restore/);
+          return true;
+        },
+      );
+      assert.equal(await assertOneHealthyCopy(r.w), r.w.pid);
+    } finally {
+      await teardown(r);
+    }
+  });
+}
+
+Deno.test("aborting during pre-copy (Ctrl-C) leaves the source running untouched", async () => {
+  const r = await setup();
+  const controller = new AbortController();
+  try {
+    const e = await loadEngine("delta");
+    const run = e.migrate({
+      id: "m1",
+      pid: r.w.pid,
+      channel: r.channel,
+      policy: createPolicy("fixed-1000"),
+      maxRounds: 1000,
+      workDir: r.work,
+      signal: controller.signal,
+      onProgress: (ev) => {
+        if (ev.kind === "round" && ev.round.index === 2) controller.abort();
+      },
+    });
+    await assert.rejects(run, MigrationError);
+    assert.equal(await assertOneHealthyCopy(r.w), r.w.pid);
+  } finally {
+    await teardown(r);
+  }
+});
+
+Deno.test("the predump engine fails cleanly without soft-dirty and the source keeps running", async () => {
+  const r = await setup();
+  try {
+    const e = await loadEngine("predump");
+    await assert.rejects(
+      e.migrate({
+        id: "m1",
+        pid: r.w.pid,
+        channel: r.channel,
+        policy: createPolicy("fixed-2"),
+        workDir: r.work,
+      }),
+      /pre-dump failed/,
+    );
+    assert.equal(await assertOneHealthyCopy(r.w), r.w.pid);
+  } finally {
+    await teardown(r);
+  }
+});
