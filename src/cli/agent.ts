@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import { parseHostPort } from "../peer/address.ts";
 import { startAgent } from "../peer/agent.ts";
+import { restoreMigration } from "../engine/restore.ts";
 import { createLogger, LOG_LEVELS } from "../peer/log.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parseNumberInRange } from "./options.ts";
@@ -65,6 +66,7 @@ async function runAgent(opts: AgentOptions): Promise<void> {
       resumeTimeoutMs,
       memoryLimitBytes,
       maxMigrations: Math.floor(maxMigrations),
+      onRestore: restoreMigration,
     });
   } catch (e) {
     if (e instanceof Deno.errors.AddrInUse) {

@@ -1,0 +1,325 @@
+/**
+ * `u2cm migrate --pid PID --to PEER`: live-migrate a process tree to a peer's agent with one of
+ * the engines (delta, predump, lazy, hybrid) and a stop policy, with a live progress bar on a
+ * terminal and a JSON or table result. Exit 8 when the migration failed and the source runs on.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import cliProgress from "cli-progress";
+import process from "node:process";
+import { locateCriu } from "../criu/locate.ts";
+import { hostFacts, LAZY_PIPE_MAX_SIZE } from "../criu/host.ts";
+import type { MigrationChannel } from "../engine/channel.ts";
+import { MigrationJournal, recoverMigrations } from "../engine/journal.ts";
+import { treePids } from "../engine/proc.ts";
+import {
+  chooseEngine,
+  ENGINE_CHOICES,
+  EngineUnavailableError,
+  loadEngine,
+} from "../engine/select.ts";
+import { MigrationError, type MigrationOutcome, type ProgressEvent } from "../engine/types.ts";
+import { connectPeer, type PeerClient } from "../peer/mod.ts";
+import { createPolicy, POLICY_NAMES, UnknownPolicyError } from "../policy/mod.ts";
+import { probeSoftDirty } from "../tracker/probe.ts";
+import { CliError, ExitCode } from "./errors.ts";
+import { parseChoice, parseNumberInRange, parsePositiveInt, requireProcess } from "./options.ts";
+import { defaultStateDir, peerCliError } from "./peer_errors.ts";
+
+const FORMATS = ["table", "json"] as const;
+
+/** Add `migrate` to the program. */
+export function register(program: Command): void {
+  program
+    .command("migrate")
+    .description("live-migrate a process tree to a peer's agent")
+    .option("--pid <pid>", "root pid of the process tree to migrate")
+    .option("--to <peer>", "destination peer (a name from 'u2cm peer list')")
+    .option("--engine <engine>", `engine: ${ENGINE_CHOICES.join("|")}`, "auto")
+    .option("--policy <policy>", `stop policy: ${POLICY_NAMES.join("|")}`, "u2c")
+    .option("--format <format>", `result format: ${FORMATS.join("|")}`, "table")
+    .option("--state-dir <dir>", "state directory ($U2CM_STATE_DIR)", defaultStateDir())
+    .option("--max-downtime <ms>", "downtime budget for the policy, in milliseconds")
+    .option("--max-rounds <n>", "most pre-copy rounds", "30")
+    .option(
+      "--page-server-address <ip>",
+      "this node's address the peer fetches lazy pages from",
+      "127.0.0.1",
+    )
+    .option("--no-throttle", "never throttle the workload's CPU")
+    .option("--work-dir <dir>", "scratch directory for dumps (tmpfs) ($U2CM_WORK_DIR)")
+    .action(async (opts: MigrateOptions) => await runMigrate(opts));
+}
+
+interface MigrateOptions {
+  pid?: string;
+  to?: string;
+  engine: string;
+  policy: string;
+  format: string;
+  stateDir: string;
+  maxDowntime?: string;
+  maxRounds: string;
+  pageServerAddress: string;
+  throttle: boolean;
+  workDir?: string;
+}
+
+/** The JSON result of `u2cm migrate --format json`. */
+export interface MigrateResult {
+  ok: boolean;
+  engine: string;
+  policy: string;
+  total_ms: number;
+  downtime_ms: number;
+  bytes_sent: number;
+  precopy_rounds: number;
+  dest_pid: number | null;
+  rounds: MigrationOutcome["rounds"];
+  phases: MigrationOutcome["phases"] | null;
+  error?: string;
+}
+
+async function runMigrate(opts: MigrateOptions): Promise<void> {
+  if (opts.pid === undefined) throw new CliError("missing --pid <pid>", ExitCode.Usage);
+  if (opts.to === undefined) throw new CliError("missing --to <peer>", ExitCode.Usage);
+  const pid = parsePositiveInt("--pid", opts.pid);
+  const format = parseChoice("--format", opts.format, FORMATS);
+  const requested = parseChoice("--engine", opts.engine, ENGINE_CHOICES);
+  const maxRounds = parsePositiveInt("--max-rounds", opts.maxRounds);
+  const maxDowntimeMs = opts.maxDowntime === undefined
+    ? undefined
+    : parseNumberInRange("--max-downtime", opts.maxDowntime, 1, 3_600_000);
+  let policy;
+  try {
+    policy = createPolicy(opts.policy, { maxRounds });
+  } catch (e) {
+    if (e instanceof UnknownPolicyError) throw new CliError(e.message, ExitCode.Usage);
+    throw e;
+  }
+  requireProcess(pid);
+  if (Deno.uid() !== 0) {
+    throw new CliError("migrating needs root (CRIU dump/restore, ptrace)", ExitCode.NotPermitted);
+  }
+  if (!locateCriu()) {
+    throw new CliError(
+      "no CRIU found: run 'u2cm doctor --fix' to install a private CRIU 4.1.1",
+      ExitCode.Environment,
+    );
+  }
+  const host = hostFacts();
+  let engineName;
+  try {
+    engineName = chooseEngine(requested, policy.name, {
+      softDirty: probeSoftDirty().available,
+      lazy: host.userfaultfd && (host.pipeMaxSize ?? 0) >= LAZY_PIPE_MAX_SIZE,
+    });
+  } catch (e) {
+    if (e instanceof EngineUnavailableError) throw new CliError(e.message, ExitCode.Environment);
+    throw e;
+  }
+  const recovered = recoverMigrations(opts.stateDir);
+  for (const r of recovered.resumed) {
+    console.error(`u2cm: resumed the source of interrupted migration ${r.id} (pid ${r.pid})`);
+  }
+  const id = `m${Date.now().toString(36)}${pid.toString(36)}`;
+  const workDir = opts.workDir ?? Deno.env.get("U2CM_WORK_DIR") ?? defaultWorkDir(id);
+  await Deno.mkdir(workDir, { recursive: true });
+  let client: PeerClient | undefined;
+  let channel: MigrationChannel | undefined;
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new Error("interrupted"));
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  const progress = format === "table" && Deno.stderr.isTerminal() ? new ProgressView() : undefined;
+  const journal = new MigrationJournal(opts.stateDir, {
+    id,
+    pid,
+    sourcePids: treePids(pid),
+    peer: opts.to,
+    engine: engineName,
+    policy: policy.name,
+    phase: "precopy",
+  });
+  try {
+    try {
+      client = await connectPeer({ stateDir: opts.stateDir, peer: opts.to });
+      channel = await client.openMigration(id, residentBytes(pid));
+    } catch (e) {
+      journal.update({ phase: "rolled-back", error: (e as Error).message });
+      throw peerCliError(e);
+    }
+    const engine = await loadEngine(engineName);
+    const outcome = await engine.migrate({
+      id,
+      pid,
+      channel,
+      policy,
+      workDir,
+      maxRounds,
+      maxDowntimeMs,
+      throttle: opts.throttle,
+      lazyAddress: opts.pageServerAddress,
+      signal: controller.signal,
+      onProgress: (ev) => progress?.update(ev),
+      onPhase: (phase) => journal.update({ phase, sourcePids: treePids(pid).concat() }),
+    });
+    progress?.stop();
+    journal.update({ phase: "done", destPid: outcome.destPid });
+    printResult(format, resultOf(outcome));
+  } catch (e) {
+    progress?.stop();
+    if (e instanceof MigrationError) {
+      journal.update({ phase: e.sourceRunning ? "rolled-back" : "failed", error: e.message });
+      if (format === "json") {
+        printResult(format, failedResult(engineName, policy.name, e.message, channel));
+      }
+      if (controller.signal.aborted) {
+        throw new CliError(`interrupted; ${sourceState(e)}`, ExitCode.Interrupted);
+      }
+      throw new CliError(
+        `migration failed: ${e.message}; ${sourceState(e)}`,
+        ExitCode.MigrationFailed,
+      );
+    }
+    throw e;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    await client?.close().catch(() => {});
+    await Deno.remove(workDir, { recursive: true }).catch(() => {});
+  }
+}
+
+function sourceState(e: MigrationError): string {
+  return e.sourceRunning
+    ? "the source workload was resumed and keeps running here"
+    : "the source workload is no longer running here";
+}
+
+/** The result object printed for a finished migration. */
+export function resultOf(o: MigrationOutcome): MigrateResult {
+  const r = (x: number) => Math.round(x * 10) / 10;
+  return {
+    ok: true,
+    engine: o.engine,
+    policy: o.policy,
+    total_ms: r(o.totalMs),
+    downtime_ms: r(o.downtimeMs),
+    bytes_sent: o.bytesSent,
+    precopy_rounds: o.precopyRounds,
+    dest_pid: o.destPid,
+    rounds: o.rounds,
+    phases: {
+      freeze_ms: r(o.phases.freeze_ms),
+      dump_ms: r(o.phases.dump_ms),
+      transfer_ms: r(o.phases.transfer_ms),
+      restore_ms: r(o.phases.restore_ms),
+    },
+  };
+}
+
+function failedResult(
+  engine: string,
+  policy: string,
+  error: string,
+  channel?: MigrationChannel,
+): MigrateResult {
+  return {
+    ok: false,
+    engine,
+    policy,
+    total_ms: 0,
+    downtime_ms: 0,
+    bytes_sent: channel?.bytesSent ?? 0,
+    precopy_rounds: 0,
+    dest_pid: null,
+    rounds: [],
+    phases: null,
+    error,
+  };
+}
+
+function printResult(format: "table" | "json", r: MigrateResult): void {
+  if (format === "json") {
+    console.log(JSON.stringify(r));
+    return;
+  }
+  console.log("round  pages_sent  dirtied  predicted  duration_ms  MiB");
+  for (const x of r.rounds) {
+    console.log(
+      `${String(x.index).padStart(5)}  ${String(x.pages_sent).padStart(10)}  ${
+        String(x.pages_dirtied).padStart(7)
+      }  ${String(x.predicted_dirty ?? "-").padStart(9)}  ${String(x.duration_ms).padStart(11)}  ${
+        (x.bytes / 2 ** 20).toFixed(1).padStart(5)
+      }`,
+    );
+  }
+  const rows: [string, string][] = [
+    ["result", r.ok ? "migrated" : `failed: ${r.error}`],
+    ["engine / policy", `${r.engine} / ${r.policy}`],
+    ["total", `${r.total_ms} ms`],
+    ["downtime", `${r.downtime_ms} ms`],
+    ["sent", `${(r.bytes_sent / 2 ** 20).toFixed(1)} MiB`],
+    ["pre-copy rounds", String(r.precopy_rounds)],
+    ["destination pid", String(r.dest_pid)],
+  ];
+  if (r.phases) {
+    const p = r.phases;
+    rows.push([
+      "final phase",
+      `freeze ${p.freeze_ms} · dump ${p.dump_ms} · transfer ${p.transfer_ms} · restore ${p.restore_ms} ms`,
+    ]);
+  }
+  for (const [k, v] of rows) console.log(`${k.padEnd(16)} ${v}`);
+}
+
+function residentBytes(pid: number): number {
+  try {
+    return Number(Deno.readTextFileSync(`/proc/${pid}/statm`).split(" ")[1]) * 4096;
+  } catch {
+    return 0;
+  }
+}
+
+function defaultWorkDir(id: string): string {
+  try {
+    if (Deno.statSync("/dev/shm").isDirectory) return `/dev/shm/u2cm-${id}`;
+  } catch { /* no tmpfs there */ }
+  return `${Deno.env.get("TMPDIR") ?? "/tmp"}/u2cm-${id}`;
+}
+
+/** A progress bar on stderr: round, MiB sent, dirty predicted vs actual, link rate, phase. */
+class ProgressView {
+  #bar = new cliProgress.SingleBar({
+    format: "round {round} | {mib} MiB sent | dirty {pred} predicted / {actual} actual | " +
+      "{rate} MiB/s | {phase}",
+    stream: process.stderr,
+    hideCursor: true,
+    clearOnComplete: true,
+  }, cliProgress.Presets.shades_classic);
+  #payload = { round: 0, mib: "0.0", pred: "-", actual: "-", rate: "-", phase: "pre-copy" };
+
+  constructor() {
+    this.#bar.start(1, 0, this.#payload);
+  }
+
+  update(ev: ProgressEvent): void {
+    if (ev.kind === "round") {
+      this.#payload = {
+        ...this.#payload,
+        round: ev.round.index + 1,
+        mib: (ev.bytesSent / 2 ** 20).toFixed(1),
+        pred: ev.round.predicted_dirty === null ? "-" : String(ev.round.predicted_dirty),
+        actual: String(ev.round.pages_dirtied),
+        rate: (ev.linkBps / 2 ** 20).toFixed(0),
+      };
+    } else this.#payload = { ...this.#payload, phase: ev.phase };
+    this.#bar.update(0, this.#payload);
+  }
+
+  stop(): void {
+    this.#bar.stop();
+  }
+}

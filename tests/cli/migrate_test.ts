@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { ExitCode } from "../../src/cli/errors.ts";
+import { isAlive, processState, waitGone } from "../../src/engine/proc.ts";
+import { requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
+import { makeNodes, u2cm } from "../engine/support/agents.ts";
+
+Deno.test("u2cm migrate moves memcheck between two agents on loopback: memory intact, counter continues", async () => {
+  requireCriuBinary();
+  const nodes = await makeNodes();
+  const agent = await nodes.startB();
+  const w = await startMemcheck(["--mib", "64", "--write-pages", "100", "--hot-percent", "10"]);
+  let dest = 0;
+  try {
+    await w.waitFor(/^tick 10 /);
+    const r = await u2cm([
+      "migrate",
+      "--pid",
+      String(w.pid),
+      "--to",
+      "b",
+      "--engine",
+      "delta",
+      "--policy",
+      "u2c",
+      "--format",
+      "json",
+      "--state-dir",
+      nodes.a,
+    ]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const result = JSON.parse(r.stdout);
+    for (
+      const key of [
+        "ok",
+        "engine",
+        "policy",
+        "total_ms",
+        "downtime_ms",
+        "bytes_sent",
+        "precopy_rounds",
+        "dest_pid",
+        "rounds",
+        "phases",
+      ]
+    ) assert.ok(key in result, `missing ${key}`);
+    assert.equal(result.ok, true);
+    assert.equal(result.engine, "delta");
+    assert.equal(result.policy, "u2c");
+    assert.ok(result.precopy_rounds >= 1);
+    assert.ok(result.bytes_sent >= 64 * 2 ** 20, `sent ${result.bytes_sent}`);
+    assert.ok(result.downtime_ms > 0 && result.downtime_ms < result.total_ms);
+    for (const k of ["freeze_ms", "dump_ms", "transfer_ms", "restore_ms"]) {
+      assert.equal(typeof result.phases[k], "number");
+    }
+    for (const k of ["index", "pages_sent", "pages_dirtied", "predicted_dirty", "duration_ms"]) {
+      assert.ok(k in result.rounds[0], `round lacks ${k}`);
+    }
+    dest = result.dest_pid;
+    assert.ok(await waitGone(w.pid, 5000), "source still exists");
+    assert.ok(isAlive(dest), "restored copy not running");
+    const before = tickOf(w.last(/^tick /));
+    const mark = w.lines();
+    Deno.kill(dest, "SIGUSR1");
+    await w.waitFor(/^verify ok/, 10_000, mark);
+    await w.waitFor(/^tick /, 5000, w.lines());
+    assert.ok(tickOf(w.last(/^tick /)) > before);
+    assert.equal(w.last(/CORRUPT|FAIL/), undefined);
+    const record = JSON.parse(
+      Deno.readTextFileSync(
+        `${nodes.a}/migrations/${[...Deno.readDirSync(`${nodes.a}/migrations`)][0].name}`,
+      ),
+    );
+    assert.equal(record.phase, "done");
+    assert.equal(record.destPid, dest);
+  } finally {
+    if (dest && processState(dest)) Deno.kill(dest, "SIGKILL");
+    await w.stop();
+    await agent.stop();
+    nodes.cleanup();
+    Deno.removeSync(w.dir, { recursive: true });
+  }
+});
+
+Deno.test("u2cm migrate to an unreachable peer exits 7 and leaves the workload running", async () => {
+  requireCriuBinary();
+  const nodes = await makeNodes();
+  const agent = await nodes.startB();
+  await agent.stop(); // pinned, but nobody listens any more
+  const w = await startMemcheck(["--mib", "4"]);
+  try {
+    const r = await u2cm(["migrate", "--pid", String(w.pid), "--to", "b", "--state-dir", nodes.a]);
+    assert.equal(r.code, ExitCode.Peer, r.stderr);
+    assert.ok(isAlive(w.pid));
+    const mark = w.lines();
+    await w.waitFor(/^tick /, 5000, mark);
+  } finally {
+    await w.stop();
+    nodes.cleanup();
+    Deno.removeSync(w.dir, { recursive: true });
+  }
+});
+
+Deno.test("u2cm migrate rejects bad usage with exit 2 and a missing pid with exit 3", async () => {
+  let r = await u2cm(["migrate", "--to", "b"]);
+  assert.equal(r.code, ExitCode.Usage);
+  assert.match(r.stderr, /missing --pid/);
+  r = await u2cm(["migrate", "--pid", "1", "--to", "b", "--engine", "warp"]);
+  assert.equal(r.code, ExitCode.Usage);
+  assert.match(r.stderr, /--engine must be one of auto, delta, predump, lazy, hybrid/);
+  r = await u2cm(["migrate", "--pid", "1", "--to", "b", "--policy", "nope"]);
+  assert.equal(r.code, ExitCode.Usage);
+  r = await u2cm(["migrate", "--pid", "999999999", "--to", "b"]);
+  assert.equal(r.code, ExitCode.NoTarget);
+});

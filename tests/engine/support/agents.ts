@@ -1,0 +1,129 @@
+/**
+ * Two real nodes for migration tests: state directories that pin each other, a destination
+ * `u2cm agent` in its own process, and `u2cm migrate` run as a real command.
+ *
+ * @module
+ */
+import { initIdentity } from "../../../src/peer/identity.ts";
+import { addPeer } from "../../../src/peer/peers.ts";
+
+const MAIN = new URL("../../../main.ts", import.meta.url).pathname;
+
+/** A running destination agent. */
+export interface TestAgent {
+  /** Its port. */
+  port: number;
+  /** Its pid. */
+  pid: number;
+  /** Its JSON log so far. */
+  log(): string;
+  /** Kill it (SIGKILL by default) and wait. */
+  stop(signal?: Deno.Signal): Promise<void>;
+}
+
+/** Two nodes: `a` (source) pins `b`; `b` pins `a`. */
+export interface TestNodes {
+  root: string;
+  a: string;
+  b: string;
+  /** Start b's agent (on `port`, or a free one) and pin it in a's peers as "b". */
+  startB(port?: number): Promise<TestAgent>;
+  cleanup(): void;
+}
+
+/** Create two initialised nodes. */
+export async function makeNodes(): Promise<TestNodes> {
+  const root = Deno.makeTempDirSync({ prefix: "u2cm-nodes-" });
+  const a = `${root}/a`, b = `${root}/b`;
+  const ia = await initIdentity(a);
+  const ib = await initIdentity(b);
+  addPeer(b, { name: "a", address: "127.0.0.1:1", publicKey: ia.publicKey });
+  return {
+    root,
+    a,
+    b,
+    async startB(port = 0) {
+      const agent = await startAgentProcess(b, port);
+      addPeer(a, {
+        name: "b",
+        address: `127.0.0.1:${agent.port}`,
+        publicKey: ib.publicKey,
+        certFingerprint: ib.certFingerprint,
+      }, true);
+      return agent;
+    },
+    cleanup() {
+      Deno.removeSync(root, { recursive: true });
+    },
+  };
+}
+
+/** Start `u2cm agent` on `stateDir` (loopback, `port` or a free one); resolves once it listens. */
+export async function startAgentProcess(
+  stateDir: string,
+  port = 0,
+  resumeTimeoutS = 3,
+): Promise<TestAgent> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      MAIN,
+      "agent",
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--state-dir",
+      stateDir,
+      "--resume-timeout",
+      String(resumeTimeoutS),
+    ],
+    env: { NO_COLOR: "1" },
+    stdout: "null",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let log = "";
+  const listening = Promise.withResolvers<number>();
+  // Keep draining the agent's JSON log (a full pipe would block it); keep it for failures.
+  (async () => {
+    for (;;) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      log += value;
+      const m = /"msg":"agent listening"[^\n]*"port":(\d+)/.exec(log);
+      if (m) listening.resolve(Number(m[1]));
+    }
+    listening.reject(new Error(`u2cm agent exited before listening:\n${log}`));
+  })();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const bound = await listening.promise.finally(() => clearTimeout(timer));
+  const status = child.status;
+  return {
+    port: bound,
+    pid: child.pid,
+    log: () => log,
+    stop: async (signal: Deno.Signal = "SIGKILL") => {
+      try {
+        child.kill(signal);
+      } catch { /* gone */ }
+      await status;
+    },
+  };
+}
+
+/** Run `u2cm ARGS` as a real command. */
+export async function u2cm(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
