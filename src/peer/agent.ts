@@ -133,7 +133,8 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
         new Promise((r) => setTimeout(r, 2000)),
       ]);
       for (const mig of migrations.values()) {
-        if (mig.status !== "aborted") mig.abort("agent shutting down", log);
+        if (mig.status === "restored") mig.drop();
+        else if (mig.status !== "aborted") mig.abort("agent shutting down", log);
       }
       migrations.clear();
       log({ level: "info", msg: "agent stopped" });

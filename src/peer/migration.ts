@@ -75,6 +75,21 @@ export class IncomingMigration {
     log({ level: "warn", msg: "migration aborted", migrationId: this.id, reason });
   }
 
+  /** Run `fn` after `ms` unless the migration is attached, aborted or dropped first. */
+  expireAfter(ms: number, fn: () => void): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (!this.session) fn();
+    }, ms);
+  }
+
+  /** Cancel pending timers (agent shutdown of a finished migration). */
+  drop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
   /** Release after a finished restore: delete the store. */
   release(log: LogSink): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);

@@ -135,10 +135,9 @@ export async function runSession(link: Link, ctx: AgentContext): Promise<void> {
       if (mig.status === "restored") {
         // Done: drop the store, but remember the result a while for a source that lost it.
         mig.release(log);
-        mig.session = undefined;
-        setTimeout(() => {
-          if (ctx.migrations.get(mig.id) === mig && !mig.session) ctx.migrations.delete(mig.id);
-        }, ctx.resumeTimeoutMs);
+        mig.expireAfter(ctx.resumeTimeoutMs, () => {
+          if (ctx.migrations.get(mig.id) === mig) ctx.migrations.delete(mig.id);
+        });
       } else if (mig.status === "receiving") {
         log({
           level: "warn",

@@ -29,8 +29,14 @@ export async function spawnAgent(
   args: string[],
   opts: { script?: string; cmd?: string[]; env?: Record<string, string> } = {},
 ): Promise<AgentProcess> {
-  const argv = opts.cmd ??
-    [Deno.execPath(), "run", "-A", opts.script ?? MAIN, ...(opts.script ? [] : ["agent"]), ...args];
+  const argv = opts.cmd ? [...opts.cmd, ...args] : [
+    Deno.execPath(),
+    "run",
+    "-A",
+    opts.script ?? MAIN,
+    ...(opts.script ? [] : ["agent"]),
+    ...args,
+  ];
   const child = new Deno.Command(argv[0], {
     args: argv.slice(1),
     stdin: "null",
@@ -40,6 +46,11 @@ export async function spawnAgent(
   }).spawn();
   const logs: Record<string, unknown>[] = [];
   let notify = () => {};
+  let exited = false;
+  child.status.then(() => {
+    exited = true;
+    notify();
+  });
   (async () => {
     const lines = child.stderr.pipeThrough(new TextDecoderStream());
     let buf = "";
@@ -62,18 +73,24 @@ export async function spawnAgent(
     for (let i = 0; Date.now() < deadline; i++) {
       const hit = logs.find(pred);
       if (hit) return hit;
+      if (exited && i > 0) break;
       await new Promise<void>((r) => {
         notify = r;
         setTimeout(r, 200);
       });
     }
-    throw new Error(`no matching agent log within ${timeoutMs} ms; logs: ${JSON.stringify(logs)}`);
+    throw new Error(
+      `no matching agent log (${exited ? "agent exited" : `within ${timeoutMs} ms`}); logs: ` +
+        JSON.stringify(logs),
+    );
   };
   let listening;
   try {
     listening = await waitFor((r) => r.msg === "agent listening");
   } catch (e) {
-    child.kill("SIGKILL");
+    try {
+      child.kill("SIGKILL");
+    } catch { /* it already exited */ }
     await child.status;
     throw e;
   }
