@@ -48,6 +48,7 @@ export function register(program: Command): void {
       "127.0.0.1",
     )
     .option("--no-throttle", "never throttle the workload's CPU")
+    .option("--resume-timeout <s>", "seconds to wait for a dropped peer link to come back", "30")
     .option("--work-dir <dir>", "scratch directory for dumps (tmpfs) ($U2CM_WORK_DIR)")
     .action(async (opts: MigrateOptions) => await runMigrate(opts));
 }
@@ -63,6 +64,7 @@ interface MigrateOptions {
   maxRounds: string;
   pageServerAddress: string;
   throttle: boolean;
+  resumeTimeout: string;
   workDir?: string;
 }
 
@@ -88,6 +90,8 @@ async function runMigrate(opts: MigrateOptions): Promise<void> {
   const format = parseChoice("--format", opts.format, FORMATS);
   const requested = parseChoice("--engine", opts.engine, ENGINE_CHOICES);
   const maxRounds = parsePositiveInt("--max-rounds", opts.maxRounds);
+  const resumeTimeoutMs = parseNumberInRange("--resume-timeout", opts.resumeTimeout, 0.1, 3600) *
+    1000;
   const maxDowntimeMs = opts.maxDowntime === undefined
     ? undefined
     : parseNumberInRange("--max-downtime", opts.maxDowntime, 1, 3_600_000);
@@ -144,7 +148,7 @@ async function runMigrate(opts: MigrateOptions): Promise<void> {
   });
   try {
     try {
-      client = await connectPeer({ stateDir: opts.stateDir, peer: opts.to });
+      client = await connectPeer({ stateDir: opts.stateDir, peer: opts.to, resumeTimeoutMs });
       channel = await client.openMigration(id, residentBytes(pid));
     } catch (e) {
       journal.update({ phase: "rolled-back", error: (e as Error).message });

@@ -1,0 +1,128 @@
+import assert from "node:assert/strict";
+import { ExitCode } from "../../src/cli/errors.ts";
+import type { MigrationChannel, PageBatch } from "../../src/engine/channel.ts";
+import { deltaEngine } from "../../src/engine/delta.ts";
+import { MigrationError } from "../../src/engine/types.ts";
+import { connectPeer } from "../../src/peer/mod.ts";
+import { createPolicy } from "../../src/policy/mod.ts";
+import { type Memcheck, requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
+import { makeNodes, u2cm } from "./support/agents.ts";
+import { runningCopies } from "./support/memcheck_pids.ts";
+
+async function assertSourceHealthy(w: Memcheck): Promise<void> {
+  const copies = runningCopies(w.out);
+  assert.deepEqual(copies, [w.pid], `running copies: ${copies.join(", ")}`);
+  const before = tickOf(w.last(/^tick /));
+  const mark = w.lines();
+  Deno.kill(w.pid, "SIGUSR1");
+  await w.waitFor(/^verify ok/, 10_000, mark);
+  await w.waitFor(/^tick /, 5000, w.lines());
+  assert.ok(tickOf(w.last(/^tick /)) > before);
+  assert.equal(w.last(/CORRUPT|FAIL/), undefined);
+}
+
+Deno.test("killing the destination agent mid pre-copy fails the migration; the source runs on", async () => {
+  requireCriuBinary();
+  const nodes = await makeNodes();
+  const agent = await nodes.startB();
+  const w = await startMemcheck(["--mib", "128", "--write-pages", "200", "--hot-percent", "20"]);
+  try {
+    const run = u2cm([
+      "migrate",
+      "--pid",
+      String(w.pid),
+      "--to",
+      "b",
+      "--engine",
+      "delta",
+      "--policy",
+      "fixed-500",
+      "--max-rounds",
+      "500",
+      "--resume-timeout",
+      "1",
+      "--state-dir",
+      nodes.a,
+    ]);
+    // Kill the agent once pre-copy is under way (a few rounds in).
+    await new Promise((r) => setTimeout(r, 1500));
+    await agent.stop("SIGKILL");
+    const r = await run;
+    assert.ok(
+      r.code === ExitCode.MigrationFailed || r.code === ExitCode.Peer,
+      `exit ${r.code}: ${r.stderr}`,
+    );
+    assert.match(r.stderr, /keeps running here|source/);
+    await assertSourceHealthy(w);
+    const rec = [...Deno.readDirSync(`${nodes.a}/migrations`)].map((e) =>
+      JSON.parse(Deno.readTextFileSync(`${nodes.a}/migrations/${e.name}`))
+    );
+    assert.equal(rec[0].phase, "rolled-back");
+  } finally {
+    await agent.stop();
+    await w.stop();
+    nodes.cleanup();
+    Deno.removeSync(w.dir, { recursive: true });
+  }
+});
+
+/** A channel that flips one byte of the `nth` page batch after its hashes were computed. */
+function corrupting(inner: MigrationChannel, nth: number): MigrationChannel {
+  let n = 0;
+  return {
+    sendPages: (b: PageBatch) => {
+      if (++n === nth && b.hashes) {
+        const data = b.data.slice();
+        data[100] ^= 0xff;
+        return inner.sendPages({ ...b, data });
+      }
+      return inner.sendPages(b);
+    },
+    remoteHashes: (pid) => inner.remoteHashes(pid),
+    sendFile: (name, data) => inner.sendFile(name, data),
+    flush: () => inner.flush(),
+    restore: (req) => inner.restore(req),
+    abort: (reason) => inner.abort(reason),
+    get bytesSent() {
+      return inner.bytesSent;
+    },
+  };
+}
+
+Deno.test("a corrupted page chunk is refused by the agent; the source runs on, exactly once", async () => {
+  requireCriuBinary();
+  const nodes = await makeNodes();
+  const agent = await nodes.startB();
+  const w = await startMemcheck(["--mib", "16", "--write-pages", "50"]);
+  const client = await connectPeer({ stateDir: nodes.a, peer: "b", resumeTimeoutMs: 1000 });
+  const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
+  try {
+    const channel = corrupting(await client.openMigration("c1", 16 << 20), 3);
+    await assert.rejects(
+      deltaEngine.migrate({
+        id: "c1",
+        pid: w.pid,
+        channel,
+        policy: createPolicy("fixed-2"),
+        workDir: work,
+      }),
+      (e: unknown) => {
+        assert.ok(e instanceof MigrationError);
+        return true;
+      },
+    );
+    assert.match(
+      agent.log(),
+      /page data does not match its hashes/,
+      "the agent saw the corruption",
+    );
+    await assertSourceHealthy(w);
+  } finally {
+    await client.close();
+    await agent.stop();
+    await w.stop();
+    nodes.cleanup();
+    Deno.removeSync(work, { recursive: true });
+    Deno.removeSync(w.dir, { recursive: true });
+  }
+});
