@@ -21,6 +21,8 @@ export interface LaunchOptions {
   cwd?: string;
   /** Milliseconds to wait for the namespace's init to appear. @default 5000 */
   timeoutMs?: number;
+  /** A command prefix that execs the rest, e.g. `["nsenter", "--net=/var/run/netns/x", "--"]`. */
+  prefix?: string[];
 }
 
 /** A workload running in its own pid namespace. */
@@ -41,10 +43,11 @@ export async function launchIsolated(options: LaunchOptions): Promise<IsolatedWo
   const stderr = options.stderr ?? stdout.replace(/[^/]*$/, "stderr");
   // A shell gives the workload stdio on files (not pipes to u2cm, which CRIU could not restore).
   const quoted = [cmd, ...args].map(shellQuote).join(" ");
+  const prefix = (options.prefix ?? []).map(shellQuote).join(" ");
   const child = new Deno.Command("sh", {
     args: [
       "-c",
-      `exec unshare --fork --pid setsid ${quoted} </dev/null >${shellQuote(stdout)} 2>${
+      `exec ${prefix} unshare --fork --pid setsid ${quoted} </dev/null >${shellQuote(stdout)} 2>${
         shellQuote(stderr)
       }`,
     ],

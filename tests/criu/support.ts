@@ -34,11 +34,11 @@ export interface Memcheck extends IsolatedWorkload {
 }
 
 /** Start memcheck with `args` in its own pid namespace; waits for its "ready" line. */
-export async function startMemcheck(args: string[] = []): Promise<Memcheck> {
+export async function startMemcheck(args: string[] = [], prefix?: string[]): Promise<Memcheck> {
   const exe = buildWorkload("memcheck");
   const dir = Deno.makeTempDirSync({ prefix: "u2cm-memcheck-" });
   const out = `${dir}/stdout`;
-  const w = await launchIsolated({ cmd: exe, args, stdout: out, stderr: `${dir}/stderr` });
+  const w = await launchIsolated({ cmd: exe, args, stdout: out, stderr: `${dir}/stderr`, prefix });
   const read = () => {
     try {
       return Deno.readTextFileSync(out).split("\n").filter((l) => l !== "");

@@ -26,8 +26,11 @@ export interface TestNodes {
   root: string;
   a: string;
   b: string;
-  /** Start b's agent (on `port`, or a free one) and pin it in a's peers as "b". */
-  startB(port?: number): Promise<TestAgent>;
+  /**
+   * Start b's agent (on `port`, or a free one; inside a network namespace with `prefix`, listening
+   * on `host`) and pin it in a's peers as "b".
+   */
+  startB(port?: number, prefix?: string[], host?: string): Promise<TestAgent>;
   cleanup(): void;
 }
 
@@ -42,11 +45,11 @@ export async function makeNodes(): Promise<TestNodes> {
     root,
     a,
     b,
-    async startB(port = 0) {
-      const agent = await startAgentProcess(b, port);
+    async startB(port = 0, prefix: string[] = [], host = "127.0.0.1") {
+      const agent = await startAgentProcess(b, port, 3, prefix, host);
       addPeer(a, {
         name: "b",
-        address: `127.0.0.1:${agent.port}`,
+        address: `${host}:${agent.port}`,
         publicKey: ib.publicKey,
         certFingerprint: ib.certFingerprint,
       }, true);
@@ -63,15 +66,19 @@ export async function startAgentProcess(
   stateDir: string,
   port = 0,
   resumeTimeoutS = 3,
+  prefix: string[] = [],
+  host = "127.0.0.1",
 ): Promise<TestAgent> {
-  const child = new Deno.Command(Deno.execPath(), {
+  const cmd = [...prefix, Deno.execPath()];
+  const child = new Deno.Command(cmd[0], {
     args: [
+      ...cmd.slice(1),
       "run",
       "-A",
       MAIN,
       "agent",
       "--listen",
-      `127.0.0.1:${port}`,
+      `${host}:${port}`,
       "--state-dir",
       stateDir,
       "--resume-timeout",
@@ -116,9 +123,11 @@ export async function startAgentProcess(
 export async function u2cm(
   args: string[],
   env: Record<string, string> = {},
+  prefix: string[] = [],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+  const cmd = [...prefix, Deno.execPath()];
+  const out = await new Deno.Command(cmd[0], {
+    args: [...cmd.slice(1), "run", "-A", MAIN, ...args],
     env: { NO_COLOR: "1", ...env },
     stdout: "piped",
     stderr: "piped",
