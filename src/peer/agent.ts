@@ -22,6 +22,7 @@ import { type LogSink, silentLog } from "./log.ts";
 import type { IncomingMigration } from "./migration.ts";
 import { findPeerByKey } from "./peers.ts";
 import { type AgentContext, type RestoreHandler, runSession } from "./session.ts";
+import { serveQuic } from "./quic.ts";
 import { serveWs } from "./ws_server.ts";
 
 /** Options of {@linkcode startAgent}. */
@@ -102,18 +103,43 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
     s.finally(() => sessions.delete(s));
   };
   let server: { port: number; close(): Promise<void> };
-  if (transport === "quic") {
-    throw new PeerError("rejected", "the quic transport is not available yet; use --transport ws");
-  } else {
-    server = await serveWs({
+  const ws = (port: number) =>
+    serveWs({
       hostname: addr.hostname,
-      port: addr.port,
+      port,
       cert: identity.certPem,
       key: identity.keyPem,
       maxMessageBytes: MAX_FRAME_BYTES + 1024,
       onLink,
       onError: (e) => log({ level: "error", msg: "listener error", error: String(e) }),
     });
+  if (transport === "quic") {
+    // QUIC on UDP, plus WebSocket on the same TCP port: peers fetch and pin the certificate there
+    // (QUIC verifies against the pinned PEM) and can fall back to it.
+    const quic = await serveQuic({
+      hostname: addr.hostname,
+      port: addr.port,
+      cert: identity.certPem,
+      key: identity.keyPem,
+      maxMessageBytes: MAX_FRAME_BYTES + 1024,
+      onLink,
+    });
+    let tcp;
+    try {
+      tcp = await ws(quic.port);
+    } catch (e) {
+      await quic.close();
+      throw e;
+    }
+    server = {
+      port: quic.port,
+      close: async () => {
+        await quic.close();
+        await tcp.close();
+      },
+    };
+  } else {
+    server = await ws(addr.port);
   }
   log({
     level: "info",

@@ -20,12 +20,13 @@ import { parseHostPort } from "./address.ts";
 import { authenticateAgent } from "./auth.ts";
 import { probeCapabilities } from "./capabilities.ts";
 import { PeerError, ProtocolError } from "./errors.ts";
-import { decodeFrame, FrameKind, type HashesFrame } from "./frames.ts";
+import { decodeFrame, FrameKind, type HashesFrame, MAX_FRAME_BYTES } from "./frames.ts";
 import { type Identity, loadIdentity } from "./identity.ts";
 import type { Link } from "./link.ts";
 import { type LogSink, silentLog } from "./log.ts";
 import { type ClientLinkSide, type MigrationChannel, MigrationChannelImpl } from "./channel.ts";
-import { findPeer, type Peer } from "./peers.ts";
+import { findPeer, type Peer, setPeerCert } from "./peers.ts";
+import { connectQuicLink } from "./quic.ts";
 import {
   type Capabilities,
   type Control,
@@ -111,16 +112,15 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
   async #open(): Promise<Link> {
     const addr = parseHostPort(this.peer.address)!;
     const timeoutMs = this.opts.timeoutMs ?? 10_000;
-    if ((this.opts.transport ?? "ws") === "quic") {
-      throw new PeerError("rejected", "the quic transport is not available yet; use ws");
-    }
-    const link = await connectWsLink({
-      hostname: addr.hostname,
-      port: addr.port,
-      timeoutMs,
-      pinnedFingerprint: this.peer.certFingerprint,
-      deadAfterMs: this.opts.deadAfterMs,
-    });
+    const link = (this.opts.transport ?? "ws") === "quic"
+      ? await this.#openQuic(addr.hostname, addr.port, timeoutMs)
+      : await connectWsLink({
+        hostname: addr.hostname,
+        port: addr.port,
+        timeoutMs,
+        pinnedFingerprint: this.peer.certFingerprint,
+        deadAfterMs: this.opts.deadAfterMs,
+      });
     try {
       const { capabilities } = await authenticateAgent(link, {
         identity: this.identity,
@@ -130,6 +130,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
         timeoutMs,
       });
       this.remote = capabilities;
+      this.#learnCert(link);
       await link.send(encodeControl({
         type: "hello",
         capabilities: probeCapabilities({ stateDir: this.opts.stateDir }),
@@ -146,6 +147,58 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     });
     this.#readLoop(link);
     return link;
+  }
+
+  /** QUIC verifies against the peer's certificate itself: learn it over WebSocket first if needed. */
+  async #openQuic(hostname: string, port: number, timeoutMs: number): Promise<Link> {
+    if (!this.peer.certPem) {
+      const probe = await connectWsLink({
+        hostname,
+        port,
+        timeoutMs,
+        pinnedFingerprint: this.peer.certFingerprint,
+      });
+      try {
+        await authenticateAgent(probe, {
+          identity: this.identity,
+          peerKey: this.peer.publicKey,
+          pinnedFingerprint: this.peer.certFingerprint,
+          peerName: this.peer.name,
+          timeoutMs,
+        });
+        this.#learnCert(probe);
+      } finally {
+        probe.close(1000, "certificate learnt");
+      }
+      if (!this.peer.certPem) {
+        throw new PeerError(
+          "pin-mismatch",
+          `could not learn the certificate of '${this.peer.name}'`,
+        );
+      }
+    }
+    return await connectQuicLink({
+      hostname,
+      port,
+      certPem: this.peer.certPem,
+      certFingerprint: this.peer.certFingerprint!,
+      timeoutMs,
+      maxMessageBytes: MAX_FRAME_BYTES + 1024,
+      deadAfterMs: this.opts.deadAfterMs,
+    });
+  }
+
+  /** After a signed handshake proved the certificate, remember it (QUIC needs the PEM). */
+  #learnCert(link: Link): void {
+    const pem = link.remoteCertPem, fp = link.remoteCertFingerprint;
+    if (!pem || !fp || this.peer.certPem) return;
+    try {
+      setPeerCert(this.opts.stateDir, this.peer.name, pem, fp);
+      this.peer.certPem = pem;
+      this.peer.certFingerprint = fp;
+    } catch (e) {
+      this.log({ level: "warn", msg: "could not record the peer certificate", error: String(e) });
+    }
   }
 
   async openMigration(id: string, expectedBytes: number): Promise<MigrationChannel> {

@@ -24,6 +24,8 @@ export interface Link {
   readonly closed: Promise<string>;
   /** SHA-256 of the remote TLS certificate as seen on this connection (client side). */
   readonly remoteCertFingerprint?: string;
+  /** The remote TLS certificate (PEM) as seen on this connection, when the transport shows it. */
+  readonly remoteCertPem?: string;
   /** Transport name, for logs. */
   readonly transport: "ws" | "quic";
   /** Remote address, for logs. */

@@ -28,6 +28,11 @@ const PeerSchema = z.object({
   address: z.string().max(300).refine((a) => parseHostPort(a) !== undefined, "HOST:PORT"),
   publicKey: z.string().refine(isPublicKeyText, "Ed25519 public key"),
   certFingerprint: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** The certificate itself (PEM), learnt on first contact; QUIC verifies against it. */
+  certPem: z.string().max(8192).regex(
+    /^-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*$/,
+  )
+    .optional(),
   addedAt: z.string().max(40),
 });
 
@@ -158,6 +163,27 @@ export function findPeer(stateDir: string, name: string): Peer {
     );
   }
   return peer;
+}
+
+/**
+ * Record the certificate (PEM) of pinned peer `name`, whose SHA-256 fingerprint `fingerprint` was
+ * proven in a signed handshake; pins the fingerprint too when it was not pinned.
+ */
+export function setPeerCert(
+  stateDir: string,
+  name: string,
+  certPem: string,
+  fingerprint: string,
+): void {
+  const peers = listPeers(stateDir);
+  const peer = peers.find((p) => p.name === name);
+  if (!peer) return;
+  if (peer.certFingerprint && peer.certFingerprint !== fingerprint) {
+    throw new PeerError("pin-mismatch", `certificate of '${name}' does not match its pin`);
+  }
+  peer.certFingerprint = fingerprint;
+  peer.certPem = certPem;
+  writePeers(stateDir, peers);
 }
 
 /** The pinned peer with public key `publicKey`, or undefined. */

@@ -62,7 +62,9 @@ export async function connectWsLink(opts: WsConnectOptions): Promise<Link> {
       );
     }
     const leftover = await handshake(socket, hostname, port, timeoutMs);
-    return new WsClientLink(socket, fingerprint, `${hostname}:${port}`, opts, leftover);
+    const link = new WsClientLink(socket, fingerprint, `${hostname}:${port}`, opts, leftover);
+    link.remoteCertPem = opts.insecurePlainText ? undefined : peerCertPem(socket);
+    return link;
   } catch (e) {
     socket.destroy();
     throw e;
@@ -105,6 +107,13 @@ function peerFingerprint(socket: tls.TLSSocket): string {
   const fp = cert?.fingerprint256;
   if (!fp) throw new PeerError("pin-mismatch", "the agent presented no TLS certificate");
   return fp.replaceAll(":", "").toLowerCase();
+}
+
+function peerCertPem(socket: Socket): string | undefined {
+  const raw = (socket as tls.TLSSocket).getPeerCertificate?.(true)?.raw;
+  if (!raw) return undefined;
+  const b64 = Buffer.from(raw).toString("base64").match(/.{1,64}/g)!.join("\n");
+  return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
 }
 
 async function handshake(
@@ -160,6 +169,8 @@ async function handshake(
 
 class WsClientLink implements Link {
   readonly transport = "ws" as const;
+  /** The agent's certificate (PEM) as presented on this connection. */
+  remoteCertPem: string | undefined;
   readonly closed: Promise<string>;
   #socket: Socket;
   #inbox = new Inbox();
