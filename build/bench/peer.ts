@@ -5,7 +5,9 @@
  *   1. raw ws:// (Deno's WebSocket client → Deno.serve, no TLS, no auth, no hashing), and
  *   2. the authenticated channel (connectPeer → startAgent: TLS, signed handshake, hashed frames,
  *      page store, acknowledged window),
- * and prints one JSON object: MB/s of each and their ratio (goal ≥ 0.8).
+ * and prints one JSON object: MB/s of each and their ratio (goal ≥ 0.8). As root it also times
+ * WebSocket against QUIC moving the same amount between two network namespaces joined by a veth
+ * pair shaped with tbf at 100 Mbit and 1 Gbit (`shaped`).
  *
  * Usage: `deno run -A build/bench/peer.ts [--mib 256]`
  *
@@ -14,12 +16,15 @@
 import { connectPeer, createLogger, startAgent } from "../../src/peer/mod.ts";
 import { initIdentity } from "../../src/peer/identity.ts";
 import { addPeer } from "../../src/peer/peers.ts";
+import { createNetnsPair, netnsUnavailable } from "../../tests/peer/support/netns.ts";
 
 const PAGE = 4096;
 const BATCH_PAGES = 1024;
 
-if (Deno.args[0] === "--serve") await serve(Deno.args[1]);
-else await main();
+if (Deno.args[0] === "--serve") await serve(Deno.args[1], Deno.args[2] ?? "127.0.0.1:0");
+else if (Deno.args[0] === "--send") {
+  await sendOnce(Deno.args[1], Number(Deno.args[2]), Deno.args[3]);
+} else await main();
 
 async function main(): Promise<void> {
   const mibAt = Deno.args.indexOf("--mib");
@@ -30,7 +35,7 @@ async function main(): Promise<void> {
   const ib = await initIdentity(b);
   addPeer(b, { name: "a", address: "127.0.0.1:1", publicKey: ia.publicKey });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...(Deno.env.get("PEER_PROF") ? ["--cpu-prof", "--cpu-prof-dir=/tmp/peerx/profc"] : []), new URL(import.meta.url).pathname, "--serve", b],
+    args: ["run", "-A", new URL(import.meta.url).pathname, "--serve", b],
     stdout: "piped",
     stderr: "inherit",
     stdin: "null",
@@ -62,6 +67,7 @@ async function main(): Promise<void> {
     }
     const mbps = (ms: number) => Math.round(totalBytes / 1e6 / (ms / 1000));
     const rawMs = Math.min(...raw), authMs = Math.min(...auth);
+    const shaped = await shapedRuns(a, b, ia.publicKey, ib, mib);
     console.log(JSON.stringify({
       bench: "peer",
       bytes: totalBytes,
@@ -72,6 +78,7 @@ async function main(): Promise<void> {
       ratio: Math.round(rawMs / authMs * 1000) / 1000,
       goal_ratio: 0.8,
       runs: { raw_ms: raw.map(Math.round), auth_ms: auth.map(Math.round) },
+      shaped,
       cpu_ms: {
         raw: { source: cpu.raw.self, agent: cpu.raw.child },
         auth: { source: cpu.auth.self, agent: cpu.auth.child },
@@ -169,10 +176,102 @@ async function readPorts(stdout: ReadableStream<Uint8Array>) {
   throw new Error("the serving child did not report its ports");
 }
 
-async function serve(stateDir: string): Promise<void> {
+/** One migration of `mib` MiB to peer "b" over `transport`; prints {"ms": …}. */
+async function sendOnce(stateDir: string, mib: number, transport: string): Promise<void> {
+  const batches = makeBatches(mib);
+  const client = await connectPeer({ stateDir, peer: "b", transport: transport as "ws" | "quic" });
+  const ch = await client.openMigration(`shaped-${transport}-${Date.now()}`, mib * 2 ** 20);
+  const started = performance.now();
+  for (const b of batches) await ch.sendPages(b);
+  await ch.flush();
+  const ms = performance.now() - started;
+  await ch.abort("benchmark done");
+  await client.close();
+  console.log(JSON.stringify({ ms }));
+}
+
+/** WS vs QUIC time to move `mib` MiB between two network namespaces shaped by tbf (root only). */
+async function shapedRuns(
+  a: string,
+  b: string,
+  aKey: string,
+  ib: { publicKey: string; certFingerprint: string },
+  mib: number,
+): Promise<Record<string, unknown>> {
+  const why = netnsUnavailable();
+  if (why) return { skipped: why };
+  const out: Record<string, unknown> = { mib };
+  const self = new URL(import.meta.url).pathname;
+  for (const rate of ["100mbit", "1gbit"]) {
+    const net = await createNetnsPair(`b${Deno.pid % 10000}`);
+    try {
+      await net.shape(rate);
+      addPeer(b, { name: "a", address: `${net.addrA}:1`, publicKey: aKey }, true);
+      const server = new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          net.nsB,
+          Deno.execPath(),
+          "run",
+          "-A",
+          self,
+          "--serve",
+          b,
+          `${net.addrB}:7070`,
+        ],
+        stdout: "piped",
+        stderr: "inherit",
+        stdin: "null",
+      }).spawn();
+      try {
+        await readPorts(server.stdout);
+        addPeer(a, {
+          name: "b",
+          address: `${net.addrB}:7070`,
+          publicKey: ib.publicKey,
+          certFingerprint: ib.certFingerprint,
+        }, true);
+        const row: Record<string, number> = {};
+        for (const transport of ["ws", "quic"]) {
+          const r = await new Deno.Command("ip", {
+            args: [
+              "netns",
+              "exec",
+              net.nsA,
+              Deno.execPath(),
+              "run",
+              "-A",
+              self,
+              "--send",
+              a,
+              String(mib),
+              transport,
+            ],
+            stdout: "piped",
+            stderr: "inherit",
+            stdin: "null",
+          }).output();
+          const text = new TextDecoder().decode(r.stdout).trim().split("\n").pop() ?? "";
+          row[`${transport}_ms`] = r.success ? Math.round(JSON.parse(text).ms) : -1;
+        }
+        out[rate] = row;
+      } finally {
+        server.kill("SIGTERM");
+        await server.status;
+      }
+    } finally {
+      await net.destroy();
+    }
+  }
+  return out;
+}
+
+async function serve(stateDir: string, listen: string): Promise<void> {
   const agent = await startAgent({
-    listen: "127.0.0.1:0",
+    listen,
     stateDir,
+    transport: "quic", // QUIC on UDP plus WebSocket on the same TCP port
     memoryLimitBytes: 1024 * 2 ** 20,
     log: createLogger("warn"),
   });
