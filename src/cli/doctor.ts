@@ -7,10 +7,13 @@
  */
 import type { Command } from "commander";
 import {
+  CRIU_SUITES,
   criuFeature,
   criuPrefix,
+  defaultSuite,
   ensurePipeMaxSize,
   hostFacts,
+  installedSuite,
   LAZY_PIPE_MAX_SIZE,
   locateCriu,
   probeCriu,
@@ -30,7 +33,13 @@ export function register(program: Command): void {
     .description("report what live migration can use here; --fix provisions CRIU")
     .option("--fix", "install a private CRIU 4.1.1 if needed and raise fs.pipe-max-size (root)")
     .option("--format <format>", `output format: ${FORMATS.join("|")}`, "table")
-    .action(async (opts: { fix?: boolean; format: string }) => await runDoctor(opts));
+    .option(
+      "--criu-suite <suite>",
+      `Debian suite for --fix: ${
+        CRIU_SUITES.join("|")
+      } (sid: CRIU 4.2, TCP sockets on Linux ≥ 6.16)`,
+    )
+    .action(async (opts: DoctorOptions) => await runDoctor(opts));
 }
 
 /** The doctor's report, as printed with `--format json`. */
@@ -46,6 +55,8 @@ export interface DoctorReport {
     private_prefix: string;
   };
   soft_dirty: ProbeResult;
+  /** CRIU can dump TCP/UDP sockets on this kernel. */
+  inet_sockets: ProbeResult;
   userfaultfd: ProbeResult;
   pagemap_scan: ProbeResult;
   pipe_max_size: { bytes: number | null; needed_for_lazy: number; lazy_ok: boolean };
@@ -58,11 +69,20 @@ export interface DoctorReport {
   fixed: string[];
 }
 
-async function runDoctor(opts: { fix?: boolean; format: string }): Promise<void> {
+interface DoctorOptions {
+  fix?: boolean;
+  format: string;
+  criuSuite?: string;
+}
+
+async function runDoctor(opts: DoctorOptions): Promise<void> {
   const format = parseChoice("--format", opts.format, FORMATS);
+  const suite = opts.criuSuite === undefined
+    ? defaultSuite()
+    : parseChoice("--criu-suite", opts.criuSuite, CRIU_SUITES);
   const fixed: string[] = [];
   const log = (line: string) => console.error(`u2cm doctor: ${line}`);
-  if (opts.fix) await fix(fixed, log);
+  if (opts.fix) await fix(fixed, log, suite);
   const report = await collect(fixed);
   if (format === "json") console.log(JSON.stringify(report, null, 2));
   else printTable(report);
@@ -77,11 +97,16 @@ async function runDoctor(opts: { fix?: boolean; format: string }): Promise<void>
   }
 }
 
-async function fix(fixed: string[], log: (line: string) => void): Promise<void> {
+async function fix(
+  fixed: string[],
+  log: (line: string) => void,
+  suite: typeof CRIU_SUITES[number],
+): Promise<void> {
   const found = locateCriu();
   const probe = found ? await probeCriu(found.path) : undefined;
   const root = Deno.uid() === 0;
-  const works = probe?.version !== undefined && (probe.checkOk || !root);
+  const wrongSuite = found?.source === "private" && installedSuite() !== suite;
+  const works = probe?.version !== undefined && (probe.checkOk || !root) && !wrongSuite;
   if (found?.source === "env") {
     if (!works) {
       throw new CliError(
@@ -97,7 +122,7 @@ async function fix(fixed: string[], log: (line: string) => void): Promise<void> 
         : "no CRIU installed",
     );
     try {
-      const result = await provisionCriu({ force: found?.source === "private", log });
+      const result = await provisionCriu({ force: found?.source === "private", log, suite });
       if (result.installed) {
         fixed.push(`installed CRIU ${result.version} at ${criuPrefix()} from ${result.mirror}`);
       }
@@ -153,6 +178,7 @@ async function collect(fixed: string[]): Promise<DoctorReport> {
       private_prefix: criuPrefix(),
     },
     soft_dirty: softDirty,
+    inet_sockets: inetSockets(probe?.version, host.kernel),
     userfaultfd,
     pagemap_scan: pagemapScan,
     pipe_max_size: {
@@ -171,6 +197,25 @@ async function collect(fixed: string[]): Promise<DoctorReport> {
     },
     fixed,
   };
+}
+
+/**
+ * Linux 6.16 restricted SO_PASSCRED/SO_PASSSEC to unix and netlink sockets; CRIU before 4.2 reads
+ * them on every socket and fails to dump TCP/UDP sockets there.
+ */
+export function inetSockets(criuVersion: string | undefined, kernel: string): ProbeResult {
+  if (criuVersion === undefined) return { available: false, detail: "no CRIU" };
+  const [kMaj, kMin] = kernel.split(".").map((x) => parseInt(x, 10));
+  const [cMaj, cMin] = criuVersion.split(".").map((x) => parseInt(x, 10));
+  const newKernel = kMaj > 6 || (kMaj === 6 && kMin >= 16);
+  const oldCriu = cMaj < 4 || (cMaj === 4 && cMin < 2);
+  return newKernel && oldCriu
+    ? {
+      available: false,
+      detail: `CRIU ${criuVersion} cannot dump TCP/UDP sockets on Linux ${kMaj}.${kMin} ` +
+        "(SO_PASSCRED); 'u2cm doctor --fix --criu-suite sid' installs CRIU 4.2",
+    }
+    : { available: true, detail: `CRIU ${criuVersion} on Linux ${kMaj}.${kMin}` };
 }
 
 function safeProbe(probe: () => ProbeResult): ProbeResult {
@@ -194,6 +239,7 @@ function printTable(r: DoctorReport): void {
         } (${r.criu.source}) ${r.criu.path}; check: ${r.criu.check_detail}`,
     ],
     ["soft-dirty", r.soft_dirty.available, r.soft_dirty.detail],
+    ["inet-sockets", r.inet_sockets.available, r.inet_sockets.detail],
     ["userfaultfd", r.userfaultfd.available, r.userfaultfd.detail],
     ["pagemap-scan", r.pagemap_scan.available, r.pagemap_scan.detail],
     [

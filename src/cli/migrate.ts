@@ -48,6 +48,10 @@ export function register(program: Command): void {
       "127.0.0.1",
     )
     .option("--no-throttle", "never throttle the workload's CPU")
+    .option(
+      "--tcp <mode>",
+      "established TCP connections: close (clients reconnect) | established (TCP repair)",
+    )
     .option("--resume-timeout <s>", "seconds to wait for a dropped peer link to come back", "30")
     .option("--work-dir <dir>", "scratch directory for dumps (tmpfs) ($U2CM_WORK_DIR)")
     .action(async (opts: MigrateOptions) => await runMigrate(opts));
@@ -64,6 +68,7 @@ interface MigrateOptions {
   maxRounds: string;
   pageServerAddress: string;
   throttle: boolean;
+  tcp?: string;
   resumeTimeout: string;
   workDir?: string;
 }
@@ -90,6 +95,9 @@ async function runMigrate(opts: MigrateOptions): Promise<void> {
   const format = parseChoice("--format", opts.format, FORMATS);
   const requested = parseChoice("--engine", opts.engine, ENGINE_CHOICES);
   const maxRounds = parsePositiveInt("--max-rounds", opts.maxRounds);
+  const tcp = opts.tcp === undefined
+    ? undefined
+    : parseChoice("--tcp", opts.tcp, ["close", "established"] as const);
   const resumeTimeoutMs = parseNumberInRange("--resume-timeout", opts.resumeTimeout, 0.1, 3600) *
     1000;
   const maxDowntimeMs = opts.maxDowntime === undefined
@@ -164,6 +172,7 @@ async function runMigrate(opts: MigrateOptions): Promise<void> {
       maxRounds,
       maxDowntimeMs,
       throttle: opts.throttle,
+      tcp,
       lazyAddress: opts.pageServerAddress,
       signal: controller.signal,
       onProgress: (ev) => progress?.update(ev),

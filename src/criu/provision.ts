@@ -12,8 +12,10 @@ import { type AptSource, debianMirror, systemAptSources } from "./apt_sources.ts
 import { criuPrefix, PREFIX_STAMP, prefixCriuPath } from "./locate.ts";
 import { probeCriu } from "./probe.ts";
 
-/** The Debian suite and packages of the private install. */
+/** The default Debian suite of the private install (CRIU 4.1.1). */
 export const CRIU_SUITE = "trixie";
+/** Suites `--criu-suite` accepts: trixie (4.1.1), and sid (4.2.x: inet sockets on Linux ≥ 6.16). */
+export const CRIU_SUITES = ["trixie", "sid"] as const;
 /** The root packages; their library dependencies (libc6 included) are added by apt-cache. */
 export const CRIU_PACKAGES = ["criu", "libcompel1"];
 
@@ -34,6 +36,8 @@ export interface ProvisionOptions {
   mirror?: string;
   /** Reinstall even when a working install is present. @default false */
   force?: boolean;
+  /** Debian suite to take CRIU from. @default `$U2CM_CRIU_SUITE`, else "trixie" */
+  suite?: typeof CRIU_SUITES[number];
   /** Progress lines. @default ignore */
   log?: (line: string) => void;
 }
@@ -58,8 +62,9 @@ export interface ProvisionResult {
  */
 export async function provisionCriu(options: ProvisionOptions = {}): Promise<ProvisionResult> {
   const { prefix = criuPrefix(), force = false, log = () => {} } = options;
+  const suite = options.suite ?? defaultSuite();
   const criu = prefixCriuPath(prefix);
-  if (!force && exists(`${prefix}/${PREFIX_STAMP}`)) {
+  if (!force && exists(`${prefix}/${PREFIX_STAMP}`) && installedSuite(prefix) === suite) {
     const probe = await probeCriu(criu);
     if (probe.version) {
       log(`private CRIU ${probe.version} already installed at ${prefix}`);
@@ -72,14 +77,14 @@ export async function provisionCriu(options: ProvisionOptions = {}): Promise<Pro
   const work = `${prefix}.work-${Deno.pid}`;
   await Deno.remove(work, { recursive: true }).catch(() => {});
   try {
-    const apt = aptOptions(work, source, debArch);
-    log(`fetching the ${CRIU_SUITE} package lists from ${source.uri}`);
+    const apt = aptOptions(work, source, debArch, suite);
+    log(`fetching the ${suite} package lists from ${source.uri}`);
     await tool(
       "apt-get",
       [...apt, "-q", "--error-on=any", "update"],
       "apt-get update (private lists)",
     );
-    const packages = await dependencyClosure(apt);
+    const packages = await dependencyClosure(apt, suite);
     log(`downloading ${packages.length} packages: ${packages.join(" ")}`);
     await Deno.mkdir(`${work}/debs`, { recursive: true });
     await tool("apt-get", [...apt, "-q", "download", ...packages], "apt-get download", {
@@ -103,7 +108,7 @@ export async function provisionCriu(options: ProvisionOptions = {}): Promise<Pro
     }
     await Deno.writeTextFile(
       `${prefix}/${PREFIX_STAMP}`,
-      JSON.stringify({ version: probe.version, suite: CRIU_SUITE, mirror: source.uri, packages }) +
+      JSON.stringify({ version: probe.version, suite, mirror: source.uri, packages }) +
         "\n",
     );
     log(`installed CRIU ${probe.version} at ${prefix}`);
@@ -122,14 +127,19 @@ export function loaderFor(debArch: string): { libdir: string; loader: string } {
 }
 
 /** The apt `-o` options of a private configuration under `work` for `source`. */
-export function aptOptions(work: string, source: AptSource, debArch: string): string[] {
+export function aptOptions(
+  work: string,
+  source: AptSource,
+  debArch: string,
+  suite: string = CRIU_SUITE,
+): string[] {
   for (const d of ["etc/parts", "lists/partial", "cache/archives/partial"]) {
     Deno.mkdirSync(`${work}/${d}`, { recursive: true });
   }
   const signed = source.signedBy ? ` [signed-by=${source.signedBy}]` : "";
   Deno.writeTextFileSync(
     `${work}/etc/sources.list`,
-    `deb${signed} ${source.uri} ${CRIU_SUITE} main\n`,
+    `deb${signed} ${source.uri} ${suite} main\n`,
   );
   return [
     "-o",
@@ -164,12 +174,29 @@ function mirrorSource(explicit?: string): AptSource {
   return found;
 }
 
+/** `$U2CM_CRIU_SUITE` when it names a known suite, else trixie. */
+export function defaultSuite(): typeof CRIU_SUITES[number] {
+  const env = Deno.env.get("U2CM_CRIU_SUITE");
+  return (CRIU_SUITES as readonly string[]).includes(env ?? "")
+    ? env as typeof CRIU_SUITES[number]
+    : CRIU_SUITE;
+}
+
+/** The suite recorded by a completed private install, if any. */
+export function installedSuite(prefix = criuPrefix()): string | undefined {
+  try {
+    return JSON.parse(Deno.readTextFileSync(`${prefix}/${PREFIX_STAMP}`)).suite;
+  } catch {
+    return undefined;
+  }
+}
+
 function debianArch(): string {
   return Deno.build.arch === "aarch64" ? "arm64" : "amd64";
 }
 
 /** The root packages plus their recursive Depends that are real (not virtual) packages. */
-async function dependencyClosure(apt: string[]): Promise<string[]> {
+async function dependencyClosure(apt: string[], suite: string): Promise<string[]> {
   const out = await tool("apt-cache", [
     ...apt,
     "depends",
@@ -187,7 +214,7 @@ async function dependencyClosure(apt: string[]): Promise<string[]> {
     if (/^[a-z0-9][a-z0-9+.-]*$/.test(line.trim()) && !/^\s/.test(line)) names.add(line.trim());
   }
   for (const p of CRIU_PACKAGES) {
-    if (!names.has(p)) throw new ProvisionError(`package ${p} not found in ${CRIU_SUITE}`);
+    if (!names.has(p)) throw new ProvisionError(`package ${p} not found in ${suite}`);
   }
   return [...names].sort();
 }

@@ -57,6 +57,8 @@ export interface DumpOptions extends CriuCommonOptions {
   shellJob?: boolean;
   /** Dump established TCP connections. @default false */
   tcpEstablished?: boolean;
+  /** Leave established TCP connections out (restored closed; clients reconnect). @default false */
+  tcpClose?: boolean;
   /** Network lock method when locking is needed. @default CRIU's default */
   networkLock?: "iptables" | "nftables";
   /** Parent images directory, relative to `dir` (pre-dump chains). */
@@ -90,6 +92,7 @@ export function dumpArgs(options: DumpOptions, action: "dump" | "pre-dump" = "du
   }
   if (o.shellJob) args.push("--shell-job");
   if (o.tcpEstablished) args.push("--tcp-established");
+  if (o.tcpClose) args.push("--tcp-close");
   if (o.networkLock) args.push("--network-lock", o.networkLock);
   if (o.prevImagesDir) args.push("--prev-images-dir", o.prevImagesDir);
   if (o.trackMem) args.push("--track-mem");
@@ -158,6 +161,8 @@ export interface RestoreOptions extends CriuCommonOptions {
   shellJob?: boolean;
   /** Restore established TCP connections. @default false */
   tcpEstablished?: boolean;
+  /** Restore dumped TCP connections closed. @default false */
+  tcpClose?: boolean;
   /** Fetch pages lazily from a `criu lazy-pages` daemon on the same images dir. @default false */
   lazyPages?: boolean;
   /** Where to write the restored root's host pid. @default `<dir>/restored.pid` */
@@ -171,6 +176,7 @@ export function restoreArgs(options: RestoreOptions): string[] {
   args.push("--pidfile", o.pidfile ?? `${o.dir}/restored.pid`);
   if (o.shellJob) args.push("--shell-job");
   if (o.tcpEstablished) args.push("--tcp-established");
+  if (o.tcpClose) args.push("--tcp-close");
   if (o.lazyPages) args.push("--lazy-pages");
   return [...args, ...(o.extraArgs ?? [])];
 }

@@ -105,7 +105,13 @@ export async function stopAndCopy(
     // Ask for the destination's hashes while CRIU dumps.
     const remote = fetchRemoteHashes(ctx.channel, knownNsPids);
     remote.catch(() => {});
-    const dump = await criuDump({ pid: ctx.pid, dir, leave: "stopped", signal: ctx.signal });
+    const dump = await criuDump({
+      pid: ctx.pid,
+      dir,
+      leave: "stopped",
+      signal: ctx.signal,
+      ...tcpDumpOptions(ctx),
+    });
     phases.dump_ms = dump.ms;
     phases.freeze_ms = await freezeMs(dir, dump.ms);
     ctx.onProgress?.({ kind: "phase", phase: "transfer" });
@@ -127,7 +133,11 @@ export async function stopAndCopy(
     ctx.onPhase?.("restoring");
     ctx.onProgress?.({ kind: "phase", phase: "restore" });
     const restoreAt = performance.now();
-    const result = await ctx.channel.restore({ engine: "delta", rebuildPages: true });
+    const result = await ctx.channel.restore({
+      engine: "delta",
+      rebuildPages: true,
+      ...tcpRestoreRequest(ctx),
+    });
     phases.restore_ms = performance.now() - restoreAt;
     if (!result.ok || result.pid === undefined) {
       throw new Error(`destination could not restore: ${result.error ?? "no pid"}`);
@@ -149,6 +159,27 @@ export async function stopAndCopy(
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+/** CRIU dump options for the context's TCP mode. */
+export function tcpDumpOptions(ctx: MigrationContext): {
+  tcpClose?: boolean;
+  tcpEstablished?: boolean;
+  networkLock?: "nftables";
+} {
+  if (ctx.tcp === "close") return { tcpClose: true };
+  if (ctx.tcp === "established") return { tcpEstablished: true, networkLock: "nftables" };
+  return {};
+}
+
+/** Restore request fields for the context's TCP mode. */
+export function tcpRestoreRequest(ctx: MigrationContext): {
+  tcpClose?: boolean;
+  tcpEstablished?: boolean;
+} {
+  if (ctx.tcp === "close") return { tcpClose: true };
+  if (ctx.tcp === "established") return { tcpEstablished: true };
+  return {};
 }
 
 async function fetchRemoteHashes(

@@ -135,7 +135,7 @@ export function eagerWhereHeld(
   } finally {
     reader.close();
   }
-  return { pagesId: pagemap.pagesId, entries };
+  return { ...pagemap, entries };
 }
 
 function eagerMask(reader: PageReader, e: PagemapEntry, held: Map<number, Uint8Array>): Uint8Array {

@@ -11,6 +11,7 @@
  * @module
  */
 import { criuLazyDump, type LazyDump } from "../criu/run.ts";
+import { tcpDumpOptions, tcpRestoreRequest } from "./delta.ts";
 import { imageFilesToSend } from "./files.ts";
 import { isAlive, nsPids, signalAll, treePids } from "./proc.ts";
 import {
@@ -92,6 +93,7 @@ export async function lazyFinal(
       lazyPages: true,
       listen: { address, port },
       signal: ctx.signal,
+      ...tcpDumpOptions(ctx),
       timeoutMs: options.drainTimeoutMs ?? 120_000,
     });
     phases.dump_ms = dump.readyMs;
@@ -115,6 +117,7 @@ export async function lazyFinal(
       engine: options.engine,
       rebuildPages: options.prepare !== undefined,
       lazy: { address, port },
+      ...tcpRestoreRequest(ctx),
     });
     phases.restore_ms = performance.now() - restoreAt;
     if (!result.ok || result.pid === undefined) {

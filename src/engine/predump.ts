@@ -18,7 +18,7 @@ import {
 } from "../criu/images/mod.ts";
 import { criuDump, criuPreDump } from "../criu/run.ts";
 import type { PolicyState, RoundRecord } from "../policy/types.ts";
-import { sendChangedPages } from "./delta.ts";
+import { sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from "./delta.ts";
 import { imageFilesToSend } from "./files.ts";
 import { FIXED_DOWNTIME_MS } from "./precopy.ts";
 import { isAlive, nsPids, signalAll, treePids } from "./proc.ts";
@@ -50,7 +50,7 @@ export function chainLink(workDir: string, r: number): { dir: string; prevImages
 /** Turn parent runs into present runs: the destination's store holds those pages. */
 export function flattenParents(pagemap: Pagemap): Pagemap {
   return {
-    pagesId: pagemap.pagesId,
+    ...pagemap,
     entries: pagemap.entries.map((e) =>
       (e.flags & PE_PARENT) !== 0 ? { ...e, flags: PE_PRESENT | (e.flags & PE_LAZY) } : e
     ),
@@ -180,6 +180,7 @@ async function finalDump(
       trackMem: lastRound >= 0,
       prevImagesDir: lastRound >= 0 ? `../${preDumpDirName(lastRound)}` : undefined,
       signal: ctx.signal,
+      ...tcpDumpOptions(ctx),
     });
     phases.dump_ms = dump.ms;
     phases.freeze_ms = dump.ms;
@@ -204,7 +205,11 @@ async function finalDump(
     phases.transfer_ms = performance.now() - transferAt;
     ctx.onPhase?.("restoring");
     const restoreAt = performance.now();
-    const result = await ctx.channel.restore({ engine: "predump", rebuildPages: true });
+    const result = await ctx.channel.restore({
+      engine: "predump",
+      rebuildPages: true,
+      ...tcpRestoreRequest(ctx),
+    });
     phases.restore_ms = performance.now() - restoreAt;
     if (!result.ok || result.pid === undefined) {
       throw new Error(`destination could not restore: ${result.error ?? "no pid"}`);

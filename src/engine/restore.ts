@@ -22,6 +22,8 @@ export const EngineRestoreRequestSchema = z.object({
   rebuildPages: z.boolean(),
   /** Restore established TCP connections. */
   tcpEstablished: z.boolean().optional(),
+  /** Restore dumped TCP connections closed. */
+  tcpClose: z.boolean().optional(),
   /** The tree was a shell job. */
   shellJob: z.boolean().optional(),
   /** Lazy restore: the source's page server to fetch the remaining pages from. */
@@ -68,6 +70,7 @@ export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResu
       dir,
       pidfile: `${dir}/restored.pid`,
       tcpEstablished: req.tcpEstablished,
+      tcpClose: req.tcpClose,
       shellJob: req.shellJob,
       lazyPages: req.lazy !== undefined,
     });

@@ -87,6 +87,11 @@ export interface MigrationContext {
   maxRounds?: number;
   /** Address the source's lazy page server listens on (lazy/hybrid). @default "127.0.0.1" */
   lazyAddress?: string;
+  /**
+   * Established TCP connections: `close` leaves them out (clients reconnect), `established`
+   * migrates them (TCP repair; network locked with nftables). @default none (dump fails on them)
+   */
+  tcp?: "close" | "established";
   /** Compress page batches. @default false */
   compress?: boolean;
   /** Throttle with a cgroup when the policy asks. @default true */

@@ -127,3 +127,20 @@ Deno.test("storedAddresses skips parent and lazy runs as CRIU's restore does", (
   assert.deepEqual(storedAddresses(pm, true), [0x1000, 0x2000]);
   assert.deepEqual(decodePagemap(encodePagemap(pm)), pm);
 });
+
+Deno.test("CRIU 4.2 pagemaps (64-bit pages, field 5) decode and re-encode byte for byte", () => {
+  // An entry as CRIU 4.2.1 writes it: vaddr, nr_pages 0, flags PE_PRESENT|PE_LAZY, pages 1021.
+  const entry = encodeMessage([
+    { field: 1, wire: 0, value: 0x7ff0_0000_0000n },
+    { field: 2, wire: 0, value: 0n },
+    { field: 4, wire: 0, value: 6n },
+    { field: 5, wire: 0, value: 1021n },
+  ]);
+  const head = encodeMessage([{ field: 1, wire: 0, value: 1n }]);
+  const bytes = writeImage({ kind: "common", magic: Magic.PAGEMAP, entries: [head, entry] });
+  const pm = decodePagemap(bytes);
+  assert.equal(pm.widePages, true);
+  assert.deepEqual(pm.entries, [{ vaddr: 0x7ff0_0000_0000, nrPages: 1021, flags: 6 }]);
+  assert.deepEqual(encodePagemap(pm), bytes);
+  assert.equal(storedAddresses(pm).length, 1021);
+});

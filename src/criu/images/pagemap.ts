@@ -1,7 +1,8 @@
 /**
  * `pagemap-<pid>.img`: which pages of a process's address space a dump holds and where their
  * contents are. The first entry is a `PagemapHead` naming the raw `pages-<pages_id>.img` file;
- * each later `PagemapEntry` is a run of `nr_pages` pages from `vaddr` with flags: PE_PRESENT (in
+ * each later `PagemapEntry` is a run of `nr_pages` (CRIU ≥ 4.2: `pages`, field 5) pages from
+ * `vaddr` with flags: PE_PRESENT (in
  * this dump's pages file, in pagemap order), PE_PARENT (in the parent dump's images), PE_LAZY
  * (may be restored lazily; left out of the pages file by `dump --lazy-pages`).
  *
@@ -33,6 +34,11 @@ export interface Pagemap {
   pagesId: number;
   /** The runs, in file order (ascending addresses). */
   entries: PagemapEntry[];
+  /**
+   * CRIU ≥ 4.2 writes run lengths as 64-bit `pages` (field 5), leaving `nr_pages` (field 2) 0;
+   * re-encoding keeps the layout it was read in. @default false
+   */
+  widePages?: boolean;
 }
 
 /** Decode `pagemap-<pid>.img` bytes. */
@@ -43,10 +49,13 @@ export function decodePagemap(bytes: Uint8Array, name = "pagemap"): Pagemap {
   const head = decodeMessage(image.entries[0]);
   const pagesId = uintField(head, 1);
   if (pagesId === undefined) throw new Error(`${name}: PagemapHead without pages_id`);
+  let widePages = false;
   const entries = image.entries.slice(1).map((bytes, i) => {
     const f = decodeMessage(bytes);
     const vaddr = uintField(f, 1);
-    const nrPages = uintField(f, 2);
+    const wide = uintField(f, 5);
+    if (wide !== undefined) widePages = true;
+    const nrPages = wide ?? uintField(f, 2);
     if (vaddr === undefined || nrPages === undefined) {
       throw new Error(`${name}: entry ${i} lacks vaddr or nr_pages`);
     }
@@ -55,18 +64,22 @@ export function decodePagemap(bytes: Uint8Array, name = "pagemap"): Pagemap {
     if (flags === undefined) flags = uintField(f, 3) ? PE_PARENT : PE_PRESENT;
     return { vaddr, nrPages, flags };
   });
-  return { pagesId, entries };
+  return widePages ? { pagesId, entries, widePages } : { pagesId, entries };
 }
 
-/** Encode a pagemap image the way CRIU writes it (head, then vaddr/nr_pages/flags entries). */
+/**
+ * Encode a pagemap image the way CRIU writes it: head, then vaddr/nr_pages/flags entries (plus
+ * the 64-bit `pages` field for CRIU ≥ 4.2 layouts).
+ */
 export function encodePagemap(pagemap: Pagemap): Uint8Array {
   const head = encodeMessage([{ field: 1, wire: 0, value: BigInt(pagemap.pagesId) }]);
   const entries = pagemap.entries.map((e) => {
     const fields: PbField[] = [
       { field: 1, wire: 0, value: BigInt(e.vaddr) },
-      { field: 2, wire: 0, value: BigInt(e.nrPages) },
+      { field: 2, wire: 0, value: pagemap.widePages ? 0n : BigInt(e.nrPages) },
       { field: 4, wire: 0, value: BigInt(e.flags) },
     ];
+    if (pagemap.widePages) fields.push({ field: 5, wire: 0, value: BigInt(e.nrPages) });
     return encodeMessage(fields);
   });
   return writeImage({ kind: "common", magic: Magic.PAGEMAP, entries: [head, ...entries] });

@@ -30,7 +30,12 @@ export interface TestNodes {
    * Start b's agent (on `port`, or a free one; inside a network namespace with `prefix`, listening
    * on `host`) and pin it in a's peers as "b".
    */
-  startB(port?: number, prefix?: string[], host?: string): Promise<TestAgent>;
+  startB(
+    port?: number,
+    prefix?: string[],
+    host?: string,
+    env?: Record<string, string>,
+  ): Promise<TestAgent>;
   cleanup(): void;
 }
 
@@ -45,8 +50,8 @@ export async function makeNodes(): Promise<TestNodes> {
     root,
     a,
     b,
-    async startB(port = 0, prefix: string[] = [], host = "127.0.0.1") {
-      const agent = await startAgentProcess(b, port, 3, prefix, host);
+    async startB(port = 0, prefix: string[] = [], host = "127.0.0.1", env = {}) {
+      const agent = await startAgentProcess(b, port, 3, prefix, host, env);
       addPeer(a, {
         name: "b",
         address: `${host}:${agent.port}`,
@@ -68,6 +73,7 @@ export async function startAgentProcess(
   resumeTimeoutS = 3,
   prefix: string[] = [],
   host = "127.0.0.1",
+  env: Record<string, string> = {},
 ): Promise<TestAgent> {
   const cmd = [...prefix, Deno.execPath()];
   const child = new Deno.Command(cmd[0], {
@@ -84,7 +90,7 @@ export async function startAgentProcess(
       "--resume-timeout",
       String(resumeTimeoutS),
     ],
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
     stdout: "null",
     stderr: "piped",
     stdin: "null",
