@@ -1,7 +1,29 @@
-import { readTraceFile } from "/work/main/src/trace/mod.ts";
-import { compare, CRIU_COSTS } from "/work/main/src/sim/mod.ts";
-import { providerFactory } from "/work/main/src/cli/simulate.ts";
-const t = await readTraceFile(Deno.args[0]);
-const f = await providerFactory((Deno.args[1] ?? "u2c") as "u2c", "models", t);
-const res = await compare([{name:"x", trace:t}], ["phaul","u2c","oracle"], {...CRIU_COSTS, bandwidthBps: 125e6, rttMs: 1}, f);
-for (const r of res.results) console.log(r.policy, r.total_ms, r.downtime_ms, r.round_log.map(x=>`${x.pagesSent}/${x.pagesDeferred}/${x.pagesDirtied}/${Math.round(x.durationMs)}`).join(" "));
+/**
+ * Development aid: replay one trace through phaul, u2c and the oracle at 1 Gbit (or the bandwidth
+ * given) and print every round (sent/deferred/dirtied/ms) with u2c's predicted dirty count.
+ *
+ * Usage: deno run -A build/dev/sim_rounds.ts TRACE [u2c|window|…] [bandwidth]
+ *
+ * @module
+ */
+import { providerFactory } from "../../src/cli/simulate.ts";
+import { compare, CRIU_COSTS, parseBandwidth } from "../../src/sim/mod.ts";
+import { readTraceFile } from "../../src/trace/mod.ts";
+
+const trace = await readTraceFile(Deno.args[0]);
+const predictor = (Deno.args[1] ?? "u2c") as "u2c";
+const bandwidthBps = parseBandwidth(Deno.args[2] ?? "1gbit");
+const factory = await providerFactory(predictor, "models", trace);
+const { results } = await compare(
+  [{ name: Deno.args[0], trace }],
+  ["phaul", "u2c", "oracle"],
+  { ...CRIU_COSTS, bandwidthBps, rttMs: 1 },
+  factory,
+);
+for (const r of results) {
+  const rounds = r.round_log.map((x) =>
+    `${x.pagesSent}/${x.pagesDeferred}/${x.pagesDirtied}/${Math.round(x.durationMs)}` +
+    (x.predictedDirty === undefined ? "" : `(p${Math.round(x.predictedDirty)})`)
+  );
+  console.log(r.policy, r.total_ms, r.downtime_ms, rounds.join(" "));
+}

@@ -78,6 +78,7 @@ export class MovingWindowProvider implements PredictionProvider {
 
   /** Feed one tracker sample. */
   observe(sample: DirtySample): void {
+    if (sample.intervalMs <= 0) return; // the baseline: nothing written yet
     const keys = pageSetKeys(sample.dirty);
     this.#intervalMs = sample.intervalMs > 0 ? sample.intervalMs : this.#intervalMs;
     this.#samples.push(keys);

@@ -79,6 +79,7 @@ export class TraceTimeline {
   readonly periodMs: number;
   readonly #baseline: number[];
   readonly #intervals: Interval[];
+  readonly #round0: TraceRound;
 
   /** @param trace a decoded trace with at least two rounds */
   constructor(trace: Trace) {
@@ -87,6 +88,7 @@ export class TraceTimeline {
     this.intervalMs = trace.header.intervalMs;
     const t0 = trace.rounds[0].elapsedMs;
     this.#baseline = pageSetKeys(trace.rounds[0].dirty);
+    this.#round0 = trace.rounds[0];
     this.#intervals = [];
     for (let i = 1; i < trace.rounds.length; i++) {
       const r = trace.rounds[i];
@@ -122,10 +124,13 @@ export class TraceTimeline {
 
   /**
    * The tracker samples (whole intervals) that complete within `(a, b]`, each with its trace round
-   * for predictors (renumbered, and without mapping changes, when the replay loops).
+   * for predictors (renumbered, and without mapping changes, when the replay loops). A window
+   * starting before 0 begins with the baseline round (interval 0 ms, nothing dirty): it brings the
+   * trace's first mappings.
    */
   samplesCompleting(a: number, b: number): DirtySample[] {
     const out: DirtySample[] = [];
+    if (a < 0 && b >= 0) out.push({ dirty: new Map(), intervalMs: 0, round: this.#round0 });
     const n = this.#intervals.length;
     for (const { start, end, interval, index } of this.#occurrences(a, b)) {
       if (end <= a || end > b) continue;
