@@ -5,6 +5,10 @@
  *
  * @module
  */
+import { FEATURE_NAMES } from "../history/features.ts";
+import { bundledModelsDir } from "../ops/assets.ts";
+import { createPredictor, fullModelFile, loadModel, ModelError } from "../predict/mod.ts";
+import { type PredictionProvider, PredictorProvider } from "../sim/mod.ts";
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import process from "node:process";
@@ -163,11 +167,13 @@ async function runMigrate(opts: MigrateOptions): Promise<void> {
       throw peerCliError(e);
     }
     const engine = await loadEngine(engineName);
+    const provider = await livePredictor(policy.name);
     const outcome = await engine.migrate({
       id,
       pid,
       channel,
       policy,
+      provider,
       workDir,
       maxRounds,
       maxDowntimeMs,
@@ -334,5 +340,28 @@ class ProgressView {
 
   stop(): void {
     this.#bar.stop();
+  }
+}
+
+/**
+ * The two-phase predictor (deployment model) for the policies that look at predictions; others
+ * get none. When the model cannot be loaded the engine's moving-window model stands in, with a
+ * warning.
+ */
+async function livePredictor(policy: string): Promise<PredictionProvider | undefined> {
+  if (policy !== "u2c" && policy !== "hybrid") return undefined;
+  const file = fullModelFile(bundledModelsDir(), "u2c");
+  try {
+    const model = await loadModel(file);
+    if (model.meta.featureCount !== FEATURE_NAMES.length) {
+      throw new ModelError(
+        file,
+        `expects ${model.meta.featureCount} features, not ${FEATURE_NAMES.length}`,
+      );
+    }
+    return new PredictorProvider(createPredictor({ model }));
+  } catch (e) {
+    console.error(`u2cm: warning: ${(e as Error).message}; using the moving-window predictor`);
+    return undefined;
   }
 }

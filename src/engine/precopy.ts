@@ -6,6 +6,7 @@
  * @module
  */
 import type { Decision, PolicyState, RoundRecord } from "../policy/types.ts";
+import { FeatureSampler } from "../history/features.ts";
 import { MovingWindowProvider } from "../sim/provider.ts";
 import { createTracker } from "../tracker/mod.ts";
 import { type Mapping, type PageSet, pageSetSize } from "../tracker/types.ts";
@@ -38,7 +39,8 @@ export async function precopy(
   const maxRounds = ctx.maxRounds ?? 30;
   const minRoundMs = ctx.minRoundMs ?? 50;
   const tracker = createTracker({ pid: ctx.pid, backend: "auto" });
-  const provider = new MovingWindowProvider(20, 3);
+  const provider = ctx.provider ?? new MovingWindowProvider(20, 3);
+  const features = new FeatureSampler(ctx.pid);
   const pidMap = pidNamespaceMap(ctx.pid);
   const mappings = new Map<number, Mapping>();
   const readers = new Map<number, PageReader>();
@@ -50,13 +52,19 @@ export async function precopy(
   try {
     let scan = tracker.scan();
     let lastScan = performance.now();
+    // The baseline round brings the tree's mappings to the predictor; nothing is dirty yet.
+    provider.observe({
+      dirty: new Map(),
+      intervalMs: 0,
+      round: { ...scan, round: 0, features: features.sample(scan.pids) },
+    });
     absorb(scan.added, scan.removed);
     let pending: PageSet = scan.dirty;
     let resident = scan.residentPages;
     for (let r = 0; r < maxRounds; r++) {
       ctx.signal?.throwIfAborted();
       const pendingPages = pageSetSize(pending);
-      const prediction = r === 0 ? undefined : provider.view({
+      const prediction = r === 0 ? undefined : await provider.view({
         pendingPages,
         bandwidthBps: linkBps,
         rttMs,
@@ -98,7 +106,11 @@ export async function precopy(
       if (wait > 0) await new Promise((res) => setTimeout(res, wait));
       scan = tracker.scan();
       const now = performance.now();
-      provider.observe({ dirty: scan.dirty, intervalMs: now - lastScan });
+      provider.observe({
+        dirty: scan.dirty,
+        intervalMs: now - lastScan,
+        round: { ...scan, features: features.sample(scan.pids) },
+      });
       lastScan = now;
       absorb(scan.added, scan.removed);
       for (const pid of scan.pids) if (!pidMap.has(pid)) refreshPidMap(ctx.pid, pidMap);

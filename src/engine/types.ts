@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { PredictionProvider } from "../sim/provider.ts";
 import type { StopPolicy } from "../policy/types.ts";
 import type { MigrationChannel } from "./channel.ts";
 
@@ -77,6 +78,11 @@ export interface MigrationContext {
   channel: MigrationChannel;
   /** The stop policy. */
   policy: StopPolicy;
+  /**
+   * The predictor the policy sees, fed every tracker round (with the round's mappings and
+   * features). @default a moving-window page-frequency model
+   */
+  provider?: PredictionProvider;
   /** Local scratch directory for dumps (tmpfs preferred). */
   workDir: string;
   /** Progress callback. @default none */
