@@ -46,9 +46,13 @@ export function cacheDir(): string {
   return `${Deno.env.get("HOME") ?? "/tmp"}/.cache/u2cm`;
 }
 
-/** The shim's C source text. */
+/** The C sources built into the shim, in order (codec.c: the page-batch codec). */
+const SOURCES = ["shim.c", "codec.c"];
+
+/** The shim's C source text (all its sources, concatenated). */
 export function shimSource(): string {
-  return Deno.readTextFileSync(new URL("./shim.c", import.meta.url));
+  return SOURCES.map((name) => Deno.readTextFileSync(new URL(`./${name}`, import.meta.url)))
+    .join("\n");
 }
 
 /** Where the shim for `arch` built from the current source lives in the cache. */
@@ -68,9 +72,12 @@ export function ensureShim(arch: ShimArch = hostArch()): string {
   Deno.mkdirSync(out.slice(0, out.lastIndexOf("/")), { recursive: true });
   const tmp = `${out}.${Deno.pid}.tmp`;
   const src = new URL("./shim.c", import.meta.url);
-  const sourcePath = src.protocol === "file:" ? src.pathname : writeTempSource(out);
+  const sourcePaths = src.protocol === "file:"
+    ? SOURCES.map((name) => new URL(`./${name}`, import.meta.url).pathname)
+    : [writeTempSource(out)];
+  const sourcePath = sourcePaths[0];
   try {
-    compile(arch, ["-shared", "-o", tmp, sourcePath]);
+    compile(arch, ["-shared", "-o", tmp, ...sourcePaths]);
     Deno.renameSync(tmp, out);
   } finally {
     if (src.protocol !== "file:") Deno.removeSync(sourcePath);
