@@ -1,76 +1,180 @@
 /**
- * The `demo` task: the main job on this machine. Until the migration engine lands it records a
- * dirty-page trace of a real workload (redis-server under redis-benchmark on loopback) and prints
- * the trace's summary.
+ * The `demo` task: the main job, on this machine. Two u2cm nodes (a source and a destination with
+ * its agent) pin each other on loopback; a workload that checks its own memory runs in its own pid
+ * namespace; `u2cm migrate` moves it live with the u2c policy and the delta engine; the demo then
+ * shows that exactly one copy runs, on the destination, with its memory intact and its counter
+ * going on, and writes the migration's HTML report.
+ *
+ * Everything it needs (Debian packages, the native shim, a private CRIU) is installed first.
  *
  * @module
  */
-import { buildShims, ensureDebianPackages, REPO_ROOT, run, step } from "./setup.ts";
+import { launchIsolated } from "../src/engine/launch.ts";
+import { isAlive, waitGone } from "../src/engine/proc.ts";
+import { buildWorkload } from "../tests/support/workloads.ts";
+import { buildShims, ensureDebianPackages, provisionCriu, REPO_ROOT, step } from "./setup.ts";
 
+const MIB = 256;
 const work = `${REPO_ROOT}.cache/demo`;
 Deno.mkdirSync(work, { recursive: true });
-
-step("Debian packages for the demo workload");
-await ensureDebianPackages(["redis-server", "redis-tools"]);
-step("native shim");
-await buildShims();
-
-step("start redis-server on 127.0.0.1 and load it with redis-benchmark");
-const port = 20000 + Math.floor(Math.random() * 20000);
-const redis = new Deno.Command("redis-server", {
-  args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-  stdout: "null",
-  stderr: "null",
-}).spawn();
-let bench: Deno.ChildProcess | undefined;
-try {
-  await waitForRedis(port);
-  bench = new Deno.Command("redis-benchmark", {
-    args: ["-p", String(port), "-t", "set,get", "-n", "400000", "-r", "200000", "-d", "512", "-q"],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  step(`u2cm trace --pid ${redis.pid} (10 s at 100 ms)`);
-  const trace = `${work}/redis.u2ct`;
-  await run("trace", [
-    Deno.execPath(),
-    "run",
-    "-A",
-    "main.ts",
-    "trace",
-    "--pid",
-    String(redis.pid),
-    "--interval",
-    "100",
-    "--duration",
-    "10",
-    "--workload",
-    "redis",
-    "--load",
-    "redis-benchmark set,get -d 512 -r 200000",
-    "-o",
-    trace,
-  ]);
-  step(`u2cm trace info ${trace}`);
-  await run("trace info", [Deno.execPath(), "run", "-A", "main.ts", "trace", "info", trace]);
-} finally {
-  try {
-    bench?.kill();
-  } catch { /* already ended */ }
-  redis.kill();
-  await redis.status;
-  await bench?.status;
+for (const old of Deno.readDirSync(work)) {
+  Deno.removeSync(`${work}/${old.name}`, { recursive: true });
 }
 
-async function waitForRedis(port: number): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    try {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      conn.close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+/** Run `u2cm ARGS` and return its stdout; a failure ends the demo with its stderr. */
+async function u2cm(args: string[]): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${REPO_ROOT}main.ts`, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(
+      `u2cm ${args[0]} failed (${out.code}):\n${new TextDecoder().decode(out.stderr)}${text}`,
+    );
   }
-  throw new Error(`redis-server did not listen on 127.0.0.1:${port} within 5 s`);
+  return text;
+}
+
+/** The last line of `file` matching `pattern`. */
+function lastLine(file: string, pattern: RegExp): string | undefined {
+  return Deno.readTextFileSync(file).split("\n").filter((l) => pattern.test(l)).at(-1);
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const until = performance.now() + timeoutMs;
+  for (let i = 0; i < 10_000 && performance.now() < until; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the agent did not listen on 127.0.0.1:${port}; see ${work}/agent.log`);
+}
+
+async function waitForLine(file: string, pattern: RegExp, timeoutMs: number): Promise<string> {
+  const until = performance.now() + timeoutMs;
+  for (let i = 0; i < 10_000 && performance.now() < until; i++) {
+    const line = lastLine(file, pattern);
+    if (line) return line;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no line matching ${pattern} in ${file} within ${timeoutMs} ms`);
+}
+
+step("Debian packages, native shim, CRIU (u2cm doctor --fix)");
+await ensureDebianPackages(["gcc", "libc6-dev", "patchelf", "util-linux", "openssl"]);
+await buildShims();
+await provisionCriu();
+if (Deno.uid() !== 0) throw new Error("the demo migrates a process with CRIU: run it as root");
+
+step("two nodes on loopback: identities, pinned peers, the destination's agent");
+const source = `${work}/source`, dest = `${work}/dest`;
+const src = JSON.parse(await u2cm(["init", "--state-dir", source, "--format", "json"]));
+const dst = JSON.parse(await u2cm(["init", "--state-dir", dest, "--format", "json"]));
+const port = 20000 + Math.floor(Math.random() * 20000);
+await u2cm(["peer", "add", "source", "127.0.0.1:1", src.publicKey, "--state-dir", dest]);
+await u2cm([
+  "peer",
+  "add",
+  "dest",
+  `127.0.0.1:${port}`,
+  dst.publicKey,
+  "--cert-fingerprint",
+  dst.certFingerprint,
+  "--state-dir",
+  source,
+]);
+const agentLog = await Deno.open(`${work}/agent.log`, { write: true, create: true });
+const agent = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "-A",
+    `${REPO_ROOT}main.ts`,
+    "agent",
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--state-dir",
+    dest,
+  ],
+  stdin: "null",
+  stdout: "null",
+  stderr: "piped",
+}).spawn();
+agent.stderr.pipeTo(agentLog.writable).catch(() => {});
+let restored = 0;
+const memcheck = buildWorkload("memcheck");
+const stdout = `${work}/workload.out`;
+const workload = await launchIsolated({
+  cmd: memcheck,
+  args: ["--mib", String(MIB), "--write-pages", "400", "--hot-percent", "5", "--interval-ms", "20"],
+  stdout,
+});
+try {
+  await waitForPort(port, 30_000);
+  step(`workload: memcheck, ${MIB} MiB, rewriting 400 pages every 20 ms (pid ${workload.pid})`);
+  const before = await waitForLine(stdout, /^tick 50 /, 30_000);
+  console.log(`  ${before}`);
+
+  step(`u2cm migrate --pid ${workload.pid} --to dest --engine delta --policy u2c`);
+  const resultText = await u2cm([
+    "migrate",
+    "--pid",
+    String(workload.pid),
+    "--to",
+    "dest",
+    "--engine",
+    "delta",
+    "--policy",
+    "u2c",
+    "--format",
+    "json",
+    "--state-dir",
+    source,
+  ]);
+  Deno.writeTextFileSync(`${work}/result.json`, resultText);
+  const result = JSON.parse(resultText);
+  restored = result.dest_pid;
+  await u2cm(["report", `${work}/result.json`, "-o", `${work}/report.html`]);
+
+  step("exactly one copy runs, on the destination, memory intact, counter going on");
+  const sourceGone = await waitGone(workload.pid, 5000);
+  const lines = Deno.readTextFileSync(stdout).split("\n").length;
+  Deno.kill(restored, "SIGUSR1");
+  const verify = await waitForLine(stdout, /^verify /, 10_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const after = Deno.readTextFileSync(stdout).split("\n").slice(lines - 1).filter((l) =>
+    l.startsWith("tick ")
+  ).at(-1);
+  const rows: [string, string][] = [
+    ["engine / policy", `${result.engine} / ${result.policy}`],
+    ["total", `${result.total_ms} ms`],
+    ["downtime (freeze → restored running)", `${result.downtime_ms} ms`],
+    [
+      "sent",
+      `${(result.bytes_sent / 2 ** 20).toFixed(1)} MiB in ${result.precopy_rounds} pre-copy rounds`,
+    ],
+    ["source copy", sourceGone ? "gone" : "STILL THERE"],
+    ["restored copy", `pid ${restored}, ${isAlive(restored) ? "running" : "NOT RUNNING"}`],
+    ["memory check", verify],
+    [
+      "counter",
+      `${before.split(" ").slice(0, 2).join(" ")} before → ${
+        after?.split(" ").slice(0, 2).join(" ")
+      } after`,
+    ],
+    ["result / report", `${work}/result.json, ${work}/report.html`],
+  ];
+  for (const [k, v] of rows) console.log(`  ${k.padEnd(38)} ${v}`);
+  if (!sourceGone || !isAlive(restored) || !/^verify ok/.test(verify)) {
+    throw new Error("the migrated workload is not as it should be (see above)");
+  }
+} finally {
+  if (restored > 0 && isAlive(restored)) Deno.kill(restored, "SIGKILL");
+  await workload.stop();
+  agent.kill("SIGTERM");
+  await agent.status;
 }

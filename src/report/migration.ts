@@ -43,7 +43,7 @@ export function renderMigrationReport(result: MigrationResult): string {
   const figures: string[] = [timelineChart({ title: "Timeline", segments: segments(result) })];
   if (rounds.length > 0) {
     const actual = rounds.map((r) => [r.index, r.pages_dirtied] as const);
-    const predicted = rounds.filter((r) => r.predicted_dirty !== undefined)
+    const predicted = rounds.filter((r) => r.predicted_dirty != null)
       .map((r) => [r.index, r.predicted_dirty!] as const);
     figures.push(lineChart({
       title: "Dirty pages per round: predicted vs actual",

@@ -15,7 +15,7 @@ export const MigrationRoundSchema = z.object({
   index: count,
   pages_sent: count,
   pages_dirtied: count,
-  predicted_dirty: count.optional(),
+  predicted_dirty: count.nullable().optional(),
   duration_ms: ms,
   bytes: count,
 }).loose();
@@ -47,7 +47,7 @@ export const SimulationRoundSchema = z.object({
   index: count,
   pages_sent: count,
   pages_dirtied: count,
-  predicted_dirty: count.optional(),
+  predicted_dirty: count.nullable().optional(),
   duration_ms: ms,
 }).loose();
 

@@ -67,7 +67,7 @@ export function renderSimulationReport(data: SimulationData): string {
       points: r.rounds.map((x) => [x.index, x.pages_dirtied] as const),
       color: color(i),
     });
-    const predicted = r.rounds.filter((x) => x.predicted_dirty !== undefined);
+    const predicted = r.rounds.filter((x) => x.predicted_dirty != null);
     if (predicted.length > 0) {
       series.push({
         name: `${r.policy} predicted`,
