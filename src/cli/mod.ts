@@ -9,14 +9,14 @@ import { register as registerTrace } from "./trace.ts";
 import { register as registerPredictEval } from "./predict_eval.ts";
 import { register as registerInit } from "./init.ts";
 import { register as registerPeer } from "./peer.ts";
+import { register as registerAgent } from "./agent.ts";
 import { register as registerSimulate } from "./simulate.ts";
 import { register as registerDoctor } from "./doctor.ts";
+import { register as registerMigrate } from "./migrate.ts";
 import { register as registerGlobalOptions } from "./global_options.ts";
 import { register as registerInstall } from "./install.ts";
 import { register as registerReport } from "./report.ts";
 import { register as registerPick } from "./pick.ts";
-import { register as registerMigrate } from "./migrate.ts";
-import { register as registerAgent } from "./agent.ts";
 
 export { CliError, ExitCode } from "./errors.ts";
 
@@ -25,18 +25,18 @@ export type CommandRegistrar = (program: Command) => void;
 
 /** The sub-commands, in `--help` order. Each module exports `register`. */
 const REGISTRARS: CommandRegistrar[] = [
-  registerTrace,
-  registerPredictEval,
+  registerGlobalOptions,
+  registerDoctor,
   registerInit,
   registerPeer,
-  registerSimulate,
-  registerDoctor,
-  registerGlobalOptions,
-  registerInstall,
-  registerReport,
-  registerPick,
-  registerMigrate,
   registerAgent,
+  registerMigrate,
+  registerTrace,
+  registerSimulate,
+  registerPredictEval,
+  registerReport,
+  registerInstall,
+  registerPick,
 ];
 
 /** Build the commander program with every registered sub-command. */
