@@ -5,6 +5,7 @@
  */
 import type { Command } from "commander";
 import {
+  BaselineError,
   createPredictor,
   evaluateTrace,
   heldOutModelFile,
@@ -13,6 +14,9 @@ import {
   type ModelKind,
   type OnnxModel,
   type PredictorMode,
+  PYTHON_BASELINES,
+  type PythonBaseline,
+  runPythonBaselines,
 } from "../predict/mod.ts";
 import type { Trace } from "../trace/mod.ts";
 import { readTraceArgument } from "./trace_input.ts";
@@ -20,7 +24,8 @@ import { bundledModelsDir } from "../ops/assets.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parsePositiveInt } from "./options.ts";
 
-const MODES = ["u2c", "last-value", "phase1-only", "lstm"] as const;
+const FAST_MODES = ["u2c", "last-value", "phase1-only", "lstm"] as const;
+const MODES = [...FAST_MODES, ...PYTHON_BASELINES] as const;
 const FORMATS = ["json", "table"] as const;
 
 /** Options of `predict-eval`, with their defaults. */
@@ -31,8 +36,10 @@ interface PredictEvalOptions {
   format: string;
   /** Models directory. @default "models" */
   modelsDir: string;
-  /** Comma-separated models to score. @default all */
+  /** Comma-separated models to score. @default the four in-process ones */
   models: string;
+  /** Training traces of the Python baselines. @default MODELS_DIR/corpus/*.u2ct.gz */
+  trainTraces?: string[];
   /** Rounds observed before scoring. @default "16" */
   warmup: string;
 }
@@ -65,7 +72,16 @@ export function register(program: Command): void {
     .requiredOption("--traces <files...>", "trace files (.u2ct or .u2ct.gz)")
     .option("--format <format>", `output: ${FORMATS.join("|")}`, "table")
     .option("--models-dir <dir>", "directory with the .onnx models", bundledModelsDir())
-    .option("--models <list>", `comma-separated: ${MODES.join(",")}`, MODES.join(","))
+    .option(
+      "--models <list>",
+      `comma-separated: ${MODES.join(",")} (${PYTHON_BASELINES.join(", ")}: /usr/bin/python3 ` +
+        "with python3-sklearn / python3-statsmodels, slower)",
+      FAST_MODES.join(","),
+    )
+    .option(
+      "--train-traces <files...>",
+      "training traces of random-forest (default: the models dir's corpus/*.u2ct.gz)",
+    )
     .option("--warmup <rounds>", "rounds observed before scoring starts", "16")
     .action(async (opts: PredictEvalOptions) => await runPredictEval(opts));
 }
@@ -74,12 +90,16 @@ async function runPredictEval(opts: PredictEvalOptions): Promise<void> {
   const format = parseChoice("--format", opts.format, FORMATS);
   const warmup = parsePositiveInt("--warmup", opts.warmup);
   const modes = opts.models.split(",").map((m) => parseChoice("--models", m.trim(), MODES));
-  const results: PredictEvalResult[] = [];
+  const rows = new Map<string, PredictEvalResult[]>();
+  const key = (trace: string, model: string) => `${model}\u0000${trace}`;
   const cache = new Map<string, OnnxModel>();
+  const workloads = new Map<string, string>();
   for (const file of opts.traces) {
     const trace = await loadTrace(file, warmup);
-    const workload = trace.header.workload?.name ?? file.split("/").pop()!.split(/[-.]/)[0];
+    const workload = workloadOf(trace, file);
+    workloads.set(file, workload);
     for (const mode of modes) {
+      if (isPythonBaseline(mode)) continue;
       const model = mode === "u2c" || mode === "lstm"
         ? await modelFor(opts.modelsDir, mode, workload, cache, trace, file)
         : undefined;
@@ -90,8 +110,9 @@ async function runPredictEval(opts: PredictEvalOptions): Promise<void> {
         pageSize: trace.header.pageSize,
         featureCount: trace.header.featureNames.length,
       });
-      for (const s of await evaluateTrace(trace, predictor, { warmup })) {
-        results.push({
+      rows.set(
+        key(file, mode),
+        (await evaluateTrace(trace, predictor, { warmup })).map((s) => ({
           trace: file,
           model: mode,
           horizon: s.horizon,
@@ -100,12 +121,95 @@ async function runPredictEval(opts: PredictEvalOptions): Promise<void> {
           recall: round4(s.recall),
           accuracy: round4(s.accuracy),
           count_mape: round4(s.count_mape),
-        });
-      }
+        })),
+      );
     }
+  }
+  const python = modes.filter(isPythonBaseline);
+  if (python.length > 0) {
+    for (const r of await pythonBaselines(opts, python, workloads, warmup)) {
+      const k = key(r.trace, r.model);
+      rows.set(k, [...rows.get(k) ?? [], r]);
+    }
+  }
+  const results: PredictEvalResult[] = [];
+  for (const file of opts.traces) {
+    for (const mode of modes) results.push(...rows.get(key(file, mode)) ?? []);
   }
   if (format === "json") console.log(JSON.stringify({ results }));
   else printTable(results);
+}
+
+function isPythonBaseline(mode: string): mode is PythonBaseline {
+  return (PYTHON_BASELINES as readonly string[]).includes(mode);
+}
+
+function workloadOf(trace: Trace, file: string): string {
+  return trace.header.workload?.name ?? file.split("/").pop()!.split(/[-.]/)[0];
+}
+
+async function pythonBaselines(
+  opts: PredictEvalOptions,
+  models: PythonBaseline[],
+  workloads: Map<string, string>,
+  warmup: number,
+): Promise<PredictEvalResult[]> {
+  const train = new Set((opts.trainTraces ?? corpusTraces(opts.modelsDir)).map(realPath));
+  const scored = new Set([...workloads.keys()].map(realPath));
+  const traces = [...workloads].map(([file, workload]) => ({
+    file,
+    workload,
+    load: () => loadTrace(file, warmup),
+    evaluate: true,
+    train: train.has(realPath(file)),
+  }));
+  for (const file of train) {
+    if (scored.has(file)) continue;
+    const workload = workloadOf(await readTraceArgument(file), file); // loaded again when used
+    traces.push({
+      file,
+      workload,
+      load: () => readTraceArgument(file),
+      evaluate: false,
+      train: true,
+    });
+  }
+  try {
+    return await runPythonBaselines(traces, models, {
+      script: `${opts.modelsDir}/baselines.py`,
+      python: Deno.env.get("U2CM_PYTHON") || "/usr/bin/python3",
+      warmup,
+    });
+  } catch (e) {
+    if (e instanceof BaselineError) {
+      throw new CliError(
+        e.message,
+        e.kind === "environment" ? ExitCode.Environment : ExitCode.Failure,
+      );
+    }
+    throw e;
+  }
+}
+
+function realPath(file: string): string {
+  try {
+    return Deno.realPathSync(file);
+  } catch {
+    return file;
+  }
+}
+
+function corpusTraces(modelsDir: string): string[] {
+  const dir = `${modelsDir}/corpus`;
+  try {
+    return [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".u2ct.gz"))
+      .map((e) => `${dir}/${e.name}`).sort();
+  } catch {
+    throw new CliError(
+      `${dir}: no training corpus for random-forest; pass --train-traces FILES`,
+      ExitCode.BadInput,
+    );
+  }
 }
 
 async function loadTrace(file: string, warmup: number): Promise<Trace> {

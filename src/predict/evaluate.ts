@@ -31,7 +31,10 @@ export interface HorizonScore {
 export interface EvaluateOptions {
   /** Rounds to observe before scoring starts. @default 16 */
   warmup?: number;
-  /** Probability at or above which a page counts as predicted dirty. @default 0.5 */
+  /**
+   * Probability at or above which a page counts as predicted dirty.
+   * @default the prediction's own `threshold` per horizon step (the model's sidecar; 0.5)
+   */
   threshold?: number;
 }
 
@@ -68,7 +71,6 @@ export async function evaluateTrace(
   options: EvaluateOptions = {},
 ): Promise<HorizonScore[]> {
   const warmup = options.warmup ?? 16;
-  const threshold = options.threshold ?? 0.5;
   const rounds = trace.rounds;
   let horizon = 0;
   const tp: number[] = [], fp: number[] = [], fn: number[] = [], tn: number[] = [];
@@ -92,6 +94,7 @@ export async function evaluateTrace(
     for (let s = 0; s < horizon; s++) {
       const future = rounds[t + s + 1];
       if (!future) continue;
+      const threshold = options.threshold ?? pred.threshold?.[s] ?? 0.5;
       let actual = 0;
       for (const [id, out] of pred.probs) {
         const probs = out[s];

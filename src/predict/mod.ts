@@ -10,3 +10,5 @@ export * from "./onnx.ts";
 export * from "./online.ts";
 export * from "./evaluate.ts";
 export * from "./loo.ts";
+export * from "./pattern_table.ts";
+export * from "./baselines.ts";

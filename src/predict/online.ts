@@ -9,7 +9,7 @@
  * @module
  */
 import { CHANNELS, PageHistory, type RoundInput, writeWindow } from "./history.ts";
-import type { OnnxModel } from "./onnx.ts";
+import { decisionThresholds, type OnnxModel } from "./onnx.ts";
 import { dataShift, DEFAULT_PHASE1, isStable, type Phase1Params } from "./phase1.ts";
 
 /** Predictor modes. */
@@ -45,6 +45,12 @@ export interface Prediction {
   expectedDirty: Float64Array;
   /** Pages sent to the phase-2 model this round. */
   modelPages: number;
+  /**
+   * Decision threshold per horizon step: a page counts as predicted dirty in round `h + 1` when
+   * `probs.get(id)[h][page] >= threshold[h]` (the model's sidecar threshold, chosen on its
+   * training workloads; 0.5 without a model). Phase-1 and last-value answers are 0 or 1.
+   */
+  threshold: number[];
 }
 
 /** A stateful page-level dirty predictor. */
@@ -76,6 +82,7 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
   const featureCount = options.featureCount ?? model?.meta.featureCount ?? 0;
   const history = new PageHistory(options.pageSize ?? 4096, featureCount);
   const batch = new Batch(model);
+  const threshold = decisionThresholds(model?.meta, horizon);
   return {
     history,
     observe: (round) => history.observe(round),
@@ -108,7 +115,7 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
           expectedDirty[s] += sum;
         }
       }
-      return { horizon, probs, expectedDirty, modelPages };
+      return { horizon, probs, expectedDirty, modelPages, threshold: [...threshold] };
     },
   };
 }

@@ -26,6 +26,12 @@ export interface ModelMeta {
   featureCount: number;
   /** Workloads the model was trained on. */
   trainedOn: string[];
+  /**
+   * Decision threshold per horizon step (a probability at or above it counts as dirty), chosen
+   * on the training workloads; absent in older sidecars (then 0.5). A single number applies to
+   * every step.
+   */
+  threshold?: number | number[];
 }
 
 const MetaSchema = z.object({
@@ -35,7 +41,24 @@ const MetaSchema = z.object({
   horizon: z.number().int().min(1).max(16),
   featureCount: z.number().int().min(0).max(256),
   trainedOn: z.array(z.string()),
+  threshold: z.union([
+    z.number().gt(0).lt(1),
+    z.array(z.number().gt(0).lt(1)).min(1).max(16),
+  ]).optional(),
 });
+
+/**
+ * The decision threshold of a model for each of `horizon` steps (0.5 when the sidecar has none;
+ * a list shorter than the horizon repeats its last value).
+ *
+ * @param meta the model's sidecar facts
+ * @param horizon steps wanted
+ */
+export function decisionThresholds(meta: ModelMeta | undefined, horizon: number): number[] {
+  const t = meta?.threshold;
+  const list = t === undefined ? [0.5] : typeof t === "number" ? [t] : t;
+  return Array.from({ length: horizon }, (_, s) => list[Math.min(s, list.length - 1)]);
+}
 
 /** Thrown when a model file is missing or malformed; names the file and the problem. */
 export class ModelError extends Error {
