@@ -2,19 +2,7 @@ import assert from "node:assert/strict";
 import { ExitCode } from "../../src/cli/errors.ts";
 import { makeNodePair } from "../peer/support/nodes.ts";
 import { spawnAgent } from "../peer/support/agent_process.ts";
-
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-
-async function u2cm(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+import { runU2cm as u2cm } from "../support/cli.ts";
 
 Deno.test("u2cm agent serves pinned peers; u2cm peer check authenticates against it", async () => {
   const pair = await makeNodePair();

@@ -1,18 +1,6 @@
 import assert from "node:assert/strict";
 import { ExitCode } from "../../src/cli/errors.ts";
-
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-
-async function u2cm(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+import { runU2cm as u2cm } from "../support/cli.ts";
 
 Deno.test("u2cm init creates a 0600 identity and prints its key and fingerprint", async () => {
   const dir = Deno.makeTempDirSync();

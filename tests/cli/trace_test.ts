@@ -3,19 +3,7 @@ import { ExitCode } from "../../src/cli/errors.ts";
 import { readTraceFile } from "../../src/trace/mod.ts";
 import { requireCommand, requireRoot } from "../support/env.ts";
 import { startDirtyPattern } from "../support/workloads.ts";
-
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-
-async function u2cm(args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+import { MAIN, runU2cm as u2cm } from "../support/cli.ts";
 
 Deno.test("u2cm trace --format jsonl prints one object per round and writes a readable file", async () => {
   const w = await startDirtyPattern(["--hot", "32", "--duration-ms", "20000"]);
