@@ -57,6 +57,7 @@ export const hybridEngine: MigrationEngine = {
     }
     const hostOf = new Map<number, number>();
     for (const [host, ns] of pre.pidMap) if (!hostOf.has(ns)) hostOf.set(ns, host);
+    let lazyPages = 0;
     const final = await lazyFinal(ctx, {
       engine: "hybrid",
       prepare: async (_dump, dir) => {
@@ -77,6 +78,7 @@ export const hybridEngine: MigrationEngine = {
             ? mem.pagemap
             : eagerWhereHeld(mem.pagemap, host, held);
           await Deno.writeFile(`${dir}/${mem.pagemapFile}`, encodePagemap(rewritten));
+          for (const e of rewritten.entries) if (e.flags & PE_LAZY) lazyPages += e.nrPages;
         }
         for (const name of await imageFilesToSend(dir, true)) {
           await ctx.channel.sendFile(name, await Deno.readFile(`${dir}/${name}`));
@@ -95,6 +97,7 @@ export const hybridEngine: MigrationEngine = {
       rounds: pre.rounds,
       phases: final.phases,
       finalPages: final.pages,
+      lazyPages,
     } satisfies MigrationOutcome;
   },
 };
@@ -113,8 +116,8 @@ export function eagerWhereHeld(
   const entries: PagemapEntry[] = [];
   try {
     for (const e of pagemap.entries) {
-      const lazy = (e.flags & PE_LAZY) !== 0 && (e.flags & PE_PARENT) === 0 &&
-        (e.flags & PE_PRESENT) !== 0;
+      // A lazy dump marks the runs it left with its page server PE_LAZY (without PE_PRESENT).
+      const lazy = (e.flags & PE_LAZY) !== 0 && (e.flags & PE_PARENT) === 0;
       if (!lazy) {
         entries.push(e);
         continue;

@@ -20,7 +20,7 @@ import { criuDump, criuPreDump } from "../criu/run.ts";
 import type { PolicyState, RoundRecord } from "../policy/types.ts";
 import { sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from "./delta.ts";
 import { imageFilesToSend } from "./files.ts";
-import { FIXED_DOWNTIME_MS } from "./precopy.ts";
+import { fixedDowntimeMs } from "./precopy.ts";
 import { isAlive, nsPids, signalAll, treePids } from "./proc.ts";
 import {
   type MigrationContext,
@@ -84,7 +84,7 @@ async function migratePredump(ctx: MigrationContext): Promise<MigrationOutcome> 
         wireBytesPerPage: 4096 + 24,
         totalPages: residentPages(ctx.pid),
         throttlePercent: 0,
-        fixedDowntimeMs: FIXED_DOWNTIME_MS,
+        fixedDowntimeMs: fixedDowntimeMs(residentPages(ctx.pid)),
         maxDowntimeMs: ctx.maxDowntimeMs,
         downtimeSlack: ctx.downtimeSlack ?? 0.1,
       };

@@ -61,6 +61,8 @@ export interface MigrationOutcome {
   phases: PhaseTimes;
   /** Pages sent during the final phase. */
   finalPages: number;
+  /** Pages left for the destination to fetch after the restore (lazy, hybrid). */
+  lazyPages?: number;
 }
 
 /** Progress events for a live display. */
