@@ -59,7 +59,9 @@ export async function precopy(
   const rounds: RoundReport[] = [];
   const records: RoundRecord[] = [];
   let linkBps = 125e6; // a 1 Gbit/s guess until the first round measures the link
-  const rttMs = 1;
+  // The policy's round model is `pages × wire bytes / bandwidth + rttMs`; a live round also
+  // costs a tracker scan and the minimum round spacing, so rttMs carries that measured overhead.
+  let rttMs = 1;
   const wireBytesPerPage = 4096 + 24;
   try {
     let scan = tracker.scan();
@@ -118,6 +120,7 @@ export async function precopy(
       if (wait > 0) await new Promise((res) => setTimeout(res, wait));
       scan = tracker.scan();
       const now = performance.now();
+      rttMs = Math.max(1, now - started - sendMs);
       provider.observe({
         dirty: scan.dirty,
         intervalMs: now - lastScan,
