@@ -13,6 +13,8 @@
  * - NAME.y.u8: n labels — bit s = dirty in round t+s+1, bit 4+s = that round exists in the trace;
  * - NAME.w.f32: n weights — 1 / sampling rate, so weighted sums estimate the whole trace;
  * - NAME.f.f32: rounds × F normalised features (the predictor's `history.features` per round);
+ * - NAME.k.u32: every unstable page-round (not sampled) by pattern key (`patternKey`): rows of
+ *   round, key, pages, dirty at t+1, t+2, t+3 — what the online pattern table learns from;
  * and `index.json` with, per trace, the exact confusion counts (tp, fp, fn, tn per horizon) of
  * the phase-1-stable pages (data shift) and the last-value / data-shift counts of the unstable
  * pages (exact, all of them), so the proxy reproduces predict-eval's whole-trace F1.
@@ -23,7 +25,14 @@
  * @module
  */
 import { readTraceFile } from "../src/trace/mod.ts";
-import { dataShift, DEFAULT_PHASE1, inPageSet, isStable, PageHistory } from "../src/predict/mod.ts";
+import {
+  dataShift,
+  DEFAULT_PHASE1,
+  inPageSet,
+  isStable,
+  PageHistory,
+  patternKey,
+} from "../src/predict/mod.ts";
 
 const WARMUP = 16, HORIZON = 3, RADIUS = 2;
 
@@ -85,10 +94,13 @@ for (const file of args) {
   const recs: number[] = [], ys: number[] = [];
   const feats = new Float32Array(rounds.length * F);
   const stable = counts(), unstableLV = counts(), unstableShift = counts();
+  // every unstable page-round by pattern key: [round, key, pages, dirty at t+1..t+3]
+  const keyed: number[] = [];
   for (let t = 0; t < rounds.length; t++) {
     hist.observe(rounds[t]);
     feats.set(hist.features, t * F);
     if (t < WARMUP) continue;
+    const byKey = new Map<number, number[]>();
     for (const h of hist.mappings.values()) {
       for (let p = 0; p < h.pages; p++) {
         const bits = h.dirty[p];
@@ -105,6 +117,13 @@ for (const file of args) {
             add(unstableShift, s, dataShift(bits, DEFAULT_PHASE1), d);
           }
         }
+        if (!st) {
+          const k = patternKey(h, p, 0);
+          let row = byKey.get(k);
+          if (!row) byKey.set(k, row = [t, k, 0, 0, 0, 0]);
+          row[2]++;
+          for (let s = 0; s < HORIZON; s++) row[3 + s] += (y >> s) & 1;
+        }
         if (st || rand() >= rate) continue;
         const nb = [0, 0, 0, 0];
         let n = 0;
@@ -119,6 +138,7 @@ for (const file of args) {
         ys.push(y);
       }
     }
+    for (const row of byKey.values()) keyed.push(...row);
   }
   const n = ys.length;
   await Deno.writeFile(`${out}/${name}.r.u32`, new Uint8Array(Uint32Array.from(recs).buffer));
@@ -128,6 +148,7 @@ for (const file of args) {
     new Uint8Array(new Float32Array(n).fill(1 / rate).buffer),
   );
   await Deno.writeFile(`${out}/${name}.f.f32`, new Uint8Array(feats.buffer));
+  await Deno.writeFile(`${out}/${name}.k.u32`, new Uint8Array(Uint32Array.from(keyed).buffer));
   index.push({
     name,
     workload: trace.header.workload?.name ?? name,

@@ -67,3 +67,38 @@ def exact_f1(t, key, s):
     """Exact whole-trace F1 when unstable pages use `key` (unstableLastValue / unstableDataShift)."""
     st, u = t["stable"], t[key]
     return f1_from(st["tp"][s] + u["tp"][s], st["fp"][s] + u["fp"][s], st["fn"][s] + u["fn"][s])
+
+
+PATTERN_KEYS = 3 << 8  # src/predict/frequencies.ts
+
+
+def record_keys(rec):
+    """patternKey of each record's page at its round (own last 8 bits, adjacent pages' latest bit)."""
+    own = (rec[:, 0] & 0xFF).astype(np.int64)
+    return own * 3 + (rec[:, 2] & 1).astype(np.int64) + (rec[:, 3] & 1).astype(np.int64)
+
+
+def online_counts(data, t):
+    """Cumulative (seen, dirty) [3, rounds+1, PATTERN_KEYS] of every unstable page-round of the
+    trace: index r+1 holds the counts of rounds ≤ r (src/predict/frequencies.ts learns the
+    outcome of round r at step s when round r+s+1 arrives)."""
+    k = np.fromfile(os.path.join(data, t["name"] + ".k.u32"), np.uint32).reshape(-1, 6).astype(np.int64)
+    R = t["rounds"]
+    seen = np.zeros((3, R + 1, PATTERN_KEYS)); dirty = np.zeros((3, R + 1, PATTERN_KEYS))
+    for s in range(3):
+        np.add.at(seen[s], (k[:, 0] + 1, k[:, 1]), k[:, 2])
+        np.add.at(dirty[s], (k[:, 0] + 1, k[:, 1]), k[:, 3 + s])
+    return np.cumsum(seen, 1), np.cumsum(dirty, 1)
+
+
+def blend(p_model, rec, counts, prior):
+    """Phase-2 probability online: (dirty + prior·p_model) / (seen + prior), counts known then."""
+    seen, dirty = counts
+    key = record_keys(rec)
+    r = rec[:, 7].astype(np.int64)
+    out = np.empty_like(p_model, dtype=np.float64)
+    for s in range(3):
+        known = np.maximum(r - s - 1 + 1, 0)  # rounds ≤ r-s-1 → cumulative index r-s
+        n = seen[s][known, key]; d = dirty[s][known, key]
+        out[:, s] = (d + prior * p_model[:, s]) / (n + prior)
+    return out

@@ -12,3 +12,4 @@ export * from "./evaluate.ts";
 export * from "./loo.ts";
 export * from "./pattern_table.ts";
 export * from "./baselines.ts";
+export * from "./frequencies.ts";

@@ -2,7 +2,8 @@
  * The online predictor: feed tracker rounds with `observe`, ask `predict` for per-page dirty
  * probabilities for the next `horizon` rounds and the expected dirty-page count per step.
  *
- * Modes: `u2c` (phase 1 for stable pages, the phase-2 model for unstable ones), `lstm` (a model
+ * Modes: `u2c` (phase 1 for stable pages, the phase-2 model — blended with online pattern
+ * frequencies when its sidecar says so — for unstable ones), `lstm` (a model
  * for every page, no phase split), `phase1-only` (data shift for every page), `last-value`
  * (a page dirty in the latest round is predicted dirty).
  *
@@ -11,6 +12,7 @@
 import { CHANNELS, PageHistory, type RoundInput, writeWindow } from "./history.ts";
 import { decisionThresholds, type OnnxModel } from "./onnx.ts";
 import { dataShift, DEFAULT_PHASE1, isStable, type Phase1Params } from "./phase1.ts";
+import { PatternFrequencies, patternKey } from "./frequencies.ts";
 
 /** Predictor modes. */
 export type PredictorMode = "u2c" | "lstm" | "phase1-only" | "last-value";
@@ -81,11 +83,16 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
   const p1 = options.phase1 ?? DEFAULT_PHASE1;
   const featureCount = options.featureCount ?? model?.meta.featureCount ?? 0;
   const history = new PageHistory(options.pageSize ?? 4096, featureCount);
-  const batch = new Batch(model);
+  const prior = mode === "u2c" ? model?.meta.onlinePrior : undefined;
+  const freq = prior !== undefined ? new PatternFrequencies(horizon, p1) : undefined;
+  const batch = new Batch(model, freq, prior ?? 0);
   const threshold = decisionThresholds(model?.meta, horizon);
   return {
     history,
-    observe: (round) => history.observe(round),
+    observe(round) {
+      history.observe(round);
+      freq?.learn(history);
+    },
     async predict() {
       const probs = new Map<number, Float32Array[]>();
       batch.reset();
@@ -120,14 +127,21 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
   };
 }
 
-/** Collects the pages of one round for a single batched model run. */
+/**
+ * Collects the pages of one round for a single batched model run; with online frequencies, each
+ * page's model probability is blended with its pattern's counts.
+ */
 class Batch {
   private x: Float32Array<ArrayBuffer> = new Float32Array(0);
   private f: Float32Array<ArrayBuffer> = new Float32Array(0);
-  private targets: { out: Float32Array[]; page: number }[] = [];
-  private zero: { out: Float32Array[]; page: number }[] = [];
+  private targets: { out: Float32Array[]; page: number; key: number }[] = [];
+  private zero: { out: Float32Array[]; page: number; key: number }[] = [];
 
-  constructor(private readonly model?: OnnxModel) {}
+  constructor(
+    private readonly model?: OnnxModel,
+    private readonly freq?: PatternFrequencies,
+    private readonly prior = 0,
+  ) {}
 
   reset(): void {
     this.targets = [];
@@ -144,8 +158,9 @@ class Batch {
     const mask = meta.window >= 32 ? 0xffffffff : (1 << meta.window) - 1;
     // Pages whose own and neighbours' windows are all clean (and fully observed) share one
     // input: run it once.
+    const key = this.freq ? patternKey(h, page, 0) : 0;
     if (h.age >= meta.window && allClean(h, page, meta.radius, mask)) {
-      this.zero.push({ out, page });
+      this.zero.push({ out, page, key });
       return;
     }
     const n = this.targets.length;
@@ -154,7 +169,7 @@ class Batch {
     this.f = grow(this.f, (n + 1) * meta.featureCount);
     writeWindow(h, page, meta.window, meta.radius, this.x, n * stride);
     this.f.set(features.subarray(0, meta.featureCount), n * meta.featureCount);
-    this.targets.push({ out, page });
+    this.targets.push({ out, page, key });
   }
 
   async flush(horizon: number, features: Float32Array): Promise<number> {
@@ -169,12 +184,19 @@ class Batch {
     }
     const rows = n + (this.zero.length > 0 ? 1 : 0);
     const p = await this.model.run(this.x, this.f, rows);
+    const freq = this.freq, prior = this.prior;
     for (let i = 0; i < n; i++) {
       const t = this.targets[i];
-      for (let s = 0; s < horizon; s++) t.out[s][t.page] = p[i * meta.horizon + s];
+      for (let s = 0; s < horizon; s++) {
+        const pm = p[i * meta.horizon + s];
+        t.out[s][t.page] = freq ? freq.blend(s, t.key, pm, prior) : pm;
+      }
     }
     for (const t of this.zero) {
-      for (let s = 0; s < horizon; s++) t.out[s][t.page] = p[n * meta.horizon + s];
+      for (let s = 0; s < horizon; s++) {
+        const pm = p[n * meta.horizon + s];
+        t.out[s][t.page] = freq ? freq.blend(s, t.key, pm, prior) : pm;
+      }
     }
     return rows;
   }

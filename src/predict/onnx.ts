@@ -32,6 +32,12 @@ export interface ModelMeta {
    * every step.
    */
   threshold?: number | number[];
+  /**
+   * When set, phase 2 blends the model with the container's own online pattern frequencies
+   * (`PatternFrequencies`): the model's probability counts as this many pseudo-observations.
+   * Absent in older sidecars (then the model's probability is used as is).
+   */
+  onlinePrior?: number;
 }
 
 const MetaSchema = z.object({
@@ -45,6 +51,7 @@ const MetaSchema = z.object({
     z.number().gt(0).lt(1),
     z.array(z.number().gt(0).lt(1)).min(1).max(16),
   ]).optional(),
+  onlinePrior: z.number().min(0).max(1e6).optional(),
 });
 
 /**
