@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { exists } from "../util/fs.ts";
 
 /** The `fs.pipe-max-size` lazy migration needs here (CRIU's page pipes grow to 4 MiB). */
 export const LAZY_PIPE_MAX_SIZE = 4 * 1024 * 1024;
@@ -63,13 +64,4 @@ function readText(path: string): string | undefined {
 function readNumber(path: string): number | undefined {
   const t = readText(path);
   return t === undefined || !/^\d+$/.test(t) ? undefined : Number(t);
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

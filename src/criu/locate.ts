@@ -11,6 +11,7 @@
  * @module
  */
 import { cacheDir } from "../native/build.ts";
+import { isFile } from "../util/fs.ts";
 
 /** Where a CRIU binary came from. */
 export type CriuSource = "env" | "private" | "system";
@@ -73,14 +74,6 @@ export function systemCriu(): string | undefined {
     if (dir && isExecutable(`${dir}/criu`)) return `${dir}/criu`;
   }
   return undefined;
-}
-
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
 }
 
 function isExecutable(path: string): boolean {

@@ -11,6 +11,7 @@
 import { type AptSource, debianMirror, systemAptSources } from "./apt_sources.ts";
 import { criuPrefix, PREFIX_STAMP, prefixCriuPath } from "./locate.ts";
 import { probeCriu } from "./probe.ts";
+import { exists } from "../util/fs.ts";
 
 /** The default Debian suite of the private install (CRIU 4.1.1). */
 export const CRIU_SUITE = "trixie";
@@ -303,13 +304,4 @@ async function tool(
     throw new ProvisionError(`${what} failed (exit ${out.code})${hint}:\n${err}`);
   }
   return dec.decode(out.stdout);
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

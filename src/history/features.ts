@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { exists } from "../util/fs.ts";
 
 /** The paper's seven system-wide features, in order. */
 export const SYSTEM_FEATURES = [
@@ -242,14 +243,5 @@ function readText(path: string): string {
     return Deno.readTextFileSync(path);
   } catch {
     return "";
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { crc32 } from "../util/crc32.ts";
+import { exists } from "../util/fs.ts";
 
 /** The architectures the shim is built for. */
 export type ShimArch = "x86_64" | "aarch64";
@@ -111,13 +112,4 @@ function writeTempSource(out: string): string {
   const path = `${out}.${Deno.pid}.c`;
   Deno.writeTextFileSync(path, shimSource());
   return path;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -12,6 +12,7 @@
  */
 import { PeerError } from "./errors.ts";
 import { base64url, certFingerprint } from "./keys.ts";
+import { isFile } from "../util/fs.ts";
 
 /** File names inside the state directory. */
 export const IDENTITY_FILES = {
@@ -186,12 +187,4 @@ function pemBody(text: string, label: string): Uint8Array {
   if (!m) throw new Error(`no ${label} block`);
   const bin = atob(m[1].replace(/\s+/g, ""));
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));
-}
-
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
 }

@@ -6,6 +6,7 @@
  * @module
  */
 import { ModelError } from "./onnx.ts";
+import { isFile as exists } from "../util/fs.ts";
 
 /** Model kinds that need a model file. */
 export type ModelKind = "u2c" | "lstm";
@@ -45,12 +46,4 @@ export function heldOutModelFile(dir: string, kind: ModelKind, workload: string)
     );
   }
   return full;
-}
-
-function exists(file: string): boolean {
-  try {
-    return Deno.statSync(file).isFile;
-  } catch {
-    return false;
-  }
 }
