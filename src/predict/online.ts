@@ -45,7 +45,7 @@ export interface Prediction {
   probs: Map<number, Float32Array[]>;
   /** Expected dirty pages per horizon step. */
   expectedDirty: Float64Array;
-  /** Pages sent to the phase-2 model this round. */
+  /** Phase-2 model rows run this round (pages with identical inputs share one row). */
   modelPages: number;
   /**
    * Decision threshold per horizon step: a page counts as predicted dirty in round `h + 1` when
@@ -63,6 +63,8 @@ export interface Predictor {
   observe(round: RoundInput): void;
   /** Predict the next `horizon` rounds from everything observed so far. */
   predict(): Promise<Prediction>;
+  /** Bytes of predictor state: the page histories plus the online pattern frequencies. */
+  stateBytes(): number;
 }
 
 /**
@@ -93,6 +95,7 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
       history.observe(round);
       freq?.learn(history);
     },
+    stateBytes: () => history.stateBytes() + (freq?.stateBytes() ?? 0),
     async predict() {
       const probs = new Map<number, Float32Array[]>();
       batch.reset();
@@ -134,8 +137,11 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
 class Batch {
   private x: Float32Array<ArrayBuffer> = new Float32Array(0);
   private f: Float32Array<ArrayBuffer> = new Float32Array(0);
-  private targets: { out: Float32Array[]; page: number; key: number }[] = [];
+  private targets: { out: Float32Array[]; page: number; key: number; row: number }[] = [];
   private zero: { out: Float32Array[]; page: number; key: number }[] = [];
+  /** Model rows by input: pages whose windows are identical share one row. */
+  private rowOf = new Map<string, number>();
+  private rows = 0;
 
   constructor(
     private readonly model?: OnnxModel,
@@ -146,6 +152,8 @@ class Batch {
   reset(): void {
     this.targets = [];
     this.zero = [];
+    this.rowOf.clear();
+    this.rows = 0;
   }
 
   add(
@@ -163,19 +171,27 @@ class Batch {
       this.zero.push({ out, page, key });
       return;
     }
-    const n = this.targets.length;
-    const stride = meta.window * CHANNELS;
-    this.x = grow(this.x, (n + 1) * stride);
-    this.f = grow(this.f, (n + 1) * meta.featureCount);
-    writeWindow(h, page, meta.window, meta.radius, this.x, n * stride);
-    this.f.set(features.subarray(0, meta.featureCount), n * meta.featureCount);
-    this.targets.push({ out, page, key });
+    // Every input of the window (features are the round's): identical keys, identical rows.
+    const lo = Math.max(0, page - meta.radius), hi = Math.min(h.pages - 1, page + meta.radius);
+    let input = `${Math.min(h.age, meta.window)}:${page - lo}:${hi - lo}`;
+    for (let q = lo; q <= hi; q++) input += `:${h.dirty[q] & mask}:${h.access[q] & mask}`;
+    let row = this.rowOf.get(input);
+    if (row === undefined) {
+      row = this.rows++;
+      this.rowOf.set(input, row);
+      const stride = meta.window * CHANNELS;
+      this.x = grow(this.x, (row + 1) * stride);
+      this.f = grow(this.f, (row + 1) * meta.featureCount);
+      writeWindow(h, page, meta.window, meta.radius, this.x, row * stride);
+      this.f.set(features.subarray(0, meta.featureCount), row * meta.featureCount);
+    }
+    this.targets.push({ out, page, key, row });
   }
 
   async flush(horizon: number, features: Float32Array): Promise<number> {
     if (!this.model) return 0;
     const meta = this.model.meta;
-    const n = this.targets.length;
+    const n = this.rows;
     if (this.zero.length > 0) {
       const x = this.x = grow(this.x, (n + 1) * meta.window * CHANNELS);
       x.fill(0, n * meta.window * CHANNELS, (n + 1) * meta.window * CHANNELS);
@@ -185,10 +201,9 @@ class Batch {
     const rows = n + (this.zero.length > 0 ? 1 : 0);
     const p = await this.model.run(this.x, this.f, rows);
     const freq = this.freq, prior = this.prior;
-    for (let i = 0; i < n; i++) {
-      const t = this.targets[i];
+    for (const t of this.targets) {
       for (let s = 0; s < horizon; s++) {
-        const pm = p[i * meta.horizon + s];
+        const pm = p[t.row * meta.horizon + s];
         t.out[s][t.page] = freq ? freq.blend(s, t.key, pm, prior) : pm;
       }
     }
