@@ -44,12 +44,16 @@ export async function launchIsolated(options: LaunchOptions): Promise<IsolatedWo
   // A shell gives the workload stdio on files (not pipes to u2cm, which CRIU could not restore).
   const quoted = [cmd, ...args].map(shellQuote).join(" ");
   const prefix = (options.prefix ?? []).map(shellQuote).join(" ");
-  const child = new Deno.Command("sh", {
+  // bash, not sh: closing descriptors above 9 needs it. Descriptors the caller leaked to us (not
+  // close-on-exec) must not reach the workload: CRIU would have to dump and restore them.
+  const closeInherited =
+    'for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null';
+  const child = new Deno.Command("bash", {
     args: [
       "-c",
-      `exec ${prefix} unshare --fork --pid setsid ${quoted} </dev/null >${shellQuote(stdout)} 2>${
-        shellQuote(stderr)
-      }`,
+      `${closeInherited}; exec ${prefix} unshare --fork --pid setsid ${quoted} </dev/null >${
+        shellQuote(stdout)
+      } 2>${shellQuote(stderr)}`,
     ],
     cwd,
     stdin: "null",
