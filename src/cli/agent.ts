@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import { parseHostPort } from "../peer/address.ts";
 import { startAgent } from "../peer/agent.ts";
+import { recoverMigrations } from "../engine/journal.ts";
 import { restoreMigration } from "../engine/restore.ts";
 import { createLogger, LOG_LEVELS } from "../peer/log.ts";
 import { CliError, ExitCode } from "./errors.ts";
@@ -79,6 +80,24 @@ async function runAgent(opts: AgentOptions): Promise<void> {
       throw new CliError(`not permitted to listen on ${opts.listen}`, ExitCode.NotPermitted);
     }
     throw peerCliError(e);
+  }
+  // Sources this node left frozen when a migration died with it run again (journal in the state dir).
+  const recovered = recoverMigrations(opts.stateDir);
+  for (const r of recovered.resumed) {
+    log({
+      level: "warn",
+      msg: "resumed the source of an interrupted migration",
+      id: r.id,
+      pid: r.pid,
+    });
+  }
+  for (const r of recovered.unresolved) {
+    log({
+      level: "error",
+      msg: "migration died while restoring: check the peer",
+      id: r.id,
+      peer: r.peer,
+    });
   }
   const stop = Promise.withResolvers<string>();
   const onSignal = (name: string) => () => stop.resolve(name);

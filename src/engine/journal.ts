@@ -32,6 +32,8 @@ export interface MigrationRecord {
   destPid?: number;
   /** Why it failed. */
   error?: string;
+  /** The u2cm process running the migration and its start time (clock ticks since boot). */
+  owner?: { pid: number; start: number };
 }
 
 /** A journal entry for one migration. */
@@ -47,7 +49,12 @@ export class MigrationJournal {
     Deno.mkdirSync(`${stateDir}/migrations`, { recursive: true });
     this.#path = `${stateDir}/migrations/${record.id}.json`;
     const now = new Date().toISOString();
-    this.#record = { ...record, startedAt: now, updatedAt: now };
+    this.#record = {
+      ...record,
+      startedAt: now,
+      updatedAt: now,
+      owner: { pid: Deno.pid, start: startTime(Deno.pid) ?? 0 },
+    };
     this.#write();
   }
 
@@ -95,6 +102,8 @@ export function recoverMigrations(stateDir: string): {
   const resumed: MigrationRecord[] = [];
   const unresolved: MigrationRecord[] = [];
   for (const r of listMigrations(stateDir)) {
+    // A migration whose u2cm process still runs is in progress, not interrupted.
+    if (r.owner && startTime(r.owner.pid) === r.owner.start) continue;
     if (r.phase === "precopy" || r.phase === "frozen") {
       const stopped = r.sourcePids.filter((p) => processState(p) === "T");
       signalAll(stopped, "SIGCONT");
@@ -112,4 +121,14 @@ export function recoverMigrations(stateDir: string): {
     }
   }
   return { resumed, unresolved };
+}
+
+/** A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), if it exists. */
+function startTime(pid: number): number | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+  } catch {
+    return undefined;
+  }
 }

@@ -107,6 +107,15 @@ Deno.test("recovery resumes a source left stopped by a migration that died while
     for (let i = 0; i < 100 && processState(w.pid) !== "T"; i++) {
       await new Promise((r) => setTimeout(r, 10));
     }
+    // While its u2cm process runs, the migration is in progress: recovery must not touch it.
+    assert.deepEqual(recoverMigrations(state).resumed, []);
+    assert.equal(processState(w.pid), "T");
+    // The u2cm process died: point the record at a process that has exited.
+    const gone = new Deno.Command("true").spawn();
+    await gone.status;
+    const file = `${state}/migrations/dead1.json`;
+    const rec = JSON.parse(Deno.readTextFileSync(file));
+    Deno.writeTextFileSync(file, JSON.stringify({ ...rec, owner: { pid: gone.pid, start: 1 } }));
     const { resumed } = recoverMigrations(state);
     assert.deepEqual(resumed.map((r) => r.id), ["dead1"]);
     assert.equal(resumed[0].phase, "rolled-back");
