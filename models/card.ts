@@ -35,6 +35,24 @@ for (const t of traces) {
   });
   lines.push(`| ${name(t)} | ${cells.join(" | ")} |`);
 }
+if (models.includes("u2c")) {
+  lines.push("", "Goals at h=1 (u2c ≥ 0.93, and ≥ the best baseline + 0.03):", "");
+  lines.push("| trace | u2c | best baseline | margin | ≥ 0.93 | ≥ best + 0.03 |");
+  lines.push("|---|---:|---|---:|:---:|:---:|");
+  for (const t of traces) {
+    const u = get(t, "u2c", 1);
+    if (!u) continue;
+    const base = models.filter((m) => m !== "u2c").map((m) => get(t, m, 1))
+      .filter((r): r is Row => r !== undefined).sort((a, b) => b.f1 - a.f1)[0];
+    if (!base) continue;
+    const margin = u.f1 - base.f1;
+    lines.push(
+      `| ${name(t)} | ${u.f1.toFixed(3)} | ${base.model} ${base.f1.toFixed(3)} | ` +
+        `${margin >= 0 ? "+" : ""}${margin.toFixed(3)} | ${u.f1 >= 0.93 ? "yes" : "no"} | ` +
+        `${margin >= 0.03 ? "yes" : "no"} |`,
+    );
+  }
+}
 const horizons = [...new Set(results.map((r) => r.horizon))].sort();
 const mean = (m: string, h: number, key: keyof Row) => {
   const rs = results.filter((r) => r.model === m && r.horizon === h);
@@ -53,7 +71,7 @@ console.log(lines.join("\n"));
 
 // SVG: mean F1 by horizon, one polyline per model.
 const W = 420, H = 260, pad = 40;
-const colors = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd"];
+const colors = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
 const x = (h: number) => pad + (h - 1) * (W - 2 * pad) / Math.max(1, horizons.length - 1);
 const y = (f: number) => H - pad - f * (H - 2 * pad);
 const parts = [

@@ -13,8 +13,8 @@
  * - NAME.y.u8: n labels — bit s = dirty in round t+s+1, bit 4+s = that round exists in the trace;
  * - NAME.w.f32: n weights — 1 / sampling rate, so weighted sums estimate the whole trace;
  * - NAME.f.f32: rounds × F normalised features (the predictor's `history.features` per round);
- * - NAME.k.u32: every unstable page-round (not sampled) by pattern key (`patternKey`): rows of
- *   round, key, pages, dirty at t+1, t+2, t+3 — what the online pattern table learns from;
+ * - NAME.k.u32: every page-round (not sampled) by pattern key (`patternKey`): rows of round, key,
+ *   stable (1/0), pages, dirty at t+1, t+2, t+3 — what the online pattern table learns from;
  * and `index.json` with, per trace, the exact confusion counts (tp, fp, fn, tn per horizon) of
  * the phase-1-stable pages (data shift) and the last-value / data-shift counts of the unstable
  * pages (exact, all of them), so the proxy reproduces predict-eval's whole-trace F1.
@@ -117,12 +117,12 @@ for (const file of args) {
             add(unstableShift, s, dataShift(bits, DEFAULT_PHASE1), d);
           }
         }
-        if (!st) {
+        {
           const k = patternKey(h, p, 0);
-          let row = byKey.get(k);
-          if (!row) byKey.set(k, row = [t, k, 0, 0, 0, 0]);
-          row[2]++;
-          for (let s = 0; s < HORIZON; s++) row[3 + s] += (y >> s) & 1;
+          let row = byKey.get(k * 2 + (st ? 1 : 0));
+          if (!row) byKey.set(k * 2 + (st ? 1 : 0), row = [t, k, st ? 1 : 0, 0, 0, 0, 0]);
+          row[3]++;
+          for (let s = 0; s < HORIZON; s++) row[4 + s] += (y >> s) & 1;
         }
         if (st || rand() >= rate) continue;
         const nb = [0, 0, 0, 0];

@@ -82,7 +82,8 @@ def online_counts(data, t):
     """Cumulative (seen, dirty) [3, rounds+1, PATTERN_KEYS] of every unstable page-round of the
     trace: index r+1 holds the counts of rounds ≤ r (src/predict/frequencies.ts learns the
     outcome of round r at step s when round r+s+1 arrives)."""
-    k = np.fromfile(os.path.join(data, t["name"] + ".k.u32"), np.uint32).reshape(-1, 6).astype(np.int64)
+    k = np.fromfile(os.path.join(data, t["name"] + ".k.u32"), np.uint32).reshape(-1, 7).astype(np.int64)
+    k = k[k[:, 2] == 0][:, [0, 1, 3, 4, 5, 6]]  # unstable rows: round, key, pages, dirty ×3
     R = t["rounds"]
     seen = np.zeros((3, R + 1, PATTERN_KEYS)); dirty = np.zeros((3, R + 1, PATTERN_KEYS))
     for s in range(3):

@@ -47,7 +47,8 @@ Deno.test("the sidecar's online prior and thresholds drive the u2c predictor", a
   assert.deepEqual(decisionThresholds({ ...model.meta, threshold: 0.3 }, 2), [0.3, 0.3]);
   assert.deepEqual(decisionThresholds({ ...model.meta, threshold: undefined }, 1), [0.5]);
   const [online] = await evaluateTrace(trace, createPredictor({ model: tuned }), { warmup: 20 });
-  const [plain] = await evaluateTrace(trace, createPredictor({ model }), { warmup: 20 });
+  const alone = { ...model, meta: { ...model.meta, onlinePrior: undefined, threshold: undefined } };
+  const [plain] = await evaluateTrace(trace, createPredictor({ model: alone }), { warmup: 20 });
   // the alternating and rotating pages are learned from the trace's own past
   assert.ok(online.f1 > 0.93, `u2c with online frequencies F1 ${online.f1}`);
   assert.ok(online.f1 > plain.f1 + 0.1, `F1 ${online.f1} vs the model alone ${plain.f1}`);
