@@ -21,6 +21,7 @@ import {
   type MigrationEngine,
   MigrationError,
   type MigrationOutcome,
+  outcomeOf,
   type PhaseTimes,
 } from "./types.ts";
 
@@ -56,18 +57,7 @@ export async function migrateDelta(ctx: MigrationContext): Promise<MigrationOutc
   }
   throttle?.release();
   const final = await stopAndCopy(ctx, [...new Set(pre.pidMap.values())]);
-  return {
-    engine: "delta",
-    policy: ctx.policy.name,
-    totalMs: performance.now() - started,
-    downtimeMs: final.downtimeMs,
-    bytesSent: ctx.channel.bytesSent,
-    precopyRounds: pre.rounds.length,
-    destPid: final.destPid,
-    rounds: pre.rounds,
-    phases: final.phases,
-    finalPages: final.pages,
-  };
+  return outcomeOf("delta", ctx, started, pre.rounds, final);
 }
 
 /** What the final phase did. */

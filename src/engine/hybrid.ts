@@ -24,7 +24,7 @@ import { pageHashBytes, PageReader } from "./page_reader.ts";
 import { precopy } from "./precopy.ts";
 import { isAlive, treePids } from "./proc.ts";
 import { type CpuThrottle, createThrottle } from "./throttle.ts";
-import { type MigrationEngine, MigrationError, type MigrationOutcome } from "./types.ts";
+import { type MigrationEngine, MigrationError, outcomeOf } from "./types.ts";
 
 const PAGE = 4096;
 
@@ -86,19 +86,7 @@ export const hybridEngine: MigrationEngine = {
         return pages;
       },
     });
-    return {
-      engine: "hybrid",
-      policy: ctx.policy.name,
-      totalMs: performance.now() - started,
-      downtimeMs: final.downtimeMs,
-      bytesSent: ctx.channel.bytesSent,
-      precopyRounds: pre.rounds.length,
-      destPid: final.destPid,
-      rounds: pre.rounds,
-      phases: final.phases,
-      finalPages: final.pages,
-      lazyPages,
-    } satisfies MigrationOutcome;
+    return { ...outcomeOf("hybrid", ctx, started, pre.rounds, final), lazyPages };
   },
 };
 

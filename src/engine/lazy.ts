@@ -18,7 +18,7 @@ import {
   type MigrationContext,
   type MigrationEngine,
   MigrationError,
-  type MigrationOutcome,
+  outcomeOf,
   type PhaseTimes,
 } from "./types.ts";
 
@@ -28,18 +28,7 @@ export const lazyEngine: MigrationEngine = {
   migrate: async (ctx) => {
     const started = performance.now();
     const final = await lazyFinal(ctx, { engine: "lazy" });
-    return {
-      engine: "lazy",
-      policy: ctx.policy.name,
-      totalMs: performance.now() - started,
-      downtimeMs: final.downtimeMs,
-      bytesSent: ctx.channel.bytesSent,
-      precopyRounds: 0,
-      destPid: final.destPid,
-      rounds: [],
-      phases: final.phases,
-      finalPages: 0,
-    } satisfies MigrationOutcome;
+    return outcomeOf("lazy", ctx, started, [], { ...final, pages: 0 });
   },
 };
 

@@ -27,6 +27,7 @@ import {
   type MigrationEngine,
   MigrationError,
   type MigrationOutcome,
+  outcomeOf,
   type PhaseTimes,
   type RoundReport,
 } from "./types.ts";
@@ -131,18 +132,7 @@ async function migratePredump(ctx: MigrationContext): Promise<MigrationOutcome> 
     );
   }
   const final = await finalDump(ctx, last);
-  return {
-    engine: "predump",
-    policy: ctx.policy.name,
-    totalMs: performance.now() - started,
-    downtimeMs: final.downtimeMs,
-    bytesSent: ctx.channel.bytesSent,
-    precopyRounds: rounds.length,
-    destPid: final.destPid,
-    rounds,
-    phases: final.phases,
-    finalPages: final.pages,
-  };
+  return outcomeOf("predump", ctx, started, rounds, final);
 }
 
 /** Send the pages a (pre-)dump wrote to its pages files; returns how many. */

@@ -147,3 +147,33 @@ export class MigrationError extends Error {
     this.name = "MigrationError";
   }
 }
+
+/**
+ * The outcome of a migration that ended with `final` after `rounds` of pre-copy.
+ *
+ * @param engine the engine's name
+ * @param ctx the migration
+ * @param startedMs `performance.now()` when the migration started
+ * @param rounds the pre-copy rounds
+ * @param final the final phase's figures
+ */
+export function outcomeOf(
+  engine: EngineName,
+  ctx: MigrationContext,
+  startedMs: number,
+  rounds: RoundReport[],
+  final: { downtimeMs: number; destPid: number; phases: PhaseTimes; pages: number },
+): MigrationOutcome {
+  return {
+    engine,
+    policy: ctx.policy.name,
+    totalMs: performance.now() - startedMs,
+    downtimeMs: final.downtimeMs,
+    bytesSent: ctx.channel.bytesSent,
+    precopyRounds: rounds.length,
+    destPid: final.destPid,
+    rounds,
+    phases: final.phases,
+    finalPages: final.pages,
+  };
+}
