@@ -76,6 +76,7 @@ async function roundMs(p: Predictor): Promise<{ ms: number; modelPages: number }
 }
 
 const rows = [];
+await measure(1000, "random"); // JIT warm-up of every path, discarded
 for (const pattern of ["alternating", "random"] as const) {
   for (const unstable of [1000, 10000, 26214]) {
     rows.push(await measure(unstable, pattern));

@@ -89,7 +89,33 @@ export class PatternFrequencies {
    */
   blend(s: number, key: number, pModel: number, prior: number): number {
     const i = s * PATTERN_KEYS + key;
-    return (this.dirty[i] + prior * pModel) / (this.seen[i] + prior);
+    const n = this.seen[i] + prior;
+    return n > 0 ? (this.dirty[i] + prior * pModel) / n : pModel;
+  }
+
+  /**
+   * Whether `key` has been seen at least `evidence` times at every step: then the model's part of
+   * {@linkcode blend} is at most `prior / (evidence + prior)` and the caller may skip the model.
+   *
+   * @param key pattern key
+   * @param evidence page-rounds needed
+   */
+  settled(key: number, evidence: number): boolean {
+    for (let s = 0; s < this.horizon; s++) {
+      if (this.seen[s * PATTERN_KEYS + key] < evidence) return false;
+    }
+    return true;
+  }
+
+  /**
+   * The observed dirty share of `key` at step `s` (0 when never seen).
+   *
+   * @param s horizon step, 0-based
+   * @param key pattern key
+   */
+  rate(s: number, key: number): number {
+    const i = s * PATTERN_KEYS + key;
+    return this.seen[i] > 0 ? this.dirty[i] / this.seen[i] : 0;
   }
 
   /** Bytes held by the counts. */

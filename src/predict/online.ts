@@ -131,6 +131,12 @@ export function createPredictor(options: PredictorOptions = {}): Predictor {
 }
 
 /**
+ * Evidence (in multiples of the online prior) after which a pattern's own counts decide alone and
+ * the model is not run for it: the model's weight would be below 1 / (SETTLED + 1) ≈ 1 %.
+ */
+const SETTLED = 100;
+
+/**
  * Collects the pages of one round for a single batched model run; with online frequencies, each
  * page's model probability is blended with its pattern's counts.
  */
@@ -167,6 +173,11 @@ class Batch {
     // Pages whose own and neighbours' windows are all clean (and fully observed) share one
     // input: run it once.
     const key = this.freq ? patternKey(h, page, 0) : 0;
+    // A pattern seen SETTLED × prior times: the model would move p by < 1 / (SETTLED + 1).
+    if (this.freq && this.freq.settled(key, Math.max(1, SETTLED * this.prior))) {
+      for (let s = 0; s < out.length; s++) out[s][page] = this.freq.rate(s, key);
+      return;
+    }
     if (h.age >= meta.window && allClean(h, page, meta.radius, mask)) {
       this.zero.push({ out, page, key });
       return;

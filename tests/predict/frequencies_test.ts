@@ -31,6 +31,10 @@ Deno.test("online frequencies learn, per pattern, what unstable pages did next",
   assert.equal(freq.dirty[PATTERN_KEYS + key] / freq.seen[PATTERN_KEYS + key], latest);
   // the blend moves from the model's answer toward the counts
   assert.ok(Math.abs(freq.blend(0, key, 0.5, 2) - (1 - latest)) < 0.2);
+  // a pattern seen often enough decides alone (the model is then skipped)
+  assert.equal(freq.settled(key, 8), true);
+  assert.equal(freq.settled(key, 1e9), false);
+  assert.equal(freq.rate(0, key), 1 - latest);
   // steady pages (always dirty) are stable: never counted
   const steady = patternKey(h, 3, 0);
   assert.equal(freq.seen[steady], 0);
