@@ -77,7 +77,8 @@ def random_forest(d, traces, target, cache):
     wl = target["workload"]
     if wl not in cache:
         xs, ys, ws = [], [], []
-        for t in traces:
+        # the same training set in the same order however the traces were named on the command line
+        for t in sorted(traces, key=lambda t: os.path.basename(t["trace"])):
             if not t["train"] or t["workload"] == wl:
                 continue
             rows, rounds, _ = load(d, t["name"])
