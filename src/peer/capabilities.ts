@@ -5,6 +5,7 @@
  * @module
  */
 import { statfsSync } from "node:fs";
+import { lz4Compress, lz4Decompress } from "../native/codec.ts";
 import { trackerCapabilities } from "../tracker/probe.ts";
 import type { Capabilities } from "./protocol.ts";
 
@@ -36,7 +37,22 @@ export function probeCapabilities(opts: ProbeCapabilitiesOptions): Capabilities 
     freeDiskBytes: freeDisk(opts.stateDir),
     transports: opts.transports ?? ["ws"],
     version: U2CM_VERSION,
+    codecs: codecs(),
   };
+}
+
+let codecCache: string[] | undefined;
+
+/** Page-batch codecs that work here: "lz4" when the native shim's codec round-trips a page. */
+export function codecs(): string[] {
+  if (codecCache) return codecCache;
+  const out: string[] = [];
+  try {
+    const page = new Uint8Array(4096).map((_, i) => i % 7);
+    const back = lz4Decompress(lz4Compress(page), page.length);
+    if (back.every((v, i) => v === page[i])) out.push("lz4");
+  } catch { /* no native shim: raw batches only */ }
+  return codecCache = out;
 }
 
 /** Free bytes for unprivileged use on the file system holding `dir` (0 when unknown). */

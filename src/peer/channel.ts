@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { BatchCompressor, type CompressionStats, type CompressMode } from "./compression.ts";
 import type { LogSink } from "./log.ts";
 import { PeerError } from "./errors.ts";
 import {
@@ -55,6 +56,8 @@ export interface MigrationChannel {
   readonly bytesSent: number;
   /** Bytes the peer reports stored. */
   readonly bytesStored: number;
+  /** What page-batch compression did (mode "off" when off or the peer cannot decompress). */
+  readonly compression: CompressionStats;
 }
 
 interface Pending {
@@ -78,6 +81,8 @@ export interface ChannelHooks {
   requestHashes(pid: number): Promise<HashesFrame[]>;
   /** Drop this channel from the client's table. */
   forget(): void;
+  /** Page-batch compression (only "off" unless the peer announced the "lz4" codec). @default "off" */
+  compress?: CompressMode;
 }
 
 /** How long a restore may take on the peer. */
@@ -99,6 +104,8 @@ export class MigrationChannelImpl implements MigrationChannel {
   #changed = new Signal();
   #restoreWaiter: ((r: ControlOf<"restoreResult">) => void) | undefined;
   #sentUpTo = 0;
+  readonly #compressor: BatchCompressor;
+  #lastAckAt = 0;
 
   constructor(
     readonly id: string,
@@ -106,7 +113,13 @@ export class MigrationChannelImpl implements MigrationChannel {
     readonly expectedBytes: number,
     readonly link: ClientLinkSide,
     readonly hooks: ChannelHooks,
-  ) {}
+  ) {
+    this.#compressor = new BatchCompressor(hooks.compress ?? "off");
+  }
+
+  get compression(): CompressionStats {
+    return this.#compressor.stats;
+  }
 
   /** Whether the channel still needs its link (not failed, aborted or finished). */
   get active(): boolean {
@@ -131,13 +144,15 @@ export class MigrationChannelImpl implements MigrationChannel {
     for (let at = 0; at < n; at += MAX_BATCH_PAGES) {
       const end = Math.min(n, at + MAX_BATCH_PAGES);
       await this.#waitWindow();
+      const data = batch.data.subarray(at * PAGE_SIZE, end * PAGE_SIZE);
       const frame = encodePages({
         stream: this.stream,
         seq: this.#seq + 1,
         pid: batch.pid,
         addresses: batch.addresses.slice(at, end),
-        data: batch.data.subarray(at * PAGE_SIZE, end * PAGE_SIZE),
+        data,
         hashes: batch.hashes?.subarray(at * HASH_BYTES, end * HASH_BYTES),
+        packed: this.#compressor.pack(data),
       });
       await this.#queue(frame);
     }
@@ -261,9 +276,15 @@ export class MigrationChannelImpl implements MigrationChannel {
   onAck(seq: number, bytesStored: number): void {
     if (seq > this.#seq) return;
     this.bytesStored = bytesStored;
+    const inflight = this.#inflight, now = performance.now();
     while (this.#unacked.length && this.#unacked[0].seq <= seq) {
       this.#inflight -= this.#unacked.shift()!.frame.length;
     }
+    // Link rate for compression "auto": only while the pipe is busy (half the window in flight).
+    if (this.#lastAckAt > 0 && inflight >= this.hooks.windowBytes / 2) {
+      this.#compressor.observeLink(inflight - this.#inflight, now - this.#lastAckAt);
+    }
+    this.#lastAckAt = now;
     if (seq > this.#acked) this.#acked = seq;
     this.#changed.notify();
   }

@@ -25,6 +25,7 @@ import { type Identity, loadIdentity } from "./identity.ts";
 import type { Link } from "./link.ts";
 import { type LogSink, silentLog } from "./log.ts";
 import { type ClientLinkSide, type MigrationChannel, MigrationChannelImpl } from "./channel.ts";
+import type { CompressMode } from "./compression.ts";
 import { findPeer, type Peer, setPeerCert } from "./peers.ts";
 import { connectQuicLink } from "./quic.ts";
 import {
@@ -58,12 +59,26 @@ export interface ConnectPeerOptions {
   log?: LogSink;
 }
 
+/** Options of {@linkcode PeerClient.openMigration}. */
+export interface OpenMigrationOptions {
+  /** Page-batch compression. @default "off" */
+  compress?: CompressMode;
+}
+
 /** A connection to one peer's agent. */
 export interface PeerClient {
   /** The agent's capabilities, from the handshake. */
   readonly remote: Capabilities;
-  /** Announce a migration of about `expectedBytes` and get its channel. */
-  openMigration(id: string, expectedBytes: number): Promise<MigrationChannel>;
+  /**
+   * Announce a migration of about `expectedBytes` and get its channel. `options.compress` asks
+   * for LZ4 page batches ("auto": when the link is the bottleneck; see compression.ts); it
+   * applies only when the agent announced the "lz4" codec, else the channel sends raw.
+   */
+  openMigration(
+    id: string,
+    expectedBytes: number,
+    options?: OpenMigrationOptions,
+  ): Promise<MigrationChannel>;
   /** Close the connection (open migrations are left for the agent's resume timeout). */
   close(): Promise<void>;
 }
@@ -201,7 +216,11 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     }
   }
 
-  async openMigration(id: string, expectedBytes: number): Promise<MigrationChannel> {
+  async openMigration(
+    id: string,
+    expectedBytes: number,
+    options: OpenMigrationOptions = {},
+  ): Promise<MigrationChannel> {
     if (!MIGRATION_ID_RE.test(id)) {
       throw new PeerError(
         "rejected",
@@ -221,6 +240,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
         windowBytes: this.opts.windowBytes ?? 32 * 2 ** 20,
         requestHashes: (pid) => this.#requestHashes(channel, pid),
         forget: () => this.#channels.delete(stream),
+        compress: this.remote.codecs?.includes("lz4") ? options.compress ?? "off" : "off",
       },
     );
     const link = this.#link;

@@ -6,18 +6,24 @@
  * ```
  * common   0 magic "U2PG" · 4 version u8 · 5 kind u8 · 6 flags u16 · 8 stream u32 · 12 seq u32
  * pages   16 pid u32 · 20 count u32 · 24 hash[16] · 40 addr u64[count] · hash[16][count] · data
+ *         with FLAG_LZ4, `data` is replaced by: rawLen u32 · packedLen u32 · packed (an LZ4 block
+ *         that must decode to exactly rawLen = count × 4096 bytes)
  * file    16 offset u64 · 24 total u64 · 32 nameLen u16 · 34 0 u16 · 36 dataLen u32 · 40 hash[16]
  *         56 name · data
  * hashes  16 pid u32 · 20 count u32 · 24 hash[16] · 40 addr u64[count] · hash[16][count]
  * ```
  *
  * {@linkcode decodeFrame} validates sizes, bounds and hashes and throws only
- * {@linkcode ProtocolError}.
+ * {@linkcode ProtocolError}. A compressed page batch (FLAG_LZ4, sent only to agents that announce
+ * the "lz4" codec) declares its decompressed size, which must equal `count × 4096` (≤ 1 MiB); the
+ * data is decompressed into exactly that many bytes and the page hashes are recomputed over the
+ * uncompressed pages, as for a raw batch. A malformed block or a size mismatch is a protocol error.
  *
  * @module
  */
 import { z } from "zod";
 import { ProtocolError } from "./errors.ts";
+import { lz4Decompress } from "../native/codec.ts";
 import { bytesEqual, HASH_BYTES, integrityHash, PAGE_SIZE, pageHashes } from "./page_hash.ts";
 
 /** Frame magic, "U2PG" read as a little-endian u32. */
@@ -45,6 +51,9 @@ export const FrameKind = { Pages: 1, File: 2, Hashes: 3 } as const;
 
 /** Flag on the last hashes frame of a listing. */
 export const FLAG_LAST = 1;
+
+/** Flag on a page batch whose data is one LZ4 block (see the module doc). */
+export const FLAG_LZ4 = 2;
 
 /** Whether `name` is an acceptable image file name (no '/', no '..', allow-listed characters). */
 export function isValidFileName(name: string): boolean {
@@ -93,8 +102,10 @@ export interface PagesFrame {
   addresses: Float64Array;
   /** 16 bytes per page. */
   hashes: Uint8Array;
-  /** 4096 bytes per page. */
+  /** 4096 bytes per page (decompressed when the frame carried them compressed). */
   data: Uint8Array;
+  /** Bytes of the LZ4 block the data arrived as, when the frame was compressed. */
+  packedBytes?: number;
 }
 
 /** A chunk of an image file. */
@@ -138,12 +149,15 @@ export type Frame = PagesFrame | FileFrame | HashesFrame;
 
 /**
  * Encode a page batch. `hashes` are computed when absent; when given they must be the pages' real
- * hashes (the receiver checks).
+ * hashes (the receiver checks). With `packed` (the LZ4 block of `data`, smaller than it) the frame
+ * carries that block instead of the data, flagged {@linkcode FLAG_LZ4}; the receiver must have
+ * announced the "lz4" codec.
  */
 export function encodePages(
-  f: Omit<PagesFrame, "kind" | "hashes" | "addresses"> & {
+  f: Omit<PagesFrame, "kind" | "hashes" | "addresses" | "packedBytes"> & {
     addresses: ArrayLike<number>;
     hashes?: Uint8Array;
+    packed?: Uint8Array;
   },
 ): Uint8Array {
   const count = f.addresses.length;
@@ -155,19 +169,29 @@ export function encodePages(
   if (hashes.length !== count * HASH_BYTES) {
     throw new RangeError(`page batch has ${hashes.length} bytes of hashes for ${count} pages`);
   }
-  const out = new Uint8Array(40 + count * (8 + HASH_BYTES + PAGE_SIZE));
+  const packed = f.packed;
+  if (packed && (packed.length < 1 || packed.length + 8 > f.data.length)) {
+    throw new RangeError(`an LZ4 block of ${packed.length} bytes is no smaller than its data`);
+  }
+  const hashesAt = 40 + count * 8;
+  const dataAt = hashesAt + count * HASH_BYTES;
+  const out = new Uint8Array(dataAt + (packed ? 8 + packed.length : f.data.length));
   const view = new DataView(out.buffer);
-  writeCommon(view, FrameKind.Pages, 0, f.stream, f.seq);
+  writeCommon(view, FrameKind.Pages, packed ? FLAG_LZ4 : 0, f.stream, f.seq);
   view.setUint32(16, f.pid, true);
   view.setUint32(20, count, true);
   writeAddresses(view, 40, f.addresses);
-  const hashesAt = 40 + count * 8;
   out.set(hashes, hashesAt);
-  out.set(f.data, hashesAt + count * HASH_BYTES);
-  out.set(
-    integrityHash([out.subarray(0, 24), out.subarray(40, hashesAt + count * HASH_BYTES)]),
-    24,
-  );
+  let covered = dataAt;
+  if (packed) {
+    view.setUint32(dataAt, f.data.length, true);
+    view.setUint32(dataAt + 4, packed.length, true);
+    out.set(packed, dataAt + 8);
+    covered = dataAt + 8;
+  } else {
+    out.set(f.data, dataAt);
+  }
+  out.set(integrityHash([out.subarray(0, 24), out.subarray(40, covered)]), 24);
   return out;
 }
 
@@ -247,21 +271,62 @@ function decodePages(
     pid: view.getUint32(16, true),
     count: view.getUint32(20, true),
   });
-  if (flags !== 0) throw new ProtocolError("page frame has unknown flags");
+  if (flags !== 0 && flags !== FLAG_LZ4) throw new ProtocolError("page frame has unknown flags");
   const n = header.count;
-  if (bytes.length !== 40 + n * (8 + HASH_BYTES + PAGE_SIZE)) {
-    throw new ProtocolError(`page frame length ${bytes.length} does not fit ${n} pages`);
-  }
   const hashesAt = 40 + n * 8;
   const dataAt = hashesAt + n * HASH_BYTES;
-  checkIntegrity(bytes.subarray(24, 40), [bytes.subarray(0, 24), bytes.subarray(40, dataAt)]);
+  const compressed = flags === FLAG_LZ4;
+  let covered = dataAt;
+  if (compressed) {
+    if (bytes.length < dataAt + 9) {
+      throw new ProtocolError(`compressed page frame length ${bytes.length} is short`);
+    }
+    const rawLength = view.getUint32(dataAt, true);
+    const packedLength = view.getUint32(dataAt + 4, true);
+    if (rawLength !== n * PAGE_SIZE) {
+      throw new ProtocolError(
+        `compressed page frame declares ${rawLength} bytes for ${n} pages (need ${n * PAGE_SIZE})`,
+      );
+    }
+    if (packedLength < 1 || packedLength + 8 > rawLength) {
+      throw new ProtocolError(`compressed block of ${packedLength} bytes is out of bounds`);
+    }
+    if (bytes.length !== dataAt + 8 + packedLength) {
+      throw new ProtocolError(`compressed page frame length ${bytes.length} does not add up`);
+    }
+    covered = dataAt + 8;
+  } else if (bytes.length !== dataAt + n * PAGE_SIZE) {
+    throw new ProtocolError(`page frame length ${bytes.length} does not fit ${n} pages`);
+  }
+  checkIntegrity(bytes.subarray(24, 40), [bytes.subarray(0, 24), bytes.subarray(40, covered)]);
   const addresses = readAddresses(view, 40, n);
   const hashes = bytes.subarray(hashesAt, dataAt);
-  const data = bytes.subarray(dataAt);
+  const data = compressed
+    ? decompress(bytes.subarray(covered), n * PAGE_SIZE)
+    : bytes.subarray(dataAt);
   if (verifyPages && !bytesEqual(pageHashes(data), hashes)) {
     throw new ProtocolError("page data does not match its hashes (corrupted batch)");
   }
-  return { kind: FrameKind.Pages, stream, seq, pid: header.pid, addresses, hashes, data };
+  const frame: PagesFrame = {
+    kind: FrameKind.Pages,
+    stream,
+    seq,
+    pid: header.pid,
+    addresses,
+    hashes,
+    data,
+  };
+  if (compressed) frame.packedBytes = bytes.length - covered;
+  return frame;
+}
+
+/** Decompress a page batch's LZ4 block into exactly `size` bytes, or throw a ProtocolError. */
+function decompress(packed: Uint8Array, size: number): Uint8Array {
+  try {
+    return lz4Decompress(packed, size);
+  } catch (e) {
+    throw new ProtocolError(`compressed page data is invalid: ${(e as Error).message}`);
+  }
 }
 
 function decodeFileFrame(

@@ -10,7 +10,9 @@
  * @module
  */
 export { connectPeer } from "./client.ts";
-export type { ConnectPeerOptions, PeerClient } from "./client.ts";
+export type { ConnectPeerOptions, OpenMigrationOptions, PeerClient } from "./client.ts";
+export { BatchCompressor, COMPRESS_MODES } from "./compression.ts";
+export type { CompressionStats, CompressMode } from "./compression.ts";
 export type { MigrationChannel, PageBatch } from "./channel.ts";
 export { startAgent } from "./agent.ts";
 export type { RunningAgent, StartAgentOptions } from "./agent.ts";

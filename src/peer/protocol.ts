@@ -54,6 +54,11 @@ export const CapabilitiesSchema = z.object({
   transports: z.array(z.enum(["ws", "quic"])).max(2),
   /** u2cm version. */
   version: Text(32),
+  /**
+   * Page-batch codecs this node decodes ("lz4": FLAG_LZ4 page frames). Absent on older nodes: a
+   * source compresses only for an agent that lists the codec.
+   */
+  codecs: z.array(Text(16)).max(8).optional(),
 });
 
 /** A node's capabilities. */

@@ -1,0 +1,174 @@
+/**
+ * When a migration channel compresses its page batches (LZ4 through the native shim), and the
+ * figures behind the choice.
+ *
+ * Modes: `off` never compresses; `on` compresses every batch; `auto` compresses when the link, not
+ * the CPU, is the bottleneck. In every mode a batch goes compressed only when its LZ4 block is
+ * smaller than 90 % of the raw pages (random pages go raw).
+ *
+ * The `auto` rule: compressing pays when LZ4 turns raw pages into blocks faster than the link
+ * drains bytes. So `auto`
+ * 1. compresses the first {@linkcode PROBE_FRAMES} batches to measure the codec's throughput C
+ *    (raw bytes per second of `lz4Compress`) and the compression ratio;
+ * 2. measures the link rate L as bytes acknowledged per second while the pipe is busy (at least
+ *    half the window in flight, so the link or the receiver, not the source, sets the pace);
+ * 3. compresses while C > L and the recent ratio is below 0.9; until L is known it sends raw
+ *    (a source that never fills the window is not link-bound); while raw it re-probes one batch
+ *    in {@linkcode REPROBE_EVERY} to follow the data's compressibility.
+ *
+ * @example
+ * ```ts
+ * const c = new BatchCompressor("on");
+ * const packed = c.pack(new Uint8Array(256 * 4096)); // a block of the zero pages
+ * ```
+ *
+ * @module
+ */
+import { lz4Compress } from "../native/codec.ts";
+
+/** Compression modes of a channel (`u2cm migrate --compress`). */
+export type CompressMode = "auto" | "on" | "off";
+
+/** The modes, for option parsers. */
+export const COMPRESS_MODES = ["auto", "on", "off"] as const;
+
+/** A batch is sent compressed only below this fraction of its raw size. */
+export const MAX_PACKED_RATIO = 0.9;
+
+/** Batches `auto` compresses first to measure the codec. */
+export const PROBE_FRAMES = 4;
+
+/** While `auto` sends raw, one batch in this many is compressed to follow compressibility. */
+export const REPROBE_EVERY = 32;
+
+/** Link bytes sampled before `auto` trusts its link rate. */
+const MIN_LINK_SAMPLE_BYTES = 4 * 2 ** 20;
+
+/** What a channel's compression did. */
+export interface CompressionStats {
+  /** The mode asked for ("off" as well when the peer cannot decompress). */
+  mode: CompressMode;
+  /** Whether batches are compressed now. */
+  active: boolean;
+  /** Page bytes offered (uncompressed). */
+  rawBytes: number;
+  /** Page bytes that went compressed, before compression. */
+  packedRawBytes: number;
+  /** Bytes of the LZ4 blocks sent. */
+  packedBytes: number;
+  /** Batches sent compressed. */
+  packedFrames: number;
+  /** Batches sent raw. */
+  rawFrames: number;
+  /** Measured LZ4 throughput in raw bytes/s (0 before the first compression). */
+  compressBps: number;
+  /** Measured link rate in bytes/s while the pipe was busy (0 until measured). */
+  linkBps: number;
+}
+
+/** Decides, batch by batch, whether to send a page batch compressed, and measures why. */
+export class BatchCompressor {
+  readonly #mode: CompressMode;
+  #frames = 0;
+  #sinceProbe = 0;
+  #codecBytes = 0;
+  #codecMs = 0;
+  #ratio = 1;
+  #linkBytes = 0;
+  #linkMs = 0;
+  #stats: CompressionStats;
+
+  /** @param mode the channel's mode */
+  constructor(mode: CompressMode) {
+    this.#mode = mode;
+    this.#stats = {
+      mode,
+      active: mode === "on",
+      rawBytes: 0,
+      packedRawBytes: 0,
+      packedBytes: 0,
+      packedFrames: 0,
+      rawFrames: 0,
+      compressBps: 0,
+      linkBps: 0,
+    };
+  }
+
+  /** A snapshot of the figures. */
+  get stats(): CompressionStats {
+    return { ...this.#stats, active: this.#active() };
+  }
+
+  /**
+   * The LZ4 block to send instead of `data`, or undefined to send `data` raw.
+   *
+   * @param data whole pages
+   */
+  pack(data: Uint8Array): Uint8Array | undefined {
+    this.#stats.rawBytes += data.length;
+    this.#frames++;
+    if (!this.#shouldTry()) return this.#raw();
+    const t0 = performance.now();
+    const packed = lz4Compress(data);
+    const ms = performance.now() - t0;
+    this.#codecBytes += data.length;
+    this.#codecMs += ms;
+    if (this.#codecBytes > 256 * 2 ** 20) {
+      // Keep the rate, forget half the history (so the estimate follows the data).
+      this.#codecBytes /= 2;
+      this.#codecMs /= 2;
+    }
+    this.#stats.compressBps = this.#codecMs > 0 ? this.#codecBytes / (this.#codecMs / 1000) : 0;
+    const ratio = packed.length / data.length;
+    this.#ratio = this.#stats.packedFrames + this.#stats.rawFrames === 0
+      ? ratio
+      : 0.7 * this.#ratio + 0.3 * ratio;
+    if (packed.length >= MAX_PACKED_RATIO * data.length || packed.length + 8 > data.length) {
+      return this.#raw();
+    }
+    this.#stats.packedFrames++;
+    this.#stats.packedRawBytes += data.length;
+    this.#stats.packedBytes += packed.length;
+    return packed;
+  }
+
+  /**
+   * A link sample: `bytes` acknowledged over `ms` while the pipe was busy.
+   *
+   * @param bytes wire bytes acknowledged
+   * @param ms milliseconds since the previous acknowledgement
+   */
+  observeLink(bytes: number, ms: number): void {
+    if (!(bytes > 0) || !(ms > 0)) return;
+    this.#linkBytes += bytes;
+    this.#linkMs += ms;
+    if (this.#linkBytes > 64 * 2 ** 20) {
+      this.#linkBytes /= 2;
+      this.#linkMs /= 2;
+    }
+    if (this.#linkBytes >= MIN_LINK_SAMPLE_BYTES) {
+      this.#stats.linkBps = this.#linkBytes / (this.#linkMs / 1000);
+    }
+  }
+
+  #raw(): undefined {
+    this.#stats.rawFrames++;
+    return undefined;
+  }
+
+  #active(): boolean {
+    if (this.#mode !== "auto") return this.#mode === "on";
+    const { compressBps, linkBps } = this.#stats;
+    return linkBps > 0 && compressBps > linkBps && this.#ratio < MAX_PACKED_RATIO;
+  }
+
+  #shouldTry(): boolean {
+    if (this.#mode !== "auto") return this.#mode === "on";
+    if (this.#frames <= PROBE_FRAMES || this.#active()) return true;
+    if (++this.#sinceProbe >= REPROBE_EVERY) {
+      this.#sinceProbe = 0;
+      return true;
+    }
+    return false;
+  }
+}
