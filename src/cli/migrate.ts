@@ -24,7 +24,12 @@ import {
   loadEngine,
 } from "../engine/select.ts";
 import { MigrationError, type MigrationOutcome, type ProgressEvent } from "../engine/types.ts";
-import { connectPeer, type PeerClient } from "../peer/mod.ts";
+import {
+  COMPRESS_MODES,
+  type CompressionStats,
+  connectPeer,
+  type PeerClient,
+} from "../peer/mod.ts";
 import { createPolicy, POLICY_NAMES, UnknownPolicyError } from "../policy/mod.ts";
 import { probeSoftDirty } from "../tracker/probe.ts";
 import { CliError, ExitCode } from "./errors.ts";
@@ -53,6 +58,11 @@ export function register(program: Command): void {
     )
     .option("--no-throttle", "never throttle the workload's CPU")
     .option(
+      "--compress <mode>",
+      "LZ4 page batches: auto (when the link is slower than LZ4) | on | off",
+      "auto",
+    )
+    .option(
       "--tcp <mode>",
       "established TCP connections: close (clients reconnect) | established (TCP repair)",
     )
@@ -72,6 +82,7 @@ interface MigrateOptions {
   maxRounds: string;
   pageServerAddress: string;
   throttle: boolean;
+  compress: string;
   tcp?: string;
   resumeTimeout: string;
   workDir?: string;
@@ -89,7 +100,25 @@ export interface MigrateResult {
   dest_pid: number | null;
   rounds: MigrationOutcome["rounds"];
   phases: MigrationOutcome["phases"] | null;
+  /** Page-batch compression: mode, whether it ended active, and what it did. */
+  compression?: CompressionResult;
   error?: string;
+}
+
+/** The `compression` object of the JSON result. */
+export interface CompressionResult {
+  /** The mode asked for (or "off" when the peer cannot decompress). */
+  mode: string;
+  /** Whether batches were being compressed at the end. */
+  active: boolean;
+  /** Batches sent compressed / raw. */
+  packed_frames: number;
+  raw_frames: number;
+  /** Wire bytes of the compressed batches' data over their raw size (1 when none). */
+  ratio: number;
+  /** Measured LZ4 throughput and busy-link rate, MB/s (0 when not measured). */
+  lz4_mb_s: number;
+  link_mb_s: number;
 }
 
 async function runMigrate(opts: MigrateOptions): Promise<void> {
@@ -102,6 +131,7 @@ async function runMigrate(opts: MigrateOptions): Promise<void> {
   const tcp = opts.tcp === undefined
     ? undefined
     : parseChoice("--tcp", opts.tcp, ["close", "established"] as const);
+  const compress = parseChoice("--compress", opts.compress, COMPRESS_MODES);
   const resumeTimeoutMs = parseNumberInRange("--resume-timeout", opts.resumeTimeout, 0.1, 3600) *
     1000;
   const maxDowntimeMs = opts.maxDowntime === undefined
@@ -143,7 +173,7 @@ async function runMigrate(opts: MigrateOptions): Promise<void> {
   const workDir = opts.workDir ?? Deno.env.get("U2CM_WORK_DIR") ?? defaultWorkDir(id);
   await Deno.mkdir(workDir, { recursive: true });
   let client: PeerClient | undefined;
-  let channel: MigrationChannel | undefined;
+  let channel: (MigrationChannel & { readonly compression: CompressionStats }) | undefined;
   const controller = new AbortController();
   const onSignal = () => controller.abort(new Error("interrupted"));
   Deno.addSignalListener("SIGINT", onSignal);
@@ -161,7 +191,7 @@ async function runMigrate(opts: MigrateOptions): Promise<void> {
   try {
     try {
       client = await connectPeer({ stateDir: opts.stateDir, peer: opts.to, resumeTimeoutMs });
-      channel = await client.openMigration(id, residentBytes(pid));
+      channel = await client.openMigration(id, residentBytes(pid), { compress });
     } catch (e) {
       journal.update({ phase: "rolled-back", error: (e as Error).message });
       throw peerCliError(e);
@@ -178,6 +208,7 @@ async function runMigrate(opts: MigrateOptions): Promise<void> {
       maxRounds,
       maxDowntimeMs,
       throttle: opts.throttle,
+      compress,
       tcp,
       lazyAddress: opts.pageServerAddress,
       signal: controller.signal,
@@ -186,7 +217,7 @@ async function runMigrate(opts: MigrateOptions): Promise<void> {
     });
     progress?.stop();
     journal.update({ phase: "done", destPid: outcome.destPid });
-    printResult(format, resultOf(outcome));
+    printResult(format, { ...resultOf(outcome), compression: compressionOf(channel.compression) });
   } catch (e) {
     progress?.stop();
     if (e instanceof MigrationError) {
@@ -209,6 +240,20 @@ async function runMigrate(opts: MigrateOptions): Promise<void> {
     await client?.close().catch(() => {});
     await Deno.remove(workDir, { recursive: true }).catch(() => {});
   }
+}
+
+/** The JSON view of a channel's compression figures. */
+export function compressionOf(s: CompressionStats): CompressionResult {
+  const mbs = (bps: number) => Math.round(bps / 1e6);
+  return {
+    mode: s.mode,
+    active: s.active,
+    packed_frames: s.packedFrames,
+    raw_frames: s.rawFrames,
+    ratio: s.packedRawBytes > 0 ? Math.round(s.packedBytes / s.packedRawBytes * 1000) / 1000 : 1,
+    lz4_mb_s: mbs(s.compressBps),
+    link_mb_s: mbs(s.linkBps),
+  };
 }
 
 function sourceState(e: MigrationError): string {
@@ -243,7 +288,7 @@ function failedResult(
   engine: string,
   policy: string,
   error: string,
-  channel?: MigrationChannel,
+  channel?: MigrationChannel & { readonly compression?: CompressionStats },
 ): MigrateResult {
   return {
     ok: false,
@@ -256,6 +301,7 @@ function failedResult(
     dest_pid: null,
     rounds: [],
     phases: null,
+    ...(channel?.compression ? { compression: compressionOf(channel.compression) } : {}),
     error,
   };
 }
@@ -281,6 +327,12 @@ function printResult(format: "table" | "json", r: MigrateResult): void {
     ["total", `${r.total_ms} ms`],
     ["downtime", `${r.downtime_ms} ms`],
     ["sent", `${(r.bytes_sent / 2 ** 20).toFixed(1)} MiB`],
+    ...(r.compression
+      ? [[
+        "compression",
+        `${r.compression.mode}: ${r.compression.packed_frames} batches LZ4 (ratio ${r.compression.ratio}), ${r.compression.raw_frames} raw`,
+      ] as [string, string]]
+      : []),
     ["pre-copy rounds", String(r.precopy_rounds)],
     ["destination pid", String(r.dest_pid)],
   ];

@@ -100,8 +100,12 @@ export interface MigrationContext {
    * migrates them (TCP repair; network locked with nftables). @default none (dump fails on them)
    */
   tcp?: "close" | "established";
-  /** Compress page batches. @default false */
-  compress?: boolean;
+  /**
+   * Page-batch compression the channel was opened with (`u2cm migrate --compress`): the peer
+   * channel applies it (LZ4 when the agent can decompress; `auto` when the link is slower than
+   * LZ4); engines need not act on it. @default "off"
+   */
+  compress?: "auto" | "on" | "off";
   /** Throttle with a cgroup when the policy asks. @default true */
   throttle?: boolean;
   /** Absolute downtime budget for the policy. */
