@@ -21,6 +21,7 @@ import { createNetnsPair, netnsUnavailable } from "../../tests/peer/support/netn
 
 const PAGE = 4096;
 const BATCH = 256; // pages per sendPages call (one frame)
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const arg = (name: string) => {
   const i = Deno.args.indexOf(name);
   return i >= 0 ? Deno.args[i + 1] : undefined;
@@ -175,8 +176,6 @@ async function shapedRuns(
     await net.destroy();
   }
 }
-
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 /** Add time and wire ratios of each run against the `off` run of the same page set. */
 function withRatios(runs: Record<string, unknown>): Record<string, unknown> {
