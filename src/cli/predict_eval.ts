@@ -21,6 +21,7 @@ import {
 import type { Trace } from "../trace/mod.ts";
 import { readTraceArgument } from "./trace_input.ts";
 import { bundledModelsDir } from "../ops/assets.ts";
+import { createProgress } from "../ops/progress.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parsePositiveInt } from "./options.ts";
 
@@ -94,8 +95,16 @@ async function runPredictEval(opts: PredictEvalOptions): Promise<void> {
   const key = (trace: string, model: string) => `${model}\u0000${trace}`;
   const cache = new Map<string, OnnxModel>();
   const workloads = new Map<string, string>();
+  const progress = createProgress({
+    label: "predict-eval",
+    total: opts.traces.length * modes.filter((m) => !isPythonBaseline(m)).length,
+    unit: "trace × model",
+  });
   for (const file of opts.traces) {
-    const trace = await loadTrace(file, warmup);
+    const trace = await loadTrace(file, warmup).catch((e) => {
+      progress.stop();
+      throw e;
+    });
     const workload = workloadOf(trace, file);
     workloads.set(file, workload);
     for (const mode of modes) {
@@ -123,8 +132,10 @@ async function runPredictEval(opts: PredictEvalOptions): Promise<void> {
           count_mape: round4(s.count_mape),
         })),
       );
+      progress.update(rows.size, `${file.split("/").pop()} ${mode}`);
     }
   }
+  progress.stop();
   const python = modes.filter(isPythonBaseline);
   if (python.length > 0) {
     for (const r of await pythonBaselines(opts, python, workloads, warmup)) {
