@@ -105,7 +105,11 @@ export class MigrationChannelImpl implements MigrationChannel {
   #restoreWaiter: ((r: ControlOf<"restoreResult">) => void) | undefined;
   #sentUpTo = 0;
   readonly #compressor: BatchCompressor;
-  #lastAckAt = 0;
+  // Link-rate sampling for compression "auto": acknowledged bytes over a period, and how much of
+  // it the sender spent blocked (on the socket draining or on the window).
+  #periodAt = 0;
+  #periodAcked = 0;
+  #blockedMs = 0;
 
   constructor(
     readonly id: string,
@@ -276,15 +280,11 @@ export class MigrationChannelImpl implements MigrationChannel {
   onAck(seq: number, bytesStored: number): void {
     if (seq > this.#seq) return;
     this.bytesStored = bytesStored;
-    const inflight = this.#inflight, now = performance.now();
+    const inflight = this.#inflight;
     while (this.#unacked.length && this.#unacked[0].seq <= seq) {
       this.#inflight -= this.#unacked.shift()!.frame.length;
     }
-    // Link rate for compression "auto": only while the pipe is busy (half the window in flight).
-    if (this.#lastAckAt > 0 && inflight >= this.hooks.windowBytes / 2) {
-      this.#compressor.observeLink(inflight - this.#inflight, now - this.#lastAckAt);
-    }
-    this.#lastAckAt = now;
+    this.#sampleLink(inflight - this.#inflight);
     if (seq > this.#acked) this.#acked = seq;
     this.#changed.notify();
   }
@@ -337,7 +337,33 @@ export class MigrationChannelImpl implements MigrationChannel {
     if (this.#done) throw new PeerError("closed", `migration '${this.id}' is finished`);
   }
 
+  /**
+   * Every ≥ 100 ms of acknowledgements: when the sender spent at least half of it blocked, the
+   * link (or the receiver) set the pace, so acknowledged bytes per second measure its rate.
+   */
+  #sampleLink(acked: number): void {
+    const now = performance.now();
+    if (this.#periodAt === 0) {
+      [this.#periodAt, this.#periodAcked, this.#blockedMs] = [now, 0, 0];
+      return;
+    }
+    this.#periodAcked += acked;
+    const elapsed = now - this.#periodAt;
+    if (elapsed < 100) return;
+    if (this.#blockedMs >= elapsed / 2) this.#compressor.observeLink(this.#periodAcked, elapsed);
+    [this.#periodAt, this.#periodAcked, this.#blockedMs] = [now, 0, 0];
+  }
+
   async #waitWindow(): Promise<void> {
+    const t0 = performance.now();
+    try {
+      await this.#waitWindowLoop();
+    } finally {
+      this.#blockedMs += performance.now() - t0;
+    }
+  }
+
+  async #waitWindowLoop(): Promise<void> {
     for (let since = Date.now(), last = this.#acked; this.#inflight >= this.hooks.windowBytes;) {
       this.#check();
       await this.#changed.wait(1000);
@@ -355,7 +381,10 @@ export class MigrationChannelImpl implements MigrationChannel {
     this.#inflight += frame.length;
     this.bytesSent += frame.length;
     // false = link down: the frame waits in #unacked until the client resumes and resends it.
-    if (await this.link.send(frame)) this.#sentUpTo = Math.max(this.#sentUpTo, seq);
+    const t0 = performance.now();
+    const sent = await this.link.send(frame);
+    this.#blockedMs += performance.now() - t0;
+    if (sent) this.#sentUpTo = Math.max(this.#sentUpTo, seq);
   }
 
   async #sendControl(text: string): Promise<void> {

@@ -10,8 +10,9 @@
  * drains bytes. So `auto`
  * 1. compresses the first {@linkcode PROBE_FRAMES} batches to measure the codec's throughput C
  *    (raw bytes per second of `lz4Compress`) and the compression ratio;
- * 2. measures the link rate L as bytes acknowledged per second while the pipe is busy (at least
- *    half the window in flight, so the link or the receiver, not the source, sets the pace);
+ * 2. measures the link rate L as bytes acknowledged per second over periods (≥ 100 ms) in which
+ *    the sender spent at least half the time blocked, on the socket draining or on the window
+ *    (so the link or the receiver, not the source, set the pace);
  * 3. compresses while C > {@linkcode AUTO_MARGIN} × L and the recent ratio is below 0.9; until L
  *    is known it sends raw (a source that never fills the window is not link-bound); while raw it
  *    re-probes one batch in {@linkcode REPROBE_EVERY} to follow the data's compressibility.
@@ -71,7 +72,7 @@ export interface CompressionStats {
   rawFrames: number;
   /** Measured LZ4 throughput in raw bytes/s (0 before the first compression). */
   compressBps: number;
-  /** Measured link rate in bytes/s while the pipe was busy (0 until measured). */
+  /** Measured link rate in bytes/s while the sender was link-bound (0 until measured). */
   linkBps: number;
 }
 
@@ -142,7 +143,7 @@ export class BatchCompressor {
   }
 
   /**
-   * A link sample: `bytes` acknowledged over `ms` while the pipe was busy.
+   * A link sample: `bytes` acknowledged over `ms` while the sender was link-bound.
    *
    * @param bytes wire bytes acknowledged
    * @param ms milliseconds since the previous acknowledgement
