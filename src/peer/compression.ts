@@ -52,7 +52,7 @@ export const REPROBE_EVERY = 32;
 export const AUTO_MARGIN = 2;
 
 /** Link bytes sampled before `auto` trusts its link rate. */
-const MIN_LINK_SAMPLE_BYTES = 4 * 2 ** 20;
+const MIN_LINK_SAMPLE_BYTES = 2 ** 20;
 
 /** What a channel's compression did. */
 export interface CompressionStats {

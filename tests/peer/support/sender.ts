@@ -4,7 +4,7 @@
  * outcome on stdout and progress lines ({"sentMiB": n}) as it goes.
  *
  * Usage: deno run -A sender.ts --state-dir DIR --mib N [--id ID] [--transport ws|quic]
- *        [--resume-timeout MS] [--dead-after MS]
+ *        [--resume-timeout MS] [--dead-after MS] [--compress auto|on|off] [--content random|text]
  *
  * @module
  */
@@ -12,6 +12,7 @@ import { connectPeer } from "../../../src/peer/client.ts";
 import { PeerError } from "../../../src/peer/errors.ts";
 import { sha256Hex } from "../../../src/peer/keys.ts";
 import { fillPage } from "./nodes.ts";
+import { textPages } from "./text_pages.ts";
 
 const arg = (name: string, fallback?: string) => {
   const i = Deno.args.indexOf(name);
@@ -20,6 +21,8 @@ const arg = (name: string, fallback?: string) => {
 const mib = Number(arg("--mib", "64"));
 const pid = 4321, first = 0x7f12_3400_0000, round = 0;
 const pages = mib * 256;
+const content = arg("--content", "random");
+const text = content === "text" ? textPages(pages) : undefined;
 const started = performance.now();
 const out = (o: unknown) => console.log(JSON.stringify(o));
 try {
@@ -30,13 +33,15 @@ try {
     resumeTimeoutMs: Number(arg("--resume-timeout", "30000")),
     deadAfterMs: Number(arg("--dead-after", "8000")),
   });
-  const ch = await client.openMigration(arg("--id", "m1")!, pages * 4096 + (5 << 20));
+  const ch = await client.openMigration(arg("--id", "m1")!, pages * 4096 + (5 << 20), {
+    compress: arg("--compress", "off") as "auto" | "on" | "off",
+  });
   const BATCH = 1024;
   for (let at = 0; at < pages; at += BATCH) {
     const n = Math.min(BATCH, pages - at);
     const addresses = Array.from({ length: n }, (_, i) => first + (at + i) * 4096);
-    const data = new Uint8Array(n * 4096);
-    for (let i = 0; i < n; i++) {
+    const data = text?.slice(at * 4096, (at + n) * 4096) ?? new Uint8Array(n * 4096);
+    for (let i = 0; i < n && !text; i++) {
       fillPage(data.subarray(i * 4096, (i + 1) * 4096), pid, addresses[i], round);
     }
     await ch.sendPages({ pid, addresses, data });
@@ -51,10 +56,11 @@ try {
     first,
     pages,
     round,
+    content,
     files: { "pages-1.img": await sha256Hex(file) },
   });
   await client.close();
-  out({ done: true, result, transferMs, bytesSent: ch.bytesSent });
+  out({ done: true, result, transferMs, bytesSent: ch.bytesSent, compression: ch.compression });
   Deno.exit(result.ok ? 0 : 1);
 } catch (e) {
   out({

@@ -6,7 +6,8 @@
  * Usage: deno run -A verifying_agent.ts --listen ADDR --state-dir DIR [--transport ws|quic]
  *        [--resume-timeout MS]
  *
- * The restore request is `{ pid, first, pages, round, files: { name: sha256hex } }`.
+ * The restore request is `{ pid, first, pages, round, content?, files: { name: sha256hex } }`
+ * (`content: "text"`: the pages are textPages(pages), else fillPage's pseudo-random pages).
  *
  * @module
  */
@@ -14,6 +15,7 @@ import { startAgent } from "../../../src/peer/agent.ts";
 import { sha256Hex } from "../../../src/peer/keys.ts";
 import { createLogger } from "../../../src/peer/log.ts";
 import { fillPage } from "./nodes.ts";
+import { textPages } from "./text_pages.ts";
 
 const arg = (name: string, fallback?: string) => {
   const i = Deno.args.indexOf(name);
@@ -28,18 +30,21 @@ const agent = await startAgent({
   memoryLimitBytes: Number(arg("--memory-mib", "128")) * 2 ** 20,
   log: createLogger("info"),
   onRestore: async ({ store, request }) => {
-    const { pid, first, pages, round, files } = request as {
+    const { pid, first, pages, round, files, content } = request as {
       pid: number;
       first: number;
       pages: number;
       round: number;
       files: Record<string, string>;
+      content?: string;
     };
+    const text = content === "text" ? textPages(pages) : undefined;
     const want = new Uint8Array(4096);
     let bad = 0;
     for (let i = 0; i < pages; i++) {
       const addr = first + i * 4096;
-      fillPage(want, pid, addr, round);
+      if (text) want.set(text.subarray(i * 4096, (i + 1) * 4096));
+      else fillPage(want, pid, addr, round);
       const got = store.get(pid, addr);
       if (!got || got.length !== 4096) {
         bad++;
