@@ -6,16 +6,7 @@
  *
  * @module
  */
-interface Row {
-  trace: string;
-  model: string;
-  horizon: number;
-  f1: number;
-  precision: number;
-  recall: number;
-  accuracy: number;
-  count_mape: number;
-}
+import type { PredictEvalResult as Row } from "../src/predict/mod.ts";
 
 const file = Deno.args[0] ?? new URL("./metrics.json", import.meta.url).pathname;
 const { results } = JSON.parse(await Deno.readTextFile(file)) as { results: Row[] };

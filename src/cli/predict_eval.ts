@@ -22,6 +22,9 @@ import type { Trace } from "../trace/mod.ts";
 import { readTraceArgument } from "./trace_input.ts";
 import { bundledModelsDir } from "../ops/assets.ts";
 import { createProgress } from "../ops/progress.ts";
+import type { PredictEvalResult } from "../predict/mod.ts";
+
+export type { PredictEvalResult };
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parsePositiveInt } from "./options.ts";
 
@@ -43,26 +46,6 @@ interface PredictEvalOptions {
   trainTraces?: string[];
   /** Rounds observed before scoring. @default "16" */
   warmup: string;
-}
-
-/** One row of the JSON output. */
-export interface PredictEvalResult {
-  /** Trace file. */
-  trace: string;
-  /** Model name. */
-  model: string;
-  /** Horizon step (1-based). */
-  horizon: number;
-  /** F1 of the dirty class. */
-  f1: number;
-  /** Precision of the dirty class. */
-  precision: number;
-  /** Recall of the dirty class. */
-  recall: number;
-  /** Accuracy over all pages. */
-  accuracy: number;
-  /** Mean absolute percentage error of the predicted dirty-page count. */
-  count_mape: number;
 }
 
 /** Add `predict-eval` to the program. */

@@ -8,6 +8,7 @@
  */
 import type { Trace } from "../trace/types.ts";
 import { patternTable } from "./pattern_table.ts";
+import type { PredictEvalResult } from "./evaluate.ts";
 
 /** Baselines computed by `models/baselines.py`. */
 export const PYTHON_BASELINES = ["random-forest", "arima"] as const;
@@ -33,26 +34,6 @@ export interface BaselineTrace {
   evaluate: boolean;
   /** Use this trace as training data for workloads other than its own. */
   train: boolean;
-}
-
-/** A result row of the baselines (predict-eval's JSON row). */
-export interface BaselineRow {
-  /** Trace file. */
-  trace: string;
-  /** Baseline name. */
-  model: string;
-  /** Horizon step, 1-based. */
-  horizon: number;
-  /** F1 of the dirty class. */
-  f1: number;
-  /** Precision of the dirty class. */
-  precision: number;
-  /** Recall of the dirty class. */
-  recall: number;
-  /** Accuracy over all pages. */
-  accuracy: number;
-  /** Mean absolute percentage error of the predicted dirty-page count. */
-  count_mape: number;
 }
 
 /** Thrown when the Python side is missing (`environment`) or fails (`failure`). */
@@ -126,7 +107,7 @@ export async function runPythonBaselines(
   traces: BaselineTrace[],
   models: readonly PythonBaseline[],
   options: RunBaselinesOptions,
-): Promise<BaselineRow[]> {
+): Promise<PredictEvalResult[]> {
   if (models.length === 0) return [];
   const python = options.python ?? "/usr/bin/python3";
   try {
@@ -166,7 +147,7 @@ export async function runPythonBaselines(
         out.code === 5 ? "environment" : "failure",
       );
     }
-    return JSON.parse(new TextDecoder().decode(out.stdout)).results as BaselineRow[];
+    return JSON.parse(new TextDecoder().decode(out.stdout)).results as PredictEvalResult[];
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }

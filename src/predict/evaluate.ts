@@ -27,6 +27,26 @@ export interface HorizonScore {
   samples: number;
 }
 
+/** One row of `u2cm predict-eval --format json`: one trace, one model, one horizon step. */
+export interface PredictEvalResult {
+  /** Trace file. */
+  trace: string;
+  /** Model name. */
+  model: string;
+  /** Horizon step (1-based). */
+  horizon: number;
+  /** F1 of the dirty class. */
+  f1: number;
+  /** Precision of the dirty class. */
+  precision: number;
+  /** Recall of the dirty class. */
+  recall: number;
+  /** Accuracy over all pages. */
+  accuracy: number;
+  /** Mean absolute percentage error of the predicted dirty-page count. */
+  count_mape: number;
+}
+
 /** Options of {@linkcode evaluateTrace}. */
 export interface EvaluateOptions {
   /** Rounds to observe before scoring starts. @default 16 */
