@@ -122,21 +122,12 @@ export async function stopAndCopy(
     phase = "restoring";
     ctx.onPhase?.("restoring");
     ctx.onProgress?.({ kind: "phase", phase: "restore" });
-    const restoreAt = performance.now();
-    const result = await ctx.channel.restore({
-      engine: "delta",
-      rebuildPages: true,
-      ...tcpRestoreRequest(ctx),
-    });
-    phases.restore_ms = performance.now() - restoreAt;
-    if (!result.ok || result.pid === undefined) {
-      throw new Error(`destination could not restore: ${result.error ?? "no pid"}`);
-    }
+    const destPid = await restoreAtPeer(ctx, "delta", phases);
     const downtimeMs = performance.now() - freezeAt;
     endSource(ctx.pid, sourcePids, ownPidNs);
     ctx.onPhase?.("done");
     ctx.onProgress?.({ kind: "phase", phase: "done" });
-    return { downtimeMs, destPid: result.pid, phases, pages };
+    return { downtimeMs, destPid, phases, pages };
   } catch (e) {
     signalAll(sourcePids, "SIGCONT");
     ctx.onProgress?.({ kind: "phase", phase: "rollback" });
@@ -160,6 +151,30 @@ export function tcpDumpOptions(ctx: MigrationContext): {
   if (ctx.tcp === "close") return { tcpClose: true };
   if (ctx.tcp === "established") return { tcpEstablished: true, networkLock: "nftables" };
   return {};
+}
+
+/**
+ * Ask the destination to rebuild the pages images from its store and restore the tree; records
+ * the restore time in `phases`. Throws when the destination could not restore.
+ *
+ * @returns the restored root's pid on the destination
+ */
+export async function restoreAtPeer(
+  ctx: MigrationContext,
+  engine: "delta" | "predump",
+  phases: PhaseTimes,
+): Promise<number> {
+  const restoreAt = performance.now();
+  const result = await ctx.channel.restore({
+    engine,
+    rebuildPages: true,
+    ...tcpRestoreRequest(ctx),
+  });
+  phases.restore_ms = performance.now() - restoreAt;
+  if (!result.ok || result.pid === undefined) {
+    throw new Error(`destination could not restore: ${result.error ?? "no pid"}`);
+  }
+  return result.pid;
 }
 
 /** Restore request fields for the context's TCP mode. */

@@ -18,7 +18,7 @@ import {
 } from "../criu/images/mod.ts";
 import { criuDump, criuPreDump } from "../criu/run.ts";
 import type { PolicyState, RoundRecord } from "../policy/types.ts";
-import { sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from "./delta.ts";
+import { restoreAtPeer, sendChangedPages, tcpDumpOptions } from "./delta.ts";
 import { imageFilesToSend } from "./files.ts";
 import { fixedDowntimeMs } from "./precopy.ts";
 import { isAlive, nsPids, signalAll, treePids } from "./proc.ts";
@@ -194,21 +194,12 @@ async function finalDump(
     await ctx.channel.flush();
     phases.transfer_ms = performance.now() - transferAt;
     ctx.onPhase?.("restoring");
-    const restoreAt = performance.now();
-    const result = await ctx.channel.restore({
-      engine: "predump",
-      rebuildPages: true,
-      ...tcpRestoreRequest(ctx),
-    });
-    phases.restore_ms = performance.now() - restoreAt;
-    if (!result.ok || result.pid === undefined) {
-      throw new Error(`destination could not restore: ${result.error ?? "no pid"}`);
-    }
+    const destPid = await restoreAtPeer(ctx, "predump", phases);
     const downtimeMs = performance.now() - freezeAt;
     if (ownPidNs) signalAll([ctx.pid], "SIGKILL");
     signalAll(sourcePids, "SIGKILL");
     ctx.onPhase?.("done");
-    return { downtimeMs, destPid: result.pid, phases, pages };
+    return { downtimeMs, destPid, phases, pages };
   } catch (e) {
     signalAll(sourcePids, "SIGCONT");
     await ctx.channel.abort(`source rolled back: ${(e as Error).message}`).catch(() => {});
