@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { DEFAULT_CONFIG_PATH } from "../ops/config.ts";
+import { gatherMigrationArgs, readConfigOrDefault } from "./pick.ts";
 import { FEATURE_NAMES } from "../history/features.ts";
 import { bundledModelsDir } from "../ops/assets.ts";
 import { createPredictor, fullModelFile, loadModel, ModelError } from "../predict/mod.ts";
@@ -68,12 +70,16 @@ export function register(program: Command): void {
     )
     .option("--resume-timeout <s>", "seconds to wait for a dropped peer link to come back", "30")
     .option("--work-dir <dir>", "scratch directory for dumps (tmpfs) ($U2CM_WORK_DIR)")
+    .option("--yes", "do not ask for confirmation after prompting")
+    .option("--config <file>", "node configuration (peers, defaults)", DEFAULT_CONFIG_PATH)
     .action(async (opts: MigrateOptions) => await runMigrate(opts));
 }
 
 interface MigrateOptions {
   pid?: string;
   to?: string;
+  yes?: boolean;
+  config: string;
   engine: string;
   policy: string;
   format: string;
@@ -121,10 +127,9 @@ export interface CompressionResult {
   link_mb_s: number;
 }
 
-async function runMigrate(opts: MigrateOptions): Promise<void> {
-  if (opts.pid === undefined) throw new CliError("missing --pid <pid>", ExitCode.Usage);
-  if (opts.to === undefined) throw new CliError("missing --to <peer>", ExitCode.Usage);
-  const pid = parsePositiveInt("--pid", opts.pid);
+async function runMigrate(flags: MigrateOptions): Promise<void> {
+  const opts = await completeArgs(flags);
+  const pid = parsePositiveInt("--pid", opts.pid!);
   const format = parseChoice("--format", opts.format, FORMATS);
   const requested = parseChoice("--engine", opts.engine, ENGINE_CHOICES);
   const maxRounds = parsePositiveInt("--max-rounds", opts.maxRounds);
@@ -416,4 +421,25 @@ async function livePredictor(policy: string): Promise<PredictionProvider | undef
     console.error(`u2cm: warning: ${(e as Error).message}; using the moving-window predictor`);
     return undefined;
   }
+}
+
+/**
+ * Fill in a missing `--pid` or `--to`: on a terminal by prompting (workload, peer, then engine and
+ * policy with the flags' values recommended, then a confirmation); otherwise a usage error naming
+ * the missing flags.
+ */
+async function completeArgs(opts: MigrateOptions): Promise<MigrateOptions & { to: string }> {
+  if (opts.pid !== undefined && opts.to !== undefined) return { ...opts, to: opts.to };
+  const config = { ...readConfigOrDefault(opts.config), stateDir: opts.stateDir };
+  const picked = await gatherMigrationArgs({ pid: opts.pid, to: opts.to, yes: opts.yes }, config, {
+    engine: { value: opts.engine, reason: "--engine or its default" },
+    policy: { value: opts.policy, reason: "--policy or its default" },
+  });
+  return {
+    ...opts,
+    pid: String(picked.pid),
+    to: picked.to,
+    engine: picked.engine,
+    policy: picked.policy,
+  };
 }

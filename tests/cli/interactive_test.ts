@@ -51,8 +51,8 @@ interface Fixture {
   command: string;
 }
 
-/** A config with two peers, a uniquely named workload, and the `u2cm pick` command line. */
-function fixture(extraArgs = ""): Fixture {
+/** A config with two peers, a uniquely named workload, and the `u2cm pick` (or `sub`) command line. */
+function fixture(extraArgs = "", sub = "pick"): Fixture {
   const dir = Deno.makeTempDirSync({ prefix: "u2cm-interactive-" });
   const config = `${dir}/config.json`;
   Deno.writeTextFileSync(
@@ -76,7 +76,7 @@ function fixture(extraArgs = ""): Fixture {
   }).spawn();
   const q = (s: string) => `'${s}'`;
   const command =
-    `cd ${q(ROOT)} && NO_COLOR=1 ${q(Deno.execPath())} run -A main.ts pick --config ` +
+    `cd ${q(ROOT)} && NO_COLOR=1 ${q(Deno.execPath())} run -A main.ts ${sub} --config ` +
     `${q(config)} ${extraArgs}; echo "EXIT=$?"; sleep 120`;
   return { dir, config, workload, workloadPid: workload.pid, command };
 }
@@ -202,4 +202,36 @@ Deno.test("without a terminal nothing prompts: missing flags are named, exit 2",
     engine: "auto",
     policy: "u2c",
   });
+});
+
+Deno.test("u2cm migrate on a terminal prompts for what is missing; declining starts nothing", async () => {
+  requireCommand("tmux");
+  const f = fixture("", "migrate");
+  const state = `${f.dir}/state`;
+  const tmux = new Tmux(f.command.replace(" migrate ", ` migrate --state-dir '${state}' `));
+  waitForComm(f.workloadPid, "u2cmpickme");
+  try {
+    await tmux.waitFor(/Workload to migrate/);
+    tmux.keys("u2cmpickme");
+    await tmux.waitFor(new RegExp(`u2cmpickme\\s+pid ${f.workloadPid}`));
+    tmux.keys("Enter");
+    await tmux.waitFor(/Destination peer/);
+    tmux.keys("Enter");
+    await tmux.waitFor(/Migration engine/);
+    tmux.keys("Enter");
+    await tmux.waitFor(/Stop policy/);
+    tmux.keys("Enter");
+    await tmux.waitFor(new RegExp(`Migrate pid ${f.workloadPid} to edge-b with auto/u2c\\?`));
+    tmux.keys("n", "Enter");
+    const done = await tmux.waitFor(/EXIT=\d+/);
+    assert.match(done, /EXIT=130/);
+    assert.match(done, /not confirmed: nothing was started/);
+    let records: string[] = [];
+    try {
+      records = [...Deno.readDirSync(`${state}/migrations`)].map((e) => e.name);
+    } catch { /* no migrations dir: nothing recorded */ }
+    assert.deepEqual(records, []);
+  } finally {
+    await cleanup(f, tmux);
+  }
 });
