@@ -6,7 +6,9 @@
  */
 import type { Command } from "commander";
 import { initIdentity } from "../peer/identity.ts";
+import { askFirstPeer, askInit } from "./init_wizard.ts";
 import { parseChoice } from "./options.ts";
+import { isInteractive } from "./prompts.ts";
 import { defaultStateDir, peerCliError } from "./peer_errors.ts";
 
 /** Add `init` to the program. */
@@ -17,8 +19,12 @@ export function register(program: Command): void {
     .option("--state-dir <dir>", "state directory ($U2CM_STATE_DIR)", defaultStateDir())
     .option("--force", "replace an existing identity (peers must re-pin this node)")
     .option("--format <format>", "json|table", "table")
-    .action(async (opts: { stateDir: string; force?: boolean; format: string }) => {
+    .action(async (opts: { stateDir: string; force?: boolean; format: string }, cmd: Command) => {
       const format = parseChoice("--format", opts.format, ["json", "table"] as const);
+      // On a terminal with no flags at all, `init` is a wizard.
+      const wizard = isInteractive() &&
+        cmd.options.every((o) => cmd.getOptionValueSource(o.attributeName()) !== "cli");
+      if (wizard) Object.assign(opts, await askInit(opts.stateDir));
       let id;
       try {
         id = await initIdentity(opts.stateDir, { force: opts.force === true });
@@ -42,5 +48,14 @@ export function register(program: Command): void {
         `\npin this node on a peer with:\n  u2cm peer add NAME HOST:PORT ${out.publicKey} ` +
           `--cert-fingerprint ${out.certFingerprint}`,
       );
+      if (wizard) {
+        let peer;
+        try {
+          peer = await askFirstPeer(opts.stateDir);
+        } catch (e) {
+          throw peerCliError(e);
+        }
+        if (peer) console.log(`pinned peer ${peer}; check it with: u2cm peer check ${peer}`);
+      }
     });
 }

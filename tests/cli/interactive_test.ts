@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { hasIdentity, initIdentity } from "../../src/peer/identity.ts";
 import { requireCommand } from "../support/env.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -233,5 +234,39 @@ Deno.test("u2cm migrate on a terminal prompts for what is missing; declining sta
     assert.deepEqual(records, []);
   } finally {
     await cleanup(f, tmux);
+  }
+});
+
+Deno.test("u2cm init on a terminal is a wizard: state dir, identity, first pinned peer", async () => {
+  requireCommand("tmux");
+  const dir = Deno.makeTempDirSync({ prefix: "u2cm-init-wizard-" });
+  const other = await initIdentity(`${dir}/other`);
+  const q = (s: string) => `'${s}'`;
+  const tmux = new Tmux(
+    `cd ${q(ROOT)} && NO_COLOR=1 U2CM_STATE_DIR=${q(`${dir}/node`)} ${q(Deno.execPath())} ` +
+      `run -A main.ts init; echo "EXIT=$?"; sleep 120`,
+  );
+  try {
+    await tmux.waitFor(/State directory for this node/);
+    tmux.keys("Enter");
+    await tmux.waitFor(/Pin a peer now/);
+    tmux.keys("y", "Enter");
+    await tmux.waitFor(/Peer name/);
+    tmux.keys("edge-b", "Enter");
+    await tmux.waitFor(/agent address HOST:PORT/);
+    tmux.keys("127.0.0.1:7171", "Enter");
+    await tmux.waitFor(/Its public key/);
+    tmux.keys(other.publicKey, "Enter");
+    await tmux.waitFor(/certificate fingerprint/);
+    tmux.keys("Enter");
+    const done = await tmux.waitFor(/EXIT=\d+/);
+    assert.match(done, /EXIT=0/);
+    assert.match(done, /pinned peer edge-b/);
+    assert.ok(hasIdentity(`${dir}/node`), "identity written");
+    const peers = JSON.parse(Deno.readTextFileSync(`${dir}/node/peers.json`));
+    assert.equal(JSON.stringify(peers).includes(other.publicKey), true);
+  } finally {
+    tmux.kill();
+    Deno.removeSync(dir, { recursive: true });
   }
 });
