@@ -4,6 +4,7 @@ import { isAlive, processState, waitGone } from "../../src/engine/proc.ts";
 import { requireCriuBinary } from "../criu/support.ts";
 import { requireCommand } from "../support/env.ts";
 import { makeNodes, u2cm } from "./support/agents.ts";
+import { linkedNamespaces } from "./support/netns.ts";
 
 /**
  * A workload whose memory is compressible: 48 MiB of key-value text (a Python bytearray), a
@@ -35,7 +36,7 @@ while True:
     time.sleep(0.05)
 `;
 
-async function startTextWorkload() {
+async function startTextWorkload(prefix?: string[]) {
   const python = requireCommand("python3");
   const dir = Deno.makeTempDirSync({ prefix: "u2cm-textwl-" });
   const out = `${dir}/stdout`;
@@ -44,6 +45,7 @@ async function startTextWorkload() {
     args: ["-c", TEXT_WORKLOAD],
     stdout: out,
     stderr: `${dir}/stderr`,
+    prefix,
   });
   const lines = () => {
     try {
@@ -138,6 +140,73 @@ Deno.test("u2cm migrate --compress on moves a text-heavy workload intact with fa
     }
     await agent.stop();
     nodes.cleanup();
+  }
+});
+
+Deno.test("over a 100 Mbit/s shaped link, --compress auto moves a text-heavy workload with far fewer bytes", async () => {
+  requireCriuBinary();
+  requireCommand("ip", "iproute2");
+  requireCommand("nsenter", "util-linux");
+  const net = linkedNamespaces("cz", "100mbit", 81);
+  const nodes = await makeNodes();
+  const agent = await nodes.startB(0, net.enter("b"), net.ipB);
+  const results: Record<string, Record<string, unknown>> = {};
+  const dests: number[] = [];
+  const workloads: Awaited<ReturnType<typeof startTextWorkload>>[] = [];
+  try {
+    for (const mode of ["off", "auto"]) {
+      const w = await startTextWorkload(net.enter("a"));
+      workloads.push(w);
+      const r = await u2cm(
+        [
+          "migrate",
+          "--pid",
+          String(w.pid),
+          "--to",
+          "b",
+          "--engine",
+          "delta",
+          "--compress",
+          mode,
+          "--format",
+          "json",
+          "--state-dir",
+          nodes.a,
+        ],
+        {},
+        net.enter("a"),
+      );
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      const result = JSON.parse(r.stdout);
+      dests.push(result.dest_pid);
+      results[mode] = result;
+      assert.ok(await waitGone(w.pid, 5000), "source still exists");
+      const mark = w.lines().length;
+      Deno.kill(result.dest_pid, "SIGUSR1");
+      assert.equal(await w.waitFor(/^verify /, mark), "verify ok");
+    }
+    const off = results.off as { bytes_sent: number };
+    const auto = results.auto as { bytes_sent: number; compression: { active: boolean } };
+    assert.equal(auto.compression.active, true, JSON.stringify(auto.compression));
+    assert.ok(auto.bytes_sent < 0.7 * off.bytes_sent, `${auto.bytes_sent} vs ${off.bytes_sent}`);
+    const pick = (x: Record<string, unknown>) => ({
+      total_ms: x.total_ms,
+      downtime_ms: x.downtime_ms,
+      mib: Math.round(Number(x.bytes_sent) / 2 ** 20 * 10) / 10,
+      rounds: x.precopy_rounds,
+      phases: x.phases,
+      compression: x.compression,
+    });
+    console.log(`100mbit: ${JSON.stringify({ off: pick(results.off), auto: pick(results.auto) })}`);
+  } finally {
+    for (const d of dests) if (d && processState(d)) Deno.kill(d, "SIGKILL");
+    for (const w of workloads) {
+      await w.stop();
+      Deno.removeSync(w.dir, { recursive: true });
+    }
+    await agent.stop();
+    nodes.cleanup();
+    net.cleanup();
   }
 });
 
