@@ -6,6 +6,9 @@
 import type { Command } from "commander";
 import { parseHostPort } from "../peer/address.ts";
 import { startAgent } from "../peer/agent.ts";
+import type { RestoreHandler } from "../peer/session.ts";
+import { type Config, ConfigError, loadConfig } from "../ops/config.ts";
+import { startAgentOps } from "../ops/agent_ops.ts";
 import { recoverMigrations } from "../engine/journal.ts";
 import { restoreMigration } from "../engine/restore.ts";
 import { createLogger, LOG_LEVELS } from "../peer/log.ts";
@@ -29,10 +32,18 @@ export function register(program: Command): void {
       "256",
     )
     .option("--max-migrations <n>", "migrations received at once", "8")
-    .action(async (opts: AgentOptions) => await runAgent(opts));
+    .option(
+      "--config <file>",
+      "node configuration (as 'u2cm install' writes it): listen, state dir, transport, log level, " +
+        "limits, metrics port; flags given on the command line win",
+    )
+    .action(async (opts: AgentOptions, cmd: Command) =>
+      await runAgent(withConfig(opts, (name) => cmd.getOptionValueSource(name) === "cli"))
+    );
 }
 
 interface AgentOptions {
+  config?: string;
   listen: string;
   stateDir: string;
   transport: string;
@@ -42,7 +53,32 @@ interface AgentOptions {
   maxMigrations: string;
 }
 
-async function runAgent(opts: AgentOptions): Promise<void> {
+/** The options with the config file's values where no flag was given; keeps the config. */
+function withConfig(
+  opts: AgentOptions,
+  fromCli: (name: string) => boolean,
+): AgentOptions & { loaded?: Config } {
+  if (opts.config === undefined) return opts;
+  let config: Config;
+  try {
+    config = loadConfig(opts.config);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CliError(e.message, ExitCode.BadInput);
+    throw e;
+  }
+  const pick = (name: keyof AgentOptions, value: string) => fromCli(name) ? opts[name] : value;
+  return {
+    ...opts,
+    listen: pick("listen", config.listen)!,
+    stateDir: pick("stateDir", config.stateDir)!,
+    transport: pick("transport", config.transport)!,
+    logLevel: pick("logLevel", config.logLevel)!,
+    maxMigrations: pick("maxMigrations", String(config.limits.maxConcurrentMigrations))!,
+    loaded: config,
+  };
+}
+
+async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void> {
   const transport = parseChoice("--transport", opts.transport, ["ws", "quic"] as const);
   const level = parseChoice("--log-level", opts.logLevel, LOG_LEVELS);
   if (!parseHostPort(opts.listen, true)) {
@@ -57,6 +93,26 @@ async function runAgent(opts: AgentOptions): Promise<void> {
     2 ** 20;
   const maxMigrations = parseNumberInRange("--max-migrations", opts.maxMigrations, 1, 1024);
   const log = createLogger(level);
+  // With a config: the Prometheus endpoint (migrations received by outcome, bytes stored).
+  const ops = opts.loaded
+    ? startAgentOps({ ...opts.loaded, logLevel: level }, { keepLogLevel: true })
+    : undefined;
+  const onRestore: RestoreHandler = async (ctx) => {
+    ops?.metrics.inProgress.inc({ role: "destination" });
+    try {
+      const result = await restoreMigration(ctx);
+      const engine = typeof ctx.request.engine === "string" ? ctx.request.engine : "unknown";
+      ops?.metrics.migrations.inc({
+        outcome: result.ok ? "success" : "failed",
+        engine,
+        policy: "n/a",
+      });
+      ops?.metrics.bytes.inc({ direction: "received" }, ctx.store.bytesStored);
+      return result;
+    } finally {
+      ops?.metrics.inProgress.dec({ role: "destination" });
+    }
+  };
   let agent;
   try {
     agent = await startAgent({
@@ -67,7 +123,7 @@ async function runAgent(opts: AgentOptions): Promise<void> {
       resumeTimeoutMs,
       memoryLimitBytes,
       maxMigrations: Math.floor(maxMigrations),
-      onRestore: restoreMigration,
+      onRestore,
     });
   } catch (e) {
     if (e instanceof Deno.errors.AddrInUse) {
@@ -108,6 +164,7 @@ async function runAgent(opts: AgentOptions): Promise<void> {
     const signal = await stop.promise;
     log({ level: "info", msg: "stopping", signal });
     await agent.close();
+    await ops?.close();
   } finally {
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);

@@ -67,3 +67,35 @@ Deno.test("u2cm agent without an identity or with a bad address fails clearly", 
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("u2cm agent --config takes listen, state dir and metrics port from the file; flags win", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "u2cm-agent-config-" });
+  const state = `${dir}/state`;
+  await u2cm(["init", "--state-dir", state]);
+  const metricsPort = 20000 + Math.floor(Math.random() * 20000);
+  const config = `${dir}/config.json`;
+  Deno.writeTextFileSync(
+    config,
+    JSON.stringify({ version: 1, listen: "127.0.0.1:1", stateDir: state, metricsPort }),
+  );
+  // --listen on the command line wins over the file's (unusable) port 1.
+  const agent = await spawnAgent(["--config", config, "--listen", "127.0.0.1:0"]);
+  try {
+    assert.ok(agent.port > 1, `listening on ${agent.port}`);
+    let text = "";
+    for (let i = 0; i < 50 && !text.includes("u2cm_migrations_total"); i++) {
+      try {
+        text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      } catch { /* not up yet */ }
+      if (!text) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.match(text, /# TYPE u2cm_migrations_total counter/);
+  } finally {
+    await agent.stop();
+  }
+  Deno.writeTextFileSync(config, JSON.stringify({ version: 1, listen: "nope" }));
+  const bad = await u2cm(["agent", "--config", config]);
+  assert.equal(bad.code, ExitCode.BadInput);
+  assert.match(bad.stderr, /listen/);
+  Deno.removeSync(dir, { recursive: true });
+});
