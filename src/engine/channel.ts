@@ -49,6 +49,15 @@ export interface MigrationChannel {
   abort(reason: string): Promise<void>;
   /** Bytes put on the wire so far. */
   readonly bytesSent: number;
+  /** What page-batch compression did so far, when the channel compresses. */
+  readonly compression?: {
+    /** Whether batches are compressed now. */
+    active: boolean;
+    /** Page bytes that went compressed, before compression. */
+    packedRawBytes: number;
+    /** Bytes of the compressed blocks sent. */
+    packedBytes: number;
+  };
 }
 
 /** The destination's pages of one migration, as the restore handler reads them. */

@@ -16,6 +16,11 @@ import { pidNamespaceMap } from "./proc.ts";
 import type { CpuThrottle } from "./throttle.ts";
 import type { MigrationContext, RoundReport } from "./types.ts";
 
+/** Per-page bytes of a page frame besides the page itself (address and hash). */
+const PAGE_FRAME_OVERHEAD = 24;
+/** Bytes an uncompressed page costs on the wire. */
+const PAGE_WIRE_BYTES = 4096 + PAGE_FRAME_OVERHEAD;
+
 /** Downtime the final phase costs whatever is pending, in ms: freeze, CRIU start, restore RPC. */
 export const FIXED_DOWNTIME_MS = 100;
 
@@ -62,7 +67,12 @@ export async function precopy(
   // The policy's round model is `pages × wire bytes / bandwidth + rttMs`; a live round also
   // costs a tracker scan and the minimum round spacing, so rttMs carries that measured overhead.
   let rttMs = 1;
-  const wireBytesPerPage = 4096 + 24;
+  // Bytes a page costs on the wire: with compression on, what the batches so far shrank to.
+  const wireBytesPerPageNow = () => {
+    const c = ctx.channel.compression;
+    if (!c?.active || c.packedRawBytes === 0) return PAGE_WIRE_BYTES;
+    return PAGE_FRAME_OVERHEAD + 4096 * (c.packedBytes / c.packedRawBytes);
+  };
   try {
     let scan = tracker.scan();
     let lastScan = performance.now();
@@ -78,6 +88,7 @@ export async function precopy(
     for (let r = 0; r < maxRounds; r++) {
       ctx.signal?.throwIfAborted();
       const pendingPages = pageSetSize(pending);
+      const wireBytesPerPage = wireBytesPerPageNow();
       const prediction = r === 0 ? undefined : await provider.view({
         pendingPages,
         bandwidthBps: linkBps,
