@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { compressionOf, failedResult, printResult, resultOf } from "./migrate_result.ts";
 import { DEFAULT_CONFIG_PATH } from "../ops/config.ts";
 import { gatherMigrationArgs, readConfigOrDefault } from "./pick.ts";
 import { FEATURE_NAMES } from "../history/features.ts";
@@ -25,7 +26,7 @@ import {
   EngineUnavailableError,
   loadEngine,
 } from "../engine/select.ts";
-import { MigrationError, type MigrationOutcome, type ProgressEvent } from "../engine/types.ts";
+import { MigrationError, type ProgressEvent } from "../engine/types.ts";
 import {
   COMPRESS_MODES,
   type CompressionStats,
@@ -92,39 +93,6 @@ interface MigrateOptions {
   tcp?: string;
   resumeTimeout: string;
   workDir?: string;
-}
-
-/** The JSON result of `u2cm migrate --format json`. */
-export interface MigrateResult {
-  ok: boolean;
-  engine: string;
-  policy: string;
-  total_ms: number;
-  downtime_ms: number;
-  bytes_sent: number;
-  precopy_rounds: number;
-  dest_pid: number | null;
-  rounds: MigrationOutcome["rounds"];
-  phases: MigrationOutcome["phases"] | null;
-  /** Page-batch compression: mode, whether it ended active, and what it did. */
-  compression?: CompressionResult;
-  error?: string;
-}
-
-/** The `compression` object of the JSON result. */
-export interface CompressionResult {
-  /** The mode asked for (or "off" when the peer cannot decompress). */
-  mode: string;
-  /** Whether batches were being compressed at the end. */
-  active: boolean;
-  /** Batches sent compressed / raw. */
-  packed_frames: number;
-  raw_frames: number;
-  /** Wire bytes of the compressed batches' data over their raw size (1 when none). */
-  ratio: number;
-  /** Measured LZ4 throughput and busy-link rate, MB/s (0 when not measured). */
-  lz4_mb_s: number;
-  link_mb_s: number;
 }
 
 async function runMigrate(flags: MigrateOptions): Promise<void> {
@@ -247,108 +215,10 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
   }
 }
 
-/** The JSON view of a channel's compression figures. */
-export function compressionOf(s: CompressionStats): CompressionResult {
-  const mbs = (bps: number) => Math.round(bps / 1e6);
-  return {
-    mode: s.mode,
-    active: s.active,
-    packed_frames: s.packedFrames,
-    raw_frames: s.rawFrames,
-    ratio: s.packedRawBytes > 0 ? Math.round(s.packedBytes / s.packedRawBytes * 1000) / 1000 : 1,
-    lz4_mb_s: mbs(s.compressBps),
-    link_mb_s: mbs(s.linkBps),
-  };
-}
-
 function sourceState(e: MigrationError): string {
   return e.sourceRunning
     ? "the source workload was resumed and keeps running here"
     : "the source workload is no longer running here";
-}
-
-/** The result object printed for a finished migration. */
-export function resultOf(o: MigrationOutcome): MigrateResult {
-  const r = (x: number) => Math.round(x * 10) / 10;
-  return {
-    ok: true,
-    engine: o.engine,
-    policy: o.policy,
-    total_ms: r(o.totalMs),
-    downtime_ms: r(o.downtimeMs),
-    bytes_sent: o.bytesSent,
-    precopy_rounds: o.precopyRounds,
-    dest_pid: o.destPid,
-    rounds: o.rounds,
-    phases: {
-      freeze_ms: r(o.phases.freeze_ms),
-      dump_ms: r(o.phases.dump_ms),
-      transfer_ms: r(o.phases.transfer_ms),
-      restore_ms: r(o.phases.restore_ms),
-    },
-  };
-}
-
-function failedResult(
-  engine: string,
-  policy: string,
-  error: string,
-  channel?: MigrationChannel & { readonly compression?: CompressionStats },
-): MigrateResult {
-  return {
-    ok: false,
-    engine,
-    policy,
-    total_ms: 0,
-    downtime_ms: 0,
-    bytes_sent: channel?.bytesSent ?? 0,
-    precopy_rounds: 0,
-    dest_pid: null,
-    rounds: [],
-    phases: null,
-    ...(channel?.compression ? { compression: compressionOf(channel.compression) } : {}),
-    error,
-  };
-}
-
-function printResult(format: "table" | "json", r: MigrateResult): void {
-  if (format === "json") {
-    console.log(JSON.stringify(r));
-    return;
-  }
-  console.log("round  pages_sent  dirtied  predicted  duration_ms  MiB");
-  for (const x of r.rounds) {
-    console.log(
-      `${String(x.index).padStart(5)}  ${String(x.pages_sent).padStart(10)}  ${
-        String(x.pages_dirtied).padStart(7)
-      }  ${String(x.predicted_dirty ?? "-").padStart(9)}  ${String(x.duration_ms).padStart(11)}  ${
-        (x.bytes / 2 ** 20).toFixed(1).padStart(5)
-      }`,
-    );
-  }
-  const rows: [string, string][] = [
-    ["result", r.ok ? "migrated" : `failed: ${r.error}`],
-    ["engine / policy", `${r.engine} / ${r.policy}`],
-    ["total", `${r.total_ms} ms`],
-    ["downtime", `${r.downtime_ms} ms`],
-    ["sent", `${(r.bytes_sent / 2 ** 20).toFixed(1)} MiB`],
-    ...(r.compression
-      ? [[
-        "compression",
-        `${r.compression.mode}: ${r.compression.packed_frames} batches LZ4 (ratio ${r.compression.ratio}), ${r.compression.raw_frames} raw`,
-      ] as [string, string]]
-      : []),
-    ["pre-copy rounds", String(r.precopy_rounds)],
-    ["destination pid", String(r.dest_pid)],
-  ];
-  if (r.phases) {
-    const p = r.phases;
-    rows.push([
-      "final phase",
-      `freeze ${p.freeze_ms} · dump ${p.dump_ms} · transfer ${p.transfer_ms} · restore ${p.restore_ms} ms`,
-    ]);
-  }
-  for (const [k, v] of rows) console.log(`${k.padEnd(16)} ${v}`);
 }
 
 function residentBytes(pid: number): number {
