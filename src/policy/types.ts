@@ -84,6 +84,11 @@ export interface PolicyState {
    * one round trip), in ms. @default 0
    */
   fixedDowntimeMs?: number;
+  /**
+   * Downtime each page still pending at the freeze costs besides sending it (CRIU dumping and
+   * restoring it), in ms. @default 0
+   */
+  finalMsPerPage?: number;
   /** Absolute downtime budget in milliseconds, when the user gave one. */
   maxDowntimeMs?: number;
   /** Tolerated downtime above the best reachable, as a fraction (0.1 = 10 %). */

@@ -30,7 +30,8 @@ export interface U2cOptions {
  */
 function budgetPages(state: PolicyState, floor: number): number {
   const fixed = state.fixedDowntimeMs ?? 0;
-  const msPerPage = state.wireBytesPerPage / state.link.bandwidthBps * 1000;
+  const msPerPage = state.wireBytesPerPage / state.link.bandwidthBps * 1000 +
+    (state.finalMsPerPage ?? 0);
   const limitMs = state.maxDowntimeMs ?? (fixed + floor * msPerPage) * (1 + state.downtimeSlack);
   return Math.max(0, (limitMs - fixed) / msPerPage);
 }
@@ -198,8 +199,8 @@ export function hybridPolicy(options: U2cOptions & { postCopyShare?: number } = 
     decide(state: PolicyState): Decision {
       const d = state.rounds.length === 0 ? { action: "continue" as const } : inner.decide(state);
       if (d.action !== "stop-and-copy") return d;
-      const downtimeMs = state.pendingPages * state.wireBytesPerPage / state.link.bandwidthBps *
-        1000;
+      const downtimeMs = state.pendingPages *
+        (state.wireBytesPerPage / state.link.bandwidthBps * 1000 + (state.finalMsPerPage ?? 0));
       const tooBig = state.maxDowntimeMs !== undefined
         ? downtimeMs > state.maxDowntimeMs
         : state.pendingPages > postCopyShare * state.totalPages;

@@ -161,6 +161,7 @@ export async function simulate(
       throttlePercent: throttle,
       fixedDowntimeMs: freeze + rtt +
         (config.engine === "delta" ? residentPages * criuMsPerPage : 0),
+      finalMsPerPage: config.engine === "delta" ? 0 : criuMsPerPage,
       maxDowntimeMs: config.maxDowntimeMs,
       downtimeSlack: config.downtimeSlack ?? 0.1,
       prediction: await provider?.view({
