@@ -16,17 +16,17 @@
 import type { PredictionView } from "../policy/types.ts";
 import type { Predictor } from "../predict/online.ts";
 import type { PredictionProvider, ViewContext } from "./provider.ts";
-import type { DirtySample } from "./timeline.ts";
+import { type DirtySample, pageKey } from "./timeline.ts";
 
 /** How many rounds ahead the view's expected dirty counts reach. */
 const VIEW_ROUNDS = 12;
 
 /** Per-page interval probabilities of the pages that may be written (others are 0). */
 interface PageProbabilities {
-  /** Mapping id of each candidate page. */
-  ids: Uint32Array;
-  /** Page index of each candidate page. */
-  pages: Uint32Array;
+  /** Candidate index of each candidate page, by {@linkcode pageKey}. */
+  index: Map<number, number>;
+  /** Candidate pages. */
+  count: number;
   /** `horizon` probabilities per candidate page, interval by interval. */
   probs: Float32Array;
   /** Per candidate page, the per-interval probability beyond the horizon. */
@@ -96,7 +96,7 @@ export class PredictorProvider implements PredictionProvider {
       this.#cached = await this.#probabilities();
       this.#observedSinceView = false;
     }
-    const { ids, pages, probs, tail, horizon } = this.#cached;
+    const { index, count, probs, tail, horizon } = this.#cached;
     const interval = this.#intervalMs;
     const roundIntervals = (pending: number, throttle: number) =>
       (pending * ctx.wireBytesPerPage / ctx.bandwidthBps * 1000 + ctx.rttMs) *
@@ -108,7 +108,7 @@ export class PredictorProvider implements PredictionProvider {
       for (let r = 0; r < VIEW_ROUNDS; r++) {
         const d = roundIntervals(pending, throttle);
         let sum = 0;
-        for (let i = 0; i < ids.length; i++) {
+        for (let i = 0; i < count; i++) {
           sum += writtenBetween(probs, i * horizon, horizon, tail[i], t, t + d);
         }
         out.push(sum);
@@ -117,10 +117,8 @@ export class PredictorProvider implements PredictionProvider {
       }
       return out;
     };
-    const index = new Map<number, number>();
-    for (let i = 0; i < ids.length; i++) index.set(ids[i] * 4294967296 + pages[i], i);
     const within = (id: number, page: number, n: number) => {
-      const i = index.get(id * 4294967296 + page);
+      const i = index.get(pageKey(id, page));
       return i === undefined ? 0 : writtenBetween(probs, i * horizon, horizon, tail[i], 0, n);
     };
     const firstRound = roundIntervals(ctx.pendingPages, ctx.throttlePercent);
@@ -137,7 +135,8 @@ export class PredictorProvider implements PredictionProvider {
   async #probabilities(): Promise<PageProbabilities> {
     const prediction = await this.#predictor.predict();
     const horizon = prediction.horizon;
-    const ids: number[] = [], pages: number[] = [], probs: number[] = [], tail: number[] = [];
+    const index = new Map<number, number>();
+    const probs: number[] = [], tail: number[] = [];
     const histories = this.#predictor.history.mappings;
     const mask = (1 << TAIL_WINDOW) - 1;
     for (const [id, perStep] of prediction.probs) {
@@ -149,15 +148,14 @@ export class PredictorProvider implements PredictionProvider {
         let any = q > 0;
         for (let s = 0; s < horizon && !any; s++) any = perStep[s][page] > 1e-4;
         if (!any) continue;
-        ids.push(id);
-        pages.push(page);
+        index.set(pageKey(id, page), tail.length);
         tail.push(Math.min(1, q));
         for (let s = 0; s < horizon; s++) probs.push(perStep[s][page]);
       }
     }
     return {
-      ids: Uint32Array.from(ids),
-      pages: Uint32Array.from(pages),
+      index,
+      count: tail.length,
       probs: Float32Array.from(probs),
       tail: Float32Array.from(tail),
       horizon,
