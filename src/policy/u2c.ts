@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { PageSet } from "../tracker/types.ts";
+import { type PageSet, pageSetSize } from "../tracker/types.ts";
 import type { Decision, PolicyState, PredictionView, StopPolicy } from "./types.ts";
 
 /** Options of the u2c policy. */
@@ -57,13 +57,12 @@ export function deferredPages(
   threshold: number,
 ): PageSet | undefined {
   if (threshold > 1) return undefined;
-  let probability: ((id: number, page: number) => number) | undefined;
-  const pick = () => {
+  const pick = (probability: (id: number, page: number) => number) => {
     const out: PageSet = new Map();
     let count = 0;
     for (const [id, pages] of state.pending) {
       const keep: number[] = [];
-      for (const p of pages) if (probability!(id, p) >= threshold) keep.push(p);
+      for (const p of pages) if (probability(id, p) >= threshold) keep.push(p);
       if (keep.length > 0) {
         out.set(id, Uint32Array.from(keep));
         count += keep.length;
@@ -76,26 +75,16 @@ export function deferredPages(
     const within = view.willRedirtyWithin;
     // Two steps of the fixed point: size the round by everything, then by what is left to send.
     const full = roundWorkloadMs(state, state.pendingPages);
-    probability = (id, p) => within(id, p, full);
-    const first = pick();
+    const first = pick((id, p) => within(id, p, full));
     const shorter = roundWorkloadMs(state, state.pendingPages - first.count);
-    probability = (id, p) => within(id, p, shorter);
-    chosen = pick();
+    chosen = pick((id, p) => within(id, p, shorter));
   } else if (view.willRedirty) {
     const next = view.willRedirty;
-    probability = (id, p) => next(id, p, 1);
-    chosen = pick();
+    chosen = pick((id, p) => next(id, p, 1));
   } else {
     return undefined;
   }
   return chosen.count > 0 ? chosen.out : undefined;
-}
-
-/** Pages in a page set. */
-function countPages(set: PageSet | undefined): number {
-  let n = 0;
-  if (set) { for (const pages of set.values()) n += pages.length; }
-  return n;
 }
 
 /**
@@ -159,7 +148,9 @@ export function u2cPolicy(options: U2cOptions = {}): StopPolicy {
       }
       const defer = deferredPages(state, prediction, deferThreshold);
       // A round that would send (almost) nothing but defer the rest gains nothing: stop.
-      if (rounds.length > 0 && pendingPages - countPages(defer) <= minPages) return stop;
+      if (rounds.length > 0 && pendingPages - (defer ? pageSetSize(defer) : 0) <= minPages) {
+        return stop;
+      }
       if (floor > budget) {
         const throttle = pickThrottle(state, prediction, budget, throttleSteps);
         if (throttle !== undefined) return { action: "throttle", percent: throttle, defer };
