@@ -11,42 +11,9 @@ import {
   type TraceHeader,
   type TraceRound,
 } from "../../src/trace/mod.ts";
-import { FEATURE_NAMES } from "../../src/history/features.ts";
-import type { Mapping } from "../../src/tracker/types.ts";
+import { header, mapping } from "../support/traces.ts";
 
-/** A header like `u2cm trace` writes, with the current feature set. */
-export function header(extra: Partial<TraceHeader> = {}): TraceHeader {
-  return {
-    format: "u2cm-trace",
-    version: 1,
-    pageSize: 4096,
-    backend: "hash",
-    intervalMs: 100,
-    startedAt: "2026-11-25T00:00:00.000Z",
-    host: { kernel: "6.18", arch: "x86_64", hostname: "t", cpus: 2, memTotalBytes: 1 << 30 },
-    target: { pid: 42, comm: "w", cmdline: ["w"] },
-    processes: [{ pid: 42, ppid: 1, comm: "w" }],
-    featureNames: [...FEATURE_NAMES],
-    accessBits: false,
-    workload: { name: "crafted" },
-    ...extra,
-  };
-}
-
-/** A mapping of `pages` pages with id `id`. */
-export function mapping(id: number, pages: number): Mapping {
-  const start = 0x7f00_0000_0000 + id * 0x1000_0000;
-  return {
-    id,
-    pid: 42,
-    start,
-    end: start + pages * 4096,
-    perms: "rw-p",
-    offset: 0,
-    path: "",
-    kind: "anon",
-  };
-}
+export { header, mapping };
 
 /**
  * A trace of `rounds` rounds over one 64-page mapping: pages 0–7 dirty every round, pages 8–15
