@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { initIdentity } from "../../../src/peer/identity.ts";
-import { addPeer } from "../../../src/peer/peers.ts";
+import { makeNodePair } from "../../peer/support/nodes.ts";
 
 const MAIN = new URL("../../../main.ts", import.meta.url).pathname;
 
@@ -41,28 +40,17 @@ export interface TestNodes {
 
 /** Create two initialised nodes. */
 export async function makeNodes(): Promise<TestNodes> {
-  const root = Deno.makeTempDirSync({ prefix: "u2cm-nodes-" });
-  const a = `${root}/a`, b = `${root}/b`;
-  const ia = await initIdentity(a);
-  const ib = await initIdentity(b);
-  addPeer(b, { name: "a", address: "127.0.0.1:1", publicKey: ia.publicKey });
+  const pair = await makeNodePair();
   return {
-    root,
-    a,
-    b,
+    root: pair.root,
+    a: pair.a,
+    b: pair.b,
     async startB(port = 0, prefix: string[] = [], host = "127.0.0.1", env = {}) {
-      const agent = await startAgentProcess(b, port, 3, prefix, host, env);
-      addPeer(a, {
-        name: "b",
-        address: `${host}:${agent.port}`,
-        publicKey: ib.publicKey,
-        certFingerprint: ib.certFingerprint,
-      }, true);
+      const agent = await startAgentProcess(pair.b, port, 3, prefix, host, env);
+      pair.pinB(`${host}:${agent.port}`);
       return agent;
     },
-    cleanup() {
-      Deno.removeSync(root, { recursive: true });
-    },
+    cleanup: () => pair.cleanup(),
   };
 }
 
