@@ -59,7 +59,9 @@ Deno.test("truncated protobuf and image bytes are rejected with the offset", () 
 
 Deno.test("a real dump decodes: pstree pids are namespace pids, pages match the stopped tree", async () => {
   requireCriuBinary();
-  const w = await startMemcheck(["--mib", "8", "--write-pages", "16"]);
+  // Pinned to one CPU: the kernel rewrites the rseq cpu_id fields in the task's TLS whenever it
+  // runs on another CPU, which it briefly does while CRIU cures and detaches after the dump.
+  const w = await startMemcheck(["--mib", "8", "--write-pages", "16"], ["taskset", "-c", "0"]);
   const dir = Deno.makeTempDirSync({ prefix: "u2cm-img-" });
   try {
     await criuDump({ pid: w.pid, dir });
