@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { providerFactory } from "../../src/cli/simulate.ts";
+import { replayProviderFactory } from "../../src/predict/mod.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
 import {
   compare,
@@ -46,7 +46,7 @@ const t0 = performance.now();
 for (const file of files) {
   const trace = await readTraceFile(file);
   const duration = trace.rounds.at(-1)!.elapsedMs - trace.rounds[0].elapsedMs;
-  const factory = await providerFactory("u2c", models, trace);
+  const factory = await replayProviderFactory("u2c", models, trace.header);
   for (const [bw, bps] of BANDWIDTHS) {
     for (const start of STARTS) {
       const config: SimConfig = {

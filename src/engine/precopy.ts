@@ -7,7 +7,7 @@
  */
 import type { Decision, PolicyState, RoundRecord } from "../policy/types.ts";
 import { FeatureSampler } from "../history/features.ts";
-import { MovingWindowProvider } from "../sim/provider.ts";
+import { MovingWindowProvider } from "../predict/moving_window.ts";
 import { createTracker } from "../tracker/mod.ts";
 import { type Mapping, type PageSet, pageSetSize } from "../tracker/types.ts";
 import { PageReader, sendLivePages } from "./page_reader.ts";

@@ -13,3 +13,7 @@ export * from "./loo.ts";
 export * from "./pattern_table.ts";
 export * from "./baselines.ts";
 export * from "./frequencies.ts";
+export * from "./provider.ts";
+export * from "./moving_window.ts";
+export * from "./model_provider.ts";
+export * from "./providers.ts";

@@ -14,9 +14,13 @@
  * @module
  */
 import type { PredictionView } from "../policy/types.ts";
-import type { Predictor } from "../predict/online.ts";
-import type { PredictionProvider, ViewContext } from "./provider.ts";
-import { type DirtySample, pageKey } from "./timeline.ts";
+import type { Predictor } from "./online.ts";
+import {
+  type DirtySample,
+  pageKey,
+  type PredictionProvider,
+  type ViewContext,
+} from "./provider.ts";
 
 /** How many rounds ahead the view's expected dirty counts reach. */
 const VIEW_ROUNDS = 12;
