@@ -120,6 +120,11 @@ export async function precopy(
       }
       const deferred = decision.defer;
       const toSend = subtractPages(pending, deferred);
+      // The prediction made before the round, for the length the round is expected to take.
+      const expectedMs = (pageSetSize(toSend) * wireBytesPerPage / linkBps * 1000 + rttMs) *
+        (1 - (throttle?.percent ?? 0) / 100);
+      const predictedDirty = prediction?.expectedDirtyWithin?.(expectedMs) ??
+        prediction?.expectedDirty[0];
       const started = performance.now();
       const bytesBefore = ctx.channel.bytesSent;
       const sent = await sendPageSet(ctx, toSend, mappings, pidMap, readers);
@@ -151,12 +156,13 @@ export async function precopy(
         pagesDirtied: dirtied,
         durationMs: now - started,
         bytesSent: bytes,
+        predictedDirty,
       });
       const round: RoundReport = {
         index: r,
         pages_sent: sent,
         pages_dirtied: dirtied,
-        predicted_dirty: prediction ? Math.round(prediction.expectedDirty[0] ?? 0) : null,
+        predicted_dirty: predictedDirty === undefined ? null : Math.round(predictedDirty),
         duration_ms: round1(now - started),
         bytes,
       };

@@ -16,4 +16,8 @@ export * from "./frequencies.ts";
 export * from "./provider.ts";
 export * from "./moving_window.ts";
 export * from "./model_provider.ts";
+export * from "./tick_provider.ts";
 export * from "./providers.ts";
+export * from "./window_rates.ts";
+export * from "./window_model.ts";
+export * from "./window_eval.ts";

@@ -80,6 +80,7 @@ export class MovingWindowProvider implements PredictionProvider {
     return {
       horizon: this.#horizon,
       expectedDirty: chain(ctx.throttlePercent),
+      expectedDirtyWithin: written,
       willRedirty: (m, p, h) => {
         const c = counts.get(pageKey(m, p)) ?? 0;
         return writtenWithin(c / w, firstRoundN * h);

@@ -7,13 +7,23 @@
 import type { TraceHeader } from "../trace/types.ts";
 import { fullModelFile, heldOutModelFile } from "./loo.ts";
 import { PredictorProvider } from "./model_provider.ts";
+import { TickPredictorProvider } from "./tick_provider.ts";
 import { MovingWindowProvider } from "./moving_window.ts";
 import { createPredictor } from "./online.ts";
 import { loadModel, ModelError } from "./onnx.ts";
+import { loadWindowModel } from "./window_model.ts";
 import type { PredictionProvider } from "./provider.ts";
 
 /** Predictors a replay can give u2c and hybrid. */
-export const PREDICTOR_NAMES = ["u2c", "lstm", "phase1-only", "last-value", "window"] as const;
+export const PREDICTOR_NAMES = [
+  "u2c",
+  "u2c-ticks",
+  "rates",
+  "lstm",
+  "phase1-only",
+  "last-value",
+  "window",
+] as const;
 
 /** One of {@linkcode PREDICTOR_NAMES}. */
 export type PredictorName = (typeof PREDICTOR_NAMES)[number];
@@ -44,9 +54,30 @@ export async function replayProviderFactory(
   const pageSize = header.pageSize;
   if (name === "phase1-only" || name === "last-value") {
     return () =>
-      new PredictorProvider(createPredictor({ mode: name, featureCount, pageSize, horizon: 3 }));
+      new TickPredictorProvider(
+        createPredictor({ mode: name, featureCount, pageSize, horizon: 3 }),
+      );
   }
-  const model = await loadModel(heldOutModelFile(modelsDir, name, header.workload?.name ?? ""));
+  if (name === "rates") {
+    return () => new PredictorProvider(createPredictor({ mode: "phase1-only", pageSize }));
+  }
+  const kind = name === "lstm" ? "lstm" : "u2c";
+  if (name === "u2c") {
+    const file = heldOutModelFile(modelsDir, "u2c-windows", header.workload?.name ?? "");
+    const windowModel = await loadWindowModel(file);
+    if (windowModel.meta.featureCount !== featureCount) {
+      throw new ModelError(
+        file,
+        `trace has ${featureCount} features, the model expects ${windowModel.meta.featureCount} ` +
+          "(record the trace with this u2cm version, or use --predictor window)",
+      );
+    }
+    return () =>
+      new PredictorProvider(createPredictor({ mode: "phase1-only", pageSize, featureCount }), {
+        windowModel,
+      });
+  }
+  const model = await loadModel(heldOutModelFile(modelsDir, kind, header.workload?.name ?? ""));
   if (model.meta.featureCount !== featureCount) {
     throw new ModelError(
       model.file,
@@ -54,7 +85,7 @@ export async function replayProviderFactory(
         "(record the trace with this u2cm version, or use --predictor window)",
     );
   }
-  return () => new PredictorProvider(createPredictor({ mode: name, model, pageSize }));
+  return () => new TickPredictorProvider(createPredictor({ mode: kind, model, pageSize }));
 }
 
 /**
@@ -72,10 +103,15 @@ export async function liveProvider(
   modelsDir: string,
   featureCount: number,
 ): Promise<PredictionProvider> {
-  const file = fullModelFile(modelsDir, "u2c");
-  const model = await loadModel(file);
-  if (model.meta.featureCount !== featureCount) {
-    throw new ModelError(file, `expects ${model.meta.featureCount} features, not ${featureCount}`);
+  const file = fullModelFile(modelsDir, "u2c-windows");
+  const windowModel = await loadWindowModel(file);
+  if (windowModel.meta.featureCount !== featureCount) {
+    throw new ModelError(
+      file,
+      `expects ${windowModel.meta.featureCount} features, not ${featureCount}`,
+    );
   }
-  return new PredictorProvider(createPredictor({ model }));
+  return new PredictorProvider(createPredictor({ mode: "phase1-only", featureCount }), {
+    windowModel,
+  });
 }

@@ -54,6 +54,7 @@ export class FutureProvider implements PredictionProvider {
     return {
       horizon: this.#horizon,
       expectedDirty: chain(ctx.throttlePercent),
+      expectedDirtyWithin: (ms) => tl.dirtyCount(ctx.nowMs, ctx.nowMs + ms),
       willRedirty: (m, p) => tl.has(next, m, p) ? 1 : 0,
       willRedirtyWithin: (m, p, ms) => {
         let set = within.get(ms);

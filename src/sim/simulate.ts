@@ -248,7 +248,9 @@ export async function replay(
       pagesDirtied: dirtiedCount,
       durationMs,
       bytesSent: toSend * wire,
-      predictedDirty: state.prediction?.expectedDirty[0],
+      // The prediction made before the round, for the round's own length.
+      predictedDirty: state.prediction?.expectedDirtyWithin?.(traceMs) ??
+        state.prediction?.expectedDirty[0],
     });
     sends += toSend;
     bytes += toSend * wire;
