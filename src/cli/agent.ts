@@ -13,6 +13,7 @@ import type { ResolveHandler, RestoreHandler } from "../peer/mod.ts";
 import { type Config, ConfigError, loadConfig } from "../ops/config.ts";
 import { startAgentOps } from "../ops/agent_ops.ts";
 import { Destination } from "../engine/destination.ts";
+import { recoverNode } from "./recover.ts";
 import { createLogger, LOG_LEVELS } from "../peer/log.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parseNumberInRange } from "./options.ts";
@@ -150,6 +151,21 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
     }
     throw peerCliError(e);
   }
+  // Migrations this node was the source of and that died with it: ask their destinations.
+  const recovery = recoverNode(opts.stateDir).then((recovered) => {
+    for (const r of recovered) {
+      log({
+        level: r.pending ? "error" : "warn",
+        msg: "recovered an interrupted migration",
+        migrationId: r.id,
+        peer: r.peer,
+        from: r.from,
+        phase: r.phase,
+        workload: r.workload,
+        detail: r.detail,
+      });
+    }
+  }, (e) => log({ level: "error", msg: "recovery failed", error: String(e) }));
   const stop = Promise.withResolvers<string>();
   const onSignal = (name: string) => () => stop.resolve(name);
   const onInt = onSignal("SIGINT"), onTerm = onSignal("SIGTERM");
@@ -158,6 +174,7 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
   try {
     const signal = await stop.promise;
     log({ level: "info", msg: "stopping", signal });
+    await recovery;
     await agent.close();
     await ops?.close();
   } finally {

@@ -34,6 +34,7 @@ import { probeSoftDirty } from "../tracker/probe.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parseNumberInRange, parsePositiveInt, requireProcess } from "./options.ts";
 import { defaultStateDir, peerCliError } from "./peer_errors.ts";
+import { recoverNode } from "./recover.ts";
 
 const FORMATS = ["table", "json"] as const;
 
@@ -133,6 +134,9 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
   } catch (e) {
     if (e instanceof EngineUnavailableError) throw new CliError(e.message, ExitCode.Environment);
     throw e;
+  }
+  for (const r of await recoverNode(opts.stateDir)) {
+    console.error(`u2cm: recovered interrupted migration ${r.id}: ${r.detail}`);
   }
   const id = `m${Date.now().toString(36)}${pid.toString(36)}`;
   const workDir = opts.workDir ?? Deno.env.get("U2CM_WORK_DIR") ?? defaultWorkDir();
