@@ -164,6 +164,7 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
       peer: opts.to,
       workDir,
       maxDowntimeMs,
+      resumeTimeoutMs,
       throttle: opts.throttle,
       compress,
       tcp,
