@@ -75,8 +75,8 @@ export async function runMigration(
   let sourcePids: number[] = [];
   let sourceStarts: number[] = [];
   const record = (next: MigrationPhase, change: Partial<MigrationRecord> = {}) => {
-    phase = next;
     journal?.update({ phase: next, ...change });
+    phase = next; // only once it is on disk: a failed commit write is no commit
     pauseAt(next);
   };
   let channel: MigrationChannel | undefined;
@@ -134,6 +134,10 @@ export async function runMigration(
       pageServer: ctx.pageServer ?? tcpPageServer(),
       signal: ctx.signal,
     });
+    if (frozen.helperPids?.length) {
+      const pids = frozen.helperPids;
+      journal?.update({ helpers: { pids, starts: startTimes(pids) } });
+    }
     pauseAt("dumped");
     // The page manifest the destination checks its images against.
     await ctx.beforeRestore?.(frozen, channel);
@@ -152,9 +156,10 @@ export async function runMigration(
     ctx.onProgress?.({ kind: "phase", phase: "commit" });
     record("committed", { destPid });
   } catch (e) {
+    const failedIn = phase;
     const why = await rollback(e);
     if (!channel) throw e; // the channel never opened: the peer's error says it best
-    throw new MigrationError(`${what(phase)} failed: ${why}`, phase, true);
+    throw new MigrationError(`${what(failedIn)} failed: ${why}`, failedIn, true);
   }
   // Phase two: the source copy is ended, then the destination resumes the tree.
   try {
@@ -169,7 +174,6 @@ export async function runMigration(
       throw new MigrationError((e as Error).message, "committed", false);
     }
     record("done", { destPid });
-    await removeScratch(scratch);
     return {
       engine: engineNameOf(plan, final),
       policy: ctx.policy.name,
@@ -189,6 +193,8 @@ export async function runMigration(
       `${(e as Error).message}; the workload stays frozen until 'u2cm recover' reaches the peer`;
     journal?.update({ error: why });
     throw new MigrationError(why, "committed", false);
+  } finally {
+    await removeScratch(scratch);
   }
 
   /**
@@ -209,11 +215,16 @@ export async function runMigration(
     // Errors cite CRIU's logs in the scratch directory, which is gone now: cite the kept copies.
     const message = (e as Error).message.replaceAll(/\(log: [^)]*\)/g, "").trim() +
       (logs.length ? ` (CRIU logs kept: ${logs.join(", ")})` : "");
-    record("rolled-back", {
-      error: message,
-      peerCleared: cleared !== false,
-      logs: logs.length ? logs : undefined,
-    });
+    try {
+      record("rolled-back", {
+        error: message,
+        peerCleared: cleared !== false,
+        logs: logs.length ? logs : undefined,
+      });
+    } catch (w) {
+      // The journal cannot be written (disk full): the source runs; recovery finds it running.
+      return `${message}; the journal could not record the rollback: ${(w as Error).message}`;
+    }
     return message;
   }
 }

@@ -106,6 +106,8 @@ async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<Reco
     // The source owns the workload: the destination never runs a copy without the source's
     // resume, so the source runs again here even when the destination cannot be reached.
     liftThrottle(rec.id);
+    // A lazy dump's page server serves nobody once the destination discards its copy.
+    if (rec.helpers) signalSame(rec.helpers.pids, rec.helpers.starts, "SIGKILL");
     const cleared = await ask(o, rec, "discard");
     if (cleared?.state === "resumed") {
       // Impossible by the protocol; never make a second running copy over it.
@@ -127,13 +129,19 @@ async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<Reco
       !ok,
       ok
         ? "source resumed; the destination dropped its copy"
-        : "source resumed; the destination is unreachable: told to drop its copy later",
+        : `source resumed; the destination is unreachable (${lastUnreachable}): ` +
+          "it is told to drop its copy later",
     );
   }
   const held = await ask(o, rec, "query");
   if (held === undefined) {
     save({ error: "committed; the destination is unreachable: the workload stays frozen" });
-    return result("committed", "frozen", true, "destination unreachable: workload stays frozen");
+    return result(
+      "committed",
+      "frozen",
+      true,
+      `destination unreachable (${lastUnreachable}): workload stays frozen`,
+    );
   }
   if (held.state === "unknown" || held.state === "discarded") {
     signalSame(rec.sourcePids, rec.sourceStarts, "SIGCONT");
@@ -157,6 +165,9 @@ async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<Reco
   return result("committed", "frozen", true, `destination is ${held.state}; try again`);
 }
 
+/** Why the last `ask` could not reach its peer (for the record's detail). */
+let lastUnreachable = "";
+
 async function ask(
   o: RecoverOptions,
   rec: MigrationRecord,
@@ -164,7 +175,8 @@ async function ask(
 ): Promise<PeerAnswer | undefined> {
   try {
     return await o.resolve(rec.peer, rec.id, action);
-  } catch {
+  } catch (e) {
+    lastUnreachable = (e as Error).message;
     return undefined;
   }
 }

@@ -40,6 +40,8 @@ interface CaseEnv {
   /** Restart b's agent on the same port (after killing it). */
   restartAgent(): Promise<void>;
   cut(down: boolean): void;
+  /** Wait until pre-copy is under way: pages went through to the destination. */
+  precopying(): Promise<void>;
 }
 
 interface Case {
@@ -76,9 +78,8 @@ const CASES: Case[] = [
     phase: "pre-copy",
     winner: "source",
     flags: ["--policy", "fixed-500", "--max-rounds", "500"],
-    inject: async ({ nodes, migrate }) => {
-      await until("pre-copy", () => journalPhase(nodes.a) === "precopy");
-      await sleep(1200);
+    inject: async ({ migrate, precopying }) => {
+      await precopying();
       migrate.signal("SIGKILL");
     },
   },
@@ -118,9 +119,8 @@ const CASES: Case[] = [
     phase: "pre-copy",
     winner: "source",
     flags: ["--policy", "fixed-500", "--max-rounds", "500"],
-    inject: async ({ nodes, agent, restartAgent }) => {
-      await until("pre-copy", () => journalPhase(nodes.a) === "precopy");
-      await sleep(1200);
+    inject: async ({ agent, restartAgent, precopying }) => {
+      await precopying();
       await agent().stop("SIGKILL");
       await restartAgent();
     },
@@ -191,9 +191,8 @@ const CASES: Case[] = [
     phase: "pre-copy",
     winner: "source",
     flags: ["--policy", "fixed-500", "--max-rounds", "500"],
-    inject: async ({ nodes, migrate, cut }) => {
-      await until("pre-copy", () => journalPhase(nodes.a) === "precopy");
-      await sleep(1200);
+    inject: async ({ migrate, cut, precopying }) => {
+      await precopying();
       cut(true);
       await migrate.done;
       cut(false);
@@ -345,6 +344,10 @@ async function runCase(c: Case): Promise<void> {
         agent = await startAgentProcess(bState, agentPort, 1, [], "127.0.0.1", agentEnv);
       },
       cut: (down) => proxy.cut(down),
+      precopying: async () => {
+        await until("pre-copy", () => journalPhase(nodes.a) === "precopy");
+        await until("pages flowing", () => proxy.forwarded > 8 * 2 ** 20, 60_000);
+      },
     });
     watcher.mark("injected");
     const result = await migrate.done;
