@@ -37,7 +37,7 @@ interface CaseEnv {
   nodes: TestNodes;
   migrate: ReturnType<typeof spawnU2cm>;
   agent(): TestAgent;
-  /** Restart b's agent on the same port (after killing it). */
+  /** Restart b's agent (after killing it), behind the same forwarder. */
   restartAgent(): Promise<void>;
   cut(down: boolean): void;
   /** Wait until pre-copy is under way: pages went through to the destination. */
@@ -310,8 +310,7 @@ async function runCase(c: Case): Promise<void> {
     }
   }
   let agent = await startAgentProcess(bState, 0, 1, [], "127.0.0.1", agentEnv, c.agentArgs);
-  const agentPort = agent.port;
-  const proxy = startProxy(agentPort);
+  const proxy = startProxy(agent.port);
   nodes.pinB(`127.0.0.1:${proxy.port}`);
   const w = await startMemcheck(["--mib", "32", "--write-pages", "64", "--hot-percent", "10"]);
   const watcher = watchCopies(w.out);
@@ -341,7 +340,9 @@ async function runCase(c: Case): Promise<void> {
       agent: () => agent,
       restartAgent: async () => {
         watcher.mark("agent restart");
-        agent = await startAgentProcess(bState, agentPort, 1, [], "127.0.0.1", agentEnv);
+        // A fresh port: the old one may have gone to another test's agent meanwhile.
+        agent = await startAgentProcess(bState, 0, 1, [], "127.0.0.1", agentEnv);
+        proxy.retarget(agent.port);
       },
       cut: (down) => proxy.cut(down),
       precopying: async () => {
