@@ -347,7 +347,7 @@ async function runCase(c: Case): Promise<void> {
       cut: (down) => proxy.cut(down),
       precopying: async () => {
         await until("pre-copy", () => journalPhase(nodes.a) === "precopy");
-        await until("pages flowing", () => proxy.forwarded > 8 * 2 ** 20, 60_000);
+        await until("pages flowing", () => proxy.forwarded > 8 * 2 ** 20);
       },
     });
     watcher.mark("injected");
@@ -376,11 +376,11 @@ async function runCase(c: Case): Promise<void> {
     const [copy] = await until("one running copy", () => {
       const r = runningCopies(w.out);
       return r.length === 1 ? r : undefined;
-    }, 10_000);
+    }, 30_000);
     assert.equal(copy === w.pid, c.winner === "source", `running copy ${copy} (source ${w.pid})`);
     const mark = w.lines();
     Deno.kill(copy, "SIGUSR1");
-    await w.waitFor(/^verify ok/, 10_000, mark);
+    await w.waitFor(/^verify ok/, 30_000, mark);
     assert.equal(w.last(/CORRUPT|FAIL/), undefined);
     // Both journals ended; no scratch dump or restore directory is left.
     assert.ok(["done", "rolled-back"].includes(journalPhase(nodes.a)!), journalPhase(nodes.a));

@@ -87,7 +87,7 @@ export function spawnU2cm(args: string[], env: Record<string, string> = {}): U2c
 export async function until<T>(
   what: string,
   pred: () => T | undefined | false,
-  timeoutMs = 20_000,
+  timeoutMs = 90_000,
 ): Promise<T> {
   const end = performance.now() + timeoutMs;
   for (let i = 0; i < 1_000_000 && performance.now() < end; i++) {
