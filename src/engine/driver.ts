@@ -75,7 +75,8 @@ export async function runMigration(
   let sourcePids: number[] = [];
   let sourceStarts: number[] = [];
   const record = (next: MigrationPhase, change: Partial<MigrationRecord> = {}) => {
-    journal?.update({ phase: next, ...change });
+    // Every phase but `restoring` (on the downtime path, and recovered like `frozen`) is fsync'd.
+    journal?.update({ phase: next, ...change }, next !== "restoring");
     phase = next; // only once it is on disk: a failed commit write is no commit
     pauseAt(next);
   };
