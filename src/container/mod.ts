@@ -1,0 +1,12 @@
+/**
+ * Containers as migration targets: resolving a container, its image, its checkpoint on the
+ * source and its restore on the destination, for podman and runc.
+ *
+ * @module
+ */
+export * from "./types.ts";
+export * from "./command.ts";
+export * from "./podman.ts";
+export * from "./image.ts";
+export * from "./checkpoint.ts";
+export * from "./import.ts";
