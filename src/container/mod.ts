@@ -10,3 +10,8 @@ export * from "./podman.ts";
 export * from "./image.ts";
 export * from "./checkpoint.ts";
 export * from "./import.ts";
+export * from "./runc.ts";
+export * from "./resolve.ts";
+export * from "./mounts.ts";
+export * from "./criu_path.ts";
+export * from "./runtimes.ts";

@@ -12,6 +12,7 @@
  * @module
  */
 import { runRuntime, type RunRuntimeOptions } from "./command.ts";
+import { withCriuOnPath } from "./criu_path.ts";
 import type { ContainerInfo, ContainerMount, PodmanNode } from "./types.ts";
 
 /** The podman node u2cm's own environment describes (`podman` on PATH, no extra variables). */
@@ -25,7 +26,7 @@ export function podman(
   args: string[],
   options: Omit<RunRuntimeOptions, "env"> = {},
 ): Promise<string> {
-  return runRuntime(node.bin, args, { ...options, env: node.env });
+  return runRuntime(node.bin, args, { ...options, env: withCriuOnPath(node.env) });
 }
 
 /** Where a podman node keeps its containers, and its versions. */
