@@ -15,3 +15,4 @@ export * from "./resolve.ts";
 export * from "./mounts.ts";
 export * from "./criu_path.ts";
 export * from "./runtimes.ts";
+export * from "./node.ts";
