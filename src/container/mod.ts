@@ -16,3 +16,5 @@ export * from "./mounts.ts";
 export * from "./criu_path.ts";
 export * from "./runtimes.ts";
 export * from "./node.ts";
+export * from "./transfer.ts";
+export * from "./destination.ts";
