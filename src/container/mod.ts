@@ -18,3 +18,4 @@ export * from "./runtimes.ts";
 export * from "./node.ts";
 export * from "./transfer.ts";
 export * from "./destination.ts";
+export * from "./source.ts";
