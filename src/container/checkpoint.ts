@@ -25,7 +25,10 @@ export interface CheckpointOptions {
   id: string;
   /** A directory u2cm created for this migration; the export and its contents go inside. */
   workDir: string;
-  /** Dump established TCP connections (`--tcp-established`, CRIU ≥ 4.2 here). @default false */
+  /**
+   * Dump established TCP connections (`--tcp-established`, CRIU ≥ 4.2 here). `--tcp close` needs
+   * it too: podman cannot leave them out, so they are dumped and restored closed. @default false
+   */
   tcpEstablished?: boolean;
   /** Cancels the checkpoint (podman is killed; the container may be left stopped). */
   signal?: AbortSignal;

@@ -144,6 +144,7 @@ export async function restoreContainer(
       destRoots: await podmanStore(node),
       cgroupParent: options.nodes.cgroupParent,
       tcpEstablished: ctx.request.tcpEstablished === true,
+      tcpClose: ctx.request.tcpClose === true,
     }).catch(async (e) => {
       // a half-made container (name taken by the failed restore) goes too
       await removeContainer(node, req.id).catch(() => {});

@@ -10,7 +10,8 @@
  * - the cgroup parent can be replaced by the node's own (the restored container keeps its ID and
  *   with it its cgroup name: on one host the source's and the destination's would collide);
  * - spec.dump carries the annotation `org.criu.config` naming a CRIU configuration file with
- *   `leave-stopped`, which runc hands to CRIU: the restored tasks stay stopped until
+ *   `leave-stopped` (and `tcp-close` for `--tcp close`: podman has no such flag), which runc
+ *   hands to CRIU: the restored tasks stay stopped until
  *   {@linkcode resumeContainer}. The file is deleted as soon as the restore returns, and CRIU
  *   ignores a configuration file that does not exist, so later checkpoints are unaffected.
  *
@@ -51,6 +52,11 @@ export interface ImportOptions {
   leaveStopped?: boolean;
   /** Restore established TCP connections. @default false */
   tcpEstablished?: boolean;
+  /**
+   * The checkpoint holds established TCP connections (dumped with `--tcp-established`) that are
+   * to be restored closed (`tcp-close`): clients see a reset and reconnect. @default false
+   */
+  tcpClose?: boolean;
   /** Cancels the restore. */
   signal?: AbortSignal;
 }
@@ -97,7 +103,7 @@ export async function importPodman(
   options: ImportOptions,
 ): Promise<ImportedContainer> {
   const { dir, sourceRoots, destRoots, cgroupParent, name, signal } = options;
-  const { leaveStopped = true, tcpEstablished = false } = options;
+  const { leaveStopped = true, tcpEstablished = false, tcpClose = false } = options;
   const parent = dir.replace(/\/+$/, "").replace(/\/[^/]+$/, "");
   const config = rewriteConfigDump(
     await Deno.readTextFile(`${dir}/config.dump`),
@@ -109,8 +115,9 @@ export async function importPodman(
   const criuConf = `${parent}/criu-restore.conf`;
   const spec = JSON.parse(await Deno.readTextFile(`${dir}/spec.dump`));
   spec.annotations = { ...(spec.annotations ?? {}) };
-  if (leaveStopped) {
-    await Deno.writeTextFile(criuConf, "leave-stopped\n");
+  const conf = [...(leaveStopped ? ["leave-stopped"] : []), ...(tcpClose ? ["tcp-close"] : [])];
+  if (conf.length > 0) {
+    await Deno.writeTextFile(criuConf, conf.join("\n") + "\n");
     spec.annotations["org.criu.config"] = criuConf;
   } else {
     delete spec.annotations["org.criu.config"];
@@ -129,7 +136,7 @@ export async function importPodman(
       "--import",
       tar,
       ...(name ? ["--name", name] : []),
-      ...(tcpEstablished ? ["--tcp-established"] : []),
+      ...(tcpEstablished || tcpClose ? ["--tcp-established"] : []),
     ], { signal });
   } finally {
     await Deno.remove(criuConf).catch(() => {});

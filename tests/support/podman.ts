@@ -13,6 +13,8 @@ import { requireCommand, requireRoot } from "./env.ts";
 import { requireCriu } from "../../src/criu/locate.ts";
 import type { PodmanNode } from "../../src/container/types.ts";
 import { podman } from "../../src/container/podman.ts";
+import { cacheDir } from "../../src/native/build.ts";
+import { runU2cm } from "./cli.ts";
 
 /** A podman node for tests. */
 export interface PodmanTestNode extends PodmanNode {
@@ -36,6 +38,8 @@ export interface PodmanNodeOptions {
   tag: string;
   /** Parent directory. @default a fresh temp dir */
   root?: string;
+  /** The CRIU binary the node's runtime runs as `criu`. @default u2cm's CRIU */
+  criu?: string;
 }
 
 /** Create a podman node (needs root, podman, runc and a CRIU). */
@@ -43,7 +47,7 @@ export function makePodmanNode(options: PodmanNodeOptions): PodmanTestNode {
   requireRoot("podman containers");
   requireCommand("podman");
   const runcBin = requireCommand("runc");
-  const criu = requireCriu().path;
+  const criu = options.criu ?? requireCriu().path;
   const { tag } = options;
   const root = options.root ?? Deno.makeTempDirSync({ prefix: `u2cm-podman-${tag}-` });
   const dir = `${root}/${tag}`;
@@ -107,15 +111,15 @@ export function makePodmanNode(options: PodmanNodeOptions): PodmanTestNode {
   return node;
 }
 
-/** Create nodes `a` and `b` under one temp dir. */
-export function makePodmanPair(): {
+/** Create nodes `a` and `b` under one temp dir (`criu`: the CRIU both run). */
+export function makePodmanPair(criu?: string): {
   a: PodmanTestNode;
   b: PodmanTestNode;
   cleanup(): Promise<void>;
 } {
   const root = Deno.makeTempDirSync({ prefix: "u2cm-podman-" });
-  const a = makePodmanNode({ tag: "a", root });
-  const b = makePodmanNode({ tag: "b", root });
+  const a = makePodmanNode({ tag: "a", root, criu });
+  const b = makePodmanNode({ tag: "b", root, criu });
   return {
     a,
     b,
@@ -143,6 +147,21 @@ function removeCgroups(parent: string): void {
     })
       .outputSync();
   }
+}
+
+/**
+ * CRIU 4.2 (TCP sockets on Linux ≥ 6.16), provisioned by `u2cm doctor --fix --criu-suite sid` into
+ * its own prefix (`<cache>/criu-sid`, as the engine's redis test does); returns its path and the
+ * environment that makes u2cm use it.
+ */
+export async function requireCriu42(): Promise<{ path: string; env: Record<string, string> }> {
+  const prefix = `${cacheDir()}/criu-sid`;
+  const env = { U2CM_CRIU_PREFIX: prefix };
+  const r = await runU2cm(["doctor", "--fix", "--criu-suite", "sid", "--format", "json"], env);
+  if (r.code !== 0) throw new Error(`provisioning CRIU 4.2 failed: ${r.stderr}`);
+  const version = JSON.parse(r.stdout).criu.version;
+  if (!/^4\.([2-9]|\d\d)/.test(version)) throw new Error(`CRIU ${version} is not 4.2+`);
+  return { path: `${prefix}/usr/sbin/criu`, env };
 }
 
 function unmountBelow(dir: string): void {
