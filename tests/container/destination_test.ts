@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { makePodmanPair, type PodmanTestNode, waitLog } from "../support/podman.ts";
 import { memcheckImage } from "../support/container_images.ts";
-import { PAGE_SIZE, readDumpDir } from "../../src/criu/images/mod.ts";
+import { PAGE_SIZE } from "../../src/criu/images/mod.ts";
+import { ship } from "./support.ts";
 import type { PageStoreView } from "../../src/engine/channel.ts";
 import { processState } from "../../src/engine/proc.ts";
 import {
@@ -14,12 +15,10 @@ import {
   imageInfo,
   inspectPodmanContainer,
   listPodmanContainers,
-  type PodmanCheckpoint,
   podmanStore,
   restoreContainer,
   resumeContainer,
   saveImage,
-  sendPodmanFiles,
 } from "../../src/container/mod.ts";
 
 const MEMCHECK = ["/bin/memcheck", "--mib", "16", "--interval-ms", "20"];
@@ -41,35 +40,6 @@ async function startMemcheck(node: PodmanTestNode, name: string): Promise<Contai
   ]);
   await waitLog(node, name, /^tick 10 /);
   return (await inspectPodmanContainer(node, name))!;
-}
-
-/**
- * What the wire would deliver: CRIU's images (pages left out) and podman's files in
- * `<dir>/images`, and the pages in a store.
- */
-async function ship(
-  ck: PodmanCheckpoint,
-  dir: string,
-): Promise<{ store: PageStoreView; files: string[] }> {
-  await Deno.mkdir(`${dir}/images`, { recursive: true });
-  const pages = new Map<string, Uint8Array>();
-  const dump = await readDumpDir(ck.imagesDir);
-  for (const mem of dump.memory) {
-    const data = await Deno.readFile(`${ck.imagesDir}/${mem.pagesFile}`);
-    mem.addresses.forEach((addr, i) => {
-      pages.set(`${mem.pid}:${addr}`, data.slice(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
-    });
-  }
-  for await (const e of Deno.readDir(ck.imagesDir)) {
-    if (e.isFile && !/^pages-\d+\.img$/.test(e.name) && !e.name.endsWith(".log")) {
-      await Deno.copyFile(`${ck.imagesDir}/${e.name}`, `${dir}/images/${e.name}`);
-    }
-  }
-  const files = await sendPodmanFiles(
-    ck,
-    (name, data) => Deno.writeFile(`${dir}/images/${name}`, data),
-  );
-  return { store: { get: (pid, addr) => pages.get(`${pid}:${addr}`) }, files };
 }
 
 Deno.test("the destination checks a container before the freeze: image presence, name, volumes, bind mounts", async () => {
