@@ -19,3 +19,4 @@ export * from "./node.ts";
 export * from "./transfer.ts";
 export * from "./destination.ts";
 export * from "./source.ts";
+export * from "./runc_checkpoint.ts";
