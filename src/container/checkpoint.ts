@@ -30,6 +30,8 @@ export interface CheckpointOptions {
    * it too: podman cannot leave them out, so they are dumped and restored closed. @default false
    */
   tcpEstablished?: boolean;
+  /** Put the named volumes' contents into the export (`--with-volumes`). @default false */
+  withVolumes?: boolean;
   /** Cancels the checkpoint (podman is killed; the container may be left stopped). */
   signal?: AbortSignal;
 }
@@ -42,6 +44,8 @@ export interface PodmanCheckpoint {
   imagesDir: string;
   /** podman's own files at the top of `dir` (config.dump, spec.dump, …), sorted. */
   files: string[];
+  /** Named volumes exported (`dir/volumes/<name>.tar`). */
+  volumes: string[];
   /** Wall-clock milliseconds of `podman container checkpoint`. */
   checkpointMs: number;
   /** Wall-clock milliseconds of unpacking the export. */
@@ -60,7 +64,7 @@ export async function checkpointPodman(
   node: PodmanNode,
   options: CheckpointOptions,
 ): Promise<PodmanCheckpoint> {
-  const { id, workDir, tcpEstablished = false, signal } = options;
+  const { id, workDir, tcpEstablished = false, withVolumes = false, signal } = options;
   const tar = `${workDir}/checkpoint.tar`;
   const t0 = performance.now();
   const out = await podman(node, [
@@ -73,6 +77,7 @@ export async function checkpointPodman(
     "none",
     "--print-stats",
     ...(tcpEstablished ? ["--tcp-established"] : []),
+    ...(withVolumes ? [] : ["--ignore-volumes"]),
   ], { signal });
   const checkpointMs = performance.now() - t0;
   const stats = parseStats(out);
@@ -85,10 +90,18 @@ export async function checkpointPodman(
   const files: string[] = [];
   for await (const e of Deno.readDir(dir)) if (e.isFile) files.push(e.name);
   files.sort();
+  const volumes: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${dir}/volumes`)) {
+      if (e.isFile && e.name.endsWith(".tar")) volumes.push(e.name.slice(0, -4));
+    }
+  } catch { /* no volumes exported */ }
+  volumes.sort();
   return {
     dir,
     imagesDir: `${dir}/checkpoint`,
     files,
+    volumes,
     checkpointMs,
     unpackMs,
     ...stats,
@@ -101,6 +114,8 @@ export interface RestoreLocallyOptions {
   id: string;
   /** It was checkpointed with `--tcp-established`. @default false */
   tcpEstablished?: boolean;
+  /** It was checkpointed without `--ignore-volumes`. @default false */
+  withVolumes?: boolean;
   /** Cancels the restore. */
   signal?: AbortSignal;
 }
@@ -113,12 +128,13 @@ export async function restoreLocally(
   node: PodmanNode,
   options: RestoreLocallyOptions,
 ): Promise<number> {
-  const { id, tcpEstablished = false, signal } = options;
+  const { id, tcpEstablished = false, withVolumes = false, signal } = options;
   await podman(node, [
     "container",
     "restore",
     id,
     ...(tcpEstablished ? ["--tcp-established"] : []),
+    ...(withVolumes ? [] : ["--ignore-volumes"]),
   ], { signal });
   const pid = Number((await podman(node, ["inspect", "--format", "{{.State.Pid}}", id])).trim());
   if (!(pid > 0)) throw new Error(`container ${id} restored but reports no pid`);

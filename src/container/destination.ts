@@ -17,7 +17,7 @@ import type { RestoreContext, RestoreResult } from "../engine/channel.ts";
 import { imagesDirOf, rebuildPages } from "../engine/restore.ts";
 import { imageInfo, loadImage, removeImage } from "./image.ts";
 import { importPodman, removeContainer } from "./import.ts";
-import { importVolume, missingMounts, removeVolume } from "./mounts.ts";
+import { missingMounts, removeVolume } from "./mounts.ts";
 import { inspectPodmanContainer, podmanStore } from "./podman.ts";
 import type { RuntimeNodes } from "./node.ts";
 import {
@@ -110,6 +110,11 @@ export async function restoreContainer(
         const name = e.name.slice(PODMAN_FILE_PREFIX.length);
         if (!req.files.includes(name)) continue;
         await Deno.copyFile(`${src}/${e.name}`, `${exportDir}/${name}`);
+      } else if (e.name.startsWith("volume.") && e.name.endsWith(".tar")) {
+        const name = e.name.slice("volume.".length, -".tar".length);
+        if (!req.volumes.includes(name)) continue;
+        await Deno.mkdir(`${exportDir}/volumes`, { recursive: true });
+        await Deno.copyFile(`${src}/${e.name}`, `${exportDir}/volumes/${name}.tar`);
       } else if (
         e.name !== IMAGE_FILE && !e.name.startsWith("volume.") &&
         !/^pages-\d+\.img$/.test(e.name) &&
@@ -135,9 +140,14 @@ export async function restoreContainer(
       throw new Error(`image ${req.image.id.slice(0, 12)} is not here and was not sent`);
     }
     for (const v of req.volumes) {
-      await importVolume(node, v, `${src}/${volumeFile(v)}`);
-      undo.push(() => removeVolume(node, v));
+      try {
+        await Deno.stat(`${exportDir}/volumes/${v}.tar`);
+      } catch {
+        throw new Error(`volume ${v} did not arrive (${volumeFile(v)})`);
+      }
     }
+    // podman creates the volumes from the export; a failed restore removes them again
+    for (const v of req.volumes) undo.push(() => removeVolume(node, v));
     const restored = await importPodman(node, {
       dir: exportDir,
       sourceRoots: req.sourceRoots,
@@ -145,6 +155,7 @@ export async function restoreContainer(
       cgroupParent: options.nodes.cgroupParent,
       tcpEstablished: ctx.request.tcpEstablished === true,
       tcpClose: ctx.request.tcpClose === true,
+      withVolumes: req.volumes.length > 0,
     }).catch(async (e) => {
       // a half-made container (name taken by the failed restore) goes too
       await removeContainer(node, req.id).catch(() => {});

@@ -57,6 +57,8 @@ export interface ImportOptions {
    * to be restored closed (`tcp-close`): clients see a reset and reconnect. @default false
    */
   tcpClose?: boolean;
+  /** The export holds volumes to create here (`volumes/<name>.tar`). @default false */
+  withVolumes?: boolean;
   /** Cancels the restore. */
   signal?: AbortSignal;
 }
@@ -137,6 +139,7 @@ export async function importPodman(
       tar,
       ...(name ? ["--name", name] : []),
       ...(tcpEstablished || tcpClose ? ["--tcp-established"] : []),
+      ...(options.withVolumes ? [] : ["--ignore-volumes"]),
     ], { signal });
   } finally {
     await Deno.remove(criuConf).catch(() => {});

@@ -86,27 +86,6 @@ export async function volumeExists(
   }
 }
 
-/** `podman volume export NAME -o PATH`. */
-export async function exportVolume(
-  node: PodmanNode,
-  name: string,
-  path: string,
-  signal?: AbortSignal,
-): Promise<void> {
-  await podman(node, ["volume", "export", name, "--output", path], { signal });
-}
-
-/** Create volume `name` on `node` and import the tarball at `path` into it. */
-export async function importVolume(
-  node: PodmanNode,
-  name: string,
-  path: string,
-  signal?: AbortSignal,
-): Promise<void> {
-  await podman(node, ["volume", "create", name], { signal });
-  await podman(node, ["volume", "import", name, path], { signal });
-}
-
 /** Remove volume `name` (a volume this migration created, on rollback). */
 export async function removeVolume(node: PodmanNode, name: string): Promise<void> {
   await podman(node, ["volume", "rm", "--force", name]);

@@ -14,7 +14,12 @@
  */
 import type { PodmanCheckpoint } from "./checkpoint.ts";
 import type { StoreRoots } from "./import.ts";
-import { type ContainerCheck, type ContainerRestore, PODMAN_FILE_PREFIX } from "./transfer.ts";
+import {
+  type ContainerCheck,
+  type ContainerRestore,
+  PODMAN_FILE_PREFIX,
+  volumeFile,
+} from "./transfer.ts";
 import { type ContainerInfo, ContainerStateError } from "./types.ts";
 
 /** The check the destination answers before anything is frozen. */
@@ -38,7 +43,8 @@ const MAX_PODMAN_FILE = 4 * 2 ** 30;
 
 /**
  * Send podman's files of checkpoint `ck` (config.dump, spec.dump, network.status, rootfs-diff.tar,
- * devshm-checkpoint.tar, ctr.log, …) as `podman.<name>`; resolves with the names sent.
+ * devshm-checkpoint.tar, ctr.log, …) as `podman.<name>`, and its volume exports as
+ * `volume.<name>.tar`; resolves with the podman file names sent.
  */
 export async function sendPodmanFiles(
   ck: PodmanCheckpoint,
@@ -53,6 +59,9 @@ export async function sendPodmanFiles(
     }
     await send(`${PODMAN_FILE_PREFIX}${name}`, await Deno.readFile(path));
     sent.push(name);
+  }
+  for (const v of ck.volumes) {
+    await send(volumeFile(v), await Deno.readFile(`${ck.dir}/volumes/${v}.tar`));
   }
   return sent;
 }

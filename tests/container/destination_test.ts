@@ -174,3 +174,78 @@ Deno.test("a failing container restore leaves no trace: no container, and the im
     await pair.cleanup();
   }
 });
+
+Deno.test("--with-volumes: a named volume is exported after the checkpoint and created at the destination with its contents", async () => {
+  const pair = makePodmanPair();
+  const { a, b } = pair;
+  try {
+    const img = await memcheckImage(a);
+    await memcheckImage(b);
+    await a.run(["volume", "create", "data"]);
+    const mount = (await a.run(["volume", "inspect", "--format", "{{.Mountpoint}}", "data"]))
+      .trim();
+    Deno.writeTextFileSync(`${mount}/note.txt`, "kept across the migration\n");
+    await a.run([
+      "run",
+      "-d",
+      "--name",
+      "mv",
+      "--network",
+      "none",
+      "--cgroup-parent",
+      a.cgroupParent,
+      "-v",
+      "data:/data",
+      img.name,
+      ...MEMCHECK,
+    ]);
+    await waitLog(a, "mv", /^tick 10 /);
+    const info = (await inspectPodmanContainer(a, "mv"))!;
+    assert.deepEqual(info.mounts.map((m) => [m.type, m.name, m.destination]), [[
+      "volume",
+      "data",
+      "/data",
+    ]]);
+    const nodesB = {
+      podman: b,
+      runc: { bin: "runc", root: b.runcRoot, env: {} },
+      cgroupParent: b.cgroupParent,
+    };
+    assert.match(
+      (await checkContainer(containerCheckFor(info), nodesB)).problems.join(),
+      /named volume data does not exist here/,
+    );
+    assert.deepEqual(
+      (await checkContainer(containerCheckFor(info, { withVolumes: true }), nodesB)).problems,
+      [],
+    );
+    const work = Deno.makeTempDirSync({ dir: a.dir });
+    const ck = await checkpointPodman(a, { id: info.id, workDir: work, withVolumes: true });
+    assert.deepEqual(ck.volumes, ["data"]);
+    const mig = Deno.makeTempDirSync({ dir: b.dir });
+    const { store, files } = await ship(ck, mig);
+    const request = {
+      engine: "delta",
+      rebuildPages: true,
+      container: containerRestoreRequest({
+        info,
+        roots: await podmanStore(a),
+        files,
+        volumes: ["data"],
+      }),
+    };
+    const r = await restoreContainer({ migrationId: "mv1", dir: mig, store, request }, {
+      nodes: nodesB,
+    });
+    assert.ok(r.ok, r.error);
+    resumeContainer(r.pid!);
+    const mountB = (await b.run(["volume", "inspect", "--format", "{{.Mountpoint}}", "data"]))
+      .trim();
+    assert.ok(mountB.startsWith(`${b.dir}/`), mountB);
+    assert.equal(Deno.readTextFileSync(`${mountB}/note.txt`), "kept across the migration\n");
+    await b.run(["kill", "--signal", "USR1", "mv"]);
+    assert.equal(await waitLog(b, "mv", /^verify /), `verify ok ${16 * 256}`);
+  } finally {
+    await pair.cleanup();
+  }
+});
