@@ -114,8 +114,6 @@ export interface RestoreLocallyOptions {
   id: string;
   /** It was checkpointed with `--tcp-established`. @default false */
   tcpEstablished?: boolean;
-  /** It was checkpointed without `--ignore-volumes`. @default false */
-  withVolumes?: boolean;
   /** Cancels the restore. */
   signal?: AbortSignal;
 }
@@ -128,13 +126,12 @@ export async function restoreLocally(
   node: PodmanNode,
   options: RestoreLocallyOptions,
 ): Promise<number> {
-  const { id, tcpEstablished = false, withVolumes = false, signal } = options;
+  const { id, tcpEstablished = false, signal } = options;
   await podman(node, [
     "container",
     "restore",
     id,
     ...(tcpEstablished ? ["--tcp-established"] : []),
-    ...(withVolumes ? [] : ["--ignore-volumes"]),
   ], { signal });
   const pid = Number((await podman(node, ["inspect", "--format", "{{.State.Pid}}", id])).trim());
   if (!(pid > 0)) throw new Error(`container ${id} restored but reports no pid`);

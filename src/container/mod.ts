@@ -20,3 +20,5 @@ export * from "./transfer.ts";
 export * from "./destination.ts";
 export * from "./source.ts";
 export * from "./runc_checkpoint.ts";
+export * from "./final_phase.ts";
+export * from "./agent_hooks.ts";

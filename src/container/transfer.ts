@@ -1,8 +1,9 @@
 /**
  * What a container migration carries besides CRIU's images, and the one definition both sides
  * share of it: how podman's own files are named on the wire, the `container` part of the restore
- * request, and the pre-freeze check the source asks the destination (image present? volumes and
- * bind mounts there? name free?). All of it is zod-validated where it arrives.
+ * request; the pre-freeze check the source asks the destination (image present? volumes and
+ * bind mounts there? name free?) is a peer message (src/peer/container_check.ts), re-exported
+ * here. All of it is zod-validated where it arrives.
  *
  * @module
  */
@@ -30,14 +31,6 @@ const HostPath = z.string().min(1).max(4096).refine(
 /** Image names as podman prints them (registry/repo:tag). */
 const ImageName = z.string().max(512).regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/);
 
-/** A mount the destination must provide. */
-export const MountSchema = z.object({
-  type: z.enum(["volume", "bind"]),
-  name: Name.optional(),
-  source: HostPath,
-  destination: HostPath,
-}).strict();
-
 /** The `container` field of a restore request. */
 export const ContainerRestoreSchema = z.object({
   runtime: z.literal("podman"),
@@ -64,30 +57,10 @@ export const ContainerRestoreSchema = z.object({
 /** A validated container restore request. */
 export type ContainerRestore = z.infer<typeof ContainerRestoreSchema>;
 
-/** What the source asks the destination before freezing anything. */
-export const ContainerCheckSchema = z.object({
-  runtime: z.enum(["podman", "runc"]),
-  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/),
-  name: Name,
-  imageId: Hex64.optional(),
-  mounts: z.array(MountSchema).max(128),
-  withVolumes: z.boolean(),
-  /** runc: the bundle that must exist at the destination. */
-  bundle: HostPath.optional(),
-}).strict();
-
-/** A validated check. */
-export type ContainerCheck = z.infer<typeof ContainerCheckSchema>;
-
-/** The destination's answer. */
-export const ContainerCheckAnswerSchema = z.object({
-  /** The runtime works here (and reaches a CRIU that can restore). */
-  runtimeOk: z.boolean(),
-  /** The image is already here (nothing to send). */
-  imagePresent: z.boolean(),
-  /** Everything that stops the migration, one line each (empty: go ahead). */
-  problems: z.array(z.string().max(1024)).max(64),
-}).strict();
-
-/** A validated answer. */
-export type ContainerCheckAnswer = z.infer<typeof ContainerCheckAnswerSchema>;
+export {
+  type ContainerCheck,
+  type ContainerCheckAnswer,
+  ContainerCheckAnswerSchema,
+  ContainerCheckSchema,
+  MountSchema,
+} from "../peer/container_check.ts";

@@ -40,6 +40,8 @@ export interface PodmanNodeOptions {
   root?: string;
   /** The CRIU binary the node's runtime runs as `criu`. @default u2cm's CRIU */
   criu?: string;
+  /** Fault injection: the node's runc fails every `restore` (checks and runs still work). */
+  failRestore?: boolean;
 }
 
 /** Create a podman node (needs root, podman, runc and a CRIU). */
@@ -61,7 +63,10 @@ export function makePodmanNode(options: PodmanNodeOptions): PodmanTestNode {
     `[storage]\ndriver = "overlay"\ngraphroot = "${dir}/graph"\nrunroot = "${dir}/run"\n`,
   );
   const wrapper = `${dir}/bin/runc`;
-  Deno.writeTextFileSync(wrapper, `#!/bin/sh\nexec ${runcBin} --root ${dir}/runc "$@"\n`);
+  const fail = options.failRestore
+    ? `for a in "$@"; do [ "$a" = restore ] && { echo "injected restore failure" >&2; exit 1; }; done\n`
+    : "";
+  Deno.writeTextFileSync(wrapper, `#!/bin/sh\n${fail}exec ${runcBin} --root ${dir}/runc "$@"\n`);
   Deno.chmodSync(wrapper, 0o755);
   Deno.symlinkSync(criu, `${dir}/bin/criu`);
   Deno.writeTextFileSync(
@@ -112,14 +117,14 @@ export function makePodmanNode(options: PodmanNodeOptions): PodmanTestNode {
 }
 
 /** Create nodes `a` and `b` under one temp dir (`criu`: the CRIU both run). */
-export function makePodmanPair(criu?: string): {
+export function makePodmanPair(criu?: string, options: { failRestoreB?: boolean } = {}): {
   a: PodmanTestNode;
   b: PodmanTestNode;
   cleanup(): Promise<void>;
 } {
   const root = Deno.makeTempDirSync({ prefix: "u2cm-podman-" });
   const a = makePodmanNode({ tag: "a", root, criu });
-  const b = makePodmanNode({ tag: "b", root, criu });
+  const b = makePodmanNode({ tag: "b", root, criu, failRestore: options.failRestoreB });
   return {
     a,
     b,
