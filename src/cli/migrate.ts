@@ -331,10 +331,30 @@ async function completeArgs(opts: MigrateOptions): Promise<MigrateOptions & { to
     return { ...opts, to: opts.to };
   }
   const config = { ...readConfigOrDefault(opts.config), stateDir: opts.stateDir };
-  const picked = await gatherMigrationArgs({ pid: opts.pid, to: opts.to, yes: opts.yes }, config, {
-    engine: { value: opts.engine, reason: "--engine or its default" },
-    policy: { value: opts.policy, reason: "--policy or its default" },
-  });
+  const picked = await gatherMigrationArgs(
+    {
+      pid: opts.pid,
+      container: opts.container,
+      to: opts.to,
+      yes: opts.yes,
+    },
+    config,
+    {
+      engine: { value: opts.engine, reason: "--engine or its default" },
+      policy: { value: opts.policy, reason: "--policy or its default" },
+    },
+  );
+  if (opts.container !== undefined || picked.container) {
+    return {
+      ...opts,
+      pid: undefined,
+      container: opts.container ?? picked.container!.id,
+      runtime: picked.container?.runtime ?? opts.runtime,
+      to: picked.to,
+      engine: picked.engine,
+      policy: picked.policy,
+    };
+  }
   return {
     ...opts,
     pid: String(picked.pid),
