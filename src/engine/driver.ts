@@ -117,7 +117,9 @@ export async function runMigration(
     }
     // The final phase the decision asked for.
     ctx.signal?.throwIfAborted();
-    const finalPhase: FinalPhase = final === "post-copy" ? postCopy : stopAndCopy;
+    // A container target brings its own final phase (its runtime checkpoints and restores).
+    const finalPhase: FinalPhase = ctx.finalPhase ??
+      (final === "post-copy" ? postCopy : stopAndCopy);
     sourcePids = treePids(ctx.pid);
     sourceStarts = startTimes(sourcePids);
     record("frozen", { sourcePids, sourceStarts, engine: engineNameOf(plan, final) });

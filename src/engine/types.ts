@@ -7,7 +7,7 @@
 import type { PredictionProvider } from "../sim/provider.ts";
 import type { StopPolicy } from "../policy/types.ts";
 import type { MigrationChannel } from "./channel.ts";
-import type { FrozenTree, PageServerEndpoint } from "./parts.ts";
+import type { FinalPhase, FrozenTree, PageServerEndpoint } from "./parts.ts";
 
 /** Engine names (`auto` picks one by capability). */
 export type EngineName = "delta" | "predump" | "lazy" | "hybrid";
@@ -132,6 +132,11 @@ export interface MigrationContext {
    * request: the place to send the final page manifest the destination checks. @default none
    */
   beforeRestore?: (frozen: FrozenTree, channel: MigrationChannel) => Promise<void>;
+  /**
+   * The final phase to use whatever the decision names: a container target's (src/container),
+   * whose runtime checkpoints the container and restores it at the peer. @default by decision
+   */
+  finalPhase?: FinalPhase;
 }
 
 /** Restore request fields every final phase sends (the destination validates them). */
