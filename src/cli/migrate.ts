@@ -19,7 +19,7 @@ import { locateCriu } from "../criu/locate.ts";
 import { hostFacts, LAZY_PIPE_MAX_SIZE } from "../criu/host.ts";
 import type { MigrationChannel } from "../engine/channel.ts";
 import { MigrationJournal, recoverMigrations } from "../engine/journal.ts";
-import { treePids } from "../engine/proc.ts";
+import { treeMemoryBytes, treePids } from "../engine/proc.ts";
 import {
   chooseEngine,
   ENGINE_CHOICES,
@@ -164,7 +164,8 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
   try {
     try {
       client = await connectPeer({ stateDir: opts.stateDir, peer: opts.to, resumeTimeoutMs });
-      channel = await client.openMigration(id, residentBytes(pid), { compress });
+      // The destination's store quota follows the whole tree (a large child under a tiny init).
+      channel = await client.openMigration(id, treeMemoryBytes(pid), { compress });
     } catch (e) {
       journal.update({ phase: "rolled-back", error: (e as Error).message });
       throw peerCliError(e);
@@ -219,14 +220,6 @@ function sourceState(e: MigrationError): string {
   return e.sourceRunning
     ? "the source workload was resumed and keeps running here"
     : "the source workload is no longer running here";
-}
-
-function residentBytes(pid: number): number {
-  try {
-    return Number(Deno.readTextFileSync(`/proc/${pid}/statm`).split(" ")[1]) * 4096;
-  } catch {
-    return 0;
-  }
 }
 
 function defaultWorkDir(id: string): string {

@@ -14,7 +14,7 @@ import type { MigrationChannel } from "./channel.ts";
 import { imageFilesToSend } from "./files.ts";
 import { BATCH_PAGES, pageHashBytes } from "./page_reader.ts";
 import { precopy } from "./precopy.ts";
-import { isAlive, nsPids, signalAll, treePids } from "./proc.ts";
+import { bootId, isAlive, nsPids, signalAll, treePids } from "./proc.ts";
 import { type CpuThrottle, createThrottle } from "./throttle.ts";
 import {
   type MigrationContext,
@@ -168,6 +168,7 @@ export async function restoreAtPeer(
   const result = await ctx.channel.restore({
     engine,
     rebuildPages: true,
+    sourceBootId: bootId(),
     ...tcpRestoreRequest(ctx),
   });
   phases.restore_ms = performance.now() - restoreAt;

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { processPagesFiles } from "../criu/images/mod.ts";
 
 /** Image file names: a letter or digit, then letters, digits, '.', '_' or '-' (≤ 128). */
 export const IMAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -14,14 +15,17 @@ export function isValidImageName(name: string): boolean {
 
 /**
  * The files of a dump directory to send: everything but CRIU's logs, pid files, sockets and —
- * when the destination rebuilds them from its page store — the raw `pages-N.img` files.
+ * when the destination rebuilds them from its page store — the processes' raw pages files
+ * (those named by `pagemap-<pid>.img`). The pages files of shared-memory objects
+ * (`pagemap-shmem-<id>.img`: anonymous shared, SysV shm, memfd) always travel.
  */
 export async function imageFilesToSend(dir: string, rebuildPages: boolean): Promise<string[]> {
   const names: string[] = [];
+  const rebuilt = rebuildPages ? await processPagesFiles(dir) : new Set<string>();
   for await (const e of Deno.readDir(dir)) {
     if (!e.isFile || !isValidImageName(e.name)) continue;
     if (e.name.endsWith(".log") || e.name.endsWith(".pid")) continue;
-    if (rebuildPages && /^pages-\d+\.img$/.test(e.name)) continue;
+    if (rebuilt.has(e.name)) continue;
     names.push(e.name);
   }
   return names.sort();

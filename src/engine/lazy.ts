@@ -13,7 +13,7 @@
 import { criuLazyDump, type LazyDump } from "../criu/run.ts";
 import { tcpDumpOptions, tcpRestoreRequest } from "./delta.ts";
 import { imageFilesToSend } from "./files.ts";
-import { isAlive, nsPids, signalAll, treePids } from "./proc.ts";
+import { bootId, isAlive, nsPids, signalAll, treePids } from "./proc.ts";
 import {
   type MigrationContext,
   type MigrationEngine,
@@ -106,6 +106,7 @@ export async function lazyFinal(
       engine: options.engine,
       rebuildPages: options.prepare !== undefined,
       lazy: { address, port },
+      sourceBootId: bootId(),
       ...tcpRestoreRequest(ctx),
     });
     phases.restore_ms = performance.now() - restoreAt;

@@ -91,3 +91,31 @@ export function signalAll(pids: number[], signal: Deno.Signal): void {
     } catch { /* gone */ }
   }
 }
+
+/**
+ * Bytes of memory the tree rooted at `root` holds: the sum over its processes of the
+ * proportional set size (a page shared by n processes counts 1/n for each, so shared memory is
+ * counted once), or of the resident size where smaps_rollup is unreadable.
+ */
+export function treeMemoryBytes(root: number): number {
+  let total = 0;
+  for (const pid of treePids(root)) {
+    try {
+      const rollup = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
+      const pss = /^Pss:\s+(\d+) kB$/m.exec(rollup);
+      if (pss) {
+        total += Number(pss[1]) * 1024;
+        continue;
+      }
+    } catch { /* fall back to statm */ }
+    try {
+      total += Number(Deno.readTextFileSync(`/proc/${pid}/statm`).split(" ")[1]) * 4096;
+    } catch { /* exited */ }
+  }
+  return total;
+}
+
+/** This kernel's boot id: two processes see the same one exactly when they share a kernel. */
+export function bootId(): string {
+  return Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim();
+}

@@ -7,10 +7,17 @@
  * @module
  */
 import { z } from "zod";
-import { decodePagemap, decodePstree, PAGE_SIZE, storedAddresses } from "../criu/images/mod.ts";
+import {
+  decodePagemap,
+  decodePstree,
+  isZombie,
+  PAGE_SIZE,
+  processPagesFiles,
+  storedAddresses,
+} from "../criu/images/mod.ts";
 import { CriuError, criuLazyPages, criuRestore } from "../criu/run.ts";
 import type { RestoreContext, RestoreResult } from "./channel.ts";
-import { isAlive } from "./proc.ts";
+import { bootId, isAlive } from "./proc.ts";
 
 /** The engines a restore request may name. */
 export const ENGINE_NAMES = ["delta", "predump", "lazy", "hybrid"] as const;
@@ -26,6 +33,12 @@ export const EngineRestoreRequestSchema = z.object({
   tcpClose: z.boolean().optional(),
   /** The tree was a shell job. */
   shellJob: z.boolean().optional(),
+  /**
+   * The source's kernel boot id. On the same kernel the source's stopped copy still holds its
+   * FIFOs open, their unread data still buffered (CRIU dumps it with tee()): the restore must
+   * not write that data into the same FIFO a second time.
+   */
+  sourceBootId: z.string().regex(/^[0-9a-f-]{8,64}$/).optional(),
   /** Lazy restore: the source's page server to fetch the remaining pages from. */
   lazy: z.object({
     address: z.string().regex(/^[0-9a-fA-F:.]{2,64}$/),
@@ -56,6 +69,9 @@ export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResu
   const dir = scratch ?? ctx.dir;
   try {
     if (scratch) await copyImages(ctx.dir, scratch);
+    if (req.sourceBootId !== undefined && req.sourceBootId === bootId()) {
+      await dropSameKernelState(dir);
+    }
     if (req.rebuildPages) await rebuildPages({ ...ctx, dir }, req.lazy !== undefined);
     if (req.lazy) {
       lazyDaemon = criuLazyPages({
@@ -93,6 +109,26 @@ export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResu
   }
 }
 
+/**
+ * Image files describing kernel state that, on the source's own kernel, the stopped source copy
+ * still holds and the restored copy shares: FIFO contents (`fifo-data.img`). CRIU dumps a FIFO's
+ * unread data with tee(), leaving it in the pipe, and the source keeps the FIFO open; restoring
+ * vmsplice()s the data again into that same pipe (SPLICE_F_NONBLOCK), which fails with EAGAIN
+ * once the pipe is full (criu/pipes.c restore_pipe_data) and duplicates the data when it fits.
+ * Without the image CRIU restores the FIFOs empty ("No fifo-data.img image"), and the restored
+ * copy reads the data still buffered in the kernel once the source copy ends.
+ */
+export const SAME_KERNEL_IMAGES = ["fifo-data.img"] as const;
+
+/** Remove {@linkcode SAME_KERNEL_IMAGES} from the restore directory `dir`. */
+async function dropSameKernelState(dir: string): Promise<void> {
+  for (const name of SAME_KERNEL_IMAGES) {
+    await Deno.remove(`${dir}/${name}`).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+  }
+}
+
 /** `dir/images` when the image files live there, else `dir`. */
 export function imagesDirOf(dir: string): string {
   try {
@@ -113,10 +149,14 @@ async function scratchDir(id: string): Promise<string | undefined> {
   }
 }
 
-/** Copy the image files (not the pages, which are rebuilt) from `from` to `to`. */
+/**
+ * Copy the image files from `from` to `to`: not the processes' pages files, which are rebuilt
+ * (shared-memory pages files came whole and are copied).
+ */
 async function copyImages(from: string, to: string): Promise<void> {
+  const rebuilt = await processPagesFiles(from);
   for await (const e of Deno.readDir(from)) {
-    if (!e.isFile || /^pages-\d+\.img$/.test(e.name) || e.name.endsWith(".log")) continue;
+    if (!e.isFile || rebuilt.has(e.name) || e.name.endsWith(".log")) continue;
     await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
   }
 }
@@ -125,8 +165,9 @@ async function copyImages(from: string, to: string): Promise<void> {
 const WRITE_PAGES = 2048;
 
 /**
- * Write `pages-<id>.img` of every process of the dump from the page store. For a lazy restore,
- * runs still marked lazy are left out (the lazy-pages daemon fetches them).
+ * Write `pages-<id>.img` of every live process of the dump from the page store (zombies have
+ * no memory images). For a lazy restore, runs still marked lazy are left out (the lazy-pages
+ * daemon fetches them).
  */
 export async function rebuildPages(ctx: RestoreContext, lazyRestore = false): Promise<number> {
   const pstree = decodePstree(await Deno.readFile(`${ctx.dir}/pstree.img`));
@@ -134,7 +175,14 @@ export async function rebuildPages(ctx: RestoreContext, lazyRestore = false): Pr
   let total = 0;
   for (const p of pstree) {
     const name = `pagemap-${p.pid}.img`;
-    const pagemap = decodePagemap(await Deno.readFile(`${ctx.dir}/${name}`), name);
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(`${ctx.dir}/${name}`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound && await isZombie(ctx.dir, p.pid)) continue;
+      throw e;
+    }
+    const pagemap = decodePagemap(bytes, name);
     const addresses = storedAddresses(pagemap, lazyRestore);
     const out = await Deno.open(`${ctx.dir}/pages-${pagemap.pagesId}.img`, {
       write: true,
