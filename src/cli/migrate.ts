@@ -18,6 +18,7 @@ import process from "node:process";
 import { locateCriu } from "../criu/locate.ts";
 import { hostFacts, LAZY_PIPE_MAX_SIZE } from "../criu/host.ts";
 import type { MigrationChannel } from "../engine/channel.ts";
+import { VERIFY_MODES } from "../engine/contract.ts";
 import { MigrationJournal, recoverMigrations } from "../engine/journal.ts";
 import { treeMemoryBytes, treePids } from "../engine/proc.ts";
 import {
@@ -61,6 +62,11 @@ export function register(program: Command): void {
     )
     .option("--no-throttle", "never throttle the workload's CPU")
     .option(
+      "--verify <mode>",
+      `read back the restored tree: ${VERIFY_MODES.join("|")} (a sample per mapping | every page)`,
+      "sample",
+    )
+    .option(
       "--compress <mode>",
       "LZ4 page batches: auto (when the link is slower than LZ4) | on | off",
       "auto",
@@ -89,6 +95,7 @@ interface MigrateOptions {
   maxRounds: string;
   pageServerAddress: string;
   throttle: boolean;
+  verify: string;
   compress: string;
   tcp?: string;
   resumeTimeout: string;
@@ -105,6 +112,7 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
     ? undefined
     : parseChoice("--tcp", opts.tcp, ["close", "established"] as const);
   const compress = parseChoice("--compress", opts.compress, COMPRESS_MODES);
+  const verify = parseChoice("--verify", opts.verify, VERIFY_MODES);
   const resumeTimeoutMs = parseNumberInRange("--resume-timeout", opts.resumeTimeout, 0.1, 3600) *
     1000;
   const maxDowntimeMs = opts.maxDowntime === undefined
@@ -182,6 +190,7 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
       maxRounds,
       maxDowntimeMs,
       throttle: opts.throttle,
+      verify,
       compress,
       tcp,
       lazyAddress: opts.pageServerAddress,

@@ -167,6 +167,8 @@ export interface RestoreOptions extends CriuCommonOptions {
   lazyPages?: boolean;
   /** Where to write the restored root's host pid. @default `<dir>/restored.pid` */
   pidfile?: string;
+  /** Leave the restored tree stopped (SIGSTOP) for checks before it runs. @default false */
+  leaveStopped?: boolean;
 }
 
 /** The `criu restore` arguments for `options`. */
@@ -178,6 +180,7 @@ export function restoreArgs(options: RestoreOptions): string[] {
   if (o.tcpEstablished) args.push("--tcp-established");
   if (o.tcpClose) args.push("--tcp-close");
   if (o.lazyPages) args.push("--lazy-pages");
+  if (o.leaveStopped) args.push("--leave-stopped");
   return [...args, ...(o.extraArgs ?? [])];
 }
 

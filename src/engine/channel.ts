@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Verification } from "./contract.ts";
 
 /** A batch of pages of one process, keyed by the pid inside the tree's pid namespace. */
 export interface PageBatch {
@@ -28,6 +29,8 @@ export interface RestoreResult {
   error?: string;
   /** Milliseconds the destination spent restoring. */
   restoreMs?: number;
+  /** What the destination checked against the source's page manifest before confirming. */
+  verified?: Verification;
 }
 
 /** A JSON restore request (the engine's parameters for {@linkcode restoreMigration}). */

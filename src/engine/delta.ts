@@ -11,7 +11,9 @@
 import { decodeDumpStats, readDumpDir } from "../criu/images/mod.ts";
 import { criuDump } from "../criu/run.ts";
 import type { MigrationChannel } from "./channel.ts";
+import { MANIFEST_FILE, type Verification, type VerifyRequest } from "./contract.ts";
 import { imageFilesToSend } from "./files.ts";
+import { ManifestBuilder } from "./manifest.ts";
 import { BATCH_PAGES, pageHashBytes } from "./page_reader.ts";
 import { precopy } from "./precopy.ts";
 import { bootId, isAlive, nsPids, signalAll, treePids } from "./proc.ts";
@@ -70,6 +72,8 @@ export interface FinalPhase {
   phases: PhaseTimes;
   /** Pages sent in the final phase. */
   pages: number;
+  /** What the destination verified against the page manifest. */
+  verified?: Verification;
 }
 
 /**
@@ -108,26 +112,34 @@ export async function stopAndCopy(
     const transferAt = performance.now();
     const images = await readDumpDir(dir);
     const held = await remote;
+    const manifest = new ManifestBuilder();
     let pages = 0;
     for (const mem of images.memory) {
       const file = `${dir}/${mem.pagesFile}`;
-      pages += await sendChangedPages(ctx.channel, mem.pid, mem.addresses, file, held.get(mem.pid));
+      const have = held.get(mem.pid);
+      pages += await sendChangedPages(ctx.channel, mem.pid, mem.addresses, file, have, manifest);
     }
+    const shmemOf = new Map(images.shmem.map((s) => [s.pagesFile, s]));
     for (const name of await imageFilesToSend(dir, true)) {
-      await ctx.channel.sendFile(name, await Deno.readFile(`${dir}/${name}`));
+      const data = await Deno.readFile(`${dir}/${name}`);
+      const shmem = shmemOf.get(name);
+      if (shmem) manifest.add("shmem", shmem.id, shmem.offsets, pageHashBytes(data));
+      await ctx.channel.sendFile(name, data);
     }
+    await ctx.channel.sendFile(MANIFEST_FILE, manifest.encode());
     await ctx.channel.flush();
     phases.transfer_ms = performance.now() - transferAt;
     ctx.signal?.throwIfAborted();
     phase = "restoring";
     ctx.onPhase?.("restoring");
     ctx.onProgress?.({ kind: "phase", phase: "restore" });
-    const destPid = await restoreAtPeer(ctx, "delta", phases);
+    const verify = { mode: ctx.verify ?? "sample", pages: manifest.pages } as const;
+    const { pid: destPid, verified } = await restoreAtPeer(ctx, "delta", phases, verify);
     const downtimeMs = performance.now() - freezeAt;
     endSource(ctx.pid, sourcePids, ownPidNs);
     ctx.onPhase?.("done");
     ctx.onProgress?.({ kind: "phase", phase: "done" });
-    return { downtimeMs, destPid, phases, pages };
+    return { downtimeMs, destPid, phases, pages, verified };
   } catch (e) {
     signalAll(sourcePids, "SIGCONT");
     ctx.onProgress?.({ kind: "phase", phase: "rollback" });
@@ -154,28 +166,34 @@ export function tcpDumpOptions(ctx: MigrationContext): {
 }
 
 /**
- * Ask the destination to rebuild the pages images from its store and restore the tree; records
- * the restore time in `phases`. Throws when the destination could not restore.
+ * Ask the destination to rebuild the pages images from its store and restore the tree (checked
+ * against the page manifest first and read back after, when `verify` is given); records the
+ * restore time in `phases`. Throws when the destination could not restore or verify.
  *
- * @returns the restored root's pid on the destination
+ * @returns the restored root's pid on the destination and what it verified
  */
 export async function restoreAtPeer(
   ctx: MigrationContext,
   engine: "delta" | "predump",
   phases: PhaseTimes,
-): Promise<number> {
+  verify?: VerifyRequest,
+): Promise<{ pid: number; verified?: Verification }> {
   const restoreAt = performance.now();
   const result = await ctx.channel.restore({
     engine,
     rebuildPages: true,
     sourceBootId: bootId(),
+    ...(verify ? { verify } : {}),
     ...tcpRestoreRequest(ctx),
   });
   phases.restore_ms = performance.now() - restoreAt;
   if (!result.ok || result.pid === undefined) {
     throw new Error(`destination could not restore: ${result.error ?? "no pid"}`);
   }
-  return result.pid;
+  if (verify && !result.verified) {
+    throw new Error("the destination did not verify the restored tree against the manifest");
+  }
+  return { pid: result.pid, verified: result.verified };
 }
 
 /** Restore request fields for the context's TCP mode. */
@@ -201,8 +219,8 @@ async function fetchRemoteHashes(
 const READ_PAGES = 2048;
 
 /**
- * Stream a dumped pages file, hash each page, and send those whose hash differs from the
- * destination's (`held`); returns how many were sent.
+ * Stream a dumped pages file, hash each page (once), record every hash in `manifest`, and send
+ * those whose hash differs from the destination's (`held`); returns how many were sent.
  */
 export async function sendChangedPages(
   channel: MigrationChannel,
@@ -210,6 +228,7 @@ export async function sendChangedPages(
   addresses: number[],
   file: string,
   held: Map<number, Uint8Array> | undefined,
+  manifest?: ManifestBuilder,
 ): Promise<number> {
   const f = await Deno.open(file, { read: true });
   const buf = new Uint8Array(READ_PAGES * PAGE);
@@ -227,6 +246,7 @@ export async function sendChangedPages(
         off += n;
       }
       const hashes = pageHashBytes(data);
+      manifest?.add("process", pid, addresses.slice(base, base + count), hashes);
       const changed: number[] = [];
       for (let i = 0; i < count; i++) {
         const have = held?.get(addresses[base + i]);

@@ -194,7 +194,7 @@ async function finalDump(
     await ctx.channel.flush();
     phases.transfer_ms = performance.now() - transferAt;
     ctx.onPhase?.("restoring");
-    const destPid = await restoreAtPeer(ctx, "predump", phases);
+    const { pid: destPid } = await restoreAtPeer(ctx, "predump", phases);
     const downtimeMs = performance.now() - freezeAt;
     if (ownPidNs) signalAll([ctx.pid], "SIGKILL");
     signalAll(sourcePids, "SIGKILL");

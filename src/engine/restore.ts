@@ -17,7 +17,9 @@ import {
 } from "../criu/images/mod.ts";
 import { CriuError, criuLazyPages, criuRestore } from "../criu/run.ts";
 import type { RestoreContext, RestoreResult } from "./channel.ts";
-import { bootId, isAlive } from "./proc.ts";
+import { VerifyRequestSchema } from "./contract.ts";
+import { bootId, isAlive, signalAll, treePids } from "./proc.ts";
+import { type ImagesChecked, verifyAfterRestore, verifyBeforeRestore } from "./verify.ts";
 
 /** The engines a restore request may name. */
 export const ENGINE_NAMES = ["delta", "predump", "lazy", "hybrid"] as const;
@@ -39,6 +41,11 @@ export const EngineRestoreRequestSchema = z.object({
    * not write that data into the same FIFO a second time.
    */
   sourceBootId: z.string().regex(/^[0-9a-f-]{8,64}$/).optional(),
+  /**
+   * Check the images against the source's page manifest before restoring, then read back the
+   * restored tree (left stopped until it matched).
+   */
+  verify: VerifyRequestSchema.optional(),
   /** Lazy restore: the source's page server to fetch the remaining pages from. */
   lazy: z.object({
     address: z.string().regex(/^[0-9a-fA-F:.]{2,64}$/),
@@ -73,6 +80,10 @@ export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResu
       await dropSameKernelState(dir);
     }
     if (req.rebuildPages) await rebuildPages({ ...ctx, dir }, req.lazy !== undefined);
+    if (req.verify && req.lazy) throw new Error("a lazy restore cannot be verified before it runs");
+    const checked: ImagesChecked | undefined = req.verify
+      ? await verifyBeforeRestore(dir, req.verify)
+      : undefined;
     if (req.lazy) {
       lazyDaemon = criuLazyPages({
         dir,
@@ -89,13 +100,29 @@ export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResu
       tcpClose: req.tcpClose,
       shellJob: req.shellJob,
       lazyPages: req.lazy !== undefined,
+      leaveStopped: checked !== undefined,
     });
     if (!isAlive(restored.pid)) {
       return { ok: false, error: `restored pid ${restored.pid} is not running` };
     }
+    let verified;
+    if (req.verify && checked) {
+      try {
+        verified = await verifyAfterRestore(restored.pid, dir, req.verify, checked);
+      } catch (e) {
+        signalAll([restored.pid, ...treePids(restored.pid)], "SIGKILL");
+        throw e;
+      }
+      signalAll(treePids(restored.pid), "SIGCONT");
+    }
     // The lazy-pages daemon exits by itself once every page has been fetched.
     lazyDaemon = undefined;
-    return { ok: true, pid: restored.pid, restoreMs: performance.now() - started };
+    return {
+      ok: true,
+      pid: restored.pid,
+      restoreMs: performance.now() - started,
+      ...(verified ? { verified } : {}),
+    };
   } catch (e) {
     const error = e instanceof CriuError ? e.message : `restore failed: ${(e as Error).message}`;
     await lazyDaemon?.stop();

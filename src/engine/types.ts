@@ -7,6 +7,7 @@
 import type { PredictionProvider } from "../sim/provider.ts";
 import type { StopPolicy } from "../policy/types.ts";
 import type { MigrationChannel } from "./channel.ts";
+import type { Verification, VerifyMode } from "./contract.ts";
 
 /** Engine names (`auto` picks one by capability). */
 export type EngineName = "delta" | "predump" | "lazy" | "hybrid";
@@ -63,6 +64,8 @@ export interface MigrationOutcome {
   finalPages: number;
   /** Pages left for the destination to fetch after the restore (lazy, hybrid). */
   lazyPages?: number;
+  /** What the destination verified against the final page manifest (absent: not verified). */
+  verified?: Verification;
 }
 
 /** Progress events for a live display. */
@@ -106,6 +109,12 @@ export interface MigrationContext {
    * LZ4); engines need not act on it. @default "off"
    */
   compress?: "auto" | "on" | "off";
+  /**
+   * How much of the restored tree the destination reads back and compares with the final page
+   * manifest (the images are always checked in full): a sample per mapping, or every page.
+   * @default "sample"
+   */
+  verify?: VerifyMode;
   /** Throttle with a cgroup when the policy asks. @default true */
   throttle?: boolean;
   /** Absolute downtime budget for the policy. */
@@ -166,7 +175,13 @@ export function outcomeOf(
   ctx: MigrationContext,
   startedMs: number,
   rounds: RoundReport[],
-  final: { downtimeMs: number; destPid: number; phases: PhaseTimes; pages: number },
+  final: {
+    downtimeMs: number;
+    destPid: number;
+    phases: PhaseTimes;
+    pages: number;
+    verified?: Verification;
+  },
 ): MigrationOutcome {
   return {
     engine,
@@ -179,5 +194,6 @@ export function outcomeOf(
     rounds,
     phases: final.phases,
     finalPages: final.pages,
+    ...(final.verified ? { verified: final.verified } : {}),
   };
 }

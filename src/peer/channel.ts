@@ -246,6 +246,7 @@ export class MigrationChannelImpl implements MigrationChannel {
           ...(r.pid !== undefined ? { pid: r.pid } : {}),
           ...(r.error !== undefined ? { error: r.error } : {}),
           ...(r.restoreMs !== undefined ? { restoreMs: r.restoreMs } : {}),
+          ...(r.verified !== undefined ? { verified: r.verified } : {}),
         };
       }
     }

@@ -9,6 +9,7 @@
  * @module
  */
 import { z } from "zod";
+import { VerificationSchema } from "../engine/contract.ts";
 import { ProtocolError } from "./errors.ts";
 
 /** Protocol version carried in every message as `v`. */
@@ -160,6 +161,8 @@ export const ControlSchema = z.discriminatedUnion("type", [
     pid: z.number().int().min(1).max(0x7fff_ffff).optional(),
     error: Text(4096).optional(),
     restoreMs: z.number().min(0).max(86_400_000).optional(),
+    /** What the destination checked against the source's page manifest. */
+    verified: VerificationSchema.optional(),
   }),
   z.object({ ...base, type: z.literal("abort"), migrationId: MigrationId, reason: Text(1024) }),
   z.object({ ...base, type: z.literal("error"), code: Text(32), message: Text(1024) }),

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Verification } from "../engine/contract.ts";
 import { type AcceptedPeer, authenticateClient, type NonceLog } from "./auth.ts";
 import { PeerError, ProtocolError } from "./errors.ts";
 import {
@@ -44,6 +45,8 @@ export interface RestoreResult {
   error?: string;
   /** Time the restore took. */
   restoreMs?: number;
+  /** What was checked against the source's page manifest. */
+  verified?: Verification;
 }
 
 /** The engine's restore hook, run by the agent when the source asks. */
@@ -401,6 +404,7 @@ class SessionHandler {
       ...(r.pid !== undefined ? { pid: r.pid } : {}),
       ...(r.error !== undefined ? { error: r.error.slice(0, 4000) } : {}),
       ...(r.restoreMs !== undefined ? { restoreMs: r.restoreMs } : {}),
+      ...(r.verified !== undefined ? { verified: r.verified } : {}),
     }));
   }
 

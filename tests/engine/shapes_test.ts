@@ -19,6 +19,8 @@ interface Shape {
   /** `/bin/sh -c` script starting the workload ($W) under a tiny init. */
   shell?: string;
   workload: string;
+  /** The --verify mode. */
+  verify: "sample" | "full";
 }
 
 const SHAPES: Shape[] = ([
@@ -29,13 +31,19 @@ const SHAPES: Shape[] = ([
   { name: "a FIFO with unread data", args: (dir) => ["--fifo", `${dir}/fifo`] },
   { name: "threads", args: () => ["--threads", "4"] },
   { name: "unix sockets with queued data", args: () => ["--unix"] },
-] as Omit<Shape, "comm" | "workload">[]).map((s) => ({ ...s, comm: "shapes", workload: "shapes" }));
+] as Omit<Shape, "comm" | "workload">[]).map((s) => ({
+  ...s,
+  comm: "shapes",
+  workload: "shapes",
+  verify: "full",
+}));
 
 SHAPES.push({
   name: "a 512 MiB child under a tiny init",
   args: () => [],
   comm: "memcheck",
   workload: "memcheck",
+  verify: "sample",
   // The root (sh) is tiny; its child holds 512 MiB.
   shell: "$W --mib 512 --write-pages 64 --hot-percent 5 --check-pages 64; exit 0",
 });
@@ -80,12 +88,21 @@ Deno.test("shapes of state migrate between two agents and the workloads verify t
             "fixed-2",
             "--format",
             "json",
+            "--verify",
+            shape.verify,
             "--state-dir",
             nodes.a,
           ]);
           assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}\n${agent.log().slice(-3000)}`);
           const result = JSON.parse(r.stdout);
           assert.equal(result.ok, true);
+          // Every page of every private and shared mapping was checked against the manifest;
+          // with --verify full every one of them was read back from the restored tree too.
+          const v = result.verification;
+          assert.equal(v.mode, shape.verify);
+          assert.ok(result.verified_pages > 0 && result.verified_pages === v.manifest_pages);
+          if (shape.verify === "full") assert.equal(v.read_back_pages, v.manifest_pages);
+          else assert.ok(v.read_back_pages > 0 && v.read_back_pages < v.manifest_pages);
           copies = runningCopies(w.out, shape.comm, true);
           assert.equal(copies.length, 1, `running copies: ${copies.join(", ")}`);
           const before = tickOf(w.last(/^tick /));
