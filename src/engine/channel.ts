@@ -40,8 +40,6 @@ export type RestoreRequest = Record<string, unknown>;
 export interface MigrationChannel {
   /** Store pages at the destination (queued; `flush` waits for them). */
   sendPages(batch: PageBatch): Promise<void>;
-  /** The destination's page hashes for one process: address → 16-byte hash. */
-  remoteHashes(pid: number): Promise<Map<number, Uint8Array>>;
   /** Store an image file in the migration's directory at the destination. */
   sendFile(name: string, data: Uint8Array): Promise<void>;
   /** Wait until everything sent so far is stored at the destination. */

@@ -13,6 +13,7 @@ import { criuDump } from "../criu/run.ts";
 import type { MigrationChannel } from "./channel.ts";
 import { MANIFEST_FILE, type Verification, type VerifyRequest } from "./contract.ts";
 import { imageFilesToSend } from "./files.ts";
+import { type HeldPages, LedgerChannel, PageLedger } from "./ledger.ts";
 import { ManifestBuilder } from "./manifest.ts";
 import { BATCH_PAGES, pageHashBytes } from "./page_reader.ts";
 import { precopy } from "./precopy.ts";
@@ -44,10 +45,13 @@ export async function migrateDelta(ctx: MigrationContext): Promise<MigrationOutc
   } catch {
     throttle = undefined; // no cpu controller: policies asking to throttle just continue
   }
-  let pre;
+  // Every page sent is recorded with its hash: the final phase compares against this ledger.
+  const ledger = new PageLedger();
+  let rounds;
+  ctx = { ...ctx, channel: new LedgerChannel(ctx.channel, ledger) };
   try {
     ctx.onPhase?.("precopy");
-    pre = await precopy(ctx, throttle);
+    rounds = (await precopy(ctx, throttle)).rounds;
   } catch (e) {
     throttle?.release();
     await ctx.channel.abort(`pre-copy failed: ${(e as Error).message}`).catch(() => {});
@@ -58,8 +62,8 @@ export async function migrateDelta(ctx: MigrationContext): Promise<MigrationOutc
     );
   }
   throttle?.release();
-  const final = await stopAndCopy(ctx, [...new Set(pre.pidMap.values())]);
-  return outcomeOf("delta", ctx, started, pre.rounds, final);
+  const final = await stopAndCopy(ctx, ledger);
+  return outcomeOf("delta", ctx, started, rounds, final);
 }
 
 /** What the final phase did. */
@@ -77,13 +81,13 @@ export interface FinalPhase {
 }
 
 /**
- * Freeze and dump the tree, send what the destination lacks, restore there, end the source.
- * Resumes the source and throws {@linkcode MigrationError} on any failure before the
- * destination confirms.
+ * Freeze and dump the tree, send what the destination lacks (per `ledger`, the pages sent so
+ * far) with the final page manifest, restore there (verified), end the source. Resumes the
+ * source and throws {@linkcode MigrationError} on any failure before the destination confirms.
  */
 export async function stopAndCopy(
   ctx: MigrationContext,
-  knownNsPids: number[],
+  ledger: PageLedger,
 ): Promise<FinalPhase> {
   const dir = `${ctx.workDir}/dump`;
   await Deno.mkdir(dir, { recursive: true });
@@ -96,9 +100,6 @@ export async function stopAndCopy(
     ctx.signal?.throwIfAborted();
     ctx.onPhase?.("frozen");
     ctx.onProgress?.({ kind: "phase", phase: "freeze" });
-    // Ask for the destination's hashes while CRIU dumps.
-    const remote = fetchRemoteHashes(ctx.channel, knownNsPids);
-    remote.catch(() => {});
     const dump = await criuDump({
       pid: ctx.pid,
       dir,
@@ -111,12 +112,11 @@ export async function stopAndCopy(
     ctx.onProgress?.({ kind: "phase", phase: "transfer" });
     const transferAt = performance.now();
     const images = await readDumpDir(dir);
-    const held = await remote;
     const manifest = new ManifestBuilder();
     let pages = 0;
     for (const mem of images.memory) {
       const file = `${dir}/${mem.pagesFile}`;
-      const have = held.get(mem.pid);
+      const have = ledger.held(mem.pid);
       pages += await sendChangedPages(ctx.channel, mem.pid, mem.addresses, file, have, manifest);
     }
     const shmemOf = new Map(images.shmem.map((s) => [s.pagesFile, s]));
@@ -206,15 +206,6 @@ export function tcpRestoreRequest(ctx: MigrationContext): {
   return {};
 }
 
-async function fetchRemoteHashes(
-  channel: MigrationChannel,
-  pids: number[],
-): Promise<Map<number, Map<number, Uint8Array>>> {
-  const out = new Map<number, Map<number, Uint8Array>>();
-  for (const pid of pids) out.set(pid, await channel.remoteHashes(pid));
-  return out;
-}
-
 /** Pages read from a pages image per step of {@linkcode sendChangedPages}. */
 const READ_PAGES = 2048;
 
@@ -227,7 +218,7 @@ export async function sendChangedPages(
   pid: number,
   addresses: number[],
   file: string,
-  held: Map<number, Uint8Array> | undefined,
+  held: HeldPages | undefined,
   manifest?: ManifestBuilder,
 ): Promise<number> {
   const f = await Deno.open(file, { read: true });

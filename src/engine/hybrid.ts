@@ -19,6 +19,7 @@ import {
 } from "../criu/images/mod.ts";
 import { sendChangedPages } from "./delta.ts";
 import { imageFilesToSend } from "./files.ts";
+import { type HeldPages, LedgerChannel, PageLedger } from "./ledger.ts";
 import { lazyFinal } from "./lazy.ts";
 import { pageHashBytes, PageReader } from "./page_reader.ts";
 import { precopy } from "./precopy.ts";
@@ -41,6 +42,9 @@ export const hybridEngine: MigrationEngine = {
     } catch {
       throttle = undefined;
     }
+    // Every page sent is recorded with its hash: the final phase compares against this ledger.
+    const ledger = new PageLedger();
+    ctx = { ...ctx, channel: new LedgerChannel(ctx.channel, ledger) };
     let pre;
     try {
       ctx.onPhase?.("precopy");
@@ -64,7 +68,7 @@ export const hybridEngine: MigrationEngine = {
         const images = await readDumpDir(dir, true);
         let pages = 0;
         for (const mem of images.memory) {
-          const held = await ctx.channel.remoteHashes(mem.pid);
+          const held = ledger.held(mem.pid);
           // Eager pages CRIU wrote to the file (non-anonymous memory): send what differs.
           pages += await sendChangedPages(
             ctx.channel,
@@ -98,7 +102,7 @@ export const hybridEngine: MigrationEngine = {
 export function eagerWhereHeld(
   pagemap: Pagemap,
   hostPid: number,
-  held: Map<number, Uint8Array>,
+  held: HeldPages,
 ): Pagemap {
   const reader = new PageReader(hostPid);
   const entries: PagemapEntry[] = [];
@@ -129,7 +133,7 @@ export function eagerWhereHeld(
   return { ...pagemap, entries };
 }
 
-function eagerMask(reader: PageReader, e: PagemapEntry, held: Map<number, Uint8Array>): Uint8Array {
+function eagerMask(reader: PageReader, e: PagemapEntry, held: HeldPages): Uint8Array {
   const mask = new Uint8Array(e.nrPages);
   const step = 2048;
   const buf = new Uint8Array(step * PAGE);

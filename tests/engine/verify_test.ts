@@ -99,7 +99,6 @@ function corruptingFinal(inner: MigrationChannel, frozen: () => boolean): Migrat
       data[123] ^= 0x5a;
       return inner.sendPages({ ...b, data, hashes: pageHashBytes(data) });
     },
-    remoteHashes: (pid) => inner.remoteHashes(pid),
     sendFile: (name, data) => inner.sendFile(name, data),
     flush: () => inner.flush(),
     restore: (req) => inner.restore(req),
