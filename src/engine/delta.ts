@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { pageHashes } from "../native/page_hash.ts";
 import { decodeDumpStats, readDumpDir } from "../criu/images/mod.ts";
 import { criuDump } from "../criu/run.ts";
 import type { MigrationChannel } from "./channel.ts";
@@ -15,7 +16,7 @@ import { MANIFEST_FILE, type Verification, type VerifyRequest } from "./contract
 import { imageFilesToSend } from "./files.ts";
 import { type HeldPages, LedgerChannel, PageLedger } from "./ledger.ts";
 import { ManifestBuilder } from "./manifest.ts";
-import { BATCH_PAGES, pageHashBytes } from "./page_reader.ts";
+import { BATCH_PAGES } from "./page_reader.ts";
 import { precopy } from "./precopy.ts";
 import { bootId, isAlive, nsPids, signalAll, treePids } from "./proc.ts";
 import { type CpuThrottle, createThrottle } from "./throttle.ts";
@@ -123,7 +124,7 @@ export async function stopAndCopy(
     for (const name of await imageFilesToSend(dir, true)) {
       const data = await Deno.readFile(`${dir}/${name}`);
       const shmem = shmemOf.get(name);
-      if (shmem) manifest.add("shmem", shmem.id, shmem.offsets, pageHashBytes(data));
+      if (shmem) manifest.add("shmem", shmem.id, shmem.offsets, pageHashes(data));
       await ctx.channel.sendFile(name, data);
     }
     await ctx.channel.sendFile(MANIFEST_FILE, manifest.encode());
@@ -236,7 +237,7 @@ export async function sendChangedPages(
         }
         off += n;
       }
-      const hashes = pageHashBytes(data);
+      const hashes = pageHashes(data);
       manifest?.add("process", pid, addresses.slice(base, base + count), hashes);
       const changed: number[] = [];
       for (let i = 0; i < count; i++) {

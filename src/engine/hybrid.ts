@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { pageHashes } from "../native/page_hash.ts";
 import {
   encodePagemap,
   type Pagemap,
@@ -21,7 +22,7 @@ import { sendChangedPages } from "./delta.ts";
 import { imageFilesToSend } from "./files.ts";
 import { type HeldPages, LedgerChannel, PageLedger } from "./ledger.ts";
 import { lazyFinal } from "./lazy.ts";
-import { pageHashBytes, PageReader } from "./page_reader.ts";
+import { PageReader } from "./page_reader.ts";
 import { precopy } from "./precopy.ts";
 import { isAlive, treePids } from "./proc.ts";
 import { type CpuThrottle, createThrottle } from "./throttle.ts";
@@ -142,7 +143,7 @@ function eagerMask(reader: PageReader, e: PagemapEntry, held: HeldPages): Uint8A
     const addrs = Array.from({ length: n }, (_, k) => e.vaddr + (base + k) * PAGE);
     const data = buf.subarray(0, n * PAGE);
     const ok = reader.read(addrs, data);
-    const hashes = pageHashBytes(data);
+    const hashes = pageHashes(data);
     for (let k = 0; k < n; k++) {
       const have = held.get(addrs[k]);
       if (!ok[k] || !have) continue;

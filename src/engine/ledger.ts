@@ -15,8 +15,8 @@
  *
  * @module
  */
+import { pageHashes } from "../native/page_hash.ts";
 import type { MigrationChannel, PageBatch, RestoreRequest, RestoreResult } from "./channel.ts";
-import { pageHashBytes } from "./page_reader.ts";
 
 const HASH = 16;
 
@@ -65,7 +65,7 @@ export class LedgerChannel implements MigrationChannel {
   constructor(readonly inner: MigrationChannel, readonly ledger: PageLedger) {}
 
   async sendPages(batch: PageBatch): Promise<void> {
-    const hashes = batch.hashes ?? pageHashBytes(batch.data);
+    const hashes = batch.hashes ?? pageHashes(batch.data);
     await this.inner.sendPages({ ...batch, hashes });
     this.ledger.record(batch.pid, batch.addresses, hashes);
   }

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { pageHashes } from "../native/page_hash.ts";
 import {
   decodeCore,
   decodeVmas,
@@ -31,7 +32,7 @@ import {
   type VerifyRequest,
 } from "./contract.ts";
 import { decodeManifest, type PageList, type PageManifest } from "./manifest.ts";
-import { BATCH_PAGES, pageHashBytes, PageReader } from "./page_reader.ts";
+import { BATCH_PAGES, PageReader } from "./page_reader.ts";
 import { pidNamespaceMap } from "./proc.ts";
 
 const PAGE = 4096;
@@ -158,7 +159,7 @@ async function checkFile(
       const count = Math.min(READ_PAGES, addresses.length - base);
       const data = buf.subarray(0, count * PAGE);
       await readFull(f, data, file);
-      const hashes = pageHashBytes(data);
+      const hashes = pageHashes(data);
       for (let i = 0; i < count; i++) {
         const k = base + i;
         if (addresses[k] !== list.addresses[k]) {
@@ -268,7 +269,7 @@ async function compareLive(c: LiveCompare): Promise<number> {
       const addrs = idx.map(c.addressOf);
       const data = buf.subarray(0, idx.length * PAGE);
       const ok = reader.read(addrs, data);
-      const hashes = pageHashBytes(data);
+      const hashes = pageHashes(data);
       for (let i = 0; i < idx.length; i++) {
         const addr = addrs[i];
         if (!ok[i]) throw new VerificationError(`${c.what}: page 0x${hex(addr)} is unreadable`);

@@ -17,7 +17,7 @@ import {
   MAX_FILE_BYTES,
   MAX_FILE_CHUNK,
 } from "./frames.ts";
-import { HASH_BYTES, PAGE_SIZE } from "./page_hash.ts";
+import { HASH_BYTES, PAGE_SIZE } from "../native/page_hash.ts";
 import { type ControlOf, encodeControl, RestoreRequestSchema } from "./protocol.ts";
 import type { RestoreRequest, RestoreResult } from "./session.ts";
 import { Signal } from "./signal.ts";

@@ -21,7 +21,7 @@ import type { Link } from "./link.ts";
 import type { LogSink } from "./log.ts";
 import { IncomingMigration } from "./migration.ts";
 import type { PageStore } from "./page_store.ts";
-import { HASH_BYTES } from "./page_hash.ts";
+import { HASH_BYTES } from "../native/page_hash.ts";
 import {
   type Capabilities,
   type Control,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { LedgerChannel, PageLedger } from "../../src/engine/ledger.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
-import { pageHashBytes } from "../../src/engine/page_reader.ts";
+import { pageHashes } from "../../src/native/page_hash.ts";
 
 Deno.test("the ledger remembers the hash of every page sent, newest send winning", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "u2cm-ledger-" });
@@ -16,12 +16,12 @@ Deno.test("the ledger remembers the hash of every page sent, newest send winning
       pid: 3,
       addresses: Float64Array.of(0x2000),
       data: b,
-      hashes: pageHashBytes(b),
+      hashes: pageHashes(b),
     });
     assert.equal(ledger.pages, 2);
     const held = ledger.held(3);
-    assert.deepEqual(held.get(0x1000), pageHashBytes(a).subarray(0, 16));
-    assert.deepEqual(held.get(0x2000), pageHashBytes(b));
+    assert.deepEqual(held.get(0x1000), pageHashes(a).subarray(0, 16));
+    assert.deepEqual(held.get(0x2000), pageHashes(b));
     assert.equal(ledger.held(4).size, 0);
     assert.equal(channel.bytesSent, inner.bytesSent);
   } finally {

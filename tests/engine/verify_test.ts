@@ -10,7 +10,7 @@ import type { MigrationChannel, PageBatch } from "../../src/engine/channel.ts";
 import { deltaEngine } from "../../src/engine/delta.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
 import { decodeManifest, ManifestBuilder, ManifestError } from "../../src/engine/manifest.ts";
-import { pageHashBytes } from "../../src/engine/page_reader.ts";
+import { pageHashes } from "../../src/native/page_hash.ts";
 import { waitGone } from "../../src/engine/proc.ts";
 import { MigrationError } from "../../src/engine/types.ts";
 import { checkImages, readBackTree, VerificationError } from "../../src/engine/verify.ts";
@@ -97,7 +97,7 @@ function corruptingFinal(inner: MigrationChannel, frozen: () => boolean): Migrat
       done = true;
       const data = b.data.slice();
       data[123] ^= 0x5a;
-      return inner.sendPages({ ...b, data, hashes: pageHashBytes(data) });
+      return inner.sendPages({ ...b, data, hashes: pageHashes(data) });
     },
     sendFile: (name, data) => inner.sendFile(name, data),
     flush: () => inner.flush(),
@@ -174,7 +174,7 @@ Deno.test("reading back a stopped tree matches its dump, and a changed byte is f
         "process",
         mem.pid,
         mem.addresses,
-        pageHashBytes(Deno.readFileSync(`${dir}/${mem.pagesFile}`)),
+        pageHashes(Deno.readFileSync(`${dir}/${mem.pagesFile}`)),
       );
     }
     const manifest = decodeManifest(b.encode());
