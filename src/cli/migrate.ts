@@ -20,7 +20,7 @@ import { hostFacts, LAZY_PIPE_MAX_SIZE } from "../criu/host.ts";
 import type { MigrationChannel } from "../engine/channel.ts";
 import { VERIFY_MODES } from "../engine/contract.ts";
 import { MigrationJournal, recoverMigrations } from "../engine/journal.ts";
-import { treeMemoryBytes, treePids } from "../engine/proc.ts";
+import { treeMemoryBytes, treePids } from "../tracker/proc.ts";
 import {
   chooseEngine,
   ENGINE_CHOICES,

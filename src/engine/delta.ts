@@ -18,7 +18,7 @@ import { type HeldPages, LedgerChannel, PageLedger } from "./ledger.ts";
 import { ManifestBuilder } from "./manifest.ts";
 import { BATCH_PAGES } from "./page_reader.ts";
 import { precopy } from "./precopy.ts";
-import { bootId, isAlive, nsPids, signalAll, treePids } from "./proc.ts";
+import { bootId, isAlive, nsPids, signalAll, treePids } from "../tracker/proc.ts";
 import { type CpuThrottle, createThrottle } from "./throttle.ts";
 import {
   type MigrationContext,

@@ -24,7 +24,7 @@ import { type HeldPages, LedgerChannel, PageLedger } from "./ledger.ts";
 import { lazyFinal } from "./lazy.ts";
 import { PageReader } from "./page_reader.ts";
 import { precopy } from "./precopy.ts";
-import { isAlive, treePids } from "./proc.ts";
+import { isAlive, treePids } from "../tracker/proc.ts";
 import { type CpuThrottle, createThrottle } from "./throttle.ts";
 import { type MigrationEngine, MigrationError, outcomeOf } from "./types.ts";
 

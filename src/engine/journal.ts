@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isAlive, processState, signalAll } from "./proc.ts";
+import { isAlive, processState, signalAll } from "../tracker/proc.ts";
 import type { EngineName, MigrationPhase } from "./types.ts";
 
 /** One migration's record. */

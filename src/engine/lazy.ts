@@ -13,7 +13,7 @@
 import { criuLazyDump, type LazyDump } from "../criu/run.ts";
 import { tcpDumpOptions, tcpRestoreRequest } from "./delta.ts";
 import { imageFilesToSend } from "./files.ts";
-import { bootId, isAlive, nsPids, signalAll, treePids } from "./proc.ts";
+import { bootId, isAlive, nsPids, signalAll, treePids } from "../tracker/proc.ts";
 import {
   type MigrationContext,
   type MigrationEngine,

@@ -12,7 +12,7 @@ import { createTracker } from "../tracker/mod.ts";
 import { type Mapping, type PageSet, pageSetSize } from "../tracker/types.ts";
 import { PageReader, sendLivePages } from "./page_reader.ts";
 import { subtractPages, unionPages } from "./pageset.ts";
-import { pidNamespaceMap } from "./proc.ts";
+import { pidNamespaceMap } from "../tracker/proc.ts";
 import type { CpuThrottle } from "./throttle.ts";
 import type { MigrationContext, RoundReport } from "./types.ts";
 

@@ -21,7 +21,7 @@ import type { PolicyState, RoundRecord } from "../policy/types.ts";
 import { restoreAtPeer, sendChangedPages, tcpDumpOptions } from "./delta.ts";
 import { imageFilesToSend } from "./files.ts";
 import { fixedDowntimeMs } from "./precopy.ts";
-import { isAlive, nsPids, signalAll, treePids } from "./proc.ts";
+import { isAlive, nsPids, signalAll, treePids } from "../tracker/proc.ts";
 import {
   type MigrationContext,
   type MigrationEngine,

@@ -18,7 +18,7 @@ import {
 import { CriuError, criuLazyPages, criuRestore } from "../criu/run.ts";
 import type { RestoreContext, RestoreResult } from "./channel.ts";
 import { VerifyRequestSchema } from "./contract.ts";
-import { bootId, isAlive, signalAll, treePids } from "./proc.ts";
+import { bootId, isAlive, signalAll, treePids } from "../tracker/proc.ts";
 import { type ImagesChecked, verifyAfterRestore, verifyBeforeRestore } from "./verify.ts";
 
 /** The engines a restore request may name. */

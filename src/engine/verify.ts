@@ -33,7 +33,7 @@ import {
 } from "./contract.ts";
 import { decodeManifest, type PageList, type PageManifest } from "./manifest.ts";
 import { BATCH_PAGES, PageReader } from "./page_reader.ts";
-import { pidNamespaceMap } from "./proc.ts";
+import { pidNamespaceMap } from "../tracker/proc.ts";
 
 const PAGE = 4096;
 const HASH = 16;

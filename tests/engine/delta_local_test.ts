@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { deltaEngine } from "../../src/engine/delta.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
-import { isAlive, waitGone } from "../../src/engine/proc.ts";
+import { isAlive, waitGone } from "../../src/tracker/proc.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
 import { requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { RestoreContext } from "../../src/engine/channel.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
-import { waitGone } from "../../src/engine/proc.ts";
+import { waitGone } from "../../src/tracker/proc.ts";
 import { restoreMigration } from "../../src/engine/restore.ts";
 import { loadEngine } from "../../src/engine/select.ts";
 import { type EngineName, MigrationError } from "../../src/engine/types.ts";

@@ -3,7 +3,7 @@ import { dumpArgs, restoreArgs } from "../../src/criu/run.ts";
 import { PE_LAZY, PE_PARENT, PE_PRESENT } from "../../src/criu/images/mod.ts";
 import { MigrationJournal, recoverMigrations } from "../../src/engine/journal.ts";
 import { chainLink, flattenParents } from "../../src/engine/predump.ts";
-import { processState } from "../../src/engine/proc.ts";
+import { processState } from "../../src/tracker/proc.ts";
 import { chooseEngine, EngineUnavailableError } from "../../src/engine/select.ts";
 import { subtractPages, unionPages } from "../../src/engine/pageset.ts";
 import { EngineRestoreRequestSchema } from "../../src/engine/restore.ts";

@@ -11,7 +11,7 @@ import { deltaEngine } from "../../src/engine/delta.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
 import { decodeManifest, ManifestBuilder, ManifestError } from "../../src/engine/manifest.ts";
 import { pageHashes } from "../../src/native/page_hash.ts";
-import { waitGone } from "../../src/engine/proc.ts";
+import { waitGone } from "../../src/tracker/proc.ts";
 import { MigrationError } from "../../src/engine/types.ts";
 import { checkImages, readBackTree, VerificationError } from "../../src/engine/verify.ts";
 import { connectPeer } from "../../src/peer/mod.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { isAlive } from "../../../src/engine/proc.ts";
+import { isAlive } from "../../../src/tracker/proc.ts";
 
 /**
  * Pids of running (not stopped, not zombie) `comm` processes whose stdout is `out`; with
