@@ -42,6 +42,9 @@ export interface VerificationResult {
   image_pages: number;
   /** Pages of the restored, stopped tree read back and matched. */
   read_back_pages: number;
+  /** Milliseconds the image check and the read-back took (part of restore_ms). */
+  image_ms: number;
+  read_back_ms: number;
 }
 
 /** The `compression` object of the JSON result. */
@@ -100,6 +103,8 @@ export function resultOf(o: MigrationOutcome): MigrateResult {
         manifest_pages: o.verified.manifestPages,
         image_pages: o.verified.imagePages,
         read_back_pages: o.verified.readBackPages,
+        image_ms: o.verified.imageMs,
+        read_back_ms: o.verified.readBackMs,
       }
       : null,
   };

@@ -79,6 +79,10 @@ export const VerificationSchema = z.object({
   imagePages: z.number().int().min(0).max(MAX_MANIFEST_PAGES),
   /** Pages of the restored, stopped tree read back and matched. */
   readBackPages: z.number().int().min(0).max(MAX_MANIFEST_PAGES),
+  /** Milliseconds the image check took. */
+  imageMs: z.number().min(0).max(86_400_000),
+  /** Milliseconds the read-back took. */
+  readBackMs: z.number().min(0).max(86_400_000),
 }).strict();
 
 /** A verification report. */

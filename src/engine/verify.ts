@@ -57,6 +57,8 @@ export interface ImagesChecked {
   manifest: PageManifest;
   /** Pages of the images checked (all of them). */
   imagePages: number;
+  /** Milliseconds the check took. */
+  imageMs: number;
 }
 
 /**
@@ -70,13 +72,15 @@ export async function verifyBeforeRestore(dir: string, req: VerifyRequest): Prom
   } catch {
     throw new VerificationError(`the source's page manifest (${MANIFEST_FILE}) never arrived`);
   }
+  const started = performance.now();
   const manifest = decodeManifest(bytes);
   if (manifest.pages !== req.pages) {
     throw new VerificationError(
       `the manifest names ${manifest.pages} pages, the request ${req.pages}`,
     );
   }
-  return { manifest, imagePages: await checkImages(dir, manifest) };
+  const imagePages = await checkImages(dir, manifest);
+  return { manifest, imagePages, imageMs: performance.now() - started };
 }
 
 /** The check after restoring (tree still stopped): read back and report what was verified. */
@@ -86,6 +90,7 @@ export async function verifyAfterRestore(
   req: VerifyRequest,
   checked: ImagesChecked,
 ): Promise<Verification> {
+  const started = performance.now();
   const readBackPages = await readBackTree({
     root,
     dir,
@@ -97,6 +102,8 @@ export async function verifyAfterRestore(
     manifestPages: checked.manifest.pages,
     imagePages: checked.imagePages,
     readBackPages,
+    imageMs: round1(checked.imageMs),
+    readBackMs: round1(performance.now() - started),
   };
 }
 
@@ -357,6 +364,10 @@ async function readFull(f: Deno.FsFile, into: Uint8Array, file: string): Promise
 function equalAt(a: Uint8Array, at: number, b: Uint8Array, bt: number): boolean {
   for (let i = 0; i < HASH; i++) if (a[at + i] !== b[bt + i]) return false;
   return true;
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
 }
 
 function hex(n: number): string {
