@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { deltaEngine } from "../../src/engine/delta.ts";
+import { runMigration } from "../../src/engine/driver.ts";
+import { planOf } from "../../src/engine/select.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
 import type { VerifyMode } from "../../src/engine/contract.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
@@ -95,14 +96,14 @@ async function once(mode: VerifyMode, id: string): Promise<Omit<Row, "samples">>
   let restored = 0;
   try {
     await w.waitFor(/^tick 5 /, 30_000);
-    const out = await deltaEngine.migrate({
+    const out = await runMigration({
       id,
       pid: w.pid,
       channel,
       policy: createPolicy("fixed-2"),
       workDir: work,
       verify: mode,
-    });
+    }, planOf("delta", { softDirty: false, lazy: false }));
     restored = out.destPid;
     return {
       restore_ms: out.phases.restore_ms,

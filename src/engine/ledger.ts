@@ -82,7 +82,11 @@ export class LedgerChannel implements MigrationChannel {
     return this.inner.restore(request);
   }
 
-  abort(reason: string): Promise<void> {
+  resume(): Promise<void> {
+    return this.inner.resume();
+  }
+
+  abort(reason: string): Promise<boolean | void> {
     return this.inner.abort(reason);
   }
 

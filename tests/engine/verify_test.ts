@@ -7,11 +7,12 @@ import assert from "node:assert/strict";
 import { readDumpDir } from "../../src/criu/images/mod.ts";
 import { criuDump } from "../../src/criu/run.ts";
 import type { MigrationChannel, PageBatch } from "../../src/engine/channel.ts";
-import { deltaEngine } from "../../src/engine/delta.ts";
+import { runMigration } from "../../src/engine/driver.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
 import { decodeManifest, ManifestBuilder, ManifestError } from "../../src/engine/manifest.ts";
 import { pageHashes } from "../../src/native/page_hash.ts";
 import { waitGone } from "../../src/tracker/proc.ts";
+import { planOf } from "../../src/engine/select.ts";
 import { MigrationError } from "../../src/engine/types.ts";
 import { checkImages, readBackTree, VerificationError } from "../../src/engine/verify.ts";
 import { connectPeer } from "../../src/peer/mod.ts";
@@ -19,6 +20,9 @@ import { createPolicy } from "../../src/policy/mod.ts";
 import { type Memcheck, requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
 import { makeNodes } from "./support/agents.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
+
+/** The delta plan: hash pre-copy rounds, then stop-and-copy. */
+const DELTA = planOf("delta", { softDirty: false, lazy: false });
 
 Deno.test("a manifest survives encode → decode and malformed ones are refused", () => {
   const b = new ManifestBuilder();
@@ -56,14 +60,14 @@ Deno.test("--verify full reads back every page of the restored tree before it ru
   let restored = 0;
   try {
     await w.waitFor(/^tick 5 /);
-    const out = await deltaEngine.migrate({
+    const out = await runMigration({
       id: "v1",
       pid: w.pid,
       channel,
       policy: createPolicy("fixed-2"),
       workDir: work,
       verify: "full",
-    });
+    }, DELTA);
     restored = out.destPid;
     const v = out.verified!;
     assert.equal(v.mode, "full");
@@ -102,6 +106,7 @@ function corruptingFinal(inner: MigrationChannel, frozen: () => boolean): Migrat
     sendFile: (name, data) => inner.sendFile(name, data),
     flush: () => inner.flush(),
     restore: (req) => inner.restore(req),
+    resume: () => inner.resume(),
     abort: (reason) => inner.abort(reason),
     get bytesSent() {
       return inner.bytesSent;
@@ -121,14 +126,14 @@ Deno.test("a page corrupted in flight fails the manifest check; the source runs 
     let frozen = false;
     const channel = corruptingFinal(await client.openMigration("v2", 16 << 20), () => frozen);
     await assert.rejects(
-      deltaEngine.migrate({
+      runMigration({
         id: "v2",
         pid: w.pid,
         channel,
         policy: createPolicy("fixed-2"),
         workDir: work,
-        onPhase: (p) => frozen ||= p === "frozen",
-      }),
+        onProgress: (ev) => frozen ||= ev.kind === "phase" && ev.phase === "transfer",
+      }, DELTA),
       (e: unknown) => {
         assert.ok(e instanceof MigrationError, String(e));
         assert.equal(e.sourceRunning, true);
