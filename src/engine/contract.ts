@@ -1,10 +1,10 @@
 /**
- * The verification contract between source, destination and src/peer: the final page manifest
- * (a hash for every page of every private and shared mapping of the frozen tree, sent as the
- * image file {@linkcode MANIFEST_FILE}), the verify mode a restore request asks for, and what
- * the destination reports it verified. One zod definition each; the peer protocol validates the
- * restore result's `verified` with {@linkcode VerificationSchema}, the destination the manifest
- * file with {@linkcode PageManifestSchema}.
+ * The contract between the driver, the destination's restore side and src/peer: a page batch,
+ * the restore request and its result (the peer protocol's `restoreResult` message is
+ * {@linkcode RestoreResultSchema}), the final page manifest (a hash for every page of every
+ * private and shared mapping of the frozen tree, sent as the image file
+ * {@linkcode MANIFEST_FILE}, validated with {@linkcode PageManifestSchema}), the verify mode a
+ * restore request asks for, and what the destination reports it verified. One definition each.
  *
  * @example
  * ```ts
@@ -15,6 +15,24 @@
  * @module
  */
 import { z } from "zod";
+
+/** A batch of pages of one process, keyed by the pid inside the tree's pid namespace. */
+export interface PageBatch {
+  /** Pid as CRIU names it (pstree.img; inside the tree's pid namespace). */
+  pid: number;
+  /** Page addresses (page-aligned). */
+  addresses: Float64Array | number[];
+  /** `addresses.length * 4096` bytes of page contents. */
+  data: Uint8Array;
+  /** 16 bytes per page (the shim's page hash); computed by the channel when absent. */
+  hashes?: Uint8Array;
+}
+
+/**
+ * A restore request: JSON the destination's restore handler validates strictly
+ * (`EngineRestoreRequestSchema`); the peer protocol bounds it in size and depth.
+ */
+export type RestoreRequest = Record<string, unknown>;
 
 /** Name of the manifest among the migration's image files. */
 export const MANIFEST_FILE = "u2cm-manifest.json";
@@ -69,6 +87,41 @@ export const VerifyRequestSchema = z.object({
 /** A verify request. */
 export type VerifyRequest = z.infer<typeof VerifyRequestSchema>;
 
+/** The engines a restore request may name. */
+export const ENGINE_NAMES = ["delta", "predump", "lazy", "hybrid"] as const;
+
+/** The restore request every engine sends (validated; unknown keys rejected). */
+export const EngineRestoreRequestSchema = z.object({
+  engine: z.enum(ENGINE_NAMES),
+  /** Rebuild pages images from the page store (delta, hybrid); false: images came whole. */
+  rebuildPages: z.boolean(),
+  /** Restore established TCP connections. */
+  tcpEstablished: z.boolean().optional(),
+  /** Restore dumped TCP connections closed. */
+  tcpClose: z.boolean().optional(),
+  /** The tree was a shell job. */
+  shellJob: z.boolean().optional(),
+  /**
+   * The source's kernel boot id. On the same kernel the source's stopped copy still holds its
+   * FIFOs open, their unread data still buffered (CRIU dumps it with tee()): the restore must
+   * not write that data into the same FIFO a second time.
+   */
+  sourceBootId: z.string().regex(/^[0-9a-f-]{8,64}$/).optional(),
+  /**
+   * Check the images against the source's page manifest before restoring, then read back the
+   * restored tree (left stopped until it matched).
+   */
+  verify: VerifyRequestSchema.optional(),
+  /** Lazy restore: the source's page server to fetch the remaining pages from. */
+  lazy: z.object({
+    address: z.string().regex(/^[0-9a-fA-F:.]{2,64}$/),
+    port: z.number().int().min(1).max(65535),
+  }).optional(),
+}).strict();
+
+/** A validated restore request. */
+export type EngineRestoreRequest = z.infer<typeof EngineRestoreRequestSchema>;
+
 /** What the destination verified before reporting the restore ready. */
 export const VerificationSchema = z.object({
   /** The read-back mode. */
@@ -87,3 +140,23 @@ export const VerificationSchema = z.object({
 
 /** A verification report. */
 export type Verification = z.infer<typeof VerificationSchema>;
+
+/**
+ * What the destination answers to a restore request: `ok` means the tree is restored, checked
+ * and left stopped, ready to resume when the source commits.
+ */
+export const RestoreResultSchema = z.object({
+  /** Whether the tree was restored (stopped) and is ready. */
+  ok: z.boolean(),
+  /** Host pid of the restored root on the destination. */
+  pid: z.number().int().min(1).max(0x7fff_ffff).optional(),
+  /** Why it failed. */
+  error: z.string().max(4096).optional(),
+  /** Milliseconds the destination spent restoring. */
+  restoreMs: z.number().min(0).max(86_400_000).optional(),
+  /** What the destination checked against the source's page manifest before confirming. */
+  verified: VerificationSchema.optional(),
+});
+
+/** A restore result. */
+export type RestoreResult = z.infer<typeof RestoreResultSchema>;

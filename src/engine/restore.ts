@@ -7,7 +7,6 @@
  *
  * @module
  */
-import { z } from "zod";
 import {
   decodePagemap,
   decodePstree,
@@ -19,43 +18,11 @@ import {
 import { CriuError, criuLazyPages, criuRestore } from "../criu/run.ts";
 import type { RestoreContext, RestoreResult } from "./channel.ts";
 import { bootId, isAlive, signalAll, treePids } from "../tracker/proc.ts";
-import { VerifyRequestSchema } from "./contract.ts";
+import { EngineRestoreRequestSchema } from "./contract.ts";
 import { type ImagesChecked, verifyAfterRestore, verifyBeforeRestore } from "./verify.ts";
 
-/** The engines a restore request may name. */
-export const ENGINE_NAMES = ["delta", "predump", "lazy", "hybrid"] as const;
-
-/** The restore request every engine sends (validated; unknown keys rejected). */
-export const EngineRestoreRequestSchema = z.object({
-  engine: z.enum(ENGINE_NAMES),
-  /** Rebuild pages images from the page store (delta, hybrid); false: images came whole. */
-  rebuildPages: z.boolean(),
-  /** Restore established TCP connections. */
-  tcpEstablished: z.boolean().optional(),
-  /** Restore dumped TCP connections closed. */
-  tcpClose: z.boolean().optional(),
-  /** The tree was a shell job. */
-  shellJob: z.boolean().optional(),
-  /**
-   * The source's kernel boot id. On the same kernel the source's stopped copy still holds its
-   * FIFOs open, their unread data still buffered (CRIU dumps it with tee()): the restore must
-   * not write that data into the same FIFO a second time.
-   */
-  sourceBootId: z.string().regex(/^[0-9a-f-]{8,64}$/).optional(),
-  /**
-   * Check the images against the source's page manifest before restoring, then read back the
-   * restored tree (left stopped until it matched).
-   */
-  verify: VerifyRequestSchema.optional(),
-  /** Lazy restore: the source's page server to fetch the remaining pages from. */
-  lazy: z.object({
-    address: z.string().regex(/^[0-9a-fA-F:.]{2,64}$/),
-    port: z.number().int().min(1).max(65535),
-  }).optional(),
-}).strict();
-
-/** A validated restore request. */
-export type EngineRestoreRequest = z.infer<typeof EngineRestoreRequestSchema>;
+export { ENGINE_NAMES, EngineRestoreRequestSchema } from "./contract.ts";
+export type { EngineRestoreRequest } from "./contract.ts";
 
 /** Options of {@linkcode restoreMigration}. */
 export interface RestoreOptions {

@@ -7,11 +7,11 @@
 import type { PredictionProvider } from "../sim/provider.ts";
 import type { StopPolicy } from "../policy/types.ts";
 import type { MigrationChannel } from "./channel.ts";
-import type { Verification, VerifyMode } from "./contract.ts";
+import type { ENGINE_NAMES, EngineRestoreRequest, Verification, VerifyMode } from "./contract.ts";
 import type { FrozenTree, PageServerEndpoint } from "./parts.ts";
 
 /** Engine names (`auto` picks one by capability). */
-export type EngineName = "delta" | "predump" | "lazy" | "hybrid";
+export type EngineName = typeof ENGINE_NAMES[number];
 
 /** One pre-copy round as reported (names match the JSON result). */
 export interface RoundReport {
@@ -138,20 +138,8 @@ export interface MigrationContext {
   beforeRestore?: (frozen: FrozenTree, channel: MigrationChannel) => Promise<void>;
 }
 
-/** Restore request fields every final phase sends (the destination validates them). */
-export interface RestoreRequestBase {
-  [k: string]: unknown;
-  /** The engine (for the destination's logs and metrics). */
-  engine: EngineName;
-  /** Rebuild pages images from the page store. */
-  rebuildPages: boolean;
-  /** Restore dumped TCP connections closed. */
-  tcpClose?: boolean;
-  /** Restore established TCP connections. */
-  tcpEstablished?: boolean;
-  /** Post-copy: the page server the destination fetches the remaining pages from. */
-  lazy?: { address: string; port: number };
-}
+/** Restore request fields every final phase sends: the destination's strict schema's type. */
+export type RestoreRequestBase = EngineRestoreRequest;
 
 /**
  * Phases a migration record passes through. The source owns the workload until `committed`

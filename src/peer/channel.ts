@@ -26,18 +26,9 @@ import type {
   RestoreResult,
 } from "./agent_context.ts";
 import { Signal } from "./signal.ts";
+import type { PageBatch } from "../engine/contract.ts";
 
-/** Pages of one process to send. */
-export interface PageBatch {
-  /** Process id on the source. */
-  pid: number;
-  /** Page addresses (page-aligned). */
-  addresses: Float64Array | number[];
-  /** `addresses.length * 4096` bytes. */
-  data: Uint8Array;
-  /** `addresses.length * 16` bytes of page hashes; computed when absent. */
-  hashes?: Uint8Array;
-}
+export type { PageBatch } from "../engine/contract.ts";
 
 /** The engine's view of one outgoing migration. */
 export interface MigrationChannel {

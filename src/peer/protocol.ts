@@ -9,7 +9,7 @@
  * @module
  */
 import { z } from "zod";
-import { VerificationSchema } from "../engine/contract.ts";
+import { RestoreResultSchema } from "../engine/contract.ts";
 import { ProtocolError } from "./errors.ts";
 
 /** Protocol version carried in every message as `v`. */
@@ -169,16 +169,10 @@ export const ControlSchema = z.discriminatedUnion("type", [
     migrationId: MigrationId,
     request: RestoreRequestSchema,
   }),
-  z.object({
+  RestoreResultSchema.extend({
     ...base,
     type: z.literal("restoreResult"),
     migrationId: MigrationId,
-    ok: z.boolean(),
-    pid: z.number().int().min(1).max(0x7fff_ffff).optional(),
-    error: Text(4096).optional(),
-    restoreMs: z.number().min(0).max(86_400_000).optional(),
-    /** What the destination checked against the source's page manifest. */
-    verified: VerificationSchema.optional(),
   }),
   z.object({ ...base, type: z.literal("abort"), migrationId: MigrationId, reason: Text(1024) }),
   z.object({
