@@ -95,6 +95,11 @@ export const EngineRestoreRequestSchema = z.object({
   engine: z.enum(ENGINE_NAMES),
   /** Rebuild pages images from the page store (delta, hybrid); false: images came whole. */
   rebuildPages: z.boolean(),
+  /**
+   * Also rebuild the pages files of shared-memory objects mapped whole by one process: their
+   * pages travelled as that process's pages (stop-and-copy). @default false
+   */
+  rebuildShmem: z.boolean().optional(),
   /** Restore established TCP connections. */
   tcpEstablished: z.boolean().optional(),
   /** Restore dumped TCP connections closed. */

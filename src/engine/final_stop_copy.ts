@@ -7,12 +7,22 @@
  *
  * @module
  */
-import { decodeDumpStats, encodePagemap, readDumpDir } from "../criu/images/mod.ts";
+import {
+  decodeDumpStats,
+  encodePagemap,
+  readDumpDir,
+  rebuildableShmem,
+} from "../criu/images/mod.ts";
 import { criuDump } from "../criu/run.ts";
 import { pageHashes } from "../native/page_hash.ts";
 import { bootId } from "../tracker/proc.ts";
 import { MANIFEST_FILE } from "./contract.ts";
-import { sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from "./dump_pages.ts";
+import {
+  sendChangedPages,
+  sendShmemPages,
+  tcpDumpOptions,
+  tcpRestoreRequest,
+} from "./dump_pages.ts";
 import { imageFilesToSend } from "./files.ts";
 import { ManifestBuilder } from "./manifest.ts";
 import type { FinalContext, FinalPhase, FrozenTree } from "./parts.ts";
@@ -73,9 +83,18 @@ async function freezeAndCopy(ctx: FinalContext): Promise<FrozenTree> {
     }
   }
   pages += await handoff.sendOwed?.(channel) ?? 0;
-  // Shared memory (anonymous shared, SysV, memfd) travels as its pages files, hashed as sent.
+  // Shared memory (anonymous shared, SysV, memfd) that live processes map travels as their
+  // pages, so what pre-copy sent of it counts; the destination rebuilds its pages file.
+  const viaPages = manifest ? await rebuildableShmem(images) : new Map();
+  for (const obj of images.shmem) {
+    const candidates = viaPages.get(obj.id);
+    if (!candidates) continue;
+    const file = `${dir}/${obj.pagesFile}`;
+    pages += await sendShmemPages(channel, obj, file, candidates, ctx.ledger, manifest);
+  }
+  // The other shared objects travel as their pages files, hashed as sent.
   const shmemOf = new Map(images.shmem.map((s) => [s.pagesFile, s]));
-  for (const name of await imageFilesToSend(dir, true)) {
+  for (const name of await imageFilesToSend(dir, true, manifest !== undefined)) {
     const data = await Deno.readFile(`${dir}/${name}`);
     const shmem = shmemOf.get(name);
     if (shmem) manifest?.add("shmem", shmem.id, shmem.offsets, pageHashes(data));
@@ -88,6 +107,7 @@ async function freezeAndCopy(ctx: FinalContext): Promise<FrozenTree> {
     request: {
       engine: "delta",
       rebuildPages: true,
+      ...(manifest ? { rebuildShmem: true } : {}),
       sourceBootId: bootId(),
       ...(manifest ? { verify: { mode: ctx.verify ?? "sample", pages: manifest.pages } } : {}),
       ...tcpRestoreRequest(ctx.tcp),

@@ -8,11 +8,16 @@
  * @module
  */
 import {
+  covers,
   decodePagemap,
   decodePstree,
   isZombie,
   PAGE_SIZE,
   processPagesFiles,
+  readDumpDir,
+  rebuildableShmem,
+  rebuiltPagesFiles,
+  shmemAddress,
   storedAddresses,
 } from "../criu/images/mod.ts";
 import { CriuError, criuLazyPages, criuRestore } from "../criu/run.ts";
@@ -71,11 +76,12 @@ export async function restoreMigration(
   // A lazy restore keeps its daemon on the images after CRIU returns: restore in place.
   const dir = scratch ?? ctx.dir;
   try {
-    if (scratch) await copyImages(ctx.dir, scratch);
+    const shmem = req.rebuildShmem === true && req.rebuildPages && !req.lazy;
+    if (scratch) await copyImages(ctx.dir, scratch, shmem);
     if (req.sourceBootId !== undefined && req.sourceBootId === bootId()) {
       await dropSameKernelState(dir);
     }
-    if (req.rebuildPages) await rebuildPages({ ...ctx, dir }, req.lazy !== undefined);
+    if (req.rebuildPages) await rebuildPages({ ...ctx, dir }, req.lazy !== undefined, shmem);
     if (req.verify && req.lazy) throw new Error("a lazy restore cannot be verified before it runs");
     const checked: ImagesChecked | undefined = req.verify
       ? await verifyBeforeRestore(dir, req.verify)
@@ -184,11 +190,11 @@ async function scratchDir(id: string): Promise<string | undefined> {
 }
 
 /**
- * Copy the image files from `from` to `to`: not the processes' pages files, which are rebuilt
- * (shared-memory pages files came whole and are copied).
+ * Copy the image files from `from` to `to`: not the pages files that are rebuilt (the
+ * processes', and with `shmem` those of the shared-memory objects that travelled as pages).
  */
-async function copyImages(from: string, to: string): Promise<void> {
-  const rebuilt = await processPagesFiles(from);
+async function copyImages(from: string, to: string, shmem: boolean): Promise<void> {
+  const rebuilt = shmem ? await rebuiltPagesFiles(from, true) : await processPagesFiles(from);
   for await (const e of Deno.readDir(from)) {
     if (!e.isFile || rebuilt.has(e.name) || e.name.endsWith(".log")) continue;
     await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
@@ -200,10 +206,15 @@ const WRITE_PAGES = 2048;
 
 /**
  * Write `pages-<id>.img` of every live process of the dump from the page store (zombies have
- * no memory images). For a lazy restore, runs still marked lazy are left out (the lazy-pages
- * daemon fetches them).
+ * no memory images), and with `shmem` those of the shared-memory objects whose pages travelled
+ * as pages of the process mapping them ({@linkcode rebuildableShmem}). For a lazy restore, runs
+ * still marked lazy are left out (the lazy-pages daemon fetches them).
  */
-export async function rebuildPages(ctx: RestoreContext, lazyRestore = false): Promise<number> {
+export async function rebuildPages(
+  ctx: RestoreContext,
+  lazyRestore = false,
+  shmem = false,
+): Promise<number> {
   const pstree = decodePstree(await Deno.readFile(`${ctx.dir}/pstree.img`));
   const buf = new Uint8Array(WRITE_PAGES * PAGE_SIZE);
   let total = 0;
@@ -218,36 +229,65 @@ export async function rebuildPages(ctx: RestoreContext, lazyRestore = false): Pr
     }
     const pagemap = decodePagemap(bytes, name);
     const addresses = storedAddresses(pagemap, lazyRestore);
-    const out = await Deno.open(`${ctx.dir}/pages-${pagemap.pagesId}.img`, {
-      write: true,
-      create: true,
-      truncate: true,
-    });
-    try {
-      for (let base = 0; base < addresses.length; base += WRITE_PAGES) {
-        const count = Math.min(WRITE_PAGES, addresses.length - base);
-        for (let i = 0; i < count; i++) {
-          const addr = addresses[base + i];
-          const got = ctx.store.get(p.pid, addr);
-          const page = got instanceof Promise ? await got : got;
-          if (!page || page.length !== PAGE_SIZE) {
-            throw new Error(
-              `page 0x${addr.toString(16)} of pid ${p.pid} never arrived (${base + i} of ` +
-                `${addresses.length} present)`,
-            );
-          }
-          buf.set(page, i * PAGE_SIZE);
+    const file = `${ctx.dir}/pages-${pagemap.pagesId}.img`;
+    const page = (i: number) => ctx.store.get(p.pid, addresses[i]);
+    total += await writePagesFile(addresses.length, page, file, buf, `pid ${p.pid}`, addresses);
+  }
+  if (shmem) {
+    const dump = await readDumpDir(ctx.dir, false, { checkSizes: false });
+    const plan = await rebuildableShmem(dump);
+    for (const obj of dump.shmem) {
+      const candidates = plan.get(obj.id);
+      if (!candidates) continue; // its pages file came whole
+      // Each page is the store's page under the first mapping it is held under (the source
+      // sent it under the first mapping whenever an earlier-held copy was not current).
+      const keys = obj.offsets.map((o) => candidates.filter((m) => covers(m, o)));
+      const page = async (i: number) => {
+        for (const m of keys[i]) {
+          const got = await ctx.store.get(m.pid, shmemAddress(m, obj.offsets[i]));
+          if (got) return got;
         }
-        const chunk = buf.subarray(0, count * PAGE_SIZE);
-        let done = 0;
-        while (done < chunk.length) done += out.writeSync(chunk.subarray(done));
-      }
-    } finally {
-      out.close();
+        return undefined;
+      };
+      const file = `${ctx.dir}/${obj.pagesFile}`;
+      total += await writePagesFile(obj.offsets.length, page, file, buf, `shared memory ${obj.id}`);
     }
-    total += addresses.length;
   }
   return total;
+}
+
+/** Write pages `page(0)` … `page(count - 1)` to `file`, in order; returns how many. */
+async function writePagesFile(
+  count: number,
+  page: (i: number) => Uint8Array | undefined | Promise<Uint8Array | undefined>,
+  file: string,
+  buf: Uint8Array,
+  what: string,
+  addresses?: number[],
+): Promise<number> {
+  const out = await Deno.open(file, { write: true, create: true, truncate: true });
+  try {
+    for (let base = 0; base < count; base += WRITE_PAGES) {
+      const n = Math.min(WRITE_PAGES, count - base);
+      for (let i = 0; i < n; i++) {
+        const got = page(base + i);
+        const data = got instanceof Promise ? await got : got;
+        if (!data || data.length !== PAGE_SIZE) {
+          const where = addresses ? `0x${addresses[base + i].toString(16)}` : `${base + i}`;
+          throw new Error(
+            `page ${where} of ${what} never arrived (${base + i} of ${count} present)`,
+          );
+        }
+        buf.set(data, i * PAGE_SIZE);
+      }
+      const chunk = buf.subarray(0, n * PAGE_SIZE);
+      let done = 0;
+      while (done < chunk.length) done += out.writeSync(chunk.subarray(done));
+    }
+  } finally {
+    out.close();
+  }
+  return count;
 }
 
 async function waitForSocket(

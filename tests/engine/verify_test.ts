@@ -17,7 +17,13 @@ import { MigrationError } from "../../src/engine/types.ts";
 import { checkImages, readBackTree, VerificationError } from "../../src/engine/verify.ts";
 import { connectPeer } from "../../src/peer/mod.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
-import { type Memcheck, requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
+import {
+  type Memcheck,
+  requireCriuBinary,
+  startMemcheck,
+  startWorkload,
+  tickOf,
+} from "../criu/support.ts";
 import { makeNodes } from "./support/agents.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
 
@@ -210,5 +216,47 @@ Deno.test("reading back a stopped tree matches its dump, and a changed byte is f
     await w.stop();
     Deno.removeSync(dir, { recursive: true });
     Deno.removeSync(w.dir, { recursive: true });
+  }
+});
+
+Deno.test("pre-copied shared memory is not sent again at the freeze; its pages file is rebuilt", async () => {
+  requireCriuBinary();
+  const w = await startWorkload("shapes", ["--shared", "--memfd", "--mib", "16"]);
+  const dest = Deno.makeTempDirSync({ prefix: "u2cm-dest-" });
+  const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
+  const channel = new LocalChannel({ dir: dest, migrationId: "v3" });
+  let restored = 0;
+  try {
+    await w.waitFor(/^tick 3 /);
+    const out = await runMigration({
+      id: "v3",
+      pid: w.pid,
+      channel,
+      policy: createPolicy("fixed-2"),
+      workDir: work,
+      verify: "full",
+    }, DELTA);
+    restored = out.destPid;
+    // 2 × 4096 pages of shared memory (anonymous shared, memfd), both pre-copied; the child's
+    // half of the anonymous region is resident only in the child, and travelled as its pages.
+    const v = out.verified!;
+    assert.ok(v.manifestPages >= 2 * 4096, `${v.manifestPages} pages in the manifest`);
+    assert.equal(v.readBackPages, v.manifestPages);
+    assert.ok(out.rounds[0].pages_sent >= 2 * 4096, `round 0 sent ${out.rounds[0].pages_sent}`);
+    assert.ok(out.finalPages < 4096 / 4, `the freeze sent ${out.finalPages} pages`);
+    const copies = runningCopies(w.out, "shapes", true);
+    assert.deepEqual(copies, [restored]);
+    const mark = w.lines();
+    Deno.kill(restored, "SIGUSR1");
+    assert.match(await w.waitFor(/^verify (ok|FAIL)/, 10_000, mark), /^verify ok shared memfd/);
+  } finally {
+    channel.close();
+    for (const pid of runningCopies(w.out, "shapes")) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await w.stop();
+    for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
   }
 });

@@ -68,8 +68,22 @@ export interface DumpDir {
   shmem: DumpedShmem[];
 }
 
+/** Options of {@linkcode readDumpDir}. */
+export interface ReadDumpOptions {
+  /**
+   * Check that each pages file holds what its pagemap says; false at a destination that is
+   * about to rebuild them. @default true
+   */
+  checkSizes?: boolean;
+}
+
 /** Read and check the structure of the dump in `dir` (page contents are not loaded). */
-export async function readDumpDir(dir: string, lazyDump = false): Promise<DumpDir> {
+export async function readDumpDir(
+  dir: string,
+  lazyDump = false,
+  options: ReadDumpOptions = {},
+): Promise<DumpDir> {
+  const { checkSizes = true } = options;
   const inventory = decodeInventory(await Deno.readFile(`${dir}/inventory.img`));
   const pstree = decodePstree(await Deno.readFile(`${dir}/pstree.img`));
   const memory: DumpedMemory[] = [];
@@ -86,7 +100,7 @@ export async function readDumpDir(dir: string, lazyDump = false): Promise<DumpDi
     }
     const pagemap = decodePagemap(bytes, pagemapFile);
     const pagesFile = `pages-${pagemap.pagesId}.img`;
-    await expectSize(dir, pagesFile, pagesInFile(pagemap, lazyDump));
+    if (checkSizes) await expectSize(dir, pagesFile, pagesInFile(pagemap, lazyDump));
     memory.push({
       pid: p.pid,
       pagemap,
@@ -101,7 +115,7 @@ export async function readDumpDir(dir: string, lazyDump = false): Promise<DumpDi
     if (!m || !e.isFile) continue;
     const pagemap = decodePagemap(await Deno.readFile(`${dir}/${e.name}`), e.name);
     const pagesFile = `pages-${pagemap.pagesId}.img`;
-    await expectSize(dir, pagesFile, pagesInFile(pagemap));
+    if (checkSizes) await expectSize(dir, pagesFile, pagesInFile(pagemap));
     shmem.push({
       id: Number(m[1]),
       pagemapFile: e.name,
@@ -159,6 +173,47 @@ export async function shmemMappings(dump: DumpDir): Promise<ShmemMapping[]> {
       if (shmemId === undefined) continue;
       out.push({ pid: mem.pid, shmemId, start: v.start, end: v.end, pgoff: v.pgoff });
     }
+  }
+  return out;
+}
+
+/**
+ * The shared-memory objects whose every page lies inside some mapping of a live process of the
+ * dump, each with all its mappings in pstree and VMA order: such an object's pages can travel
+ * and be stored as pages of a process mapping them (at `start + offset - pgoff`), and its pages
+ * file be rebuilt from them. Source and destination compute the same answer from the same
+ * images; for each page both take the first mapping under which the store holds it.
+ */
+export async function rebuildableShmem(dump: DumpDir): Promise<Map<number, ShmemMapping[]>> {
+  const mappings = await shmemMappings(dump);
+  const out = new Map<number, ShmemMapping[]>();
+  for (const obj of dump.shmem) {
+    const mine = mappings.filter((x) => x.shmemId === obj.id);
+    if (obj.offsets.every((o) => mine.some((m) => covers(m, o)))) out.set(obj.id, mine);
+  }
+  return out;
+}
+
+/** Whether mapping `m` maps offset `offset` of its object. */
+export function covers(m: ShmemMapping, offset: number): boolean {
+  return offset >= m.pgoff && offset < m.pgoff + (m.end - m.start);
+}
+
+/** Where offset `offset` of the object a {@linkcode ShmemMapping} maps lies in its process. */
+export function shmemAddress(m: ShmemMapping, offset: number): number {
+  return m.start + offset - m.pgoff;
+}
+
+/**
+ * The pages files a destination rebuilds from its page store: the live processes' and, with
+ * `shmem`, those of the {@linkcode rebuildableShmem} objects. The rest travel whole.
+ */
+export async function rebuiltPagesFiles(dir: string, shmem: boolean): Promise<Set<string>> {
+  const dump = await readDumpDir(dir, false, { checkSizes: false });
+  const out = new Set(dump.memory.map((m) => m.pagesFile));
+  if (shmem) {
+    const plan = await rebuildableShmem(dump);
+    for (const obj of dump.shmem) if (plan.has(obj.id)) out.add(obj.pagesFile);
   }
   return out;
 }
