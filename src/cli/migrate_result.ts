@@ -7,6 +7,7 @@
 import type { MigrationChannel } from "../engine/channel.ts";
 import type { MigrationOutcome } from "../engine/types.ts";
 import type { CompressionStats } from "../peer/compression.ts";
+import type { ContainerSummary } from "../container/types.ts";
 
 /** The JSON result of `u2cm migrate --format json`. */
 export interface MigrateResult {
@@ -29,6 +30,11 @@ export interface MigrateResult {
   verified_pages: number;
   /** The verification in detail, or null when the engine does not verify (post-copy). */
   verification: VerificationResult | null;
+  /**
+   * The container migrated (`--container`): name, ID, runtime, image, and whether the image had
+   * to be sent (the destination lacked it).
+   */
+  container?: ContainerSummary & { image_sent?: boolean };
   error?: string;
 }
 
@@ -171,6 +177,14 @@ export function printResult(format: "table" | "json", r: MigrateResult): void {
         ? `${r.verified_pages} pages against the manifest, ${r.verification.read_back_pages} read back (${r.verification.mode})`
         : "no",
     ],
+    ...(r.container
+      ? [[
+        "container",
+        `${r.container.name} (${r.container.runtime}, ${
+          r.container.id.slice(0, 12)
+        }, ${r.container.image})`,
+      ] as [string, string]]
+      : []),
   ];
   if (r.phases) {
     const p = r.phases;

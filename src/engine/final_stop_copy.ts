@@ -64,7 +64,8 @@ async function freezeAndCopy(ctx: FinalContext): Promise<FrozenTree> {
   // A chained dump writes only the pages changed since its parent: the manifest (every page of
   // the frozen tree) is built from unchained dumps only.
   const manifest = chained ? undefined : new ManifestBuilder();
-  let pages = 0;
+  // Pages the rounds still owe first: the final dump's own pages are newer and must win.
+  let pages = await handoff.sendOwed?.(channel) ?? 0;
   for (const mem of images.memory) {
     const file = `${dir}/${mem.pagesFile}`;
     // The ledger: what this source sent, with the hash each page had (a chain sends it all).
@@ -82,7 +83,6 @@ async function freezeAndCopy(ctx: FinalContext): Promise<FrozenTree> {
       await Deno.writeFile(`${dir}/${mem.pagemapFile}`, encodePagemap(flattenParents(mem.pagemap)));
     }
   }
-  pages += await handoff.sendOwed?.(channel) ?? 0;
   // Shared memory (anonymous shared, SysV, memfd) that live processes map travels as their
   // pages, so what pre-copy sent of it counts; the destination rebuilds its pages file.
   const viaPages = manifest ? await rebuildableShmem(images) : new Map();

@@ -11,6 +11,7 @@ import type { LogSink } from "./log.ts";
 import type { IncomingMigration } from "./migration.ts";
 import type { PageStore } from "./page_store.ts";
 import type { Capabilities, RESOLVE_ACTIONS, RESOLVE_STATES } from "./protocol.ts";
+import type { ContainerCheckHandler } from "./container_check.ts";
 
 export type { RestoreRequest, RestoreResult } from "../engine/contract.ts";
 
@@ -54,6 +55,8 @@ export interface AgentContext {
   capabilities: () => Promise<Capabilities>;
   onRestore?: RestoreHandler;
   onResolve?: ResolveHandler;
+  /** Answers container pre-checks; without it the agent takes no containers. */
+  onContainerCheck?: ContainerCheckHandler;
   log: LogSink;
   resumeTimeoutMs: number;
   memoryLimitBytes: number;

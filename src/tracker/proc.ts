@@ -269,6 +269,25 @@ export function signalSame(
 }
 
 /**
+ * Wait until none of `pids` (with their recorded start times) is alive any more — exited,
+ * a zombie, or a pid since reused — up to `timeoutMs`; returns whether they all died.
+ */
+export async function waitDead(
+  pids: number[],
+  starts: number[],
+  timeoutMs = 10_000,
+): Promise<boolean> {
+  const until = performance.now() + timeoutMs;
+  for (let i = 0; i < 100_000 && performance.now() < until; i++) {
+    const now = startTimes(pids);
+    const alive = pids.filter((p, k) => now[k] !== 0 && now[k] === starts[k] && isAlive(p));
+    if (alive.length === 0) return true;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return false;
+}
+
+/**
  * Bytes of memory the tree rooted at `root` holds: the sum over its processes of the
  * proportional set size (a page shared by n processes counts 1/n for each, so shared memory is
  * counted once), or of the resident size where smaps_rollup is unreadable.
