@@ -29,6 +29,8 @@ const DEMO_NEVER_RUNS: Record<string, string> = {
   "src/predict/baselines.ts": "python baselines: only `u2cm predict-eval` runs them",
   "src/container/runtimes.ts": "doctor only probes for podman/runc/crun; a missing one is reported",
   "src/peer/container_check.ts": "message schemas: 'podman' there names a runtime, runs nothing",
+  "src/container/resolve.ts":
+    "only `u2cm migrate --container` runs podman/runc; the demo uses --pid",
 };
 
 /** Where Debian puts commands (PATH may put pyenv and the like first). */
