@@ -56,6 +56,8 @@ export interface DoctorReport {
     private_prefix: string;
   };
   soft_dirty: ProbeResult;
+  /** The dirty-page tracker pre-copy uses here (`hash` on arm64, which has no soft-dirty). */
+  precopy_tracker: { backend: "softdirty" | "hash"; detail: string };
   /** CRIU can dump TCP/UDP sockets on this kernel. */
   inet_sockets: ProbeResult;
   userfaultfd: ProbeResult;
@@ -181,6 +183,7 @@ async function collect(fixed: string[]): Promise<DoctorReport> {
       private_prefix: criuPrefix(),
     },
     soft_dirty: softDirty,
+    precopy_tracker: precopyTracker(host.arch, softDirty),
     inet_sockets: inetSockets(probe?.version, host.kernel),
     userfaultfd,
     pagemap_scan: pagemapScan,
@@ -222,6 +225,35 @@ export function inetSockets(criuVersion: string | undefined, kernel: string): Pr
     : { available: true, detail: `CRIU ${criuVersion} on Linux ${kMaj}.${kMin}` };
 }
 
+/**
+ * Which tracker pre-copy uses on this host: soft-dirty where the kernel sets the bit, else the
+ * content-hash tracker. arm64 kernels have no soft-dirty at all, so there it is always `hash`.
+ *
+ * @example
+ * ```ts
+ * precopyTracker("aarch64", { available: false, detail: "" }).backend; // "hash"
+ * ```
+ */
+export function precopyTracker(
+  arch: string,
+  softDirty: ProbeResult,
+): DoctorReport["precopy_tracker"] {
+  if (arch === "aarch64") {
+    return {
+      backend: "hash",
+      detail: "content-hash tracker: arm64 has no soft-dirty, so pre-copy compares page " +
+        "hashes each round (delta engine; predump cannot run)",
+    };
+  }
+  return softDirty.available
+    ? { backend: "softdirty", detail: "soft-dirty bits (clear_refs, pagemap)" }
+    : {
+      backend: "hash",
+      detail: "content-hash tracker: the kernel sets no soft-dirty bits here, so pre-copy " +
+        "compares page hashes each round (delta engine; predump cannot run)",
+    };
+}
+
 function safeProbe(probe: () => ProbeResult): ProbeResult {
   try {
     return probe();
@@ -247,6 +279,7 @@ function printTable(r: DoctorReport): void {
         } (${r.criu.source}) ${r.criu.path}; check: ${r.criu.check_detail}`,
     ],
     ["soft-dirty", r.soft_dirty.available, r.soft_dirty.detail],
+    ["pre-copy", true, r.precopy_tracker.detail],
     ["inet-sockets", r.inet_sockets.available, r.inet_sockets.detail],
     ["userfaultfd", r.userfaultfd.available, r.userfaultfd.detail],
     ["pagemap-scan", r.pagemap_scan.available, r.pagemap_scan.detail],

@@ -23,6 +23,7 @@ import { runMigration } from "../engine/driver.ts";
 import { tcpPageServer } from "../engine/final_post_copy.ts";
 import { ENGINE_CHOICES, EngineUnavailableError, planOf } from "../engine/select.ts";
 import { MigrationError, type ProgressEvent } from "../engine/types.ts";
+import { isAlive } from "../engine/proc.ts";
 import {
   COMPRESS_MODES,
   type CompressionStats,
@@ -192,6 +193,7 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
       peer: opts.to,
       workDir,
       maxDowntimeMs,
+      resumeTimeoutMs,
       throttle: opts.throttle,
       compress,
       tcp,
@@ -227,7 +229,12 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
         ExitCode.MigrationFailed,
       );
     }
-    throw peerCliError(e);
+    // The peer failed before any pre-copy: the workload was never touched.
+    const err = peerCliError(e);
+    if (err instanceof CliError && isAlive(pid)) {
+      throw new CliError(`${err.message}; the source workload keeps running here`, err.code);
+    }
+    throw err;
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);

@@ -120,6 +120,11 @@ export interface MigrationContext {
   maxDowntimeMs?: number;
   /** Tolerated downtime above the best reachable. @default 0.1 */
   downtimeSlack?: number;
+  /**
+   * How long a committed migration keeps asking the destination to resume the tree, in ms.
+   * @default 30000
+   */
+  resumeTimeoutMs?: number;
   /** Cancels the migration (the source resumes) — honoured until the commit. */
   signal?: AbortSignal;
   /**
