@@ -8,6 +8,7 @@ import type { PredictionProvider } from "../sim/provider.ts";
 import type { StopPolicy } from "../policy/types.ts";
 import type { MigrationChannel } from "./channel.ts";
 import type { FinalPhase, FrozenTree, PageServerEndpoint } from "./parts.ts";
+import type { ContainerJournal } from "./journal.ts";
 
 /** Engine names (`auto` picks one by capability). */
 export type EngineName = "delta" | "predump" | "lazy" | "hybrid";
@@ -137,6 +138,8 @@ export interface MigrationContext {
    * whose runtime checkpoints the container and restores it at the peer. @default by decision
    */
   finalPhase?: FinalPhase;
+  /** The container behind `pid`, journalled so recovery can restore or remove it. */
+  container?: ContainerJournal;
 }
 
 /** Restore request fields every final phase sends (the destination validates them). */
