@@ -195,6 +195,7 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
         return channel;
       },
       finalPhase: target?.finalPhase(),
+      container: target?.journal(),
       policy,
       provider,
       stateDir: opts.stateDir,

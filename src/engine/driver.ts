@@ -72,6 +72,7 @@ export async function runMigration(
     policy: ctx.policy.name,
     phase: "precopy",
     scratchDir: scratch,
+    ...(ctx.container ? { container: ctx.container } : {}),
   });
   let phase: MigrationPhase = "precopy";
   let sourcePids: number[] = [];

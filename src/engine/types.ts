@@ -9,6 +9,7 @@ import type { StopPolicy } from "../policy/types.ts";
 import type { MigrationChannel } from "./channel.ts";
 import type { ENGINE_NAMES, EngineRestoreRequest, Verification, VerifyMode } from "./contract.ts";
 import type { FinalPhase, FrozenTree, PageServerEndpoint } from "./parts.ts";
+import type { ContainerJournal } from "./journal.ts";
 
 /** Engine names (`auto` picks one by capability). */
 export type EngineName = typeof ENGINE_NAMES[number];
@@ -146,6 +147,8 @@ export interface MigrationContext {
    * whose runtime checkpoints the container and restores it at the peer. @default by decision
    */
   finalPhase?: FinalPhase;
+  /** The container behind `pid`, journalled so recovery can restore or remove it. */
+  container?: ContainerJournal;
 }
 
 /**

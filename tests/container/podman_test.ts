@@ -65,7 +65,7 @@ Deno.test("a memcheck container moves between two podman stores: image sent, res
 
     // "transfer": the destination's migration dir receives the export's files
     const dest = Deno.makeTempDirSync({ dir: b.dir });
-    await new Deno.Command("cp", { args: ["-a", ck.dir, `${dest}/export`] }).output();
+    await new Deno.Command("cp", { args: ["-aL", ck.dir, `${dest}/export`] }).output();
     const restored = await importPodman(b, {
       dir: `${dest}/export`,
       sourceRoots: await podmanStore(a),
