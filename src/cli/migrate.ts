@@ -1,7 +1,8 @@
 /**
- * `u2cm migrate --pid PID --to PEER`: live-migrate a process tree to a peer's agent with one of
- * the engines (delta, predump, lazy, hybrid) and a stop policy, with a live progress bar on a
- * terminal and a JSON or table result. Exit 8 when the migration failed and the source runs on.
+ * `u2cm migrate --pid PID --to PEER`: live-migrate a process tree to a peer's agent with the
+ * migration driver (engine names pick its parts) and a stop policy, with a live progress bar on a
+ * terminal and a JSON or table result. Exit 8 when the migration failed and the source runs on;
+ * interrupted migrations of this node are recovered first.
  *
  * @module
  */
@@ -17,14 +18,11 @@ import process from "node:process";
 import { locateCriu } from "../criu/locate.ts";
 import { hostFacts, LAZY_PIPE_MAX_SIZE } from "../criu/host.ts";
 import type { MigrationChannel } from "../engine/channel.ts";
-import { MigrationJournal, recoverMigrations } from "../engine/journal.ts";
-import { treePids } from "../engine/proc.ts";
-import {
-  chooseEngine,
-  ENGINE_CHOICES,
-  EngineUnavailableError,
-  loadEngine,
-} from "../engine/select.ts";
+import { VERIFY_MODES } from "../engine/contract.ts";
+import { runMigration } from "../engine/driver.ts";
+import { tcpPageServer } from "../engine/final_post_copy.ts";
+import { ENGINE_CHOICES, EngineUnavailableError, planOf } from "../engine/select.ts";
+import { isAlive, treeMemoryBytes } from "../tracker/proc.ts";
 import { MigrationError, type ProgressEvent } from "../engine/types.ts";
 import {
   COMPRESS_MODES,
@@ -32,11 +30,14 @@ import {
   connectPeer,
   type PeerClient,
 } from "../peer/mod.ts";
-import { createPolicy, POLICY_NAMES, UnknownPolicyError } from "../policy/mod.ts";
+import { createPolicy, POLICY_NAMES, UnknownPolicyError, withRoundCap } from "../policy/mod.ts";
 import { probeSoftDirty } from "../tracker/probe.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parseNumberInRange, parsePositiveInt, requireProcess } from "./options.ts";
 import { defaultStateDir, peerCliError } from "./peer_errors.ts";
+import { recoverNode } from "./recover.ts";
+import { type ContainerTarget, containerTarget, RUNTIME_CHOICES } from "./migrate_container.ts";
+import { containerSummary } from "../container/types.ts";
 
 const FORMATS = ["table", "json"] as const;
 
@@ -46,6 +47,9 @@ export function register(program: Command): void {
     .command("migrate")
     .description("live-migrate a process tree to a peer's agent")
     .option("--pid <pid>", "root pid of the process tree to migrate")
+    .option("--container <name|id>", "a container to migrate (podman; see --runtime)")
+    .option("--runtime <runtime>", `container runtime: ${RUNTIME_CHOICES.join("|")}`, "auto")
+    .option("--with-volumes", "copy the container's named volumes (default: they must exist there)")
     .option("--to <peer>", "destination peer (a name from 'u2cm peer list')")
     .option("--engine <engine>", `engine: ${ENGINE_CHOICES.join("|")}`, "auto")
     .option("--policy <policy>", `stop policy: ${POLICY_NAMES.join("|")}`, "u2c")
@@ -59,6 +63,11 @@ export function register(program: Command): void {
       "127.0.0.1",
     )
     .option("--no-throttle", "never throttle the workload's CPU")
+    .option(
+      "--verify <mode>",
+      `read back the restored tree: ${VERIFY_MODES.join("|")} (a sample per mapping | every page)`,
+      "sample",
+    )
     .option(
       "--compress <mode>",
       "LZ4 page batches: auto (when the link is slower than LZ4) | on | off",
@@ -77,6 +86,9 @@ export function register(program: Command): void {
 
 interface MigrateOptions {
   pid?: string;
+  container?: string;
+  runtime: string;
+  withVolumes?: boolean;
   to?: string;
   yes?: boolean;
   config: string;
@@ -88,6 +100,7 @@ interface MigrateOptions {
   maxRounds: string;
   pageServerAddress: string;
   throttle: boolean;
+  verify: string;
   compress: string;
   tcp?: string;
   resumeTimeout: string;
@@ -96,14 +109,32 @@ interface MigrateOptions {
 
 async function runMigrate(flags: MigrateOptions): Promise<void> {
   const opts = await completeArgs(flags);
-  const pid = parsePositiveInt("--pid", opts.pid!);
+  if (opts.container !== undefined && opts.pid !== undefined) {
+    throw new CliError("give --pid or --container, not both", ExitCode.Usage);
+  }
+  const runtime = parseChoice("--runtime", opts.runtime, RUNTIME_CHOICES);
+  const target = opts.container === undefined ? undefined : await containerTarget({
+    ref: opts.container,
+    runtime,
+    withVolumes: opts.withVolumes === true,
+    containers: readConfigOrDefault(opts.config).containers,
+  });
+  if (target && !["auto", "delta"].includes(opts.engine)) {
+    throw new CliError(
+      `containers migrate with --engine delta (u2cm's pre-copy, then the runtime's checkpoint); ` +
+        `'${opts.engine}' is not offered (no runtime restores lazily above runc)`,
+      ExitCode.Usage,
+    );
+  }
+  const pid = target ? target.info.initPid : parsePositiveInt("--pid", opts.pid!);
   const format = parseChoice("--format", opts.format, FORMATS);
-  const requested = parseChoice("--engine", opts.engine, ENGINE_CHOICES);
+  const requested = target ? "delta" : parseChoice("--engine", opts.engine, ENGINE_CHOICES);
   const maxRounds = parsePositiveInt("--max-rounds", opts.maxRounds);
   const tcp = opts.tcp === undefined
     ? undefined
     : parseChoice("--tcp", opts.tcp, ["close", "established"] as const);
   const compress = parseChoice("--compress", opts.compress, COMPRESS_MODES);
+  const verify = parseChoice("--verify", opts.verify, VERIFY_MODES);
   const resumeTimeoutMs = parseNumberInRange("--resume-timeout", opts.resumeTimeout, 0.1, 3600) *
     1000;
   const maxDowntimeMs = opts.maxDowntime === undefined
@@ -111,7 +142,7 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
     : parseNumberInRange("--max-downtime", opts.maxDowntime, 1, 3_600_000);
   let policy;
   try {
-    policy = createPolicy(opts.policy, { maxRounds });
+    policy = withRoundCap(createPolicy(opts.policy, { maxRounds }), maxRounds);
   } catch (e) {
     if (e instanceof UnknownPolicyError) throw new CliError(e.message, ExitCode.Usage);
     throw e;
@@ -127,9 +158,9 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
     );
   }
   const host = hostFacts();
-  let engineName;
+  let plan;
   try {
-    engineName = chooseEngine(requested, policy.name, {
+    plan = planOf(requested, {
       softDirty: probeSoftDirty().available,
       lazy: host.userfaultfd && (host.pipeMaxSize ?? 0) >= LAZY_PIPE_MAX_SIZE,
     });
@@ -137,13 +168,11 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
     if (e instanceof EngineUnavailableError) throw new CliError(e.message, ExitCode.Environment);
     throw e;
   }
-  const recovered = recoverMigrations(opts.stateDir);
-  for (const r of recovered.resumed) {
-    console.error(`u2cm: resumed the source of interrupted migration ${r.id} (pid ${r.pid})`);
+  for (const r of await recoverNode(opts.stateDir)) {
+    console.error(`u2cm: recovered interrupted migration ${r.id}: ${r.detail}`);
   }
   const id = `m${Date.now().toString(36)}${pid.toString(36)}`;
-  const workDir = opts.workDir ?? Deno.env.get("U2CM_WORK_DIR") ?? defaultWorkDir(id);
-  await Deno.mkdir(workDir, { recursive: true });
+  const workDir = opts.workDir ?? Deno.env.get("U2CM_WORK_DIR") ?? defaultWorkDir();
   let client: PeerClient | undefined;
   let channel: (MigrationChannel & { readonly compression: CompressionStats }) | undefined;
   const controller = new AbortController();
@@ -151,51 +180,55 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   const progress = format === "table" && Deno.stderr.isTerminal() ? new ProgressView() : undefined;
-  const journal = new MigrationJournal(opts.stateDir, {
-    id,
-    pid,
-    sourcePids: treePids(pid),
-    peer: opts.to,
-    engine: engineName,
-    policy: policy.name,
-    phase: "precopy",
-  });
+  const engineLabel = plan.name ?? "auto";
   try {
-    try {
-      client = await connectPeer({ stateDir: opts.stateDir, peer: opts.to, resumeTimeoutMs });
-      channel = await client.openMigration(id, residentBytes(pid), { compress });
-    } catch (e) {
-      journal.update({ phase: "rolled-back", error: (e as Error).message });
-      throw peerCliError(e);
-    }
-    const engine = await loadEngine(engineName);
     const provider = await livePredictor(policy.name);
-    const outcome = await engine.migrate({
+    const outcome = await runMigration({
       id,
       pid,
-      channel,
+      channel: async () => {
+        client = await connectPeer({ stateDir: opts.stateDir, peer: opts.to, resumeTimeoutMs });
+        // The destination's store quota follows the whole tree (a large child under a tiny init).
+        channel = await client.openMigration(id, expectedBytes(pid, target), { compress });
+        await target?.prepare(client, channel, id, workDir);
+        return channel;
+      },
+      finalPhase: target?.finalPhase(),
+      container: target?.journal(),
       policy,
       provider,
+      stateDir: opts.stateDir,
+      peer: opts.to,
       workDir,
-      maxRounds,
       maxDowntimeMs,
+      resumeTimeoutMs,
       throttle: opts.throttle,
+      verify,
       compress,
       tcp,
-      lazyAddress: opts.pageServerAddress,
+      pageServer: tcpPageServer(opts.pageServerAddress),
       signal: controller.signal,
       onProgress: (ev) => progress?.update(ev),
-      onPhase: (phase) => journal.update({ phase, sourcePids: treePids(pid).concat() }),
-    });
+    }, plan);
     progress?.stop();
-    journal.update({ phase: "done", destPid: outcome.destPid });
-    printResult(format, { ...resultOf(outcome), compression: compressionOf(channel.compression) });
+    printResult(format, {
+      ...resultOf(outcome),
+      compression: compressionOf(channel!.compression),
+      ...(target
+        ? { container: { ...containerSummary(target.info), image_sent: target.imageSent } }
+        : {}),
+    });
   } catch (e) {
     progress?.stop();
     if (e instanceof MigrationError) {
-      journal.update({ phase: e.sourceRunning ? "rolled-back" : "failed", error: e.message });
       if (format === "json") {
-        printResult(format, failedResult(engineName, policy.name, e.message, channel));
+        printResult(format, {
+          ...failedResult(engineLabel, policy.name, e.message, channel),
+          ...(target ? { container: containerSummary(target.info) } : {}),
+        });
+      }
+      if (e.phase === "committed") {
+        throw new CliError(`migration not finished: ${e.message}`, ExitCode.Peer);
       }
       if (controller.signal.aborted) {
         throw new CliError(`interrupted; ${sourceState(e)}`, ExitCode.Interrupted);
@@ -205,12 +238,16 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
         ExitCode.MigrationFailed,
       );
     }
-    throw e;
+    // The peer failed before any pre-copy: the workload was never touched.
+    const err = peerCliError(e);
+    if (err instanceof CliError && isAlive(pid)) {
+      throw new CliError(`${err.message}; the source workload keeps running here`, err.code);
+    }
+    throw err;
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     await client?.close().catch(() => {});
-    await Deno.remove(workDir, { recursive: true }).catch(() => {});
   }
 }
 
@@ -220,19 +257,20 @@ function sourceState(e: MigrationError): string {
     : "the source workload is no longer running here";
 }
 
-function residentBytes(pid: number): number {
-  try {
-    return Number(Deno.readTextFileSync(`/proc/${pid}/statm`).split(" ")[1]) * 4096;
-  } catch {
-    return 0;
-  }
+/**
+ * What the destination should make room for: the whole tree's memory (shared pages counted
+ * once), and a container's image.
+ */
+function expectedBytes(pid: number, target: ContainerTarget | undefined): number {
+  return treeMemoryBytes(pid) + (target?.imageBytes ?? 0);
 }
 
-function defaultWorkDir(id: string): string {
+/** Where scratch dumps go: tmpfs when there is one (u2cm makes its own directory inside). */
+function defaultWorkDir(): string {
   try {
-    if (Deno.statSync("/dev/shm").isDirectory) return `/dev/shm/u2cm-${id}`;
+    if (Deno.statSync("/dev/shm").isDirectory) return "/dev/shm";
   } catch { /* no tmpfs there */ }
-  return `${Deno.env.get("TMPDIR") ?? "/tmp"}/u2cm-${id}`;
+  return Deno.env.get("TMPDIR") ?? "/tmp";
 }
 
 /** A progress bar on stderr: round, MiB sent, dirty predicted vs actual, link rate, phase. */
@@ -290,12 +328,34 @@ async function livePredictor(policy: string): Promise<PredictionProvider | undef
  * the missing flags.
  */
 async function completeArgs(opts: MigrateOptions): Promise<MigrateOptions & { to: string }> {
-  if (opts.pid !== undefined && opts.to !== undefined) return { ...opts, to: opts.to };
+  if ((opts.pid !== undefined || opts.container !== undefined) && opts.to !== undefined) {
+    return { ...opts, to: opts.to };
+  }
   const config = { ...readConfigOrDefault(opts.config), stateDir: opts.stateDir };
-  const picked = await gatherMigrationArgs({ pid: opts.pid, to: opts.to, yes: opts.yes }, config, {
-    engine: { value: opts.engine, reason: "--engine or its default" },
-    policy: { value: opts.policy, reason: "--policy or its default" },
-  });
+  const picked = await gatherMigrationArgs(
+    {
+      pid: opts.pid,
+      container: opts.container,
+      to: opts.to,
+      yes: opts.yes,
+    },
+    config,
+    {
+      engine: { value: opts.engine, reason: "--engine or its default" },
+      policy: { value: opts.policy, reason: "--policy or its default" },
+    },
+  );
+  if (opts.container !== undefined || picked.container) {
+    return {
+      ...opts,
+      pid: undefined,
+      container: opts.container ?? picked.container!.id,
+      runtime: picked.container?.runtime ?? opts.runtime,
+      to: picked.to,
+      engine: picked.engine,
+      policy: picked.policy,
+    };
+  }
   return {
     ...opts,
     pid: String(picked.pid),

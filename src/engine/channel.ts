@@ -5,48 +5,30 @@
  *
  * @module
  */
+import type { PageBatch, RestoreRequest, RestoreResult } from "./contract.ts";
 
-/** A batch of pages of one process, keyed by the pid inside the tree's pid namespace. */
-export interface PageBatch {
-  /** Pid as CRIU names it (pstree.img; inside the tree's pid namespace). */
-  pid: number;
-  /** Page addresses. */
-  addresses: Float64Array;
-  /** `addresses.length * 4096` bytes of page contents. */
-  data: Uint8Array;
-  /** 16 bytes per page (the shim's page hash); computed by the channel when absent. */
-  hashes?: Uint8Array;
-}
-
-/** What the destination answers to a restore request. */
-export interface RestoreResult {
-  /** Whether the tree was restored and runs. */
-  ok: boolean;
-  /** Host pid of the restored root on the destination. */
-  pid?: number;
-  /** Why it failed. */
-  error?: string;
-  /** Milliseconds the destination spent restoring. */
-  restoreMs?: number;
-}
-
-/** A JSON restore request (the engine's parameters for {@linkcode restoreMigration}). */
-export type RestoreRequest = Record<string, unknown>;
+export type { PageBatch, RestoreRequest, RestoreResult } from "./contract.ts";
 
 /** One migration's channel to the destination. */
 export interface MigrationChannel {
   /** Store pages at the destination (queued; `flush` waits for them). */
   sendPages(batch: PageBatch): Promise<void>;
-  /** The destination's page hashes for one process: address → 16-byte hash. */
-  remoteHashes(pid: number): Promise<Map<number, Uint8Array>>;
   /** Store an image file in the migration's directory at the destination. */
   sendFile(name: string, data: Uint8Array): Promise<void>;
   /** Wait until everything sent so far is stored at the destination. */
   flush(): Promise<void>;
-  /** Ask the destination to restore the tree. */
+  /** Ask the destination to restore the tree, left stopped (phase one of the commit). */
   restore(request: RestoreRequest): Promise<RestoreResult>;
-  /** Abandon the migration (the destination discards it). */
-  abort(reason: string): Promise<void>;
+  /**
+   * Phase two, after the source recorded the commit: the destination resumes the restored
+   * tree. Resolves once it runs there; throws when the destination did not confirm.
+   */
+  resume(): Promise<void>;
+  /**
+   * Abandon the migration: the destination discards what it holds, a restored stopped copy
+   * included. Resolves true once the destination confirmed, false when it could not be told.
+   */
+  abort(reason: string): Promise<boolean | void>;
   /** Bytes put on the wire so far. */
   readonly bytesSent: number;
   /** What page-batch compression did so far, when the channel compresses. */

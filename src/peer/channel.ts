@@ -17,22 +17,18 @@ import {
   MAX_FILE_BYTES,
   MAX_FILE_CHUNK,
 } from "./frames.ts";
-import { HASH_BYTES, PAGE_SIZE } from "./page_hash.ts";
+import { HASH_BYTES, PAGE_SIZE } from "../native/page_hash.ts";
 import { type ControlOf, encodeControl, RestoreRequestSchema } from "./protocol.ts";
-import type { RestoreRequest, RestoreResult } from "./session.ts";
+import type {
+  ResolveAction,
+  ResolveAnswer,
+  RestoreRequest,
+  RestoreResult,
+} from "./agent_context.ts";
 import { Signal } from "./signal.ts";
+import type { PageBatch } from "../engine/contract.ts";
 
-/** Pages of one process to send. */
-export interface PageBatch {
-  /** Process id on the source. */
-  pid: number;
-  /** Page addresses (page-aligned). */
-  addresses: Float64Array | number[];
-  /** `addresses.length * 4096` bytes. */
-  data: Uint8Array;
-  /** `addresses.length * 16` bytes of page hashes; computed when absent. */
-  hashes?: Uint8Array;
-}
+export type { PageBatch } from "../engine/contract.ts";
 
 /** The engine's view of one outgoing migration. */
 export interface MigrationChannel {
@@ -44,10 +40,15 @@ export interface MigrationChannel {
   sendFile(name: string, data: Uint8Array): Promise<void>;
   /** Resolves once every chunk sent so far is acknowledged (stored by the peer). */
   flush(): Promise<void>;
-  /** Ask the peer to restore; resolves with its result. */
+  /** Ask the peer to restore (left stopped); resolves with its result. */
   restore(request: RestoreRequest): Promise<RestoreResult>;
-  /** Abort: the peer deletes what it stored. */
-  abort(reason: string): Promise<void>;
+  /** After the source's commit: the peer resumes the restored tree; throws unless it confirms. */
+  resume(): Promise<void>;
+  /**
+   * Abort: the peer deletes what it stored, a restored stopped copy included. Resolves true once
+   * the peer confirmed, false when it could not be reached.
+   */
+  abort(reason: string): Promise<boolean>;
   /** Tell the peer stop-and-copy started or ended (logged there, with timings). */
   stopCopy(phase: "start" | "end"): Promise<void>;
   /** Report progress to the peer's log. */
@@ -83,6 +84,8 @@ export interface ChannelHooks {
   forget(): void;
   /** Page-batch compression (only "off" unless the peer announced the "lz4" codec). @default "off" */
   compress?: CompressMode;
+  /** Ask the agent to resolve this migration (on a fresh link when the current one is down). */
+  resolve(action: ResolveAction): Promise<ResolveAnswer>;
 }
 
 /** How long a restore may take on the peer. */
@@ -246,18 +249,38 @@ export class MigrationChannelImpl implements MigrationChannel {
           ...(r.pid !== undefined ? { pid: r.pid } : {}),
           ...(r.error !== undefined ? { error: r.error } : {}),
           ...(r.restoreMs !== undefined ? { restoreMs: r.restoreMs } : {}),
+          ...(r.verified !== undefined ? { verified: r.verified } : {}),
         };
       }
     }
   }
 
-  async abort(reason: string): Promise<void> {
-    if (this.#done) return;
-    await this.link.send(
-      encodeControl({ type: "abort", migrationId: this.id, reason: reason.slice(0, 1000) }),
-    );
-    this.fail(new PeerError("aborted", `migration '${this.id}' aborted: ${reason}`));
-    this.hooks.forget();
+  async resume(): Promise<void> {
+    if (!this.#done) throw new PeerError("rejected", `migration '${this.id}' is not restored`);
+    const answer = await this.hooks.resolve("resume");
+    if (answer.state !== "resumed") {
+      throw new PeerError(
+        "rejected",
+        `peer did not resume '${this.id}': ${answer.error ?? answer.state}`,
+      );
+    }
+  }
+
+  async abort(reason: string): Promise<boolean> {
+    if (!this.#done) {
+      await this.link.send(
+        encodeControl({ type: "abort", migrationId: this.id, reason: reason.slice(0, 1000) }),
+      );
+      this.fail(new PeerError("aborted", `migration '${this.id}' aborted: ${reason}`));
+      this.hooks.forget();
+    }
+    this.#done = true;
+    try {
+      const answer = await this.hooks.resolve("discard");
+      return answer.state === "discarded" || answer.state === "unknown";
+    } catch {
+      return false;
+    }
   }
 
   async stopCopy(phase: "start" | "end"): Promise<void> {

@@ -28,9 +28,12 @@ import { type ClientLinkSide, type MigrationChannel, MigrationChannelImpl } from
 import type { CompressMode } from "./compression.ts";
 import { findPeer, type Peer, setPeerCert } from "./peers.ts";
 import { connectQuicLink } from "./quic.ts";
+import type { ResolveAction, ResolveAnswer } from "./agent_context.ts";
+import type { ContainerCheck, ContainerCheckAnswer } from "./container_check.ts";
 import {
   type Capabilities,
   type Control,
+  type ControlOf,
   decodeControl,
   encodeControl,
   MIGRATION_ID_RE,
@@ -79,6 +82,16 @@ export interface PeerClient {
     expectedBytes: number,
     options?: OpenMigrationOptions,
   ): Promise<MigrationChannel>;
+  /**
+   * Ask the agent about migration `id` (the source's commit and recovery): its state, resume its
+   * restored copy, or discard everything of it. Opens a fresh link when the current one is down.
+   */
+  resolve(id: string, action: ResolveAction): Promise<ResolveAnswer>;
+  /**
+   * Ask the agent whether it can take a container before anything is frozen (image present,
+   * name free, volumes and bind mounts there); for migration `id`.
+   */
+  checkContainer(id: string, check: ContainerCheck): Promise<ContainerCheckAnswer>;
   /** Close the connection (open migrations are left for the agent's resume timeout). */
   close(): Promise<void>;
 }
@@ -112,6 +125,8 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     { frames: HashesFrame[]; done: (f: HashesFrame[] | Error) => void }
   >();
   #prepareWaiters = new Map<string, (m: Control) => void>();
+  #resolveWaiters = new Map<number, (m: ControlOf<"resolved"> | Error) => void>();
+  #checkWaiters = new Map<number, (m: ControlOf<"containerChecked"> | Error) => void>();
   #nextReq = 1;
 
   constructor(readonly identity: Identity, readonly peer: Peer, readonly opts: ConnectPeerOptions) {
@@ -240,6 +255,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
         windowBytes: this.opts.windowBytes ?? 32 * 2 ** 20,
         requestHashes: (pid) => this.#requestHashes(channel, pid),
         forget: () => this.#channels.delete(stream),
+        resolve: (action) => this.resolve(id, action),
         compress: this.remote.codecs?.includes("lz4") ? options.compress ?? "off" : "off",
       },
     );
@@ -247,7 +263,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     if (!link) throw new PeerError("closed", "the link to the peer is down (resuming)");
     const reply = await this.#prepare(link, id, stream, expectedBytes, false);
     if (reply.type === "abort") {
-      throw new PeerError("rejected", `peer refused migration '${id}': ${reply.reason}`);
+      throw new PeerError("refused", `peer refused migration '${id}': ${reply.reason}`);
     }
     this.#channels.set(stream, channel);
     return channel;
@@ -261,6 +277,70 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     }
     this.#channels.clear();
     await this.#link?.closed;
+  }
+
+  async resolve(id: string, action: ResolveAction): Promise<ResolveAnswer> {
+    if (!MIGRATION_ID_RE.test(id)) {
+      throw new PeerError("rejected", `migration id '${id}' is invalid`);
+    }
+    await this.#reconnecting?.catch(() => {});
+    if (!this.#link && !this.#closing) this.#link = await this.#open();
+    const link = this.#link;
+    if (!link) throw new PeerError("closed", "the peer client was closed");
+    const reqId = this.#nextReq++;
+    const reply = new Promise<ControlOf<"resolved"> | Error>((r) =>
+      this.#resolveWaiters.set(reqId, r)
+    );
+    const timer = setTimeout(
+      () => this.#resolveWaiters.get(reqId)?.(new PeerError("timeout", `no answer about '${id}'`)),
+      this.opts.timeoutMs ?? 10_000,
+    );
+    try {
+      if (!await sendOn(link, encodeControl({ type: "resolve", migrationId: id, reqId, action }))) {
+        throw new PeerError("closed", "the link dropped before the request went out");
+      }
+      const r = await reply;
+      if (r instanceof Error) throw r;
+      return {
+        state: r.state,
+        ...(r.pid !== undefined ? { pid: r.pid } : {}),
+        ...(r.error !== undefined ? { error: r.error } : {}),
+      };
+    } finally {
+      clearTimeout(timer);
+      this.#resolveWaiters.delete(reqId);
+    }
+  }
+
+  async checkContainer(id: string, check: ContainerCheck): Promise<ContainerCheckAnswer> {
+    if (!MIGRATION_ID_RE.test(id)) {
+      throw new PeerError("rejected", `migration id '${id}' is invalid`);
+    }
+    const link = this.#link;
+    if (!link) throw new PeerError("closed", "the link to the peer is down (resuming)");
+    const reqId = this.#nextReq++;
+    const reply = new Promise<ControlOf<"containerChecked"> | Error>((r) =>
+      this.#checkWaiters.set(reqId, r)
+    );
+    const timer = setTimeout(
+      () =>
+        this.#checkWaiters.get(reqId)?.(
+          new PeerError("timeout", "no answer to the container check"),
+        ),
+      this.opts.timeoutMs ?? 30_000,
+    );
+    try {
+      const msg = encodeControl({ type: "containerCheck", migrationId: id, reqId, check });
+      if (!await sendOn(link, msg)) {
+        throw new PeerError("closed", "the link dropped before the check went out");
+      }
+      const r = await reply;
+      if (r instanceof Error) throw r;
+      return r.answer;
+    } finally {
+      clearTimeout(timer);
+      this.#checkWaiters.delete(reqId);
+    }
   }
 
   send(m: string | Uint8Array): Promise<boolean> {
@@ -336,6 +416,10 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     for (const w of this.#hashWaiters.values()) {
       w.done(new PeerError("closed", `link closed: ${why}`));
     }
+    for (const w of this.#resolveWaiters.values()) {
+      w(new PeerError("closed", `link closed: ${why}`));
+    }
+    for (const w of this.#checkWaiters.values()) w(new PeerError("closed", `link closed: ${why}`));
     if (this.#closing) return;
     const active = [...this.#channels.values()].filter((c) => c.active);
     if (active.length === 0) return;
@@ -420,6 +504,12 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
         }
         return;
       }
+      case "resolved":
+        this.#resolveWaiters.get(msg.reqId)?.(msg);
+        return;
+      case "containerChecked":
+        this.#checkWaiters.get(msg.reqId)?.(msg);
+        return;
       case "restoreResult":
         for (const ch of this.#channels.values()) {
           if (ch.id === msg.migrationId) ch.onRestoreResult(msg);

@@ -16,7 +16,14 @@ export type { CompressionStats, CompressMode } from "./compression.ts";
 export type { MigrationChannel, PageBatch } from "./channel.ts";
 export { startAgent } from "./agent.ts";
 export type { RunningAgent, StartAgentOptions } from "./agent.ts";
-export type { RestoreHandler, RestoreRequest, RestoreResult } from "./session.ts";
+export type {
+  ResolveAction,
+  ResolveAnswer,
+  ResolveHandler,
+  RestoreHandler,
+  RestoreRequest,
+  RestoreResult,
+} from "./agent_context.ts";
 export { PageStore } from "./page_store.ts";
 export type { PageStoreEntry, PageStoreOptions, StoredFile } from "./page_store.ts";
 export type { Capabilities } from "./protocol.ts";
@@ -28,4 +35,5 @@ export { addPeer, findPeer, listPeers, removePeer } from "./peers.ts";
 export type { NewPeer, Peer } from "./peers.ts";
 export { createLogger, LOG_LEVELS } from "./log.ts";
 export type { LogLevel, LogSink } from "./log.ts";
-export { nativeHashing, pageHashes } from "./page_hash.ts";
+export { nativeHashing, pageHashes } from "../native/page_hash.ts";
+export * from "./container_check.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type AcceptedPeer, authenticateClient, type NonceLog } from "./auth.ts";
+import { type AcceptedPeer, authenticateClient } from "./auth.ts";
 import { PeerError, ProtocolError } from "./errors.ts";
 import {
   decodeFrame,
@@ -15,60 +15,27 @@ import {
   MAX_HASH_ENTRIES,
   type PagesFrame,
 } from "./frames.ts";
-import type { Identity } from "./identity.ts";
 import type { Link } from "./link.ts";
-import type { LogSink } from "./log.ts";
 import { IncomingMigration } from "./migration.ts";
-import type { PageStore } from "./page_store.ts";
-import { HASH_BYTES } from "./page_hash.ts";
 import {
-  type Capabilities,
-  type Control,
-  type ControlOf,
-  decodeControl,
-  encodeControl,
-} from "./protocol.ts";
+  type AgentContext,
+  answerResolve,
+  receivingCount,
+  type ResolveAnswer,
+  type RestoreResult,
+} from "./agent_context.ts";
+import { HASH_BYTES } from "../native/page_hash.ts";
+import { type Control, type ControlOf, decodeControl, encodeControl } from "./protocol.ts";
 
-/** The engine's request to restore (engine-defined JSON, validated as a bounded object). */
-export interface RestoreRequest {
-  [k: string]: unknown;
-}
-
-/** The outcome of a restore on the agent. */
-export interface RestoreResult {
-  /** Whether the workload runs on this node now. */
-  ok: boolean;
-  /** Pid of the restored root process. */
-  pid?: number;
-  /** What went wrong. */
-  error?: string;
-  /** Time the restore took. */
-  restoreMs?: number;
-}
-
-/** The engine's restore hook, run by the agent when the source asks. */
-export type RestoreHandler = (ctx: {
-  migrationId: string;
-  dir: string;
-  store: PageStore;
-  request: RestoreRequest;
-}) => Promise<RestoreResult>;
-
-/** State shared by every session of one agent. */
-export interface AgentContext {
-  identity: Identity;
-  stateDir: string;
-  migrations: Map<string, IncomingMigration>;
-  nonces: NonceLog;
-  findPeer: (publicKey: string) => { name: string } | undefined;
-  capabilities: () => Promise<Capabilities>;
-  onRestore?: RestoreHandler;
-  log: LogSink;
-  resumeTimeoutMs: number;
-  memoryLimitBytes: number;
-  maxMigrations: number;
-  idleTimeoutMs: number;
-}
+export type {
+  AgentContext,
+  ResolveAction,
+  ResolveAnswer,
+  ResolveHandler,
+  RestoreHandler,
+  RestoreRequest,
+  RestoreResult,
+} from "./agent_context.ts";
 
 let sessionCounter = 0;
 
@@ -199,19 +166,78 @@ class SessionHandler {
         return await this.#hashes(msg);
       case "restore":
         return await this.#restore(msg);
-      case "abort": {
-        const mig = this.ctx.migrations.get(msg.migrationId);
-        if (mig && mig.owner === this.peer.publicKey) {
-          mig.abort(`source aborted: ${msg.reason}`, this.ctx.log);
-          this.ctx.migrations.delete(mig.id);
-          this.streams.delete(mig.stream);
-          this.#dropped.add(mig.stream);
-        }
+      case "abort":
+        await this.#discard(msg.migrationId, `source aborted: ${msg.reason}`);
         return;
-      }
+      case "resolve":
+        return await this.#resolve(msg);
+      case "containerCheck":
+        return await this.#containerCheck(msg);
       default:
         throw new ProtocolError(`'${msg.type}' is not a message an agent accepts`);
     }
+  }
+
+  /** Drop a migration's store and, through the engine, any restored copy of it. */
+  async #discard(id: string, reason: string): Promise<ResolveAnswer> {
+    const mig = this.ctx.migrations.get(id);
+    if (mig && mig.owner === this.peer.publicKey) {
+      if (mig.status !== "aborted") mig.abort(reason, this.ctx.log);
+      this.ctx.migrations.delete(mig.id);
+      if (this.streams.get(mig.stream) === mig) {
+        this.streams.delete(mig.stream);
+        this.#dropped.add(mig.stream);
+      }
+    }
+    const answer = await this.ctx.onResolve?.(id, this.peer.publicKey, "discard");
+    return answer ?? { state: mig ? "discarded" : "unknown" };
+  }
+
+  /** Answer a container pre-check through the engine's hook (none: containers not taken). */
+  async #containerCheck(msg: ControlOf<"containerCheck">): Promise<void> {
+    const answer = this.ctx.onContainerCheck
+      ? await this.ctx.onContainerCheck(msg.check, this.peer.publicKey).catch((e) => ({
+        runtimeOk: false,
+        imagePresent: false,
+        problems: [`container check failed: ${String((e as Error).message).slice(0, 900)}`],
+      }))
+      : { runtimeOk: false, imagePresent: false, problems: ["this agent takes no containers"] };
+    this.ctx.log({
+      level: answer.problems.length ? "warn" : "info",
+      msg: "container check",
+      migrationId: msg.migrationId,
+      container: msg.check.name,
+      ...answer,
+    });
+    await this.link.send(encodeControl({
+      type: "containerChecked",
+      migrationId: msg.migrationId,
+      reqId: msg.reqId,
+      answer: {
+        ...answer,
+        problems: answer.problems.slice(0, 64).map((p) => p.slice(0, 1000)),
+      },
+    }));
+  }
+
+  async #resolve(msg: ControlOf<"resolve">): Promise<void> {
+    const answer = msg.action === "discard"
+      ? await this.#discard(msg.migrationId, "source rolled back")
+      : await answerResolve(this.ctx, this.peer.publicKey, msg.migrationId, msg.action);
+    this.ctx.log({
+      level: answer.error ? "warn" : "info",
+      msg: `resolve ${msg.action}`,
+      migrationId: msg.migrationId,
+      ...answer,
+    });
+    await this.link.send(encodeControl({
+      type: "resolved",
+      migrationId: msg.migrationId,
+      reqId: msg.reqId,
+      state: answer.state,
+      ...(answer.pid !== undefined ? { pid: answer.pid } : {}),
+      ...(answer.error !== undefined ? { error: answer.error.slice(0, 1000) } : {}),
+    }));
   }
 
   async frame(bytes: Uint8Array): Promise<void> {
@@ -304,7 +330,7 @@ class SessionHandler {
       return await this.#ack(existing);
     }
     if (existing) return await refuse(`migration id '${msg.migrationId}' is already in use`);
-    if (ctx.migrations.size >= ctx.maxMigrations) {
+    if (receivingCount(ctx.migrations) >= ctx.maxMigrations) {
       return await refuse(`this agent already receives ${ctx.maxMigrations} migrations`);
     }
     const caps = await ctx.capabilities();
@@ -377,6 +403,7 @@ class SessionHandler {
         dir: mig.dir,
         store: mig.store,
         request: msg.request,
+        owner: this.peer.publicKey,
       });
     } catch (e) {
       result = { ok: false, error: `restore handler failed: ${(e as Error).message}` };
@@ -401,6 +428,7 @@ class SessionHandler {
       ...(r.pid !== undefined ? { pid: r.pid } : {}),
       ...(r.error !== undefined ? { error: r.error.slice(0, 4000) } : {}),
       ...(r.restoreMs !== undefined ? { restoreMs: r.restoreMs } : {}),
+      ...(r.verified !== undefined ? { verified: r.verified } : {}),
     }));
   }
 
