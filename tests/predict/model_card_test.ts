@@ -40,10 +40,21 @@ for (const name of ["numpy-cg-a", "stress-vm-a"]) {
 }
 
 Deno.test("the committed models fit the size limit and say what they were trained on", async () => {
-  for (const f of ["models/u2c-predictor.onnx", "models/lstm.onnx"]) {
+  for (const f of ["models/u2c-predictor.onnx", "models/lstm.onnx", "models/u2c-windows.onnx"]) {
     assert.ok((await Deno.stat(f)).size <= 2 * 1024 * 1024, `${f} over 2 MB`);
     const meta = JSON.parse(await Deno.readTextFile(f.replace(".onnx", ".json")));
     assert.ok(meta.trainedOn.length >= 7, `${f} trained on ${meta.trainedOn}`);
+  }
+});
+
+Deno.test("every held-out window model exists and never saw its workload", async () => {
+  const full = JSON.parse(await Deno.readTextFile("models/u2c-windows.json"));
+  for (const workload of full.trainedOn) {
+    const file = heldOutModelFile("models", "u2c-windows", workload);
+    assert.equal(file, `models/loo/u2c-windows-no-${workload}.onnx`);
+    const meta = JSON.parse(await Deno.readTextFile(file.replace(".onnx", ".json")));
+    assert.ok(!meta.trainedOn.includes(workload), `${file} saw ${workload}`);
+    assert.deepEqual(meta.windowsMs, full.windowsMs);
   }
 });
 
