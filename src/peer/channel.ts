@@ -6,11 +6,12 @@
  * @module
  */
 import { BatchCompressor, type CompressionStats, type CompressMode } from "./compression.ts";
+import type { WireLayout } from "./link.ts";
 import type { LogSink } from "./log.ts";
 import { PeerError } from "./errors.ts";
 import {
-  encodeFile,
-  encodePages,
+  encodeFileParts,
+  encodePagesParts,
   type HashesFrame,
   isValidFileName,
   MAX_BATCH_PAGES,
@@ -20,6 +21,7 @@ import {
 import { HASH_BYTES, PAGE_SIZE } from "./page_hash.ts";
 import { type ControlOf, encodeControl, RestoreRequestSchema } from "./protocol.ts";
 import type { RestoreRequest, RestoreResult } from "./session.ts";
+import { ResendBuffer } from "./resend_buffer.ts";
 import { Signal } from "./signal.ts";
 
 /** Pages of one process to send. */
@@ -60,15 +62,14 @@ export interface MigrationChannel {
   readonly compression: CompressionStats;
 }
 
-interface Pending {
-  seq: number;
-  frame: Uint8Array;
-}
-
 /** The client's link-facing half, as a channel sees it. */
 export interface ClientLinkSide {
   /** Send on the current link; resolves false when there is none (the channel keeps the chunk). */
   send(m: string | Uint8Array): Promise<boolean>;
+  /** Send a chunk laid out by `layout` on the current link; false when there is none. */
+  sendWire(wire: Uint8Array): Promise<boolean>;
+  /** How the transport lays a binary message out on its wire. */
+  readonly layout: WireLayout;
   /** The client's log. */
   readonly log: LogSink;
 }
@@ -97,13 +98,11 @@ export class MigrationChannelImpl implements MigrationChannel {
   bytesStored = 0;
   #seq = 0;
   #acked = 0;
-  #unacked: Pending[] = [];
-  #inflight = 0;
+  #window = new ResendBuffer();
   #error: Error | undefined;
   #done = false;
   #changed = new Signal();
   #restoreWaiter: ((r: ControlOf<"restoreResult">) => void) | undefined;
-  #sentUpTo = 0;
   readonly #compressor: BatchCompressor;
   // Link-rate sampling for compression "auto": acknowledged bytes over a period, and how much of
   // it the sender spent blocked (on the socket draining or on the window).
@@ -149,7 +148,7 @@ export class MigrationChannelImpl implements MigrationChannel {
       const end = Math.min(n, at + MAX_BATCH_PAGES);
       await this.#waitWindow();
       const data = batch.data.subarray(at * PAGE_SIZE, end * PAGE_SIZE);
-      const frame = encodePages({
+      const parts = encodePagesParts({
         stream: this.stream,
         seq: this.#seq + 1,
         pid: batch.pid,
@@ -158,7 +157,7 @@ export class MigrationChannelImpl implements MigrationChannel {
         hashes: batch.hashes?.subarray(at * HASH_BYTES, end * HASH_BYTES),
         packed: this.#compressor.pack(data),
       });
-      await this.#queue(frame);
+      await this.#queue(parts);
     }
     await this.#waitWindow();
   }
@@ -174,7 +173,7 @@ export class MigrationChannelImpl implements MigrationChannel {
     for (let at = 0, first = true; first || at < data.length; first = false) {
       const end = Math.min(data.length, at + MAX_FILE_CHUNK);
       await this.#waitWindow();
-      await this.#queue(encodeFile({
+      await this.#queue(encodeFileParts({
         stream: this.stream,
         seq: this.#seq + 1,
         name,
@@ -280,11 +279,7 @@ export class MigrationChannelImpl implements MigrationChannel {
   onAck(seq: number, bytesStored: number): void {
     if (seq > this.#seq) return;
     this.bytesStored = bytesStored;
-    const inflight = this.#inflight;
-    while (this.#unacked.length && this.#unacked[0].seq <= seq) {
-      this.#inflight -= this.#unacked.shift()!.frame.length;
-    }
-    this.#sampleLink(inflight - this.#inflight);
+    this.#sampleLink(this.#window.ack(seq));
     if (seq > this.#acked) this.#acked = seq;
     this.#changed.notify();
   }
@@ -297,7 +292,7 @@ export class MigrationChannelImpl implements MigrationChannel {
   /** @internal after a reconnect: the agent holds chunks up to `seq`; the rest must be resent. */
   resumeFrom(seq: number): void {
     this.onAck(seq, this.bytesStored);
-    this.#sentUpTo = seq;
+    this.#window.resetSent(seq);
   }
 
   /**
@@ -305,19 +300,19 @@ export class MigrationChannelImpl implements MigrationChannel {
    * returns how many were sent — synchronously 0 when there is nothing to send.
    */
   resendUnsent(send: (m: Uint8Array) => Promise<boolean>): number | Promise<number> {
-    if (!this.active || !this.#unacked.some((p) => p.seq > this.#sentUpTo)) return 0;
+    if (!this.active || !this.#window.nextUnsent()) return 0;
     return this.#resend(send);
   }
 
   async #resend(send: (m: Uint8Array) => Promise<boolean>): Promise<number> {
     let sent = 0;
     for (let guard = 0; guard < 1_000_000 && this.active; guard++) {
-      const next = this.#unacked.find((p) => p.seq > this.#sentUpTo);
+      const next = this.#window.nextUnsent();
       if (!next) break;
-      if (!await send(next.frame)) {
+      if (!await send(next.wire)) {
         throw new PeerError("closed", "the link dropped while resending");
       }
-      this.#sentUpTo = Math.max(this.#sentUpTo, next.seq);
+      this.#window.markSent(next.seq);
       sent++;
     }
     return sent;
@@ -326,8 +321,7 @@ export class MigrationChannelImpl implements MigrationChannel {
   /** @internal fail the channel: every pending and later call rejects with `err`. */
   fail(err: Error): Error {
     this.#error ??= err;
-    this.#unacked = [];
-    this.#inflight = 0;
+    this.#window.clear();
     this.#changed.notify();
     return this.#error;
   }
@@ -364,7 +358,10 @@ export class MigrationChannelImpl implements MigrationChannel {
   }
 
   async #waitWindowLoop(): Promise<void> {
-    for (let since = Date.now(), last = this.#acked; this.#inflight >= this.hooks.windowBytes;) {
+    for (
+      let since = Date.now(), last = this.#acked;
+      this.#window.inflight >= this.hooks.windowBytes;
+    ) {
       this.#check();
       await this.#changed.wait(1000);
       if (this.#acked !== last) [last, since] = [this.#acked, Date.now()];
@@ -375,16 +372,22 @@ export class MigrationChannelImpl implements MigrationChannel {
     this.#check();
   }
 
-  async #queue(frame: Uint8Array): Promise<void> {
+  /**
+   * Lay the chunk out for the wire, in a buffer an acknowledged chunk left behind when one fits,
+   * and send it. It stays in the resend buffer until acknowledged.
+   */
+  async #queue(parts: Uint8Array[]): Promise<void> {
     const seq = ++this.#seq;
-    this.#unacked.push({ seq, frame });
-    this.#inflight += frame.length;
-    this.bytesSent += frame.length;
-    // false = link down: the frame waits in #unacked until the client resumes and resends it.
+    let size = 0;
+    for (const p of parts) size += p.length;
+    const wire = this.link.layout(parts, this.#window.spare(size));
+    this.#window.push(seq, wire);
+    this.bytesSent += size;
+    // false = link down: the chunk waits in the window until the client resumes and resends it.
     const t0 = performance.now();
-    const sent = await this.link.send(frame);
+    const sent = await this.link.sendWire(wire);
     this.#blockedMs += performance.now() - t0;
-    if (sent) this.#sentUpTo = Math.max(this.#sentUpTo, seq);
+    if (sent) this.#window.markSent(seq);
   }
 
   async #sendControl(text: string): Promise<void> {

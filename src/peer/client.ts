@@ -16,18 +16,16 @@
  *
  * @module
  */
-import { parseHostPort } from "./address.ts";
-import { authenticateAgent } from "./auth.ts";
-import { probeCapabilities } from "./capabilities.ts";
 import { PeerError, ProtocolError } from "./errors.ts";
-import { decodeFrame, FrameKind, type HashesFrame, MAX_FRAME_BYTES } from "./frames.ts";
+import { decodeFrame, FrameKind, type HashesFrame } from "./frames.ts";
 import { type Identity, loadIdentity } from "./identity.ts";
-import type { Link } from "./link.ts";
+import type { Link, WireLayout } from "./link.ts";
 import { type LogSink, silentLog } from "./log.ts";
 import { type ClientLinkSide, type MigrationChannel, MigrationChannelImpl } from "./channel.ts";
 import type { CompressMode } from "./compression.ts";
-import { findPeer, type Peer, setPeerCert } from "./peers.ts";
-import { connectQuicLink } from "./quic.ts";
+import { findPeer, type Peer } from "./peers.ts";
+import { quicWireLayout } from "./quic.ts";
+import { openPeerLink } from "./client_link.ts";
 import {
   type Capabilities,
   type Control,
@@ -35,7 +33,7 @@ import {
   encodeControl,
   MIGRATION_ID_RE,
 } from "./protocol.ts";
-import { connectWsLink } from "./ws_client.ts";
+import { wsWireLayout } from "./ws_client.ts";
 
 export type { MigrationChannel, PageBatch } from "./channel.ts";
 
@@ -99,9 +97,16 @@ function sendOn(link: Link, m: string | Uint8Array): Promise<boolean> {
   return link.send(m).then(() => true, () => false);
 }
 
+function sendWireOn(link: Link, wire: Uint8Array): Promise<boolean> {
+  if (!link.sendWire) return Promise.resolve(false);
+  return link.sendWire(wire).then(() => true, () => false);
+}
+
 class PeerClientImpl implements PeerClient, ClientLinkSide {
   remote!: Capabilities;
   readonly log: LogSink;
+  readonly transport: "ws" | "quic";
+  readonly layout: WireLayout;
   #link: Link | undefined;
   #channels = new Map<number, MigrationChannelImpl>();
   #nextStream = 1;
@@ -116,6 +121,8 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
 
   constructor(readonly identity: Identity, readonly peer: Peer, readonly opts: ConnectPeerOptions) {
     this.log = opts.log ?? silentLog;
+    this.transport = opts.transport ?? "ws";
+    this.layout = this.transport === "quic" ? quicWireLayout : wsWireLayout;
   }
 
   /** First connection: open, authenticate, and make it the current link. */
@@ -125,35 +132,16 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
 
   /** Open and authenticate a link and start reading it (it is not yet the current link). */
   async #open(): Promise<Link> {
-    const addr = parseHostPort(this.peer.address)!;
-    const timeoutMs = this.opts.timeoutMs ?? 10_000;
-    const link = (this.opts.transport ?? "ws") === "quic"
-      ? await this.#openQuic(addr.hostname, addr.port, timeoutMs)
-      : await connectWsLink({
-        hostname: addr.hostname,
-        port: addr.port,
-        timeoutMs,
-        pinnedFingerprint: this.peer.certFingerprint,
-        deadAfterMs: this.opts.deadAfterMs,
-      });
-    try {
-      const { capabilities } = await authenticateAgent(link, {
-        identity: this.identity,
-        peerKey: this.peer.publicKey,
-        pinnedFingerprint: this.peer.certFingerprint,
-        peerName: this.peer.name,
-        timeoutMs,
-      });
-      this.remote = capabilities;
-      this.#learnCert(link);
-      await link.send(encodeControl({
-        type: "hello",
-        capabilities: probeCapabilities({ stateDir: this.opts.stateDir }),
-      }));
-    } catch (e) {
-      link.close(4401, "authentication failed");
-      throw e;
-    }
+    const { link, capabilities } = await openPeerLink({
+      identity: this.identity,
+      peer: this.peer,
+      stateDir: this.opts.stateDir,
+      transport: this.transport,
+      timeoutMs: this.opts.timeoutMs,
+      deadAfterMs: this.opts.deadAfterMs,
+      log: this.log,
+    });
+    this.remote = capabilities;
     this.log({
       level: "info",
       msg: "connected to peer",
@@ -162,58 +150,6 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     });
     this.#readLoop(link);
     return link;
-  }
-
-  /** QUIC verifies against the peer's certificate itself: learn it over WebSocket first if needed. */
-  async #openQuic(hostname: string, port: number, timeoutMs: number): Promise<Link> {
-    if (!this.peer.certPem) {
-      const probe = await connectWsLink({
-        hostname,
-        port,
-        timeoutMs,
-        pinnedFingerprint: this.peer.certFingerprint,
-      });
-      try {
-        await authenticateAgent(probe, {
-          identity: this.identity,
-          peerKey: this.peer.publicKey,
-          pinnedFingerprint: this.peer.certFingerprint,
-          peerName: this.peer.name,
-          timeoutMs,
-        });
-        this.#learnCert(probe);
-      } finally {
-        probe.close(1000, "certificate learnt");
-      }
-      if (!this.peer.certPem) {
-        throw new PeerError(
-          "pin-mismatch",
-          `could not learn the certificate of '${this.peer.name}'`,
-        );
-      }
-    }
-    return await connectQuicLink({
-      hostname,
-      port,
-      certPem: this.peer.certPem,
-      certFingerprint: this.peer.certFingerprint!,
-      timeoutMs,
-      maxMessageBytes: MAX_FRAME_BYTES + 1024,
-      deadAfterMs: this.opts.deadAfterMs,
-    });
-  }
-
-  /** After a signed handshake proved the certificate, remember it (QUIC needs the PEM). */
-  #learnCert(link: Link): void {
-    const pem = link.remoteCertPem, fp = link.remoteCertFingerprint;
-    if (!pem || !fp || this.peer.certPem) return;
-    try {
-      setPeerCert(this.opts.stateDir, this.peer.name, pem, fp);
-      this.peer.certPem = pem;
-      this.peer.certFingerprint = fp;
-    } catch (e) {
-      this.log({ level: "warn", msg: "could not record the peer certificate", error: String(e) });
-    }
   }
 
   async openMigration(
@@ -266,6 +202,11 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
   send(m: string | Uint8Array): Promise<boolean> {
     const link = this.#link;
     return link ? sendOn(link, m) : Promise.resolve(false);
+  }
+
+  sendWire(wire: Uint8Array): Promise<boolean> {
+    const link = this.#link;
+    return link ? sendWireOn(link, wire) : Promise.resolve(false);
   }
 
   #prepare(
@@ -368,7 +309,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
         for (let pass = 0, sent = 1; sent > 0 && pass < 10_000; pass++) {
           sent = 0;
           for (const ch of channels) {
-            const r = ch.resendUnsent((m) => sendOn(l, m));
+            const r = ch.resendUnsent((m) => sendWireOn(l, m));
             sent += typeof r === "number" ? r : await r;
           }
         }
