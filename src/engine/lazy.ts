@@ -5,12 +5,16 @@
  * source copy is ended only after every page has been fetched. Downtime no longer depends on the
  * memory size; the price is that a link failure after the restore loses the workload.
  *
- * The page traffic flows between the two CRIUs over TCP (source page server ← destination
- * lazy-pages daemon), not through the authenticated peer channel.
+ * The page traffic between the two CRIUs (source page server ← destination lazy-pages daemon)
+ * goes through the peer channel's tunnel (src/peer/tunnel.ts): the page server listens on
+ * 127.0.0.1 only, the destination's daemon connects to its agent's loopback endpoint, and the
+ * bytes cross the link inside the authenticated channel. Only an in-process channel (tests)
+ * makes the daemon connect to the page server directly, at `ctx.lazyAddress`.
  *
  * @module
  */
 import { criuLazyDump, type LazyDump } from "../criu/run.ts";
+import { carriesTunnels, openTunnel } from "../peer/mod.ts";
 import { tcpDumpOptions, tcpRestoreRequest } from "./delta.ts";
 import { imageFilesToSend } from "./files.ts";
 import { isAlive, nsPids, signalAll, treePids } from "./proc.ts";
@@ -64,8 +68,12 @@ export async function lazyFinal(
 ): Promise<{ downtimeMs: number; destPid: number; phases: PhaseTimes; pages: number }> {
   const dir = `${ctx.workDir}/lazy`;
   await Deno.mkdir(dir, { recursive: true });
-  const address = ctx.lazyAddress ?? "127.0.0.1";
-  const port = freePort(address);
+  // Over a peer agent the page server's traffic goes through the channel's tunnel.
+  const tunnel = carriesTunnels(ctx.channel)
+    ? await openTunnel({ channel: ctx.channel, signal: ctx.signal })
+    : undefined;
+  const address = tunnel ? "127.0.0.1" : ctx.lazyAddress ?? "127.0.0.1";
+  const port = tunnel?.localPort ?? freePort(address);
   const sourcePids = treePids(ctx.pid);
   const ownPidNs = nsPids(ctx.pid).at(-1) === 1;
   const phases: PhaseTimes = { freeze_ms: 0, dump_ms: 0, transfer_ms: 0, restore_ms: 0 };
@@ -105,7 +113,7 @@ export async function lazyFinal(
     const result = await ctx.channel.restore({
       engine: options.engine,
       rebuildPages: options.prepare !== undefined,
-      lazy: { address, port },
+      lazy: tunnel ? { tunnel: true } : { address, port },
       ...tcpRestoreRequest(ctx),
     });
     phases.restore_ms = performance.now() - restoreAt;
@@ -150,6 +158,7 @@ export async function lazyFinal(
       isAlive(ctx.pid),
     );
   } finally {
+    await tunnel?.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }

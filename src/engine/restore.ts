@@ -26,11 +26,17 @@ export const EngineRestoreRequestSchema = z.object({
   tcpClose: z.boolean().optional(),
   /** The tree was a shell job. */
   shellJob: z.boolean().optional(),
-  /** Lazy restore: the source's page server to fetch the remaining pages from. */
-  lazy: z.object({
-    address: z.string().regex(/^[0-9a-fA-F:.]{2,64}$/),
-    port: z.number().int().min(1).max(65535),
-  }).optional(),
+  /**
+   * Lazy restore: fetch the remaining pages from the source's page server, through the peer
+   * channel's tunnel (`{tunnel: true}`), or directly at `address:port` (in-process channels).
+   */
+  lazy: z.union([
+    z.object({ tunnel: z.literal(true) }).strict(),
+    z.object({
+      address: z.string().regex(/^[0-9a-fA-F:.]{2,64}$/),
+      port: z.number().int().min(1).max(65535),
+    }).strict(),
+  ]).optional(),
 }).strict();
 
 /** A validated restore request. */
@@ -50,6 +56,7 @@ export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResu
   // Peer agents keep image files under `<migration dir>/images`; accept both layouts.
   ctx = { ...ctx, dir: imagesDirOf(ctx.dir) };
   let lazyDaemon: ReturnType<typeof criuLazyPages> | undefined;
+  let tunnel: { localPort: number; close(): Promise<void> } | undefined;
   // Rebuilt images go to tmpfs: CRIU reads them once, right away, on the downtime path.
   const scratch = req.rebuildPages && !req.lazy ? await scratchDir(ctx.migrationId) : undefined;
   // A lazy restore keeps its daemon on the images after CRIU returns: restore in place.
@@ -58,12 +65,21 @@ export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResu
     if (scratch) await copyImages(ctx.dir, scratch);
     if (req.rebuildPages) await rebuildPages({ ...ctx, dir }, req.lazy !== undefined);
     if (req.lazy) {
+      let target = req.lazy;
+      if ("tunnel" in target) {
+        if (!ctx.openTunnel) throw new Error("this agent cannot carry the page traffic's tunnel");
+        // criu lazy-pages talks to our end of the tunnel; the channel carries it to the source.
+        tunnel = await ctx.openTunnel();
+        target = { address: "127.0.0.1", port: tunnel.localPort };
+      }
       lazyDaemon = criuLazyPages({
         dir,
-        address: req.lazy.address,
-        port: req.lazy.port,
+        address: target.address,
+        port: target.port,
         timeoutMs: 600_000,
       });
+      const open = tunnel;
+      lazyDaemon.status.finally(() => open?.close());
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     }
     const restored = await criuRestore({
@@ -83,6 +99,7 @@ export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResu
   } catch (e) {
     const error = e instanceof CriuError ? e.message : `restore failed: ${(e as Error).message}`;
     await lazyDaemon?.stop();
+    await tunnel?.close();
     return { ok: false, error, restoreMs: performance.now() - started };
   } finally {
     if (scratch) {

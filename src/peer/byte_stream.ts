@@ -21,6 +21,11 @@ import tls from "node:tls";
 import { PeerError } from "./errors.ts";
 import { AGENT_SERVER_NAME } from "./quic.ts";
 
+/** Size of the buffers reads fill. */
+const READ_BUFFER_BYTES = 256 * 1024;
+/** A read gets at least this much room (else a fresh buffer). */
+const READ_MIN_BYTES = 32 * 1024;
+
 /** Callbacks of a {@linkcode ByteStream}. */
 export interface ByteStreamEvents {
   /** Bytes arrived (the stream does not touch `chunk` again). */
@@ -102,6 +107,11 @@ export async function openByteStream(opts: ByteStreamOptions): Promise<ByteStrea
   }
 }
 
+/** A {@linkcode ByteStream} over an accepted or connected Deno connection (TCP or TLS). */
+export function byteStreamOf(conn: Deno.Conn): ByteStream {
+  return new DenoByteStream(conn);
+}
+
 class DenoByteStream implements ByteStream {
   queued = 0;
   #conn: Deno.Conn;
@@ -163,11 +173,16 @@ class DenoByteStream implements ByteStream {
 
   async #read(): Promise<void> {
     try {
+      // Reads (one TLS record, ≤ 16 KiB, each) fill a 256 KiB buffer one after another; every
+      // chunk handed out is a view of it that nothing writes again.
+      let buf = new Uint8Array(READ_BUFFER_BYTES);
+      let at = 0;
       for (let guard = 0; guard < Number.MAX_SAFE_INTEGER && !this.#closed; guard++) {
-        const buf = new Uint8Array(256 * 1024);
-        const n = await this.#conn.read(buf);
+        if (buf.length - at < READ_MIN_BYTES) [buf, at] = [new Uint8Array(READ_BUFFER_BYTES), 0];
+        const n = await this.#conn.read(buf.subarray(at));
         if (n === null) break;
-        this.#events?.data(buf.subarray(0, n));
+        this.#events?.data(buf.subarray(at, at + n));
+        at += n;
       }
       this.#close("connection closed");
     } catch (e) {

@@ -5,7 +5,12 @@
  *
  * @module
  */
-import { BatchCompressor, type CompressionStats, type CompressMode } from "./compression.ts";
+import {
+  BatchCompressor,
+  type CompressionStats,
+  type CompressMode,
+  LinkRateSampler,
+} from "./compression.ts";
 import type { WireLayout } from "./link.ts";
 import type { LogSink } from "./log.ts";
 import { PeerError } from "./errors.ts";
@@ -23,6 +28,7 @@ import { type ControlOf, encodeControl, RestoreRequestSchema } from "./protocol.
 import type { RestoreRequest, RestoreResult } from "./session.ts";
 import { ResendBuffer } from "./resend_buffer.ts";
 import { Signal } from "./signal.ts";
+import type { TunnelHandler, TunnelRegistry } from "./tunnel_handler.ts";
 
 /** Pages of one process to send. */
 export interface PageBatch {
@@ -84,6 +90,8 @@ export interface ChannelHooks {
   forget(): void;
   /** Page-batch compression (only "off" unless the peer announced the "lz4" codec). @default "off" */
   compress?: CompressMode;
+  /** Where tunnels of this migration register (tunnel.ts). */
+  tunnels?: TunnelRegistry;
 }
 
 /** How long a restore may take on the peer. */
@@ -104,11 +112,8 @@ export class MigrationChannelImpl implements MigrationChannel {
   #changed = new Signal();
   #restoreWaiter: ((r: ControlOf<"restoreResult">) => void) | undefined;
   readonly #compressor: BatchCompressor;
-  // Link-rate sampling for compression "auto": acknowledged bytes over a period, and how much of
-  // it the sender spent blocked (on the socket draining or on the window).
-  #periodAt = 0;
-  #periodAcked = 0;
-  #blockedMs = 0;
+  /** Link-rate sampling for compression "auto". */
+  readonly #rate: LinkRateSampler;
 
   constructor(
     readonly id: string,
@@ -118,6 +123,7 @@ export class MigrationChannelImpl implements MigrationChannel {
     readonly hooks: ChannelHooks,
   ) {
     this.#compressor = new BatchCompressor(hooks.compress ?? "off");
+    this.#rate = new LinkRateSampler(this.#compressor);
   }
 
   get compression(): CompressionStats {
@@ -279,7 +285,7 @@ export class MigrationChannelImpl implements MigrationChannel {
   onAck(seq: number, bytesStored: number): void {
     if (seq > this.#seq) return;
     this.bytesStored = bytesStored;
-    this.#sampleLink(this.#window.ack(seq));
+    this.#rate.acked(this.#window.ack(seq));
     if (seq > this.#acked) this.#acked = seq;
     this.#changed.notify();
   }
@@ -318,6 +324,21 @@ export class MigrationChannelImpl implements MigrationChannel {
     return sent;
   }
 
+  /** @internal the side a tunnel of this migration talks through (tunnel.ts). */
+  tunnelSide(): {
+    send(m: string | Uint8Array): Promise<boolean>;
+    register(h: TunnelHandler): void;
+    unregister(h: TunnelHandler): void;
+  } {
+    const reg = this.hooks.tunnels;
+    if (!reg) throw new PeerError("rejected", "this connection carries no tunnels");
+    return {
+      send: (m) => this.link.send(m),
+      register: (h) => reg.register(this.id, h),
+      unregister: (h) => reg.unregister(this.id, h),
+    };
+  }
+
   /** @internal fail the channel: every pending and later call rejects with `err`. */
   fail(err: Error): Error {
     this.#error ??= err;
@@ -331,29 +352,13 @@ export class MigrationChannelImpl implements MigrationChannel {
     if (this.#done) throw new PeerError("closed", `migration '${this.id}' is finished`);
   }
 
-  /**
-   * Every ≥ 100 ms of acknowledgements: when the sender spent at least half of it blocked, the
-   * link (or the receiver) set the pace, so acknowledged bytes per second measure its rate.
-   */
-  #sampleLink(acked: number): void {
-    const now = performance.now();
-    if (this.#periodAt === 0) {
-      [this.#periodAt, this.#periodAcked, this.#blockedMs] = [now, 0, 0];
-      return;
-    }
-    this.#periodAcked += acked;
-    const elapsed = now - this.#periodAt;
-    if (elapsed < 100) return;
-    if (this.#blockedMs >= elapsed / 2) this.#compressor.observeLink(this.#periodAcked, elapsed);
-    [this.#periodAt, this.#periodAcked, this.#blockedMs] = [now, 0, 0];
-  }
-
   async #waitWindow(): Promise<void> {
-    const t0 = performance.now();
+    if (this.#window.inflight < this.hooks.windowBytes) return this.#check();
+    this.#rate.waitStart();
     try {
       await this.#waitWindowLoop();
     } finally {
-      this.#blockedMs += performance.now() - t0;
+      this.#rate.waitEnd();
     }
   }
 
@@ -384,9 +389,8 @@ export class MigrationChannelImpl implements MigrationChannel {
     this.#window.push(seq, wire);
     this.bytesSent += size;
     // false = link down: the chunk waits in the window until the client resumes and resends it.
-    const t0 = performance.now();
-    const sent = await this.link.sendWire(wire);
-    this.#blockedMs += performance.now() - t0;
+    this.#rate.waitStart();
+    const sent = await this.link.sendWire(wire).finally(() => this.#rate.waitEnd());
     if (sent) this.#window.markSent(seq);
   }
 

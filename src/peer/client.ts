@@ -26,6 +26,7 @@ import type { CompressMode } from "./compression.ts";
 import { findPeer, type Peer } from "./peers.ts";
 import { quicWireLayout } from "./quic.ts";
 import { openPeerLink } from "./client_link.ts";
+import { TunnelRoutes } from "./tunnel_handler.ts";
 import {
   type Capabilities,
   type Control,
@@ -117,6 +118,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     { frames: HashesFrame[]; done: (f: HashesFrame[] | Error) => void }
   >();
   #prepareWaiters = new Map<string, (m: Control) => void>();
+  #tunnels = new TunnelRoutes((m) => this.send(m));
   #nextReq = 1;
 
   constructor(readonly identity: Identity, readonly peer: Peer, readonly opts: ConnectPeerOptions) {
@@ -177,6 +179,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
         requestHashes: (pid) => this.#requestHashes(channel, pid),
         forget: () => this.#channels.delete(stream),
         compress: this.remote.codecs?.includes("lz4") ? options.compress ?? "off" : "off",
+        tunnels: this.#tunnels,
       },
     );
     const link = this.#link;
@@ -277,6 +280,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     for (const w of this.#hashWaiters.values()) {
       w.done(new PeerError("closed", `link closed: ${why}`));
     }
+    this.#tunnels.linkDown(why);
     if (this.#closing) return;
     const active = [...this.#channels.values()].filter((c) => c.active);
     if (active.length === 0) return;
@@ -366,6 +370,10 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
           if (ch.id === msg.migrationId) ch.onRestoreResult(msg);
         }
         return;
+      case "tunnelOpen":
+      case "tunnelAck":
+      case "tunnelClose":
+        return this.#tunnels.control(msg);
       case "error":
         this.log({
           level: "warn",
@@ -382,7 +390,10 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
 
   #onFrame(bytes: Uint8Array): void {
     const frame = decodeFrame(bytes);
-    if (frame.kind !== FrameKind.Hashes) throw new ProtocolError("agents send only hash listings");
+    if (frame.kind === FrameKind.Tunnel) return this.#tunnels.frame(frame);
+    if (frame.kind !== FrameKind.Hashes) {
+      throw new ProtocolError("agents send only hash listings and tunnel frames");
+    }
     const w = this.#hashWaiters.get(frame.seq);
     if (!w) return;
     w.frames.push(frame);

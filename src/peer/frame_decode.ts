@@ -15,6 +15,7 @@ import {
   checkIntegrity,
   type FileFrame,
   FileHeader,
+  FLAG_FIN,
   FLAG_LAST,
   FLAG_LZ4,
   type Frame,
@@ -28,6 +29,8 @@ import {
   PagesHeader,
   readAddresses,
   readU64,
+  type TunnelFrame,
+  TunnelHeader,
   validate,
 } from "./frame_format.ts";
 import { bytesEqual, HASH_BYTES, PAGE_SIZE, pageHashes } from "./page_hash.ts";
@@ -57,6 +60,7 @@ export function decodeFrame(bytes: Uint8Array, verifyPages = true): Frame {
   if (kind === FrameKind.Pages) return decodePages(bytes, view, flags, stream, seq, verifyPages);
   if (kind === FrameKind.File) return decodeFileFrame(bytes, view, flags, stream, seq);
   if (kind === FrameKind.Hashes) return decodeHashes(bytes, view, flags, stream, seq);
+  if (kind === FrameKind.Tunnel) return decodeTunnel(bytes, view, flags, stream, seq);
   throw new ProtocolError(`unknown frame kind ${kind}`);
 }
 
@@ -205,5 +209,35 @@ function decodeHashes(
     addresses: readAddresses(view, 40, n),
     hashes: bytes.subarray(40 + n * 8),
     last: header.last,
+  };
+}
+
+function decodeTunnel(
+  bytes: Uint8Array,
+  view: DataView,
+  flags: number,
+  stream: number,
+  seq: number,
+): TunnelFrame {
+  if ((flags & ~FLAG_FIN) !== 0) throw new ProtocolError("tunnel frame has unknown flags");
+  const header = validate(TunnelHeader, {
+    kind: FrameKind.Tunnel,
+    stream,
+    seq,
+    conn: view.getUint32(16, true),
+    dataLength: view.getUint32(20, true),
+    fin: (flags & FLAG_FIN) !== 0,
+  });
+  if (bytes.length !== 40 + header.dataLength) {
+    throw new ProtocolError("tunnel frame length does not fit its data length");
+  }
+  checkIntegrity(bytes.subarray(24, 40), [bytes.subarray(0, 24), bytes.subarray(40)]);
+  return {
+    kind: FrameKind.Tunnel,
+    stream,
+    seq,
+    conn: header.conn,
+    data: bytes.subarray(40),
+    fin: header.fin,
   };
 }

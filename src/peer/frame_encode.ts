@@ -14,6 +14,7 @@
  */
 import {
   FileHeader,
+  FLAG_FIN,
   FLAG_LAST,
   FLAG_LZ4,
   FrameKind,
@@ -21,6 +22,8 @@ import {
   HashesHeader,
   type PagesFrame,
   PagesHeader,
+  type TunnelFrame,
+  TunnelHeader,
   writeAddresses,
   writeCommon,
   writeU64,
@@ -113,6 +116,19 @@ export function encodeHashes(f: Omit<HashesFrame, "kind">): Uint8Array {
   view.setUint32(20, count, true);
   writeAddresses(view, 40, f.addresses);
   out.set(f.hashes, 40 + count * 8);
+  out.set(integrityHash([out.subarray(0, 24), out.subarray(40)]), 24);
+  return out;
+}
+
+/** Encode a tunnel chunk (its integrity hash covers header and data). */
+export function encodeTunnel(f: Omit<TunnelFrame, "kind">): Uint8Array {
+  TunnelHeader.parse({ ...f, kind: FrameKind.Tunnel, dataLength: f.data.length });
+  const out = new Uint8Array(40 + f.data.length);
+  const view = new DataView(out.buffer);
+  writeCommon(view, FrameKind.Tunnel, f.fin ? FLAG_FIN : 0, f.stream, f.seq);
+  view.setUint32(16, f.conn, true);
+  view.setUint32(20, f.data.length, true);
+  out.set(f.data, 40);
   out.set(integrityHash([out.subarray(0, 24), out.subarray(40)]), 24);
   return out;
 }

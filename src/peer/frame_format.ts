@@ -11,7 +11,11 @@
  * file    16 offset u64 · 24 total u64 · 32 nameLen u16 · 34 0 u16 · 36 dataLen u32 · 40 hash[16]
  *         56 name · data
  * hashes  16 pid u32 · 20 count u32 · 24 hash[16] · 40 addr u64[count] · hash[16][count]
+ * tunnel  16 conn u32 · 20 dataLen u32 · 24 hash[16] · 40 data      (seq: chunk number of this
+ *         connection in this direction, from 1; FLAG_FIN: the sender's end of it closed after data)
  * ```
+ *
+ * The tunnel frame's integrity hash covers its header and its data (tunnel.ts).
  *
  * {@linkcode decodeFrame} validates sizes, bounds and hashes and throws only
  * {@linkcode ProtocolError}. A compressed page batch (FLAG_LZ4, sent only to agents that announce
@@ -49,7 +53,13 @@ export const MAX_ADDRESS = 2 ** 53 - PAGE_SIZE;
 export const FILE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** Frame kinds. */
-export const FrameKind = { Pages: 1, File: 2, Hashes: 3 } as const;
+export const FrameKind = { Pages: 1, File: 2, Hashes: 3, Tunnel: 4 } as const;
+
+/** Most bytes of data in one tunnel frame. */
+export const MAX_TUNNEL_CHUNK = 256 * 1024;
+
+/** Flag on the tunnel frame after which its sender sends no more on that connection. */
+export const FLAG_FIN = 1;
 
 /** Flag on the last hashes frame of a listing. */
 export const FLAG_LAST = 1;
@@ -93,6 +103,16 @@ export const HashesHeader = z.object({
   pid: z.number().int().min(1).max(0x7fff_ffff),
   count: z.number().int().min(0).max(MAX_HASH_ENTRIES),
   last: z.boolean(),
+});
+
+/** @internal header schema of a tunnel chunk */
+export const TunnelHeader = z.object({
+  kind: z.literal(FrameKind.Tunnel),
+  stream: Stream,
+  seq: z.number().int().min(1).max(0xffff_ffff),
+  conn: z.number().int().min(1).max(0x7fff_ffff),
+  dataLength: z.number().int().min(0).max(MAX_TUNNEL_CHUNK),
+  fin: z.boolean(),
 });
 
 /** A batch of pages of one process. */
@@ -151,8 +171,24 @@ export interface HashesFrame {
   last: boolean;
 }
 
+/** Bytes of one connection carried through a tunnel (tunnel.ts). */
+export interface TunnelFrame {
+  /** Frame kind. */
+  kind: typeof FrameKind.Tunnel;
+  /** The migration's stream number. */
+  stream: number;
+  /** Chunk number of this connection in this direction, from 1. */
+  seq: number;
+  /** The tunnelled connection's id within the migration. */
+  conn: number;
+  /** The bytes. */
+  data: Uint8Array;
+  /** Whether the sender's end of the connection closed after these bytes. */
+  fin: boolean;
+}
+
 /** Any binary frame. */
-export type Frame = PagesFrame | FileFrame | HashesFrame;
+export type Frame = PagesFrame | FileFrame | HashesFrame | TunnelFrame;
 
 export function writeCommon(
   view: DataView,

@@ -1,79 +1,28 @@
 /**
- * One authenticated connection on the agent: reads control messages and frames in order, feeds
- * migrations' stores, answers with acks, hash listings and restore results. Any malformed or
+ * One authenticated connection on the agent: authenticates the peer, then reads control messages
+ * and frames in order and hands them to its {@linkcode SessionHandler}; when the connection ends,
+ * its migrations detach (waiting for the source to resume) or are released. Any malformed or
  * out-of-order input closes the connection (logged); nothing is written for it.
  *
  * @module
  */
-import { type AcceptedPeer, authenticateClient, type NonceLog } from "./auth.ts";
+import { type AcceptedPeer, authenticateClient } from "./auth.ts";
+import type { AgentContext } from "./agent_context.ts";
 import { PeerError, ProtocolError } from "./errors.ts";
-import {
-  decodeFrame,
-  encodeHashes,
-  type FileFrame,
-  FrameKind,
-  MAX_HASH_ENTRIES,
-  type PagesFrame,
-} from "./frames.ts";
-import type { Identity } from "./identity.ts";
+import { decodeFrame, FrameKind } from "./frames.ts";
 import type { Link } from "./link.ts";
-import type { LogSink } from "./log.ts";
-import { IncomingMigration } from "./migration.ts";
-import type { PageStore } from "./page_store.ts";
-import { HASH_BYTES } from "./page_hash.ts";
-import {
-  type Capabilities,
-  type Control,
-  type ControlOf,
-  decodeControl,
-  encodeControl,
-} from "./protocol.ts";
+import type { IncomingMigration } from "./migration.ts";
+import { decodeControl, encodeControl } from "./protocol.ts";
+import { SessionHandler } from "./session_handler.ts";
 
-/** The engine's request to restore (engine-defined JSON, validated as a bounded object). */
-export interface RestoreRequest {
-  [k: string]: unknown;
-}
-
-/** The outcome of a restore on the agent. */
-export interface RestoreResult {
-  /** Whether the workload runs on this node now. */
-  ok: boolean;
-  /** Pid of the restored root process. */
-  pid?: number;
-  /** What went wrong. */
-  error?: string;
-  /** Time the restore took. */
-  restoreMs?: number;
-}
-
-/** The engine's restore hook, run by the agent when the source asks. */
-export type RestoreHandler = (ctx: {
-  migrationId: string;
-  dir: string;
-  store: PageStore;
-  request: RestoreRequest;
-}) => Promise<RestoreResult>;
-
-/** State shared by every session of one agent. */
-export interface AgentContext {
-  identity: Identity;
-  stateDir: string;
-  migrations: Map<string, IncomingMigration>;
-  nonces: NonceLog;
-  findPeer: (publicKey: string) => { name: string } | undefined;
-  capabilities: () => Promise<Capabilities>;
-  onRestore?: RestoreHandler;
-  log: LogSink;
-  resumeTimeoutMs: number;
-  memoryLimitBytes: number;
-  maxMigrations: number;
-  idleTimeoutMs: number;
-}
+export type {
+  AgentContext,
+  RestoreHandler,
+  RestoreRequest,
+  RestoreResult,
+} from "./agent_context.ts";
 
 let sessionCounter = 0;
-
-/** Chunks stored between acknowledgements at most (a quarter of the default 32 MiB window). */
-const ACK_EVERY = 8;
 
 /** Serve one link until it closes. Never throws. */
 export async function runSession(link: Link, ctx: AgentContext): Promise<void> {
@@ -110,10 +59,21 @@ export async function runSession(link: Link, ctx: AgentContext): Promise<void> {
   const handler = new SessionHandler(link, ctx, peer, streams);
   try {
     for (let i = 0; i < Number.MAX_SAFE_INTEGER; i++) {
-      const m = await link.next(ctx.idleTimeoutMs);
+      // A restore runs while the loop goes on reading: tunnel traffic (post-copy pages) is served
+      // at once, anything else waits for the restore to finish, as before.
+      const m = await link.next(handler.busy ? 2 ** 31 - 1 : ctx.idleTimeoutMs);
       if (m === null) break;
-      if (typeof m === "string") await handler.control(decodeControl(m));
-      else await handler.frame(m);
+      if (typeof m === "string") {
+        const msg = decodeControl(m);
+        if (msg.type !== "tunnelAck" && msg.type !== "tunnelClose") await handler.busy;
+        await handler.control(msg);
+      } else {
+        const frame = decodeFrame(m);
+        if (frame.kind !== FrameKind.Tunnel) await handler.busy;
+        await handler.frame(frame);
+      }
+      // A burst ends with whatever message came last: acknowledge what it left unacknowledged.
+      if (link.queued === 0) await handler.ackPending();
     }
   } catch (e) {
     const reason = (e as Error).message;
@@ -153,262 +113,5 @@ export async function runSession(link: Link, ctx: AgentContext): Promise<void> {
       }
     }
     link.close();
-  }
-}
-
-class SessionHandler {
-  /** Streams whose migration was refused or aborted here: late frames are dropped. */
-  #dropped = new Set<number>();
-
-  constructor(
-    readonly link: Link,
-    readonly ctx: AgentContext,
-    readonly peer: AcceptedPeer,
-    readonly streams: Map<number, IncomingMigration>,
-  ) {}
-
-  async control(msg: Control): Promise<void> {
-    switch (msg.type) {
-      case "hello":
-        this.ctx.log({
-          level: "debug",
-          msg: "peer capabilities",
-          peer: this.peer.name,
-          capabilities: msg.capabilities,
-        });
-        return;
-      case "prepare":
-        return await this.#prepare(msg);
-      case "stopCopy": {
-        const mig = this.#owned(msg.migrationId);
-        mig.stopCopy[msg.phase] = Date.now();
-        this.ctx.log({ level: "info", msg: `stop-and-copy ${msg.phase}`, migrationId: mig.id });
-        return;
-      }
-      case "progress":
-        this.ctx.log({
-          level: "debug",
-          msg: "progress",
-          migrationId: msg.migrationId,
-          bytesSent: msg.bytesSent,
-          round: msg.round,
-          phase: msg.phase,
-        });
-        return;
-      case "hashes":
-        return await this.#hashes(msg);
-      case "restore":
-        return await this.#restore(msg);
-      case "abort": {
-        const mig = this.ctx.migrations.get(msg.migrationId);
-        if (mig && mig.owner === this.peer.publicKey) {
-          mig.abort(`source aborted: ${msg.reason}`, this.ctx.log);
-          this.ctx.migrations.delete(mig.id);
-          this.streams.delete(mig.stream);
-          this.#dropped.add(mig.stream);
-        }
-        return;
-      }
-      default:
-        throw new ProtocolError(`'${msg.type}' is not a message an agent accepts`);
-    }
-  }
-
-  async frame(bytes: Uint8Array): Promise<void> {
-    const frame = decodeFrame(bytes);
-    if (frame.kind === FrameKind.Hashes) {
-      throw new ProtocolError("hash listings flow agent → client only");
-    }
-    const mig = this.streams.get(frame.stream);
-    if (!mig && this.#dropped.has(frame.stream)) return; // in flight when its migration ended
-    if (!mig || mig.session !== this) {
-      throw new ProtocolError(`frame for stream ${frame.stream}, which has no prepared migration`);
-    }
-    if (mig.status !== "receiving") throw new ProtocolError(`migration ${mig.id} is ${mig.status}`);
-    if (frame.seq <= mig.lastSeq) return await this.#ack(mig); // a resent chunk already stored
-    if (frame.seq !== mig.lastSeq + 1) {
-      throw new ProtocolError(`chunk ${frame.seq} of ${mig.id} arrived after ${mig.lastSeq}`);
-    }
-    try {
-      if (frame.kind === FrameKind.Pages) this.#storePages(mig, frame);
-      else this.#storeFile(mig, frame);
-    } catch (e) {
-      if (e instanceof PeerError && e.code === "rejected") {
-        await this.#refuse(mig, e.message);
-        return;
-      }
-      throw e;
-    }
-    mig.lastSeq = frame.seq;
-    // Acknowledge when the burst is drained, and at least every ACK_EVERY chunks.
-    if (this.link.queued === 0 || mig.lastSeq - mig.lastAcked >= ACK_EVERY) await this.#ack(mig);
-  }
-
-  #storePages(mig: IncomingMigration, f: PagesFrame): void {
-    mig.store.putPages(f.pid, f.addresses, f.hashes, f.data, true);
-  }
-
-  #storeFile(mig: IncomingMigration, f: FileFrame): void {
-    mig.store.writeFileChunk(f.name, f.offset, f.total, f.data);
-  }
-
-  async #ack(mig: IncomingMigration): Promise<void> {
-    mig.lastAcked = mig.lastSeq;
-    await this.link.send(encodeControl({
-      type: "ack",
-      migrationId: mig.id,
-      stream: mig.stream,
-      seq: mig.lastSeq,
-      bytesStored: mig.store.bytesStored,
-      pages: mig.store.pageCount,
-    }));
-  }
-
-  async #refuse(mig: IncomingMigration, reason: string): Promise<void> {
-    mig.abort(reason, this.ctx.log);
-    this.ctx.migrations.delete(mig.id);
-    this.streams.delete(mig.stream);
-    this.#dropped.add(mig.stream);
-    await this.link.send(encodeControl({ type: "abort", migrationId: mig.id, reason }));
-  }
-
-  async #prepare(msg: ControlOf<"prepare">): Promise<void> {
-    const { ctx } = this;
-    const existing = ctx.migrations.get(msg.migrationId);
-    const refuse = (reason: string) =>
-      this.link.send(encodeControl({ type: "abort", migrationId: msg.migrationId, reason }));
-    if (this.streams.has(msg.stream) && this.streams.get(msg.stream)?.id !== msg.migrationId) {
-      throw new ProtocolError(`stream ${msg.stream} is already in use on this connection`);
-    }
-    if (msg.resume) {
-      if (!existing || existing.owner !== this.peer.publicKey || existing.status === "aborted") {
-        ctx.log({
-          level: "warn",
-          msg: "resume refused",
-          peer: this.peer.name,
-          migrationId: msg.migrationId,
-        });
-        return await refuse(
-          "no such migration to resume on this agent (it was aborted or the agent restarted)",
-        );
-      }
-      existing.attach(this, msg.stream);
-      this.streams.set(msg.stream, existing);
-      if (existing.result) await this.#sendResult(existing, existing.result); // lost in the drop
-      ctx.log({
-        level: "info",
-        msg: "migration resumed",
-        migrationId: existing.id,
-        lastSeq: existing.lastSeq,
-      });
-      return await this.#ack(existing);
-    }
-    if (existing) return await refuse(`migration id '${msg.migrationId}' is already in use`);
-    if (ctx.migrations.size >= ctx.maxMigrations) {
-      return await refuse(`this agent already receives ${ctx.maxMigrations} migrations`);
-    }
-    const caps = await ctx.capabilities();
-    const room = caps.freeDiskBytes + ctx.memoryLimitBytes;
-    if (msg.expectedBytes > room) {
-      return await refuse(`expected ${msg.expectedBytes} bytes but only ${room} fit on this node`);
-    }
-    const dir = `${ctx.stateDir}/migrations/${msg.migrationId}`;
-    const mig = new IncomingMigration(
-      msg.migrationId,
-      this.peer.publicKey,
-      dir,
-      msg.expectedBytes,
-      {
-        memoryLimitBytes: ctx.memoryLimitBytes,
-        quotaBytes: Math.max(2 * msg.expectedBytes, 256 * 2 ** 20),
-      },
-    );
-    mig.attach(this, msg.stream);
-    ctx.migrations.set(mig.id, mig);
-    this.streams.set(msg.stream, mig);
-    ctx.log({
-      level: "info",
-      msg: "migration prepared",
-      migrationId: mig.id,
-      peer: this.peer.name,
-      expectedBytes: msg.expectedBytes,
-    });
-    await this.#ack(mig);
-  }
-
-  async #hashes(msg: ControlOf<"hashes">): Promise<void> {
-    const mig = this.#owned(msg.migrationId);
-    const entries = mig.store.entries(msg.pid);
-    for (let at = 0, guard = 0; guard < 1_000_000; guard++) {
-      const part = entries.slice(at, at + MAX_HASH_ENTRIES);
-      at += part.length;
-      const hashes = new Uint8Array(part.length * HASH_BYTES);
-      part.forEach((e, i) => hashes.set(e.hash, i * HASH_BYTES));
-      await this.link.send(encodeHashes({
-        stream: mig.stream,
-        seq: msg.reqId,
-        pid: msg.pid,
-        addresses: Float64Array.from(part, (e) => e.addr),
-        hashes,
-        last: at >= entries.length,
-      }));
-      if (at >= entries.length) break;
-    }
-  }
-
-  async #restore(msg: ControlOf<"restore">): Promise<void> {
-    const mig = this.#owned(msg.migrationId);
-    // The source may have reconnected meanwhile: answer on the link that holds the migration now.
-    const send = (r: RestoreResult) =>
-      (mig.session instanceof SessionHandler ? mig.session : this).#sendResult(mig, r);
-    if (!this.ctx.onRestore) {
-      return await send({ ok: false, error: "this agent has no restore handler installed" });
-    }
-    if (mig.status !== "receiving") {
-      return await send({ ok: false, error: `migration is ${mig.status}` });
-    }
-    mig.status = "restoring";
-    this.ctx.log({ level: "info", msg: "restore requested", migrationId: mig.id });
-    const started = performance.now();
-    let result: RestoreResult;
-    try {
-      result = await this.ctx.onRestore({
-        migrationId: mig.id,
-        dir: mig.dir,
-        store: mig.store,
-        request: msg.request,
-      });
-    } catch (e) {
-      result = { ok: false, error: `restore handler failed: ${(e as Error).message}` };
-    }
-    result.restoreMs ??= performance.now() - started;
-    mig.status = result.ok ? "restored" : "receiving";
-    if (result.ok) mig.result = result;
-    this.ctx.log({
-      level: result.ok ? "info" : "warn",
-      msg: "restore finished",
-      migrationId: mig.id,
-      ...result,
-    });
-    await send(result);
-  }
-
-  async #sendResult(mig: IncomingMigration, r: RestoreResult): Promise<void> {
-    await this.link.send(encodeControl({
-      type: "restoreResult",
-      migrationId: mig.id,
-      ok: r.ok,
-      ...(r.pid !== undefined ? { pid: r.pid } : {}),
-      ...(r.error !== undefined ? { error: r.error.slice(0, 4000) } : {}),
-      ...(r.restoreMs !== undefined ? { restoreMs: r.restoreMs } : {}),
-    }));
-  }
-
-  #owned(id: string): IncomingMigration {
-    const mig = this.ctx.migrations.get(id);
-    if (!mig || mig.owner !== this.peer.publicKey || mig.session !== this) {
-      throw new ProtocolError(`migration '${id}' is not prepared on this connection`);
-    }
-    return mig;
   }
 }
