@@ -30,14 +30,51 @@ export function step(text: string): void {
   console.error(`\n==> ${text}`);
 }
 
-/** The Debian packages named in build/debian-packages.txt. */
-export function listedPackages(): string[] {
-  const text = Deno.readTextFileSync(`${ROOT}build/debian-packages.txt`);
-  return text.split("\n").map((l) => l.replace(/#.*/, "").trim()).filter((l) => l !== "");
+/** A task that installs Debian packages. */
+export type SetupTask = "demo" | "test";
+
+/** One line of build/debian-packages.txt. */
+export interface ListedPackage {
+  /** Debian package name. */
+  name: string;
+  /** The tasks that need it. */
+  tasks: SetupTask[];
+  /** Why (the comment). */
+  why: string;
 }
 
-/** Install the listed Debian packages that are not installed yet (needs root). */
-export async function ensureDebianPackages(packages = listedPackages()): Promise<void> {
+/**
+ * The lines of build/debian-packages.txt: `NAME TASK… # why`.
+ *
+ * @example
+ * ```ts
+ * const demo = listedPackages().filter((p) => p.tasks.includes("demo")).map((p) => p.name);
+ * ```
+ */
+export function listedPackages(
+  text = Deno.readTextFileSync(`${ROOT}build/debian-packages.txt`),
+): ListedPackage[] {
+  const out: ListedPackage[] = [];
+  for (const [n, line] of text.split("\n").entries()) {
+    const [body, ...why] = line.split("#");
+    const words = body.trim().split(/\s+/).filter((w) => w !== "");
+    if (words.length === 0) continue;
+    const [name, ...tasks] = words;
+    const bad = tasks.filter((t) => t !== "demo" && t !== "test");
+    if (tasks.length === 0 || bad.length > 0) {
+      throw new Error(
+        `build/debian-packages.txt line ${n + 1}: '${name}' needs the tasks that use it ` +
+          `(demo, test)${bad.length ? `, not '${bad.join(" ")}'` : ""}`,
+      );
+    }
+    out.push({ name, tasks: tasks as SetupTask[], why: why.join("#").trim() });
+  }
+  return out;
+}
+
+/** Install the Debian packages `task` needs that are not installed yet (needs root). */
+export async function ensureDebianPackages(task: SetupTask): Promise<void> {
+  const packages = listedPackages().filter((p) => p.tasks.includes(task)).map((p) => p.name);
   const missing: string[] = [];
   for (const pkg of packages) {
     const { stdout } = await new Deno.Command("dpkg-query", {
@@ -48,7 +85,7 @@ export async function ensureDebianPackages(packages = listedPackages()): Promise
     if (!new TextDecoder().decode(stdout).includes("install ok installed")) missing.push(pkg);
   }
   if (missing.length === 0) {
-    console.error(`all ${packages.length} Debian packages present`);
+    console.error(`all ${packages.length} Debian packages of the ${task} task present`);
     return;
   }
   if (Deno.uid() !== 0) {
@@ -77,9 +114,13 @@ export function exists(relative: string): boolean {
   }
 }
 
-/** Build the native shim for this machine and for aarch64. */
-export async function buildShims(): Promise<void> {
+/**
+ * Build the native shim for this machine, and with `crossArm64` for aarch64 as well (the test
+ * task; the demo needs only the native one).
+ */
+export async function buildShims({ crossArm64 }: { crossArm64: boolean }): Promise<void> {
   await run("native shim build", [Deno.execPath(), "run", "-A", "build/shim.ts"]);
+  if (!crossArm64) return;
   await run("native shim aarch64 build", [
     Deno.execPath(),
     "run",

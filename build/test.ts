@@ -16,10 +16,10 @@ import {
 } from "./setup.ts";
 
 step("Debian packages (build/debian-packages.txt)");
-await ensureDebianPackages();
+await ensureDebianPackages("test");
 if (exists("build/shim.ts")) {
   step("native shim (x86_64 and aarch64)");
-  await buildShims();
+  await buildShims({ crossArm64: true });
 }
 if (exists("src/cli/doctor.ts")) {
   step("CRIU (u2cm doctor --fix)");

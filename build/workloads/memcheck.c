@@ -12,7 +12,7 @@
  * Any mismatch prints "CORRUPT page <i> ..." and exits with status 3. stdout is line-buffered
  * so a test can follow the file it is redirected to.
  *
- * Usage: memcheck [--mib N] [--write-pages N] [--hot-percent P] [--check-pages N]
+ * Usage: memcheck [--mib N] [--write-pages N] [--hot-percent P | --hot-mib N] [--check-pages N]
  *                 [--interval-ms N] [--seed N]
  */
 #define _GNU_SOURCE
@@ -75,6 +75,7 @@ int main(int argc, char **argv) {
   long hot_percent = arg(argc, argv, "--hot-percent", 25);
   long check_pages = arg(argc, argv, "--check-pages", 256);
   long interval_ms = arg(argc, argv, "--interval-ms", 20);
+  long hot_mib = arg(argc, argv, "--hot-mib", 0); /* a fixed hot set, whatever --mib is */
   rng_state = (uint64_t)arg(argc, argv, "--seed", 88172645463325252L) | 1;
   if (mib < 1 || hot_percent < 1 || hot_percent > 100 || interval_ms < 1) {
     fprintf(stderr, "memcheck: bad arguments\n");
@@ -87,6 +88,7 @@ int main(int argc, char **argv) {
 
   uint64_t pages = (uint64_t)mib * 256u;
   uint64_t hot = pages * (uint64_t)hot_percent / 100u;
+  if (hot_mib > 0) hot = (uint64_t)hot_mib * 256u < pages ? (uint64_t)hot_mib * 256u : pages;
   if (hot == 0) hot = 1;
   uint64_t *mem = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                        -1, 0);

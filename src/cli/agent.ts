@@ -1,16 +1,19 @@
 /**
- * `u2cm agent`: the long-running daemon that receives migrations from pinned peers.
+ * `u2cm agent`: the long-running daemon that receives migrations from pinned peers. It restores
+ * them stopped and resumes them when their source commits (src/engine/destination.ts). At start
+ * it keeps ready copies stopped for their sources, discards half-done restores, and recovers
+ * migrations this node was the source of.
  *
  * @module
  */
 import type { Command } from "commander";
 import { parseHostPort } from "../peer/address.ts";
 import { startAgent } from "../peer/agent.ts";
-import type { RestoreHandler } from "../peer/session.ts";
+import type { ResolveHandler, RestoreHandler } from "../peer/mod.ts";
 import { type Config, ConfigError, loadConfig } from "../ops/config.ts";
 import { startAgentOps } from "../ops/agent_ops.ts";
-import { recoverMigrations } from "../engine/journal.ts";
-import { restoreMigration } from "../engine/restore.ts";
+import { Destination } from "../engine/destination.ts";
+import { recoverNode } from "./recover.ts";
 import { createLogger, LOG_LEVELS } from "../peer/log.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parseNumberInRange } from "./options.ts";
@@ -97,10 +100,20 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
   const ops = opts.loaded
     ? startAgentOps({ ...opts.loaded, logLevel: level }, { keepLogLevel: true })
     : undefined;
+  const destination = new Destination({ stateDir: opts.stateDir });
+  for (const r of destination.recover()) {
+    log({
+      level: "warn",
+      msg: "a restored copy waits (stopped) for its source to commit or roll back",
+      migrationId: r.id,
+      pid: r.pids?.[0],
+    });
+  }
+  const onResolve: ResolveHandler = (id, owner, action) => destination.resolve(id, owner, action);
   const onRestore: RestoreHandler = async (ctx) => {
     ops?.metrics.inProgress.inc({ role: "destination" });
     try {
-      const result = await restoreMigration(ctx);
+      const result = await destination.restore(ctx);
       const engine = typeof ctx.request.engine === "string" ? ctx.request.engine : "unknown";
       ops?.metrics.migrations.inc({
         outcome: result.ok ? "success" : "failed",
@@ -124,6 +137,7 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
       memoryLimitBytes,
       maxMigrations: Math.floor(maxMigrations),
       onRestore,
+      onResolve,
     });
   } catch (e) {
     if (e instanceof Deno.errors.AddrInUse) {
@@ -137,24 +151,21 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
     }
     throw peerCliError(e);
   }
-  // Sources this node left frozen when a migration died with it run again (journal in the state dir).
-  const recovered = recoverMigrations(opts.stateDir);
-  for (const r of recovered.resumed) {
-    log({
-      level: "warn",
-      msg: "resumed the source of an interrupted migration",
-      id: r.id,
-      pid: r.pid,
-    });
-  }
-  for (const r of recovered.unresolved) {
-    log({
-      level: "error",
-      msg: "migration died while restoring: check the peer",
-      id: r.id,
-      peer: r.peer,
-    });
-  }
+  // Migrations this node was the source of and that died with it: ask their destinations.
+  const recovery = recoverNode(opts.stateDir).then((recovered) => {
+    for (const r of recovered) {
+      log({
+        level: r.pending ? "error" : "warn",
+        msg: "recovered an interrupted migration",
+        migrationId: r.id,
+        peer: r.peer,
+        from: r.from,
+        phase: r.phase,
+        workload: r.workload,
+        detail: r.detail,
+      });
+    }
+  }, (e) => log({ level: "error", msg: "recovery failed", error: String(e) }));
   const stop = Promise.withResolvers<string>();
   const onSignal = (name: string) => () => stop.resolve(name);
   const onInt = onSignal("SIGINT"), onTerm = onSignal("SIGTERM");
@@ -163,6 +174,7 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
   try {
     const signal = await stop.promise;
     log({ level: "info", msg: "stopping", signal });
+    await recovery;
     await agent.close();
     await ops?.close();
   } finally {

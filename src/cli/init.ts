@@ -45,8 +45,8 @@ export function register(program: Command): void {
       console.log(`public key        ${out.publicKey}`);
       console.log(`cert fingerprint  ${out.certFingerprint}`);
       console.log(
-        `\npin this node on a peer with:\n  u2cm peer add NAME HOST:PORT ${out.publicKey} ` +
-          `--cert-fingerprint ${out.certFingerprint}`,
+        `\npin this node on a peer with:\n  u2cm peer add --cert-fingerprint ${out.certFingerprint} ` +
+          `NAME HOST:PORT -- ${out.publicKey}`,
       );
       if (wizard) {
         let peer;

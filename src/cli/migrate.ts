@@ -1,7 +1,8 @@
 /**
- * `u2cm migrate --pid PID --to PEER`: live-migrate a process tree to a peer's agent with one of
- * the engines (delta, predump, lazy, hybrid) and a stop policy, with a live progress bar on a
- * terminal and a JSON or table result. Exit 8 when the migration failed and the source runs on.
+ * `u2cm migrate --pid PID --to PEER`: live-migrate a process tree to a peer's agent with the
+ * migration driver (engine names pick its parts) and a stop policy, with a live progress bar on a
+ * terminal and a JSON or table result. Exit 8 when the migration failed and the source runs on;
+ * interrupted migrations of this node are recovered first.
  *
  * @module
  */
@@ -18,14 +19,9 @@ import process from "node:process";
 import { locateCriu } from "../criu/locate.ts";
 import { hostFacts, LAZY_PIPE_MAX_SIZE } from "../criu/host.ts";
 import type { MigrationChannel } from "../engine/channel.ts";
-import { MigrationJournal, recoverMigrations } from "../engine/journal.ts";
-import { treePids } from "../engine/proc.ts";
-import {
-  chooseEngine,
-  ENGINE_CHOICES,
-  EngineUnavailableError,
-  loadEngine,
-} from "../engine/select.ts";
+import { runMigration } from "../engine/driver.ts";
+import { tcpPageServer } from "../engine/final_post_copy.ts";
+import { ENGINE_CHOICES, EngineUnavailableError, planOf } from "../engine/select.ts";
 import { MigrationError, type ProgressEvent } from "../engine/types.ts";
 import {
   COMPRESS_MODES,
@@ -33,11 +29,12 @@ import {
   connectPeer,
   type PeerClient,
 } from "../peer/mod.ts";
-import { createPolicy, POLICY_NAMES, UnknownPolicyError } from "../policy/mod.ts";
+import { createPolicy, POLICY_NAMES, UnknownPolicyError, withRoundCap } from "../policy/mod.ts";
 import { probeSoftDirty } from "../tracker/probe.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parseNumberInRange, parsePositiveInt, requireProcess } from "./options.ts";
 import { defaultStateDir, peerCliError } from "./peer_errors.ts";
+import { recoverNode } from "./recover.ts";
 
 const FORMATS = ["table", "json"] as const;
 
@@ -112,7 +109,7 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
     : parseNumberInRange("--max-downtime", opts.maxDowntime, 1, 3_600_000);
   let policy;
   try {
-    policy = createPolicy(opts.policy, { maxRounds });
+    policy = withRoundCap(createPolicy(opts.policy, { maxRounds }), maxRounds);
   } catch (e) {
     if (e instanceof UnknownPolicyError) throw new CliError(e.message, ExitCode.Usage);
     throw e;
@@ -128,9 +125,9 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
     );
   }
   const host = hostFacts();
-  let engineName;
+  let plan;
   try {
-    engineName = chooseEngine(requested, policy.name, {
+    plan = planOf(requested, {
       softDirty: probeSoftDirty().available,
       lazy: host.userfaultfd && (host.pipeMaxSize ?? 0) >= LAZY_PIPE_MAX_SIZE,
     });
@@ -138,13 +135,11 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
     if (e instanceof EngineUnavailableError) throw new CliError(e.message, ExitCode.Environment);
     throw e;
   }
-  const recovered = recoverMigrations(opts.stateDir);
-  for (const r of recovered.resumed) {
-    console.error(`u2cm: resumed the source of interrupted migration ${r.id} (pid ${r.pid})`);
+  for (const r of await recoverNode(opts.stateDir)) {
+    console.error(`u2cm: recovered interrupted migration ${r.id}: ${r.detail}`);
   }
   const id = `m${Date.now().toString(36)}${pid.toString(36)}`;
-  const workDir = opts.workDir ?? Deno.env.get("U2CM_WORK_DIR") ?? defaultWorkDir(id);
-  await Deno.mkdir(workDir, { recursive: true });
+  const workDir = opts.workDir ?? Deno.env.get("U2CM_WORK_DIR") ?? defaultWorkDir();
   let client: PeerClient | undefined;
   let channel: (MigrationChannel & { readonly compression: CompressionStats }) | undefined;
   const controller = new AbortController();
@@ -152,51 +147,43 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   const progress = format === "table" && Deno.stderr.isTerminal() ? new ProgressView() : undefined;
-  const journal = new MigrationJournal(opts.stateDir, {
-    id,
-    pid,
-    sourcePids: treePids(pid),
-    peer: opts.to,
-    engine: engineName,
-    policy: policy.name,
-    phase: "precopy",
-  });
+  const engineLabel = plan.name ?? "auto";
   try {
-    try {
-      client = await connectPeer({ stateDir: opts.stateDir, peer: opts.to, resumeTimeoutMs });
-      channel = await client.openMigration(id, residentBytes(pid), { compress });
-    } catch (e) {
-      journal.update({ phase: "rolled-back", error: (e as Error).message });
-      throw peerCliError(e);
-    }
-    const engine = await loadEngine(engineName);
     const provider = await livePredictor(policy.name);
-    const outcome = await engine.migrate({
+    const outcome = await runMigration({
       id,
       pid,
-      channel,
+      channel: async () => {
+        client = await connectPeer({ stateDir: opts.stateDir, peer: opts.to, resumeTimeoutMs });
+        channel = await client.openMigration(id, residentBytes(pid), { compress });
+        return channel;
+      },
       policy,
       provider,
+      stateDir: opts.stateDir,
+      peer: opts.to,
       workDir,
-      maxRounds,
       maxDowntimeMs,
       throttle: opts.throttle,
       compress,
       tcp,
-      lazyAddress: opts.pageServerAddress,
+      pageServer: tcpPageServer(opts.pageServerAddress),
       signal: controller.signal,
       onProgress: (ev) => progress?.update(ev),
-      onPhase: (phase) => journal.update({ phase, sourcePids: treePids(pid).concat() }),
-    });
+    }, plan);
     progress?.stop();
-    journal.update({ phase: "done", destPid: outcome.destPid });
-    printResult(format, { ...resultOf(outcome), compression: compressionOf(channel.compression) });
+    printResult(format, {
+      ...resultOf(outcome),
+      compression: compressionOf(channel!.compression),
+    });
   } catch (e) {
     progress?.stop();
     if (e instanceof MigrationError) {
-      journal.update({ phase: e.sourceRunning ? "rolled-back" : "failed", error: e.message });
       if (format === "json") {
-        printResult(format, failedResult(engineName, policy.name, e.message, channel));
+        printResult(format, failedResult(engineLabel, policy.name, e.message, channel));
+      }
+      if (e.phase === "committed") {
+        throw new CliError(`migration not finished: ${e.message}`, ExitCode.Peer);
       }
       if (controller.signal.aborted) {
         throw new CliError(`interrupted; ${sourceState(e)}`, ExitCode.Interrupted);
@@ -206,12 +193,11 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
         ExitCode.MigrationFailed,
       );
     }
-    throw e;
+    throw peerCliError(e);
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     await client?.close().catch(() => {});
-    await Deno.remove(workDir, { recursive: true }).catch(() => {});
   }
 }
 
@@ -229,11 +215,12 @@ function residentBytes(pid: number): number {
   }
 }
 
-function defaultWorkDir(id: string): string {
+/** Where scratch dumps go: tmpfs when there is one (u2cm makes its own directory inside). */
+function defaultWorkDir(): string {
   try {
-    if (Deno.statSync("/dev/shm").isDirectory) return `/dev/shm/u2cm-${id}`;
+    if (Deno.statSync("/dev/shm").isDirectory) return "/dev/shm";
   } catch { /* no tmpfs there */ }
-  return `${Deno.env.get("TMPDIR") ?? "/tmp"}/u2cm-${id}`;
+  return Deno.env.get("TMPDIR") ?? "/tmp";
 }
 
 /** A progress bar on stderr: round, MiB sent, dirty predicted vs actual, link rate, phase. */

@@ -13,6 +13,7 @@ import { register as registerAgent } from "./agent.ts";
 import { register as registerSimulate } from "./simulate.ts";
 import { register as registerDoctor } from "./doctor.ts";
 import { register as registerMigrate } from "./migrate.ts";
+import { register as registerRecover } from "./recover.ts";
 import { register as registerGlobalOptions } from "./global_options.ts";
 import { register as registerInstall } from "./install.ts";
 import { register as registerReport } from "./report.ts";
@@ -31,6 +32,7 @@ const REGISTRARS: CommandRegistrar[] = [
   registerPeer,
   registerAgent,
   registerMigrate,
+  registerRecover,
   registerTrace,
   registerSimulate,
   registerPredictEval,

@@ -5,6 +5,7 @@
  */
 import type { Command } from "commander";
 import { connectPeer } from "../peer/client.ts";
+import { isPublicKeyText } from "../peer/keys.ts";
 import { addPeer, listPeers, removePeer } from "../peer/peers.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parseNumberInRange } from "./options.ts";
@@ -15,8 +16,9 @@ const STATE_DIR_HELP = "state directory ($U2CM_STATE_DIR)";
 /** Add `peer` and its sub-commands to the program. */
 export function register(program: Command): void {
   const peer = program.command("peer").description("pin, list, remove and check trusted peers");
-  peer
-    .command("add <name> <address> <pubkey>")
+  const add = peer.command("add <name> <address> <pubkey>");
+  acceptDashedKeys(add);
+  add
     .description(
       "pin a peer: its agent address HOST:PORT and the public key its 'u2cm init' printed",
     )
@@ -128,3 +130,26 @@ interface CheckOptions {
   format: string;
   stateDir: string;
 }
+
+/**
+ * Let `command` take an Ed25519 public key that begins with `-` (one in 64 base64url keys) as an
+ * argument: such a token is a key, never an option, so it is hidden from commander's option
+ * parser and handed back as an operand. `u2cm peer add NAME ADDR -- KEY` works as well.
+ */
+function acceptDashedKeys(command: Command): void {
+  const parse = command.parseOptions.bind(command);
+  command.parseOptions = (argv: string[]) => {
+    const keys: string[] = [];
+    const masked = argv.map((arg) => {
+      if (!arg.startsWith("-") || !isPublicKeyText(arg)) return arg;
+      keys.push(arg);
+      return `${KEY_MARK}${keys.length - 1}`;
+    });
+    const unmask = (arg: string) =>
+      arg.startsWith(KEY_MARK) ? keys[Number(arg.slice(KEY_MARK.length))] ?? arg : arg;
+    const parsed = parse(masked);
+    return { operands: parsed.operands.map(unmask), unknown: parsed.unknown.map(unmask) };
+  };
+}
+
+const KEY_MARK = "\u0001u2cm-key:";

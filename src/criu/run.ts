@@ -45,6 +45,11 @@ export interface CriuCommonOptions {
   criu?: string;
   /** Cancels the command (criu is killed). */
   signal?: AbortSignal;
+  /**
+   * Kill CRIU when the u2cm process that started it dies (`setpriv --pdeathsig KILL`), so an
+   * orphaned CRIU never finishes a restore on its own. @default false
+   */
+  dieWithParent?: boolean;
 }
 
 /** Options of {@linkcode criuDump} and {@linkcode criuPreDump}. */
@@ -167,6 +172,8 @@ export interface RestoreOptions extends CriuCommonOptions {
   lazyPages?: boolean;
   /** Where to write the restored root's host pid. @default `<dir>/restored.pid` */
   pidfile?: string;
+  /** Leave the restored tree stopped (`--leave-stopped`) until it is resumed. @default false */
+  leaveStopped?: boolean;
 }
 
 /** The `criu restore` arguments for `options`. */
@@ -178,6 +185,7 @@ export function restoreArgs(options: RestoreOptions): string[] {
   if (o.tcpEstablished) args.push("--tcp-established");
   if (o.tcpClose) args.push("--tcp-close");
   if (o.lazyPages) args.push("--lazy-pages");
+  if (o.leaveStopped) args.push("--leave-stopped");
   return [...args, ...(o.extraArgs ?? [])];
 }
 
@@ -246,11 +254,11 @@ function logArgs(o: CriuCommonOptions, action: string): string[] {
 
 async function runCriu(action: string, args: string[], o: CriuCommonOptions): Promise<CriuRun> {
   o.signal?.throwIfAborted();
-  const criu = o.criu ?? requireCriu().path;
+  const [cmd, argv] = command(o, args);
   const logFile = `${o.dir}/${o.logName ?? `${action}.log`}`;
   const started = performance.now();
-  const child = new Deno.Command(criu, {
-    args,
+  const child = new Deno.Command(cmd, {
+    args: argv,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -287,9 +295,9 @@ async function runCriu(action: string, args: string[], o: CriuCommonOptions): Pr
 }
 
 function spawnDaemon(args: string[], o: CriuCommonOptions): CriuDaemon {
-  const criu = o.criu ?? requireCriu().path;
-  const child = new Deno.Command(criu, {
-    args,
+  const [cmd, argv] = command(o, args);
+  const child = new Deno.Command(cmd, {
+    args: argv,
     stdin: "null",
     stdout: "null",
     stderr: "null",
@@ -305,6 +313,13 @@ function spawnDaemon(args: string[], o: CriuCommonOptions): CriuDaemon {
       await status;
     },
   };
+}
+
+/** The program and arguments that run CRIU with `args` (under setpriv when it must die with us). */
+export function command(o: CriuCommonOptions, args: string[]): [string, string[]] {
+  const criu = o.criu ?? requireCriu().path;
+  if (!o.dieWithParent) return [criu, args];
+  return ["setpriv", ["--pdeathsig", "KILL", criu, ...args]];
 }
 
 /** The error lines at the end of a CRIU log (or `fallback` when there is no log). */

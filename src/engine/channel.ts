@@ -18,9 +18,12 @@ export interface PageBatch {
   hashes?: Uint8Array;
 }
 
-/** What the destination answers to a restore request. */
+/**
+ * What the destination answers to a restore request: `ok` means the tree is restored, checked
+ * and left stopped, ready to resume on {@linkcode MigrationChannel.resume}.
+ */
 export interface RestoreResult {
-  /** Whether the tree was restored and runs. */
+  /** Whether the tree was restored (stopped) and is ready. */
   ok: boolean;
   /** Host pid of the restored root on the destination. */
   pid?: number;
@@ -43,10 +46,18 @@ export interface MigrationChannel {
   sendFile(name: string, data: Uint8Array): Promise<void>;
   /** Wait until everything sent so far is stored at the destination. */
   flush(): Promise<void>;
-  /** Ask the destination to restore the tree. */
+  /** Ask the destination to restore the tree, left stopped (phase one of the commit). */
   restore(request: RestoreRequest): Promise<RestoreResult>;
-  /** Abandon the migration (the destination discards it). */
-  abort(reason: string): Promise<void>;
+  /**
+   * Phase two, after the source recorded the commit: the destination resumes the restored
+   * tree. Resolves once it runs there; throws when the destination did not confirm.
+   */
+  resume(): Promise<void>;
+  /**
+   * Abandon the migration: the destination discards what it holds, a restored stopped copy
+   * included. Resolves true once the destination confirmed, false when it could not be told.
+   */
+  abort(reason: string): Promise<boolean | void>;
   /** Bytes put on the wire so far. */
   readonly bytesSent: number;
   /** What page-batch compression did so far, when the channel compresses. */

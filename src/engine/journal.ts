@@ -1,12 +1,16 @@
 /**
- * The migration journal: one JSON record per migration under `<state dir>/migrations/`, rewritten
- * atomically at every phase change, so a restarted u2cm knows what it was doing — and
- * {@linkcode recoverMigrations} resumes sources left frozen by a migration that died.
+ * The migration journal on the source: one JSON record per migration under
+ * `<state dir>/migrations/<id>.json`, rewritten atomically and fsync'd at every phase change. The
+ * record with phase `committed` is the commit point: before it the source owns the workload,
+ * after it the destination does. Recovery (recover.ts) reads these records.
  *
  * @module
  */
-import { isAlive, processState, signalAll } from "./proc.ts";
+import { processStartTime } from "../tracker/proc.ts";
 import type { EngineName, MigrationPhase } from "./types.ts";
+
+/** Journal records kept per state directory (older finished ones are pruned). */
+export const KEEP_RECORDS = 50;
 
 /** One migration's record. */
 export interface MigrationRecord {
@@ -14,12 +18,14 @@ export interface MigrationRecord {
   id: string;
   /** Source root pid. */
   pid: number;
-  /** Every host pid of the source tree at the freeze. */
+  /** Every host pid of the source tree (at the last phase change). */
   sourcePids: number[];
+  /** Start times (clock ticks since boot) of `sourcePids`, to never signal a reused pid. */
+  sourceStarts?: number[];
   /** Destination peer name. */
   peer: string;
-  /** Engine. */
-  engine: EngineName;
+  /** Engine: as requested (`auto`) until the final phase says which parts ran. */
+  engine: EngineName | "auto";
   /** Policy. */
   policy: string;
   /** Current phase. */
@@ -34,7 +40,16 @@ export interface MigrationRecord {
   error?: string;
   /** The u2cm process running the migration and its start time (clock ticks since boot). */
   owner?: { pid: number; start: number };
+  /** The scratch directory u2cm created for the dumps (removed at the end and by recovery). */
+  scratchDir?: string;
+  /** Whether the destination confirmed it dropped everything of a rolled-back migration. */
+  peerCleared?: boolean;
+  /** CRIU logs of a failed migration, kept under the state dir. */
+  logs?: string[];
 }
+
+/** Phases after which a migration needs nothing more from anyone. */
+export const FINISHED_PHASES: readonly MigrationPhase[] = ["done", "failed"];
 
 /** A journal entry for one migration. */
 export class MigrationJournal {
@@ -45,17 +60,21 @@ export class MigrationJournal {
    * @param stateDir the state directory
    * @param record the initial record (phase usually `precopy`)
    */
-  constructor(stateDir: string, record: Omit<MigrationRecord, "startedAt" | "updatedAt">) {
-    Deno.mkdirSync(`${stateDir}/migrations`, { recursive: true });
-    this.#path = `${stateDir}/migrations/${record.id}.json`;
+  constructor(
+    readonly stateDir: string,
+    record: Omit<MigrationRecord, "startedAt" | "updatedAt">,
+  ) {
+    Deno.mkdirSync(`${stateDir}/migrations`, { recursive: true, mode: 0o700 });
+    this.#path = recordPath(stateDir, record.id);
     const now = new Date().toISOString();
     this.#record = {
       ...record,
       startedAt: now,
       updatedAt: now,
-      owner: { pid: Deno.pid, start: startTime(Deno.pid) ?? 0 },
+      owner: record.owner ?? { pid: Deno.pid, start: processStartTime(Deno.pid) ?? 0 },
     };
-    this.#write();
+    writeRecord(this.#path, this.#record);
+    pruneRecords(stateDir);
   }
 
   /** The current record. */
@@ -63,16 +82,35 @@ export class MigrationJournal {
     return this.#record;
   }
 
-  /** Record a phase change (and any other fields). */
+  /** Record a change (durably: written, fsync'd and renamed into place before returning). */
   update(change: Partial<Omit<MigrationRecord, "id" | "startedAt">>): void {
     this.#record = { ...this.#record, ...change, updatedAt: new Date().toISOString() };
-    this.#write();
+    writeRecord(this.#path, this.#record);
   }
+}
 
-  #write(): void {
-    const tmp = `${this.#path}.tmp`;
-    Deno.writeTextFileSync(tmp, JSON.stringify(this.#record, null, 2) + "\n");
-    Deno.renameSync(tmp, this.#path);
+/** The record file of migration `id`. */
+export function recordPath(stateDir: string, id: string): string {
+  return `${stateDir}/migrations/${id}.json`;
+}
+
+/** Write `record` to `path` atomically and durably (fsync of the file and its directory). */
+export function writeRecord(path: string, record: unknown): void {
+  const tmp = `${path}.tmp`;
+  const file = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+  try {
+    const bytes = new TextEncoder().encode(JSON.stringify(record, null, 2) + "\n");
+    for (let off = 0; off < bytes.length;) off += file.writeSync(bytes.subarray(off));
+    file.syncSync();
+  } finally {
+    file.close();
+  }
+  Deno.renameSync(tmp, path);
+  const dir = Deno.openSync(path.slice(0, path.lastIndexOf("/")), { read: true });
+  try {
+    dir.syncSync();
+  } finally {
+    dir.close();
   }
 }
 
@@ -81,7 +119,7 @@ export function listMigrations(stateDir: string): MigrationRecord[] {
   const out: MigrationRecord[] = [];
   try {
     for (const e of Deno.readDirSync(`${stateDir}/migrations`)) {
-      if (!e.name.endsWith(".json")) continue;
+      if (!e.isFile || !e.name.endsWith(".json")) continue;
       try {
         out.push(JSON.parse(Deno.readTextFileSync(`${stateDir}/migrations/${e.name}`)));
       } catch { /* half-written or foreign file */ }
@@ -90,45 +128,23 @@ export function listMigrations(stateDir: string): MigrationRecord[] {
   return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
 }
 
-/**
- * Resume sources left stopped by migrations that died before the destination was asked to
- * restore (phases `precopy` and `frozen`), and mark them rolled back. Migrations that died while
- * `restoring` are left for the operator (the destination may run the tree): they are returned.
- */
-export function recoverMigrations(stateDir: string): {
-  resumed: MigrationRecord[];
-  unresolved: MigrationRecord[];
-} {
-  const resumed: MigrationRecord[] = [];
-  const unresolved: MigrationRecord[] = [];
-  for (const r of listMigrations(stateDir)) {
-    // A migration whose u2cm process still runs is in progress, not interrupted.
-    if (r.owner && startTime(r.owner.pid) === r.owner.start) continue;
-    if (r.phase === "precopy" || r.phase === "frozen") {
-      const stopped = r.sourcePids.filter((p) => processState(p) === "T");
-      signalAll(stopped, "SIGCONT");
-      const path = `${stateDir}/migrations/${r.id}.json`;
-      const next = {
-        ...r,
-        phase: "rolled-back" as const,
-        error: r.error ?? "u2cm exited mid-migration; source resumed on recovery",
-        updatedAt: new Date().toISOString(),
-      };
-      Deno.writeTextFileSync(path, JSON.stringify(next, null, 2) + "\n");
-      resumed.push(next);
-    } else if (r.phase === "restoring" && r.sourcePids.some(isAlive)) {
-      unresolved.push(r);
-    }
-  }
-  return { resumed, unresolved };
+/** Whether the u2cm process that owns `record` still runs (then it is not interrupted). */
+export function ownerAlive(record: MigrationRecord): boolean {
+  return record.owner !== undefined &&
+    processStartTime(record.owner.pid) === record.owner.start;
 }
 
-/** A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), if it exists. */
-function startTime(pid: number): number | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
-  } catch {
-    return undefined;
+/** Delete the oldest finished records beyond {@linkcode KEEP_RECORDS}. */
+export function pruneRecords(stateDir: string, keep = KEEP_RECORDS): void {
+  const all = listMigrations(stateDir);
+  const excess = all.length - keep;
+  if (excess <= 0) return;
+  const finished = all.filter((r) =>
+    FINISHED_PHASES.includes(r.phase) || (r.phase === "rolled-back" && r.peerCleared === true)
+  );
+  for (const r of finished.slice(0, excess)) {
+    try {
+      Deno.removeSync(recordPath(stateDir, r.id));
+    } catch { /* gone */ }
   }
 }

@@ -1,14 +1,19 @@
 /**
  * An in-process {@linkcode MigrationChannel}: the "destination" is a directory on this machine
- * (image files) with an in-memory page store, and the migration's image files, restored by the same handler peer
- * agents run. For same-machine migrations, tests of the engines, and development.
+ * (image files, and a state directory for its half of the commit) with an in-memory page store,
+ * restored and resumed by the same {@linkcode Destination} peer agents run. For same-machine
+ * migrations, tests of the driver, and development.
  *
  * @module
  */
+import { Destination } from "./destination.ts";
 import { isValidImageName } from "./files.ts";
 import type { MigrationChannel, PageBatch, RestoreRequest, RestoreResult } from "./channel.ts";
 import { LocalPageStore } from "./page_store.ts";
 import { restoreMigration } from "./restore.ts";
+
+/** The owner name local migrations are recorded under. */
+const LOCAL_OWNER = "local";
 
 /** Options of {@linkcode LocalChannel}. */
 export interface LocalChannelOptions {
@@ -20,12 +25,19 @@ export interface LocalChannelOptions {
   onRestore?: typeof restoreMigration;
 }
 
+/**
+ * @example
+ * ```ts
+ * const channel = new LocalChannel({ dir: "/tmp/dest", migrationId: "m1" });
+ * ```
+ */
+
 /** A migration channel to a directory on this machine. */
 export class LocalChannel implements MigrationChannel {
   readonly #store: LocalPageStore;
   readonly #images: string;
   readonly #id: string;
-  readonly #onRestore: typeof restoreMigration;
+  readonly #dest: Destination;
   #bytes = 0;
   #aborted?: string;
 
@@ -35,7 +47,10 @@ export class LocalChannel implements MigrationChannel {
     Deno.mkdirSync(this.#images, { recursive: true });
     this.#store = new LocalPageStore();
     this.#id = options.migrationId;
-    this.#onRestore = options.onRestore ?? restoreMigration;
+    this.#dest = new Destination({
+      stateDir: `${options.dir}/state`,
+      restore: options.onRestore ?? restoreMigration,
+    });
   }
 
   /** The images directory. */
@@ -74,18 +89,34 @@ export class LocalChannel implements MigrationChannel {
 
   async restore(request: RestoreRequest): Promise<RestoreResult> {
     this.#check();
-    return await this.#onRestore({
+    return await this.#dest.restore({
       migrationId: this.#id,
       dir: this.#images,
       store: this.#store,
       request,
+      owner: LOCAL_OWNER,
     });
   }
 
-  abort(reason: string): Promise<void> {
+  resume(): Promise<void> {
+    const answer = this.#dest.resolve(this.#id, LOCAL_OWNER, "resume");
+    if (answer.state !== "resumed") {
+      return Promise.reject(new Error(answer.error ?? `destination copy is ${answer.state}`));
+    }
+    return Promise.resolve();
+  }
+
+  abort(reason: string): Promise<boolean> {
     this.#aborted = reason;
     this.#store.clear();
-    return Promise.resolve();
+    return Promise.resolve(
+      this.#dest.resolve(this.#id, LOCAL_OWNER, "discard").state !== "resumed",
+    );
+  }
+
+  /** The destination side (its records), for tests. */
+  get destination(): Destination {
+    return this.#dest;
   }
 
   /** Drop the stored pages. */

@@ -91,3 +91,29 @@ export function signalAll(pids: number[], signal: Deno.Signal): void {
     } catch { /* gone */ }
   }
 }
+
+/** Start times (clock ticks since boot, field 22 of /proc/PID/stat) of `pids`; 0 when gone. */
+export function startTimes(pids: number[]): number[] {
+  return pids.map((pid) => {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+    } catch {
+      return 0;
+    }
+  });
+}
+
+/**
+ * Send `signal` to each of `pids` that is still the process it was: its start time equals the
+ * recorded one (a pid reused since is left alone). Without recorded times every pid is signalled.
+ */
+export function signalSame(
+  pids: number[],
+  starts: number[] | undefined,
+  signal: Deno.Signal,
+): void {
+  if (!starts) return signalAll(pids, signal);
+  const now = startTimes(pids);
+  signalAll(pids.filter((_, i) => now[i] !== 0 && now[i] === starts[i]), signal);
+}

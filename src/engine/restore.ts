@@ -1,8 +1,9 @@
 /**
  * The destination's restore handler: rebuild each process's `pages-<id>.img` from the pages the
  * source sent (its pagemap, sent as a file, lists which pages in which order), then run
- * `criu restore` and confirm the restored tree runs. Peer agents call it for every restore
- * request; nothing it writes leaves the migration's directory.
+ * `criu restore --leave-stopped` (CRIU dies with its agent) and check the restored tree before
+ * reporting it ready. The tree runs only when the source commits (destination.ts resumes it).
+ * Nothing it writes leaves the migration's directory and its own scratch directory.
  *
  * @module
  */
@@ -10,7 +11,7 @@ import { z } from "zod";
 import { decodePagemap, decodePstree, PAGE_SIZE, storedAddresses } from "../criu/images/mod.ts";
 import { CriuError, criuLazyPages, criuRestore } from "../criu/run.ts";
 import type { RestoreContext, RestoreResult } from "./channel.ts";
-import { isAlive } from "./proc.ts";
+import { isAlive, signalAll, treePids } from "./proc.ts";
 
 /** The engines a restore request may name. */
 export const ENGINE_NAMES = ["delta", "predump", "lazy", "hybrid"] as const;
@@ -42,11 +43,36 @@ export const EngineRestoreRequestSchema = z.object({
 /** A validated restore request. */
 export type EngineRestoreRequest = z.infer<typeof EngineRestoreRequestSchema>;
 
+/** Options of {@linkcode restoreMigration}. */
+export interface RestoreOptions {
+  /**
+   * A fresh, empty tmpfs directory to rebuild the images in (the caller removes it); without
+   * one, one is made and removed here.
+   */
+  scratch?: string;
+  /**
+   * Check the restored, still stopped tree (root pid given) before it is reported ready: the
+   * place for the post-restore read-back verification. Throwing fails the restore.
+   */
+  verify?: (pid: number, imagesDir: string) => Promise<void>;
+  /** Where CRIU's restore log goes when the restore fails. @default `<ctx.dir>/restore.log` */
+  keepLog?: string;
+}
+
 /**
- * Restore the migration in `ctx.dir` from its image files and page store. Never throws: a
- * failure comes back as `{ ok: false, error }` (the source then resumes).
+ * Restore the migration in `ctx.dir` from its image files and page store, left stopped. Never
+ * throws: a failure comes back as `{ ok: false, error }` (the source then resumes).
+ *
+ * @example
+ * ```ts
+ * const r = await restoreMigration({ migrationId: "m1", dir, store, request });
+ * if (r.ok) console.log(`pid ${r.pid} restored, stopped`);
+ * ```
  */
-export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResult> {
+export async function restoreMigration(
+  ctx: RestoreContext,
+  options: RestoreOptions = {},
+): Promise<RestoreResult> {
   const started = performance.now();
   const parsed = EngineRestoreRequestSchema.safeParse(ctx.request);
   if (!parsed.success) {
@@ -58,7 +84,10 @@ export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResu
   let lazyDaemon: ReturnType<typeof criuLazyPages> | undefined;
   let tunnel: { localPort: number; close(): Promise<void> } | undefined;
   // Rebuilt images go to tmpfs: CRIU reads them once, right away, on the downtime path.
-  const scratch = req.rebuildPages && !req.lazy ? await scratchDir(ctx.migrationId) : undefined;
+  const ownScratch = options.scratch === undefined;
+  const scratch = req.rebuildPages && !req.lazy
+    ? options.scratch ?? await scratchDir(ctx.migrationId)
+    : undefined;
   // A lazy restore keeps its daemon on the images after CRIU returns: restore in place.
   const dir = scratch ?? ctx.dir;
   try {
@@ -77,6 +106,7 @@ export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResu
         address: target.address,
         port: target.port,
         timeoutMs: 600_000,
+        dieWithParent: true,
       });
       const open = tunnel;
       lazyDaemon.status.finally(() => open?.close());
@@ -89,25 +119,41 @@ export async function restoreMigration(ctx: RestoreContext): Promise<RestoreResu
       tcpClose: req.tcpClose,
       shellJob: req.shellJob,
       lazyPages: req.lazy !== undefined,
+      leaveStopped: true,
+      dieWithParent: true,
     });
     if (!isAlive(restored.pid)) {
-      return { ok: false, error: `restored pid ${restored.pid} is not running` };
+      return { ok: false, error: `restored pid ${restored.pid} is not alive` };
+    }
+    try {
+      await options.verify?.(restored.pid, dir);
+    } catch (e) {
+      killTree(restored.pid);
+      throw e;
     }
     // The lazy-pages daemon exits by itself once every page has been fetched.
     lazyDaemon = undefined;
     return { ok: true, pid: restored.pid, restoreMs: performance.now() - started };
   } catch (e) {
-    const error = e instanceof CriuError ? e.message : `restore failed: ${(e as Error).message}`;
     await lazyDaemon?.stop();
     await tunnel?.close();
+    // Keep CRIU's log for post-mortems and name it in the error.
+    const keep = options.keepLog ?? `${ctx.dir}/restore.log`;
+    const kept = await Deno.copyFile(`${dir}/restore.log`, keep).then(() => true, () => false);
+    const why = e instanceof CriuError
+      ? e.message.replace(/\(log: [^)]*\)$/, "")
+      : `restore failed: ${(e as Error).message}`;
+    const error = kept ? `${why} (CRIU log kept: ${keep})` : why;
     return { ok: false, error, restoreMs: performance.now() - started };
   } finally {
-    if (scratch) {
-      // Keep CRIU's log next to the migration's files for post-mortems.
-      await Deno.copyFile(`${scratch}/restore.log`, `${ctx.dir}/restore.log`).catch(() => {});
-      await Deno.remove(scratch, { recursive: true }).catch(() => {});
-    }
+    if (scratch && ownScratch) await Deno.remove(scratch, { recursive: true }).catch(() => {});
   }
+}
+
+/** Kill a restored tree (root first: its pid namespace takes the rest with it). */
+function killTree(root: number): void {
+  const pids = treePids(root);
+  signalAll(pids, "SIGKILL");
 }
 
 /** `dir/images` when the image files live there, else `dir`. */

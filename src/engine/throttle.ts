@@ -141,3 +141,21 @@ function readProcs(dir: string): number[] {
     return [];
   }
 }
+
+/**
+ * Lift the cap of a throttle whose owner died (recovery): the cgroup `u2cm-<name>` gets no quota,
+ * and is removed when the tree left it. Nothing happens when there is no such cgroup.
+ */
+export function liftThrottle(name: string, layout = cpuCgroupLayout()): void {
+  if (!layout) return;
+  const dir = `${layout.root}/u2cm-${name.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+  try {
+    if (layout.version === "v2") Deno.writeTextFileSync(`${dir}/cpu.max`, `max ${PERIOD_US}\n`);
+    else Deno.writeTextFileSync(`${dir}/cpu.cfs_quota_us`, "-1\n");
+  } catch {
+    return; // no such cgroup
+  }
+  try {
+    Deno.removeSync(dir);
+  } catch { /* the tree is still in it, uncapped */ }
+}

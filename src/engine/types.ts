@@ -1,12 +1,13 @@
 /**
- * The migration engine plug-in interface: one engine moves one process tree to the destination
- * behind a {@linkcode MigrationChannel}, asking a stop policy what to do each round.
+ * The driver's vocabulary: engine names, what a migration needs ({@linkcode MigrationContext}),
+ * what it reports ({@linkcode MigrationOutcome}), and how it fails ({@linkcode MigrationError}).
  *
  * @module
  */
 import type { PredictionProvider } from "../sim/provider.ts";
 import type { StopPolicy } from "../policy/types.ts";
 import type { MigrationChannel } from "./channel.ts";
+import type { FrozenTree, PageServerEndpoint } from "./parts.ts";
 
 /** Engine names (`auto` picks one by capability). */
 export type EngineName = "delta" | "predump" | "lazy" | "hybrid";
@@ -45,7 +46,7 @@ export interface MigrationOutcome {
   engine: EngineName;
   /** Policy used. */
   policy: string;
-  /** Milliseconds from start to the destination confirming. */
+  /** Milliseconds from start to the destination running the tree. */
   totalMs: number;
   /** Milliseconds from the source freeze to the restored tree running. */
   downtimeMs: number;
@@ -68,33 +69,41 @@ export interface MigrationOutcome {
 /** Progress events for a live display. */
 export type ProgressEvent =
   | { kind: "round"; round: RoundReport; bytesSent: number; linkBps: number }
-  | { kind: "phase"; phase: "freeze" | "dump" | "transfer" | "restore" | "done" | "rollback" };
+  | {
+    kind: "phase";
+    phase: "freeze" | "dump" | "transfer" | "restore" | "commit" | "done" | "rollback";
+  };
 
-/** Everything an engine needs for one migration. */
+/** Everything the driver needs for one migration. */
 export interface MigrationContext {
   /** Migration id (also the destination's directory name). */
   id: string;
   /** Host pid of the tree's root. */
   pid: number;
-  /** The channel to the destination. */
-  channel: MigrationChannel;
-  /** The stop policy. */
+  /** The channel to the destination, or how to open it (after the checks). */
+  channel: MigrationChannel | (() => Promise<MigrationChannel>);
+  /**
+   * The stop policy; it alone ends the pre-copy rounds (wrap it with `withRoundCap` for a
+   * round limit).
+   */
   policy: StopPolicy;
   /**
-   * The predictor the policy sees, fed every tracker round (with the round's mappings and
-   * features). @default a moving-window page-frequency model
+   * The predictor the policy sees, fed every round (with the round's mappings and features).
+   * @default a moving-window page-frequency model
    */
   provider?: PredictionProvider;
-  /** Local scratch directory for dumps (tmpfs preferred). */
+  /** The state directory holding the migration journal. @default none (no journal) */
+  stateDir?: string;
+  /** The destination peer's name, for the journal. @default "local" */
+  peer?: string;
+  /** Directory for scratch dumps (tmpfs preferred); u2cm creates and removes its own inside. */
   workDir: string;
   /** Progress callback. @default none */
   onProgress?: (event: ProgressEvent) => void;
   /** Milliseconds between tracker scans when a round finishes quicker. @default 50 */
   minRoundMs?: number;
-  /** Most pre-copy rounds whatever the policy says. @default 30 */
-  maxRounds?: number;
-  /** Address the source's lazy page server listens on (lazy/hybrid). @default "127.0.0.1" */
-  lazyAddress?: string;
+  /** Where the post-copy page server listens. @default TCP on 127.0.0.1, a free port */
+  pageServer?: PageServerEndpoint;
   /**
    * Established TCP connections: `close` leaves them out (clients reconnect), `established`
    * migrates them (TCP repair; network locked with nftables). @default none (dump fails on them)
@@ -102,8 +111,7 @@ export interface MigrationContext {
   tcp?: "close" | "established";
   /**
    * Page-batch compression the channel was opened with (`u2cm migrate --compress`): the peer
-   * channel applies it (LZ4 when the agent can decompress; `auto` when the link is slower than
-   * LZ4); engines need not act on it. @default "off"
+   * channel applies it; the driver need not act on it. @default "off"
    */
   compress?: "auto" | "on" | "off";
   /** Throttle with a cgroup when the policy asks. @default true */
@@ -112,34 +120,48 @@ export interface MigrationContext {
   maxDowntimeMs?: number;
   /** Tolerated downtime above the best reachable. @default 0.1 */
   downtimeSlack?: number;
-  /** Cancels the migration (the source resumes). */
+  /** Cancels the migration (the source resumes) — honoured until the commit. */
   signal?: AbortSignal;
-  /** Called with the phase whenever it changes (for the state-dir record). */
-  onPhase?: (phase: MigrationPhase) => void;
+  /**
+   * Called with the frozen tree after its state reached the destination and before the restore
+   * request: the place to send the final page manifest the destination checks. @default none
+   */
+  beforeRestore?: (frozen: FrozenTree, channel: MigrationChannel) => Promise<void>;
 }
 
-/** Phases a migration record passes through. */
+/** Restore request fields every final phase sends (the destination validates them). */
+export interface RestoreRequestBase {
+  [k: string]: unknown;
+  /** The engine (for the destination's logs and metrics). */
+  engine: EngineName;
+  /** Rebuild pages images from the page store. */
+  rebuildPages: boolean;
+  /** Restore dumped TCP connections closed. */
+  tcpClose?: boolean;
+  /** Restore established TCP connections. */
+  tcpEstablished?: boolean;
+  /** Post-copy: the page server the destination fetches the remaining pages from (or the tunnel). */
+  lazy?: { address: string; port: number } | { tunnel: true };
+}
+
+/**
+ * Phases a migration record passes through. The source owns the workload until `committed`
+ * is on disk; from then on the destination does.
+ */
 export type MigrationPhase =
   | "precopy"
   | "frozen"
   | "restoring"
+  | "committed"
   | "done"
   | "rolled-back"
   | "failed";
 
-/** A migration engine. */
-export interface MigrationEngine {
-  /** Its name. */
-  readonly name: EngineName;
-  /**
-   * Migrate the tree. Resolves once the destination confirmed the restore and the source copy
-   * is ended; on any failure before that, resumes the source and throws
-   * {@linkcode MigrationError}.
-   */
-  migrate(ctx: MigrationContext): Promise<MigrationOutcome>;
-}
-
-/** A migration that failed; the source was resumed (`sourceRunning`) or is gone. */
+/**
+ * A migration that failed. Before the commit the source was resumed (`sourceRunning`); a failure
+ * after it (phase `committed`) leaves the workload to the destination, and `u2cm recover`
+ * finishes what is left.
+ */
 export class MigrationError extends Error {
   /**
    * @param message what failed
@@ -150,34 +172,4 @@ export class MigrationError extends Error {
     super(message);
     this.name = "MigrationError";
   }
-}
-
-/**
- * The outcome of a migration that ended with `final` after `rounds` of pre-copy.
- *
- * @param engine the engine's name
- * @param ctx the migration
- * @param startedMs `performance.now()` when the migration started
- * @param rounds the pre-copy rounds
- * @param final the final phase's figures
- */
-export function outcomeOf(
-  engine: EngineName,
-  ctx: MigrationContext,
-  startedMs: number,
-  rounds: RoundReport[],
-  final: { downtimeMs: number; destPid: number; phases: PhaseTimes; pages: number },
-): MigrationOutcome {
-  return {
-    engine,
-    policy: ctx.policy.name,
-    totalMs: performance.now() - startedMs,
-    downtimeMs: final.downtimeMs,
-    bytesSent: ctx.channel.bytesSent,
-    precopyRounds: rounds.length,
-    destPid: final.destPid,
-    rounds,
-    phases: final.phases,
-    finalPages: final.pages,
-  };
 }

@@ -21,7 +21,8 @@ import type { Link } from "./link.ts";
 import { type LogSink, silentLog } from "./log.ts";
 import type { IncomingMigration } from "./migration.ts";
 import { findPeerByKey } from "./peers.ts";
-import { type AgentContext, type RestoreHandler, runSession } from "./session.ts";
+import type { AgentContext, ResolveHandler, RestoreHandler } from "./agent_context.ts";
+import { runSession } from "./session.ts";
 import { serveQuic } from "./quic.ts";
 import { serveWs } from "./ws_server.ts";
 
@@ -35,6 +36,8 @@ export interface StartAgentOptions {
   transport?: "ws" | "quic";
   /** The engine's restore hook; without it restore requests are answered `ok: false`. */
   onRestore?: RestoreHandler;
+  /** The engine's hook for restored migrations (resume, discard, query). @default none */
+  onResolve?: ResolveHandler;
   /** Structured log sink. @default silent */
   log?: (rec: Record<string, unknown>) => void;
   /** How long a migration whose source disconnected waits for it to resume. @default 30000 */
@@ -84,6 +87,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
     findPeer: (key) => findPeerByKey(stateDir, key),
     capabilities: () => Promise.resolve(probeCapabilities({ stateDir, transports: [transport] })),
     onRestore: opts.onRestore,
+    onResolve: opts.onResolve,
     log,
     resumeTimeoutMs,
     memoryLimitBytes,
@@ -168,11 +172,16 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
   };
 }
 
-/** Migrations left by an earlier agent process cannot be resumed (their index was in memory). */
+/**
+ * Stores left by an earlier agent process cannot be resumed (their index was in memory): remove
+ * them. Only store directories go; the journal records beside them (`<id>.json`, the source's)
+ * stay, and so do restored copies, which the engine's records keep.
+ */
 function clearStaleMigrations(stateDir: string, log: LogSink): void {
   const dir = `${stateDir}/migrations`;
   try {
     for (const entry of Deno.readDirSync(dir)) {
+      if (!entry.isDirectory) continue;
       Deno.removeSync(`${dir}/${entry.name}`, { recursive: true });
       log({ level: "warn", msg: "removed a stale migration store", migrationId: entry.name });
     }

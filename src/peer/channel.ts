@@ -25,8 +25,13 @@ import {
 } from "./frames.ts";
 import { HASH_BYTES, PAGE_SIZE } from "./page_hash.ts";
 import { type ControlOf, encodeControl, RestoreRequestSchema } from "./protocol.ts";
-import type { RestoreRequest, RestoreResult } from "./session.ts";
 import { ResendBuffer } from "./resend_buffer.ts";
+import type {
+  ResolveAction,
+  ResolveAnswer,
+  RestoreRequest,
+  RestoreResult,
+} from "./agent_context.ts";
 import { Signal } from "./signal.ts";
 import type { TunnelHandler, TunnelRegistry } from "./tunnel_handler.ts";
 
@@ -52,10 +57,15 @@ export interface MigrationChannel {
   sendFile(name: string, data: Uint8Array): Promise<void>;
   /** Resolves once every chunk sent so far is acknowledged (stored by the peer). */
   flush(): Promise<void>;
-  /** Ask the peer to restore; resolves with its result. */
+  /** Ask the peer to restore (left stopped); resolves with its result. */
   restore(request: RestoreRequest): Promise<RestoreResult>;
-  /** Abort: the peer deletes what it stored. */
-  abort(reason: string): Promise<void>;
+  /** After the source's commit: the peer resumes the restored tree; throws unless it confirms. */
+  resume(): Promise<void>;
+  /**
+   * Abort: the peer deletes what it stored, a restored stopped copy included. Resolves true once
+   * the peer confirmed, false when it could not be reached.
+   */
+  abort(reason: string): Promise<boolean>;
   /** Tell the peer stop-and-copy started or ended (logged there, with timings). */
   stopCopy(phase: "start" | "end"): Promise<void>;
   /** Report progress to the peer's log. */
@@ -92,6 +102,8 @@ export interface ChannelHooks {
   compress?: CompressMode;
   /** Where tunnels of this migration register (tunnel.ts). */
   tunnels?: TunnelRegistry;
+  /** Ask the agent to resolve this migration (on a fresh link when the current one is down). */
+  resolve(action: ResolveAction): Promise<ResolveAnswer>;
 }
 
 /** How long a restore may take on the peer. */
@@ -256,13 +268,32 @@ export class MigrationChannelImpl implements MigrationChannel {
     }
   }
 
-  async abort(reason: string): Promise<void> {
-    if (this.#done) return;
-    await this.link.send(
-      encodeControl({ type: "abort", migrationId: this.id, reason: reason.slice(0, 1000) }),
-    );
-    this.fail(new PeerError("aborted", `migration '${this.id}' aborted: ${reason}`));
-    this.hooks.forget();
+  async resume(): Promise<void> {
+    if (!this.#done) throw new PeerError("rejected", `migration '${this.id}' is not restored`);
+    const answer = await this.hooks.resolve("resume");
+    if (answer.state !== "resumed") {
+      throw new PeerError(
+        "rejected",
+        `peer did not resume '${this.id}': ${answer.error ?? answer.state}`,
+      );
+    }
+  }
+
+  async abort(reason: string): Promise<boolean> {
+    if (!this.#done) {
+      await this.link.send(
+        encodeControl({ type: "abort", migrationId: this.id, reason: reason.slice(0, 1000) }),
+      );
+      this.fail(new PeerError("aborted", `migration '${this.id}' aborted: ${reason}`));
+      this.hooks.forget();
+    }
+    this.#done = true;
+    try {
+      const answer = await this.hooks.resolve("discard");
+      return answer.state === "discarded" || answer.state === "unknown";
+    } catch {
+      return false;
+    }
   }
 
   async stopCopy(phase: "start" | "end"): Promise<void> {

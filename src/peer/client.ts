@@ -27,9 +27,11 @@ import { findPeer, type Peer } from "./peers.ts";
 import { quicWireLayout } from "./quic.ts";
 import { openPeerLink } from "./client_link.ts";
 import { TunnelRoutes } from "./tunnel_handler.ts";
+import type { ResolveAction, ResolveAnswer } from "./agent_context.ts";
 import {
   type Capabilities,
   type Control,
+  type ControlOf,
   decodeControl,
   encodeControl,
   MIGRATION_ID_RE,
@@ -78,6 +80,11 @@ export interface PeerClient {
     expectedBytes: number,
     options?: OpenMigrationOptions,
   ): Promise<MigrationChannel>;
+  /**
+   * Ask the agent about migration `id` (the source's commit and recovery): its state, resume its
+   * restored copy, or discard everything of it. Opens a fresh link when the current one is down.
+   */
+  resolve(id: string, action: ResolveAction): Promise<ResolveAnswer>;
   /** Close the connection (open migrations are left for the agent's resume timeout). */
   close(): Promise<void>;
 }
@@ -119,6 +126,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
   >();
   #prepareWaiters = new Map<string, (m: Control) => void>();
   #tunnels = new TunnelRoutes((m) => this.send(m));
+  #resolveWaiters = new Map<number, (m: ControlOf<"resolved"> | Error) => void>();
   #nextReq = 1;
 
   constructor(readonly identity: Identity, readonly peer: Peer, readonly opts: ConnectPeerOptions) {
@@ -178,6 +186,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
         windowBytes: this.opts.windowBytes ?? 32 * 2 ** 20,
         requestHashes: (pid) => this.#requestHashes(channel, pid),
         forget: () => this.#channels.delete(stream),
+        resolve: (action) => this.resolve(id, action),
         compress: this.remote.codecs?.includes("lz4") ? options.compress ?? "off" : "off",
         tunnels: this.#tunnels,
       },
@@ -186,7 +195,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     if (!link) throw new PeerError("closed", "the link to the peer is down (resuming)");
     const reply = await this.#prepare(link, id, stream, expectedBytes, false);
     if (reply.type === "abort") {
-      throw new PeerError("rejected", `peer refused migration '${id}': ${reply.reason}`);
+      throw new PeerError("refused", `peer refused migration '${id}': ${reply.reason}`);
     }
     this.#channels.set(stream, channel);
     return channel;
@@ -200,6 +209,39 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     }
     this.#channels.clear();
     await this.#link?.closed;
+  }
+
+  async resolve(id: string, action: ResolveAction): Promise<ResolveAnswer> {
+    if (!MIGRATION_ID_RE.test(id)) {
+      throw new PeerError("rejected", `migration id '${id}' is invalid`);
+    }
+    await this.#reconnecting?.catch(() => {});
+    if (!this.#link && !this.#closing) this.#link = await this.#open();
+    const link = this.#link;
+    if (!link) throw new PeerError("closed", "the peer client was closed");
+    const reqId = this.#nextReq++;
+    const reply = new Promise<ControlOf<"resolved"> | Error>((r) =>
+      this.#resolveWaiters.set(reqId, r)
+    );
+    const timer = setTimeout(
+      () => this.#resolveWaiters.get(reqId)?.(new PeerError("timeout", `no answer about '${id}'`)),
+      this.opts.timeoutMs ?? 10_000,
+    );
+    try {
+      if (!await sendOn(link, encodeControl({ type: "resolve", migrationId: id, reqId, action }))) {
+        throw new PeerError("closed", "the link dropped before the request went out");
+      }
+      const r = await reply;
+      if (r instanceof Error) throw r;
+      return {
+        state: r.state,
+        ...(r.pid !== undefined ? { pid: r.pid } : {}),
+        ...(r.error !== undefined ? { error: r.error } : {}),
+      };
+    } finally {
+      clearTimeout(timer);
+      this.#resolveWaiters.delete(reqId);
+    }
   }
 
   send(m: string | Uint8Array): Promise<boolean> {
@@ -281,6 +323,9 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
       w.done(new PeerError("closed", `link closed: ${why}`));
     }
     this.#tunnels.linkDown(why);
+    for (const w of this.#resolveWaiters.values()) {
+      w(new PeerError("closed", `link closed: ${why}`));
+    }
     if (this.#closing) return;
     const active = [...this.#channels.values()].filter((c) => c.active);
     if (active.length === 0) return;
@@ -365,6 +410,9 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
         }
         return;
       }
+      case "resolved":
+        this.#resolveWaiters.get(msg.reqId)?.(msg);
+        return;
       case "restoreResult":
         for (const ch of this.#channels.values()) {
           if (ch.id === msg.migrationId) ch.onRestoreResult(msg);

@@ -15,7 +15,8 @@ export type PeerErrorCode =
   | "timeout" // no answer in time
   | "closed" // the connection closed and could not be resumed
   | "aborted" // the migration was aborted by either side
-  | "rejected"; // the peer refused a request (bad id, size limit, no restore handler)
+  | "rejected" // a request was malformed (bad id, bad name, bad size) or not possible
+  | "refused"; // the peer refused a migration (its limits: migrations at once, room)
 
 /** A failure talking to a peer, with a stable {@linkcode PeerErrorCode}. */
 export class PeerError extends Error {

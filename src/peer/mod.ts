@@ -19,7 +19,14 @@ export type { CompressionStats, CompressMode } from "./compression.ts";
 export type { MigrationChannel, PageBatch } from "./channel.ts";
 export { startAgent } from "./agent.ts";
 export type { RunningAgent, StartAgentOptions } from "./agent.ts";
-export type { RestoreHandler, RestoreRequest, RestoreResult } from "./session.ts";
+export type {
+  ResolveAction,
+  ResolveAnswer,
+  ResolveHandler,
+  RestoreHandler,
+  RestoreRequest,
+  RestoreResult,
+} from "./agent_context.ts";
 export { PageStore } from "./page_store.ts";
 export { carriesTunnels, freeLoopbackPort, openTunnel } from "./tunnel.ts";
 export type { OpenTunnelOptions, Tunnel, TunnelStats } from "./tunnel.ts";

@@ -85,6 +85,22 @@ export const RestoreRequestSchema = z.record(z.string().max(256), BoundedJson).r
 
 const base = { v: z.literal(PROTOCOL_VERSION) };
 
+/**
+ * What a source may ask the agent about one of its migrations (the commit's second phase and
+ * recovery): its state, to resume the restored (stopped) copy, or to discard everything of it.
+ */
+export const RESOLVE_ACTIONS = ["query", "resume", "discard"] as const;
+
+/** What the agent holds of a migration; "unknown": nothing, and it never will. */
+export const RESOLVE_STATES = [
+  "unknown",
+  "receiving",
+  "restoring",
+  "ready",
+  "resumed",
+  "discarded",
+] as const;
+
 /** Every control message, discriminated by `type`. */
 export const ControlSchema = z.discriminatedUnion("type", [
   z.object({
@@ -179,6 +195,22 @@ export const ControlSchema = z.discriminatedUnion("type", [
     migrationId: MigrationId,
     conn: Conn,
     reason: Text(1024),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("resolve"),
+    migrationId: MigrationId,
+    reqId: z.number().int().min(1).max(0x7fff_ffff),
+    action: z.enum(RESOLVE_ACTIONS),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("resolved"),
+    migrationId: MigrationId,
+    reqId: z.number().int().min(1).max(0x7fff_ffff),
+    state: z.enum(RESOLVE_STATES),
+    pid: z.number().int().min(1).max(0x7fff_ffff).optional(),
+    error: Text(1024).optional(),
   }),
   z.object({ ...base, type: z.literal("error"), code: Text(32), message: Text(1024) }),
 ]);

@@ -17,6 +17,9 @@ import { SessionHandler } from "./session_handler.ts";
 
 export type {
   AgentContext,
+  ResolveAction,
+  ResolveAnswer,
+  ResolveHandler,
   RestoreHandler,
   RestoreRequest,
   RestoreResult,

@@ -7,7 +7,13 @@
  * @module
  */
 import type { AcceptedPeer } from "./auth.ts";
-import type { AgentContext, RestoreResult } from "./agent_context.ts";
+import {
+  type AgentContext,
+  answerResolve,
+  receivingCount,
+  type ResolveAnswer,
+  type RestoreResult,
+} from "./agent_context.ts";
 import { PeerError, ProtocolError } from "./errors.ts";
 import {
   encodeHashes,
@@ -85,19 +91,49 @@ export class SessionHandler {
         else tunnel?.onClose(msg.conn, msg.reason);
         return;
       }
-      case "abort": {
-        const mig = this.ctx.migrations.get(msg.migrationId);
-        if (mig && mig.owner === this.peer.publicKey) {
-          mig.abort(`source aborted: ${msg.reason}`, this.ctx.log);
-          this.ctx.migrations.delete(mig.id);
-          this.streams.delete(mig.stream);
-          this.#dropped.add(mig.stream);
-        }
+      case "abort":
+        await this.#discard(msg.migrationId, `source aborted: ${msg.reason}`);
         return;
-      }
+      case "resolve":
+        return await this.#resolve(msg);
       default:
         throw new ProtocolError(`'${msg.type}' is not a message an agent accepts`);
     }
+  }
+
+  /** Drop a migration's store and, through the engine, any restored copy of it. */
+  async #discard(id: string, reason: string): Promise<ResolveAnswer> {
+    const mig = this.ctx.migrations.get(id);
+    if (mig && mig.owner === this.peer.publicKey) {
+      if (mig.status !== "aborted") mig.abort(reason, this.ctx.log);
+      this.ctx.migrations.delete(mig.id);
+      if (this.streams.get(mig.stream) === mig) {
+        this.streams.delete(mig.stream);
+        this.#dropped.add(mig.stream);
+      }
+    }
+    const answer = await this.ctx.onResolve?.(id, this.peer.publicKey, "discard");
+    return answer ?? { state: mig ? "discarded" : "unknown" };
+  }
+
+  async #resolve(msg: ControlOf<"resolve">): Promise<void> {
+    const answer = msg.action === "discard"
+      ? await this.#discard(msg.migrationId, "source rolled back")
+      : await answerResolve(this.ctx, this.peer.publicKey, msg.migrationId, msg.action);
+    this.ctx.log({
+      level: answer.error ? "warn" : "info",
+      msg: `resolve ${msg.action}`,
+      migrationId: msg.migrationId,
+      ...answer,
+    });
+    await this.link.send(encodeControl({
+      type: "resolved",
+      migrationId: msg.migrationId,
+      reqId: msg.reqId,
+      state: answer.state,
+      ...(answer.pid !== undefined ? { pid: answer.pid } : {}),
+      ...(answer.error !== undefined ? { error: answer.error.slice(0, 1000) } : {}),
+    }));
   }
 
   async frame(frame: Frame): Promise<void> {
@@ -199,7 +235,7 @@ export class SessionHandler {
       return await this.#ack(existing);
     }
     if (existing) return await refuse(`migration id '${msg.migrationId}' is already in use`);
-    if (ctx.migrations.size >= ctx.maxMigrations) {
+    if (receivingCount(ctx.migrations) >= ctx.maxMigrations) {
       return await refuse(`this agent already receives ${ctx.maxMigrations} migrations`);
     }
     const caps = await ctx.capabilities();
@@ -271,6 +307,7 @@ export class SessionHandler {
         dir: mig.dir,
         store: mig.store,
         request: msg.request,
+        owner: this.peer.publicKey,
         openTunnel: () => this.#openTunnel(mig),
       });
     } catch (e) {

@@ -7,3 +7,4 @@ export * from "./types.ts";
 export * from "./baselines.ts";
 export * from "./u2c.ts";
 export * from "./registry.ts";
+export { withRoundCap } from "./cap.ts";

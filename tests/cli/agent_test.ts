@@ -30,7 +30,7 @@ Deno.test("u2cm agent serves pinned peers; u2cm peer check authenticates against
     // An unpinned node is refused with the Peer exit code, and the agent logs why.
     const t = await u2cm(["init", "--state-dir", `${pair.root}/c`]);
     assert.equal(t.code, 0);
-    await u2cm([
+    const pinned = await u2cm([
       "peer",
       "add",
       "b",
@@ -39,6 +39,7 @@ Deno.test("u2cm agent serves pinned peers; u2cm peer check authenticates against
       "--state-dir",
       `${pair.root}/c`,
     ]);
+    assert.equal(pinned.code, 0, pinned.stderr);
     const refused = await u2cm(["peer", "check", "b", "--state-dir", `${pair.root}/c`]);
     assert.equal(refused.code, ExitCode.Peer, refused.stderr);
     await agent.waitFor((l) => l.msg === "authentication failed");

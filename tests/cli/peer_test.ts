@@ -38,6 +38,56 @@ Deno.test("u2cm init creates a 0600 identity and prints its key and fingerprint"
   }
 });
 
+Deno.test("u2cm peer add takes public keys that begin with '-', with or without '--'", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const sd = ["--state-dir", dir];
+    // One base64url key in 64 begins with '-'; '-h', '-V' and '-f' must not read as options.
+    const body = "A".repeat(41);
+    const keys = [`-h${body}`, `-V${body}`, `--${body}`, `-f${body}`];
+    let r = await u2cm(["peer", "add", "k0", "127.0.0.1:7070", keys[0], ...sd]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await u2cm(["peer", "add", ...sd, "k1", "127.0.0.1:7071", keys[1], "--replace"]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await u2cm(["peer", "add", ...sd, "k2", "127.0.0.1:7072", "--", keys[2]]);
+    assert.equal(r.code, 0, r.stderr);
+    // The form `u2cm init` prints: options first, then `--` before the key.
+    const init = await u2cm(["init", "--state-dir", `${dir}/b`]);
+    assert.equal(init.code, 0, init.stderr);
+    const printed = init.stdout.match(
+      /u2cm peer add (--cert-fingerprint \S+) NAME HOST:PORT -- (\S+)/,
+    );
+    assert.ok(printed, init.stdout);
+    r = await u2cm([
+      "peer",
+      "add",
+      ...printed[1].split(" "),
+      ...sd,
+      "k3",
+      "127.0.0.1:7073",
+      "--",
+      printed[2],
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await u2cm(["peer", "add", "k4", "127.0.0.1:7074", keys[3], ...sd]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await u2cm(["peer", "list", ...sd, "--format", "json"]);
+    const peers = JSON.parse(r.stdout) as { name: string; publicKey: string }[];
+    assert.deepEqual(peers.map((p) => p.publicKey), [
+      keys[0],
+      keys[1],
+      keys[2],
+      printed[2],
+      keys[3],
+    ]);
+    // A dashed word that is no key is still an unknown option (usage error).
+    r = await u2cm(["peer", "add", "k5", "127.0.0.1:7075", "-not-a-key", ...sd]);
+    assert.equal(r.code, ExitCode.Usage);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("u2cm peer add, list and remove pin peers in a validated peers.json", async () => {
   const dir = Deno.makeTempDirSync();
   try {

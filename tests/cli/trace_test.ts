@@ -99,6 +99,10 @@ Deno.test("u2cm trace as an unprivileged user on a root process exits 'not permi
     }).outputSync();
     const { ensureShim } = await import("../../src/native/build.ts");
     cp(ensureShim(), `${home}/libu2cm.so`);
+    // The same deno, where the other user can run it (npx keeps it under root's 0700 home).
+    const deno = `${home}/deno-bin`;
+    Deno.copyFileSync(Deno.execPath(), deno);
+    Deno.chmodSync(deno, 0o755);
     new Deno.Command("chown", { args: ["65534:65534", home, `${home}/deno`] }).outputSync();
     Deno.chmodSync(home, 0o755);
     const out = await new Deno.Command("setpriv", {
@@ -111,7 +115,7 @@ Deno.test("u2cm trace as an unprivileged user on a root process exits 'not permi
         `DENO_DIR=${home}/deno`,
         `U2CM_SHIM=${home}/libu2cm.so`,
         "NO_COLOR=1",
-        Deno.execPath(),
+        deno,
         "run",
         "-A",
         "--no-check",

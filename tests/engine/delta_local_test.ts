@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { deltaEngine } from "../../src/engine/delta.ts";
+import { runMigration } from "../../src/engine/driver.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
+import { planOf } from "../../src/engine/select.ts";
 import { isAlive, waitGone } from "../../src/engine/proc.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
 import { requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
@@ -14,13 +15,13 @@ Deno.test("delta migrates memcheck through an in-process channel: memory intact,
   let restored = 0;
   try {
     await w.waitFor(/^tick 5 /);
-    const out = await deltaEngine.migrate({
+    const out = await runMigration({
       id: "t1",
       pid: w.pid,
       channel,
       policy: createPolicy("fixed-3"),
       workDir: work,
-    });
+    }, planOf("delta", { softDirty: false, lazy: false }));
     restored = out.destPid;
     assert.equal(out.engine, "delta");
     assert.equal(out.precopyRounds, 3);
@@ -30,6 +31,10 @@ Deno.test("delta migrates memcheck through an in-process channel: memory intact,
     // The source is gone, the copy runs and keeps counting from where the source stopped.
     assert.ok(await waitGone(w.pid, 5000), "source still exists");
     assert.ok(isAlive(restored));
+    // Both sides recorded the commit's phases; the scratch dumps are gone.
+    const records = channel.destination.list();
+    assert.deepEqual(records.map((r) => r.phase), ["resumed"]);
+    assert.deepEqual([...Deno.readDirSync(work)], [], "scratch dumps left in the work dir");
     const before = tickOf(w.last(/^tick /));
     const mark = w.lines();
     await w.waitFor(/^tick /, 5000, mark);

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import type { RestoreContext } from "../../src/engine/channel.ts";
+import { runMigration } from "../../src/engine/driver.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
 import { waitGone } from "../../src/engine/proc.ts";
 import { restoreMigration } from "../../src/engine/restore.ts";
-import { loadEngine } from "../../src/engine/select.ts";
-import { type EngineName, MigrationError } from "../../src/engine/types.ts";
+import { type EngineChoice, planOf } from "../../src/engine/select.ts";
+import { MigrationError } from "../../src/engine/types.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
+import type { StopPolicy } from "../../src/policy/types.ts";
 import { type Memcheck, requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
 
@@ -14,6 +16,17 @@ interface Run {
   dest: string;
   work: string;
   channel: LocalChannel;
+}
+
+/** The parts of `engine` on this host (lazy restore works, soft-dirty does not). */
+const plan = (engine: EngineChoice) => planOf(engine, { softDirty: true, lazy: true });
+
+/** A policy that pre-copies `k` rounds, then asks for post-copy. */
+function postCopyAfter(k: number): StopPolicy {
+  return {
+    name: `post-copy-after-${k}`,
+    decide: ({ rounds }) => rounds.length >= k ? { action: "post-copy" } : { action: "continue" },
+  };
 }
 
 async function setup(onRestore?: typeof restoreMigration): Promise<Run> {
@@ -50,23 +63,30 @@ async function assertOneHealthyCopy(w: Memcheck): Promise<number> {
   return copies[0];
 }
 
-for (const [engine, policy] of [["lazy", "post-copy"], ["hybrid", "u2c"]] as const) {
-  Deno.test(`the ${engine} engine migrates memcheck: one copy, memory intact, counter continues`, async () => {
+for (
+  const [engine, policy, final] of [
+    ["lazy", createPolicy("post-copy"), "post-copy"],
+    ["hybrid", postCopyAfter(2), "post-copy"],
+    ["hybrid", createPolicy("fixed-2"), "stop-and-copy"],
+  ] as const
+) {
+  Deno.test(`the ${engine} engine with ${policy.name} ends in ${final}: one copy, memory intact`, async () => {
     const r = await setup();
     try {
-      const e = await loadEngine(engine as EngineName);
-      const out = await e.migrate({
+      const out = await runMigration({
         id: "m1",
         pid: r.w.pid,
         channel: r.channel,
-        policy: createPolicy(policy),
+        policy,
         workDir: r.work,
-      });
+      }, plan(engine));
       assert.equal(out.engine, engine);
       assert.ok(await waitGone(r.w.pid, 5000), "source still exists");
       assert.equal(await assertOneHealthyCopy(r.w), out.destPid);
-      if (engine === "hybrid") {
-        assert.ok(out.precopyRounds >= 1);
+      // The policy's decision picks the final phase: post-copy leaves pages lazy.
+      assert.equal(out.lazyPages !== undefined || engine === "lazy", final === "post-copy");
+      if (engine === "hybrid" && final === "post-copy") {
+        assert.equal(out.precopyRounds, 2);
         // Pages the destination already holds unchanged are restored from its store, not lazily.
         assert.ok(out.lazyPages! < 8192 / 2, `${out.lazyPages} of 8192+ pages left lazy`);
       }
@@ -85,15 +105,14 @@ for (const engine of ["delta", "hybrid"] as const) {
     };
     const r = await setup(breakIt);
     try {
-      const e = await loadEngine(engine);
       await assert.rejects(
-        e.migrate({
+        runMigration({
           id: "m1",
           pid: r.w.pid,
           channel: r.channel,
-          policy: createPolicy("fixed-2"),
+          policy: engine === "hybrid" ? postCopyAfter(2) : createPolicy("fixed-2"),
           workDir: r.work,
-        }),
+        }, plan(engine)),
         (err: unknown) => {
           assert.ok(err instanceof MigrationError, String(err));
           assert.equal(err.sourceRunning, true);
@@ -112,19 +131,17 @@ Deno.test("aborting during pre-copy (Ctrl-C) leaves the source running untouched
   const r = await setup();
   const controller = new AbortController();
   try {
-    const e = await loadEngine("delta");
-    const run = e.migrate({
+    const run = runMigration({
       id: "m1",
       pid: r.w.pid,
       channel: r.channel,
       policy: createPolicy("fixed-1000"),
-      maxRounds: 1000,
       workDir: r.work,
       signal: controller.signal,
       onProgress: (ev) => {
         if (ev.kind === "round" && ev.round.index === 2) controller.abort();
       },
-    });
+    }, plan("delta"));
     await assert.rejects(run, MigrationError);
     assert.equal(await assertOneHealthyCopy(r.w), r.w.pid);
   } finally {
@@ -135,15 +152,14 @@ Deno.test("aborting during pre-copy (Ctrl-C) leaves the source running untouched
 Deno.test("the predump engine fails cleanly without soft-dirty and the source keeps running", async () => {
   const r = await setup();
   try {
-    const e = await loadEngine("predump");
     await assert.rejects(
-      e.migrate({
+      runMigration({
         id: "m1",
         pid: r.w.pid,
         channel: r.channel,
         policy: createPolicy("fixed-2"),
         workDir: r.work,
-      }),
+      }, plan("predump")),
       /pre-dump failed/,
     );
     assert.equal(await assertOneHealthyCopy(r.w), r.w.pid);

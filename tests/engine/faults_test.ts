@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { ExitCode } from "../../src/cli/errors.ts";
 import type { MigrationChannel, PageBatch } from "../../src/engine/channel.ts";
-import { deltaEngine } from "../../src/engine/delta.ts";
+import { runMigration } from "../../src/engine/driver.ts";
+import { planOf } from "../../src/engine/select.ts";
 import { MigrationError } from "../../src/engine/types.ts";
 import { connectPeer } from "../../src/peer/mod.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
@@ -82,6 +83,7 @@ function corrupting(inner: MigrationChannel, nth: number): MigrationChannel {
     sendFile: (name, data) => inner.sendFile(name, data),
     flush: () => inner.flush(),
     restore: (req) => inner.restore(req),
+    resume: () => inner.resume(),
     abort: (reason) => inner.abort(reason),
     get bytesSent() {
       return inner.bytesSent;
@@ -99,13 +101,13 @@ Deno.test("a corrupted page chunk is refused by the agent; the source runs on, e
   try {
     const channel = corrupting(await client.openMigration("c1", 16 << 20), 3);
     await assert.rejects(
-      deltaEngine.migrate({
+      runMigration({
         id: "c1",
         pid: w.pid,
         channel,
         policy: createPolicy("fixed-2"),
         workDir: work,
-      }),
+      }, planOf("delta", { softDirty: false, lazy: false })),
       (e: unknown) => {
         assert.ok(e instanceof MigrationError);
         return true;

@@ -1,13 +1,11 @@
 import assert from "node:assert/strict";
-import { dumpArgs, restoreArgs } from "../../src/criu/run.ts";
+import { command, dumpArgs, restoreArgs } from "../../src/criu/run.ts";
 import { PE_LAZY, PE_PARENT, PE_PRESENT } from "../../src/criu/images/mod.ts";
-import { MigrationJournal, recoverMigrations } from "../../src/engine/journal.ts";
-import { chainLink, flattenParents } from "../../src/engine/predump.ts";
-import { processState } from "../../src/engine/proc.ts";
-import { chooseEngine, EngineUnavailableError } from "../../src/engine/select.ts";
+import { chainLink, flattenParents } from "../../src/engine/rounds_predump.ts";
+import { engineNameOf, EngineUnavailableError, finalOf, planOf } from "../../src/engine/select.ts";
+import { createPolicy, withRoundCap } from "../../src/policy/mod.ts";
 import { subtractPages, unionPages } from "../../src/engine/pageset.ts";
 import { EngineRestoreRequestSchema } from "../../src/engine/restore.ts";
-import { requireCriuBinary, startMemcheck } from "../criu/support.ts";
 
 Deno.test("pre-dump chain: each round's parent is the previous round's directory", () => {
   assert.deepEqual(chainLink("/w", 0), { dir: "/w/pre-0", prevImagesDir: undefined });
@@ -33,6 +31,12 @@ Deno.test("dump and restore arguments: leave stopped, lazy page server, pidfile"
   assert.deepEqual(r.slice(0, 4), ["restore", "-d", "-D", "/d"]);
   assert.equal(r[r.indexOf("--pidfile") + 1], "/d/restored.pid");
   assert.ok(r.includes("--lazy-pages"));
+  const stopped = restoreArgs({ dir: "/d", leaveStopped: true });
+  assert.ok(stopped.includes("--leave-stopped"), "the destination restores stopped until commit");
+  assert.deepEqual(command({ dir: "/d", criu: "/c", dieWithParent: true }, ["restore"]), [
+    "setpriv",
+    ["--pdeathsig", "KILL", "/c", "restore"],
+  ]);
 });
 
 Deno.test("flattening a final dump's pagemap turns parent runs into present runs", () => {
@@ -51,19 +55,52 @@ Deno.test("flattening a final dump's pagemap turns parent runs into present runs
   ]);
 });
 
-Deno.test("engine choice: auto follows the host; forcing an impossible engine says why", () => {
-  assert.equal(chooseEngine("auto", "u2c", { softDirty: false, lazy: true }), "delta");
-  assert.equal(chooseEngine("auto", "u2c", { softDirty: true, lazy: true }), "predump");
-  assert.equal(chooseEngine("auto", "hybrid", { softDirty: false, lazy: true }), "hybrid");
-  assert.equal(chooseEngine("auto", "hybrid", { softDirty: false, lazy: false }), "delta");
-  assert.throws(
-    () => chooseEngine("predump", "u2c", { softDirty: false, lazy: true }),
-    EngineUnavailableError,
-  );
-  assert.throws(
-    () => chooseEngine("lazy", "u2c", { softDirty: true, lazy: false }),
-    /doctor --fix/,
-  );
+Deno.test("engine names are part combinations; the policy's final phase is obeyed where allowed", () => {
+  const hashHost = { softDirty: false, lazy: true };
+  const auto = planOf("auto", hashHost);
+  assert.equal(auto.rounds, "hash");
+  assert.equal(finalOf(auto, "post-copy"), "post-copy");
+  assert.equal(engineNameOf(auto, "post-copy"), "hybrid");
+  assert.equal(engineNameOf(auto, "stop-and-copy"), "delta");
+  // A soft-dirty host runs the pre-dump chain under every policy (same predictor and deferral).
+  const sd = planOf("auto", { softDirty: true, lazy: false });
+  assert.equal(sd.rounds, "predump");
+  assert.equal(finalOf(sd, "post-copy"), "stop-and-copy", "no lazy restore: stop-and-copy");
+  assert.equal(engineNameOf(sd, "stop-and-copy"), "predump");
+  const hybrid = planOf("hybrid", hashHost);
+  assert.equal(finalOf(hybrid, "stop-and-copy"), "stop-and-copy");
+  assert.equal(finalOf(hybrid, "post-copy"), "post-copy");
+  assert.equal(finalOf(planOf("delta", hashHost), "post-copy"), "stop-and-copy");
+  assert.equal(planOf("lazy", hashHost).rounds, "none");
+  assert.throws(() => planOf("predump", { softDirty: false, lazy: true }), EngineUnavailableError);
+  assert.throws(() => planOf("lazy", { softDirty: true, lazy: false }), /doctor --fix/);
+});
+
+Deno.test("a round cap lives in the policy: after N rounds the answer is the final phase", () => {
+  const state = (n: number) => ({
+    rounds: Array.from({ length: n }, (_, index) => ({
+      index,
+      pagesSent: 1,
+      pagesDeferred: 0,
+      pagesSkipped: 0,
+      pagesDirtied: 1,
+      durationMs: 1,
+      bytesSent: 1,
+    })),
+    pendingPages: 100,
+    pending: new Map(),
+    link: { bandwidthBps: 1e9, rttMs: 1 },
+    pageSize: 4096,
+    wireBytesPerPage: 4120,
+    totalPages: 1000,
+    throttlePercent: 0,
+    downtimeSlack: 0.1,
+  });
+  const capped = withRoundCap(createPolicy("fixed-1000"), 3);
+  assert.equal(capped.name, "fixed-1000");
+  assert.equal(capped.decide(state(2)).action, "continue");
+  assert.equal(capped.decide(state(3)).action, "stop-and-copy");
+  assert.equal(withRoundCap(createPolicy("post-copy"), 0).decide(state(0)).action, "post-copy");
 });
 
 Deno.test("page sets: union and difference keep indices sorted and distinct", () => {
@@ -86,45 +123,4 @@ Deno.test("restore requests are validated: unknown keys and bad addresses are re
       lazy: { address: "host; rm -rf /", port: 1 },
     }).success,
   );
-});
-
-Deno.test("recovery resumes a source left stopped by a migration that died while frozen", async () => {
-  requireCriuBinary();
-  const w = await startMemcheck(["--mib", "2"]);
-  const state = Deno.makeTempDirSync({ prefix: "u2cm-state-" });
-  try {
-    const j = new MigrationJournal(state, {
-      id: "dead1",
-      pid: w.pid,
-      sourcePids: [w.pid],
-      peer: "b",
-      engine: "delta",
-      policy: "u2c",
-      phase: "precopy",
-    });
-    Deno.kill(w.pid, "SIGSTOP"); // what a dump with --leave-stopped leaves behind
-    j.update({ phase: "frozen" });
-    for (let i = 0; i < 100 && processState(w.pid) !== "T"; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    // While its u2cm process runs, the migration is in progress: recovery must not touch it.
-    assert.deepEqual(recoverMigrations(state).resumed, []);
-    assert.equal(processState(w.pid), "T");
-    // The u2cm process died: point the record at a process that has exited.
-    const gone = new Deno.Command("true").spawn();
-    await gone.status;
-    const file = `${state}/migrations/dead1.json`;
-    const rec = JSON.parse(Deno.readTextFileSync(file));
-    Deno.writeTextFileSync(file, JSON.stringify({ ...rec, owner: { pid: gone.pid, start: 1 } }));
-    const { resumed } = recoverMigrations(state);
-    assert.deepEqual(resumed.map((r) => r.id), ["dead1"]);
-    assert.equal(resumed[0].phase, "rolled-back");
-    const mark = w.lines();
-    await w.waitFor(/^tick /, 5000, mark);
-    assert.equal(recoverMigrations(state).resumed.length, 0, "recovery is idempotent");
-  } finally {
-    await w.stop();
-    Deno.removeSync(state, { recursive: true });
-    Deno.removeSync(w.dir, { recursive: true });
-  }
 });

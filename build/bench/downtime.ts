@@ -1,0 +1,178 @@
+/**
+ * Downtime benchmark (prints one JSON object): does the freeze grow with memory? One write-heavy
+ * memcheck with a FIXED hot set (24 MiB, rewritten in full every ~0.15 s) in 256 MiB, 1 GiB and
+ * 2 GiB, migrated between two `u2cm agent`s on loopback and over tbf-shaped netns links, with
+ *  - stop-and-copy (no pre-copy), delta+phaul, u2c (the default engine), post-copy;
+ *  - the floor reference: plain CRIU dump to tmpfs + restore of the same tree on this host.
+ * Reported: downtime and total per case, downtime as a ratio of stop-and-copy's and of the 256 MiB
+ * downtime, the phases the result breaks the freeze into, and the CRIU floor.
+ * Goals (issue 13): at 1 Gbit/s u2c downtime ≤ 0.15× stop-and-copy and total ≤ 0.8× delta+phaul;
+ * 1 GiB and 2 GiB u2c downtime ≤ 1.5× the 256 MiB one.
+ *
+ * Env: U2CM_BENCH_SIZES (MiB, default "256,1024,2048"), U2CM_BENCH_LINKS (default "lo,1gbit";
+ * "100mbit" too takes minutes per case), U2CM_BENCH_CONFIGS (names, default all),
+ * U2CM_BENCH_HOT_MIB (24).
+ *
+ * @module
+ */
+import { criuDump, criuRestore } from "../../src/criu/run.ts";
+import { requireCriuBinary, startMemcheck } from "../../tests/criu/support.ts";
+import { makeNodes, u2cm } from "../../tests/engine/support/agents.ts";
+import { runningCopies } from "../../tests/engine/support/memcheck_pids.ts";
+import { linkedNamespaces } from "../../tests/engine/support/netns.ts";
+
+const SIZES = list("U2CM_BENCH_SIZES", "256,1024,2048").map(Number);
+const LINKS = list("U2CM_BENCH_LINKS", "lo,1gbit");
+const HOT_MIB = Number(Deno.env.get("U2CM_BENCH_HOT_MIB") ?? 24);
+const workload = (mib: number) => [
+  ...["--mib", String(mib), "--hot-mib", String(HOT_MIB)],
+  ...["--write-pages", "1000", "--interval-ms", "20"],
+];
+
+/** One way to migrate. */
+interface Config {
+  name: string;
+  args: string[];
+}
+
+const CONFIGS: Config[] = [
+  { name: "stop-and-copy", args: ["--engine", "delta", "--policy", "stop-and-copy"] },
+  { name: "delta+phaul", args: ["--engine", "delta", "--policy", "phaul"] },
+  { name: "u2c", args: ["--policy", "u2c"] },
+  { name: "post-copy", args: ["--policy", "post-copy"] },
+].filter((c) => {
+  const only = Deno.env.get("U2CM_BENCH_CONFIGS");
+  return !only || only.split(",").includes(c.name);
+});
+
+/** What one migration reported. */
+interface Sample {
+  total_ms: number;
+  downtime_ms: number;
+  bytes_sent: number;
+  precopy_rounds: number;
+  phases: Record<string, number>;
+}
+
+requireCriuBinary();
+const out = {
+  name: "downtime",
+  workload: { program: "memcheck", args: workload(0).slice(2).join(" "), hot_mib: HOT_MIB },
+  floor: {} as Record<string, { dump_ms: number; restore_ms: number }>,
+  links: {} as Record<string, unknown>,
+};
+for (const mib of SIZES) out.floor[mib] = await criuFloor(mib);
+
+let subnet = 70;
+for (const link of LINKS) {
+  const net = link === "lo" ? undefined : linkedNamespaces(`d${subnet}`, link, subnet++);
+  const nodes = await makeNodes();
+  const agent = await nodes.startB(0, net?.enter("b") ?? [], net?.ipB ?? "127.0.0.1");
+  const bySize: Record<string, Record<string, Sample | { failed: string }>> = {};
+  try {
+    for (const mib of SIZES) {
+      const rows: Record<string, Sample | { failed: string }> = bySize[mib] = {};
+      for (const c of CONFIGS) {
+        rows[c.name] = await once(mib, c, net?.enter("a") ?? [], net?.ipA, nodes.a);
+      }
+    }
+  } finally {
+    await agent.stop();
+    nodes.cleanup();
+    net?.cleanup();
+  }
+  out.links[link] = { results: bySize, ratios: ratios(bySize) };
+}
+console.log(JSON.stringify(out));
+
+/** Downtime ratios: vs stop-and-copy of the same size, vs the same config at the first size. */
+function ratios(bySize: Record<string, Record<string, Sample | { failed: string }>>) {
+  const dt = (mib: number, name: string) => {
+    const s = bySize[mib]?.[name];
+    return s && "downtime_ms" in s ? s : undefined;
+  };
+  const r: Record<string, Record<string, number | null>> = {};
+  for (const mib of SIZES) {
+    for (const c of CONFIGS) {
+      const s = dt(mib, c.name), base = dt(mib, "stop-and-copy"), phaul = dt(mib, "delta+phaul");
+      const first = dt(SIZES[0], c.name), floor = out.floor[mib];
+      r[`${mib}/${c.name}`] = {
+        downtime_vs_stop_and_copy: s && base ? round2(s.downtime_ms / base.downtime_ms) : null,
+        total_vs_phaul: s && phaul ? round2(s.total_ms / phaul.total_ms) : null,
+        downtime_vs_smallest_size: s && first ? round2(s.downtime_ms / first.downtime_ms) : null,
+        downtime_vs_criu_floor: s
+          ? round2(s.downtime_ms / (floor.dump_ms + floor.restore_ms))
+          : null,
+      };
+    }
+  }
+  return r;
+}
+
+/** Plain CRIU on this host: dump the tree to tmpfs (left stopped), restore it beside, time both. */
+async function criuFloor(mib: number): Promise<{ dump_ms: number; restore_ms: number }> {
+  const w = await startMemcheck(workload(mib));
+  const dir = Deno.makeTempDirSync({ dir: "/dev/shm", prefix: "u2cm-bench-floor-" });
+  let restored = 0;
+  try {
+    await w.waitFor(/^tick 20 /, 60_000);
+    const dump = await criuDump({ pid: w.pid, dir, leave: "stopped" });
+    const restore = await criuRestore({ dir });
+    restored = restore.pid;
+    console.error(
+      `floor ${mib} MiB: dump ${dump.ms.toFixed(0)} ms, restore ${restore.ms.toFixed(0)}`,
+    );
+    return { dump_ms: Math.round(dump.ms), restore_ms: Math.round(restore.ms) };
+  } finally {
+    if (restored > 0) Deno.kill(restored, "SIGKILL");
+    for (const pid of runningCopies(w.out)) Deno.kill(pid, "SIGKILL");
+    await w.stop();
+    Deno.removeSync(dir, { recursive: true });
+    Deno.removeSync(w.dir, { recursive: true });
+  }
+}
+
+async function once(
+  mib: number,
+  c: Config,
+  prefix: string[],
+  ipA: string | undefined,
+  stateDir: string,
+): Promise<Sample | { failed: string }> {
+  const w = await startMemcheck(workload(mib), prefix);
+  try {
+    await w.waitFor(/^tick 20 /, 60_000);
+    const r = await u2cm(
+      [
+        ...["migrate", "--pid", String(w.pid), "--to", "b", ...c.args],
+        ...(ipA ? ["--page-server-address", ipA] : []),
+        ...["--format", "json", "--state-dir", stateDir],
+      ],
+      {},
+      prefix,
+    );
+    if (r.code !== 0) {
+      console.error(`${mib} MiB ${c.name}: exit ${r.code}: ${r.stderr.trim()}`);
+      return { failed: `exit ${r.code}: ${r.stderr.trim().split("\n").at(-1)}` };
+    }
+    const res = JSON.parse(r.stdout) as Sample & { ok: boolean };
+    console.error(
+      `${mib} MiB ${c.name}: total ${res.total_ms} ms, downtime ${res.downtime_ms} ms, ` +
+        `${res.precopy_rounds} rounds, ${(res.bytes_sent / 2 ** 20).toFixed(0)} MiB`,
+    );
+    const { total_ms, downtime_ms, bytes_sent, precopy_rounds, phases } = res;
+    return { total_ms, downtime_ms, bytes_sent, precopy_rounds, phases };
+  } finally {
+    for (const pid of runningCopies(w.out)) Deno.kill(pid, "SIGKILL");
+    await w.stop();
+    Deno.removeSync(w.dir, { recursive: true });
+  }
+}
+
+function list(name: string, fallback: string): string[] {
+  return (Deno.env.get(name) ?? fallback).split(",").map((s) => s.trim()).filter((s) => s);
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}

@@ -1,0 +1,248 @@
+/**
+ * The migration driver: the whole live migration, top to bottom, in one function.
+ *
+ * checks → channel → journal → pre-copy rounds (the policy decides each one) → the final phase
+ * the policy's decision names (stop-and-copy or post-copy) → page manifest → restore at the
+ * destination, left stopped → **commit** (fsync'd journal record) → destination resumes → end
+ * the source.
+ *
+ * Until the commit record is on disk the source owns the workload, and any failure takes the one
+ * rollback path: stop what the final phase started, resume the source, tell the destination to
+ * discard its copy, keep CRIU's logs. After the commit the destination owns it: the source copy
+ * stays frozen until the destination confirms it runs, then it is ended; a failure there is left
+ * to `u2cm recover`, never resolved by guessing.
+ *
+ * @module
+ */
+import { MovingWindowProvider } from "../sim/provider.ts";
+import type { MigrationChannel } from "./channel.ts";
+import { postCopy, tcpPageServer } from "./final_post_copy.ts";
+import { stopAndCopy } from "./final_stop_copy.ts";
+import { MigrationJournal, type MigrationRecord } from "./journal.ts";
+import type { FinalPhase, FrozenTree, RoundHandoff, RoundSource } from "./parts.ts";
+import { precopy } from "./precopy.ts";
+import { isAlive, nsPids, signalSame, startTimes, treePids } from "./proc.ts";
+import { hashRounds } from "./rounds_hash.ts";
+import { predumpRounds } from "./rounds_predump.ts";
+import { engineNameOf, type EnginePlan, type FinalName, finalOf } from "./select.ts";
+import { keepLogs, makeScratch, removeScratch } from "./scratch.ts";
+import { type CpuThrottle, createThrottle } from "./throttle.ts";
+import {
+  type MigrationContext,
+  MigrationError,
+  type MigrationOutcome,
+  type MigrationPhase,
+  type RoundReport,
+} from "./types.ts";
+
+/** How long the source keeps asking a committed destination to resume the tree, in ms. */
+const RESUME_RETRY_MS = 30_000;
+
+/**
+ * Migrate the tree `ctx.pid` with the parts `plan` names. Resolves once the destination runs
+ * the tree and the source copy is ended. Before the commit any failure resumes the source and
+ * throws {@linkcode MigrationError} (`sourceRunning`); errors opening the channel are rethrown
+ * as they are, after the rollback. After the commit a failure throws a MigrationError of phase
+ * `committed`: the destination owns the workload and `u2cm recover` finishes the rest.
+ *
+ * @example
+ * ```ts
+ * const outcome = await runMigration({ id, pid, engine: "delta", channel, policy, workDir }, plan);
+ * ```
+ */
+export async function runMigration(
+  ctx: MigrationContext,
+  plan: EnginePlan,
+): Promise<MigrationOutcome> {
+  const started = performance.now();
+  // Checks.
+  ctx.signal?.throwIfAborted();
+  if (!isAlive(ctx.pid)) {
+    throw new MigrationError(`pid ${ctx.pid} is not running`, "precopy", false);
+  }
+  const ownPidNs = nsPids(ctx.pid).at(-1) === 1;
+  const scratch = await makeScratch(ctx.workDir, ctx.id);
+  // Journal.
+  const journal = ctx.stateDir === undefined ? undefined : new MigrationJournal(ctx.stateDir, {
+    id: ctx.id,
+    pid: ctx.pid,
+    sourcePids: treePids(ctx.pid),
+    peer: ctx.peer ?? "local",
+    engine: plan.name ?? "auto",
+    policy: ctx.policy.name,
+    phase: "precopy",
+    scratchDir: scratch,
+  });
+  let phase: MigrationPhase = "precopy";
+  let sourcePids: number[] = [];
+  let sourceStarts: number[] = [];
+  const record = (next: MigrationPhase, change: Partial<MigrationRecord> = {}) => {
+    phase = next;
+    journal?.update({ phase: next, ...change });
+  };
+  let channel: MigrationChannel | undefined;
+  let source: RoundSource | undefined;
+  let throttle: CpuThrottle | undefined;
+  let frozen: FrozenTree | undefined;
+  let rounds: RoundReport[] = [];
+  let final: FinalName = plan.finals[0];
+  let freezeAt = 0;
+  let destPid = 0;
+  try {
+    // Channel.
+    channel = typeof ctx.channel === "function" ? await ctx.channel() : ctx.channel;
+    // Pre-copy rounds, as long as the policy wants them.
+    let handoff: RoundHandoff = { pidMap: new Map() };
+    if (plan.rounds !== "none") {
+      const provider = ctx.provider ?? new MovingWindowProvider(20, 3);
+      throttle = ctx.throttle === false ? undefined : tryThrottle(ctx);
+      source = plan.rounds === "hash"
+        ? hashRounds({ pid: ctx.pid, channel, provider, minRoundMs: ctx.minRoundMs })
+        : predumpRounds({
+          pid: ctx.pid,
+          channel,
+          provider,
+          workDir: scratch,
+          minRoundMs: ctx.minRoundMs,
+          signal: ctx.signal,
+        });
+      const pre = await precopy(source, { ctx, channel, provider, throttle });
+      rounds = pre.rounds;
+      final = finalOf(plan, pre.final);
+      handoff = source.handoff();
+      source.close();
+      source = undefined;
+      throttle?.release();
+      throttle = undefined;
+    }
+    // The final phase the decision asked for.
+    ctx.signal?.throwIfAborted();
+    const finalPhase: FinalPhase = final === "post-copy" ? postCopy : stopAndCopy;
+    sourcePids = treePids(ctx.pid);
+    sourceStarts = startTimes(sourcePids);
+    record("frozen", { sourcePids, sourceStarts, engine: engineNameOf(plan, final) });
+    ctx.onProgress?.({ kind: "phase", phase: "freeze" });
+    freezeAt = performance.now();
+    const dir = `${scratch}/final`;
+    await Deno.mkdir(dir, { recursive: true });
+    frozen = await finalPhase.freeze({
+      pid: ctx.pid,
+      channel,
+      dir,
+      handoff,
+      tcp: ctx.tcp,
+      onProgress: ctx.onProgress,
+      pageServer: ctx.pageServer ?? tcpPageServer(),
+      signal: ctx.signal,
+    });
+    // The page manifest the destination checks its images against.
+    await ctx.beforeRestore?.(frozen, channel);
+    ctx.signal?.throwIfAborted();
+    // Restore at the destination, left stopped (phase one of the commit).
+    record("restoring");
+    ctx.onProgress?.({ kind: "phase", phase: "restore" });
+    const restoreAt = performance.now();
+    const result = await channel.restore({ ...frozen.request, engine: engineNameOf(plan, final) });
+    frozen.phases.restore_ms = performance.now() - restoreAt;
+    if (!result.ok || result.pid === undefined) {
+      throw new Error(`destination could not restore: ${result.error ?? "no pid"}`);
+    }
+    destPid = result.pid;
+    // The commit point: from this record on, the destination owns the workload.
+    ctx.onProgress?.({ kind: "phase", phase: "commit" });
+    record("committed", { destPid });
+  } catch (e) {
+    await rollback(e);
+    if (!channel) throw e; // the channel never opened: the peer's error says it best
+    throw new MigrationError(`${what(phase)} failed: ${(e as Error).message}`, phase, true);
+  }
+  // Phase two: the destination resumes; only then is the source copy ended.
+  try {
+    await resumeAtDestination(channel);
+    const downtimeMs = performance.now() - freezeAt;
+    ctx.onProgress?.({ kind: "phase", phase: "done" });
+    let drainError: unknown;
+    await frozen.drain().catch((e) => drainError = e);
+    endSource(ctx.pid, sourcePids, sourceStarts, ownPidNs);
+    if (drainError) {
+      record("failed", { error: (drainError as Error).message });
+      throw new MigrationError((drainError as Error).message, "committed", false);
+    }
+    record("done", { destPid });
+    await removeScratch(scratch);
+    return {
+      engine: engineNameOf(plan, final),
+      policy: ctx.policy.name,
+      totalMs: performance.now() - started,
+      downtimeMs,
+      bytesSent: channel.bytesSent,
+      precopyRounds: rounds.length,
+      destPid,
+      rounds,
+      phases: frozen.phases,
+      finalPages: frozen.pages,
+      lazyPages: frozen.lazyPages,
+    };
+  } catch (e) {
+    if (e instanceof MigrationError) throw e;
+    const why = `committed, but the destination did not confirm it resumed the tree: ` +
+      `${(e as Error).message}; the workload stays frozen until 'u2cm recover' reaches the peer`;
+    journal?.update({ error: why });
+    throw new MigrationError(why, "committed", false);
+  }
+
+  /** The one rollback: everything the migration started is undone; the source runs. */
+  async function rollback(e: unknown): Promise<void> {
+    ctx.onProgress?.({ kind: "phase", phase: "rollback" });
+    await frozen?.stop().catch(() => {});
+    source?.close();
+    throttle?.release();
+    if (phase !== "precopy") signalSame(sourcePids, sourceStarts, "SIGCONT");
+    const cleared = channel
+      ? await channel.abort(`source rolled back: ${(e as Error).message}`).catch(() => false)
+      : true;
+    const logs = ctx.stateDir ? await keepLogs(scratch, ctx.stateDir, ctx.id) : [];
+    await removeScratch(scratch);
+    record("rolled-back", {
+      error: (e as Error).message + (logs.length ? ` (CRIU logs kept: ${logs.join(", ")})` : ""),
+      peerCleared: cleared !== false,
+      logs: logs.length ? logs : undefined,
+    });
+  }
+}
+
+function what(phase: MigrationPhase): string {
+  if (phase === "precopy") return "pre-copy";
+  return phase === "frozen" ? "stop-and-copy" : "restore";
+}
+
+function tryThrottle(ctx: MigrationContext): CpuThrottle | undefined {
+  try {
+    return createThrottle(ctx.id, () => treePids(ctx.pid));
+  } catch {
+    return undefined; // no cpu controller: policies asking to throttle just continue
+  }
+}
+
+/**
+ * Ask the destination to resume until it confirms, bounded in time (the link may be resuming).
+ * Ctrl-C after the commit does not undo it, so no signal cuts this short.
+ */
+async function resumeAtDestination(channel: MigrationChannel): Promise<void> {
+  const until = performance.now() + RESUME_RETRY_MS;
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await channel.resume();
+    } catch (e) {
+      if (performance.now() > until) throw e;
+      await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
+    }
+  }
+}
+
+/** Kill the stopped source tree once the destination runs it. */
+function endSource(root: number, pids: number[], starts: number[], ownPidNs: boolean): void {
+  // The root first: as its pid namespace's init it takes the rest with it.
+  if (ownPidNs) signalSame([root], [starts[pids.indexOf(root)] ?? 0], "SIGKILL");
+  signalSame(pids, starts, "SIGKILL");
+}

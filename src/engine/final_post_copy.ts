@@ -1,0 +1,223 @@
+/**
+ * The post-copy final phase: freeze and dump the tree with `--lazy-pages`, leaving its memory with
+ * the dump's page server. When pre-copy rounds ran, every lazy page the destination already holds
+ * with the same hash becomes an eager page, rebuilt there from its store; only pages that changed
+ * since they were sent stay lazy. The destination restores at once (stopped) and its
+ * `criu lazy-pages` daemon fetches the lazy pages; the source is needed until it has them all.
+ * The page server's endpoint comes from a {@linkcode PageServerEndpoint}.
+ *
+ * @module
+ */
+import {
+  encodePagemap,
+  type Pagemap,
+  type PagemapEntry,
+  PE_LAZY,
+  PE_PARENT,
+  PE_PRESENT,
+  readDumpDir,
+} from "../criu/images/mod.ts";
+import { criuLazyDump } from "../criu/run.ts";
+import { sameHash, sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from "./dump_pages.ts";
+import { imageFilesToSend } from "./files.ts";
+import { pageHashBytes, PageReader } from "./page_reader.ts";
+import {
+  carriesTunnels,
+  type MigrationChannel as PeerMigrationChannel,
+  openTunnel,
+  type Tunnel,
+} from "../peer/mod.ts";
+import type { FinalContext, FinalPhase, FrozenTree, PageServerEndpoint } from "./parts.ts";
+import type { PhaseTimes } from "./types.ts";
+
+const PAGE = 4096;
+
+/** Milliseconds the destination may take to fetch every lazy page. */
+const DRAIN_TIMEOUT_MS = 120_000;
+
+/**
+ * The post-copy final phase.
+ *
+ * @example
+ * ```ts
+ * const frozen = await postCopy.freeze(ctx); // lazy dump serving pages, small images at the peer
+ * ```
+ */
+export const postCopy: FinalPhase = { name: "post-copy", freeze: freezeLazily };
+
+/**
+ * The page server's traffic through the peer channel's tunnel (src/peer/tunnel.ts): the dump's
+ * page server binds a loopback port of the source, the destination's lazy-pages daemon connects
+ * to its agent's end of the tunnel, and every byte between them crosses the link inside the
+ * authenticated channel.
+ */
+export function tunnelPageServer(channel: PeerMigrationChannel): PageServerEndpoint {
+  let tunnel: Tunnel | undefined;
+  return {
+    listen: async () => {
+      tunnel = await openTunnel({ channel });
+      return { address: "127.0.0.1", port: tunnel.localPort };
+    },
+    remote: () => ({ tunnel: true }),
+    close: async () => {
+      await tunnel?.close();
+    },
+  };
+}
+
+/** A page server on a free TCP port of `address`, reached at the same address. */
+export function tcpPageServer(address = "127.0.0.1"): PageServerEndpoint {
+  return {
+    listen: () => Promise.resolve({ address, port: freePort(address) }),
+    remote: (local) => local,
+  };
+}
+
+function freePort(address: string): number {
+  const l = Deno.listen({ hostname: address, port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
+  const { channel, dir, handoff } = ctx;
+  const phases: PhaseTimes = { freeze_ms: 0, dump_ms: 0, transfer_ms: 0, restore_ms: 0 };
+  // Over a peer agent the page traffic goes through the channel's tunnel, never beside it.
+  const pageServer = carriesTunnels(channel) ? tunnelPageServer(channel) : ctx.pageServer;
+  const listen = await pageServer.listen();
+  ctx.onProgress?.({ kind: "phase", phase: "dump" });
+  const dump = await criuLazyDump({
+    pid: ctx.pid,
+    dir,
+    leave: "stopped",
+    lazyPages: true,
+    listen,
+    signal: ctx.signal,
+    ...tcpDumpOptions(ctx.tcp),
+    timeoutMs: DRAIN_TIMEOUT_MS,
+  }).catch(async (e) => {
+    await pageServer.close?.();
+    throw e;
+  });
+  const stop = () => dump.stop().finally(() => pageServer.close?.());
+  try {
+    phases.dump_ms = dump.readyMs;
+    phases.freeze_ms = dump.readyMs;
+    ctx.onProgress?.({ kind: "phase", phase: "transfer" });
+    const transferAt = performance.now();
+    const precopied = handoff.pidMap.size > 0;
+    let pages = 0;
+    let lazyPages = 0;
+    if (precopied) {
+      const hostOf = new Map<number, number>();
+      for (const [host, ns] of handoff.pidMap) if (!hostOf.has(ns)) hostOf.set(ns, host);
+      const images = await readDumpDir(dir, true);
+      for (const mem of images.memory) {
+        const held = await channel.remoteHashes(mem.pid);
+        // Eager pages CRIU wrote to the file (non-anonymous memory): send what differs.
+        const file = `${dir}/${mem.pagesFile}`;
+        pages += await sendChangedPages(channel, mem.pid, mem.addresses, file, held);
+        const host = hostOf.get(mem.pid);
+        const rewritten = host === undefined
+          ? mem.pagemap
+          : eagerWhereHeld(mem.pagemap, host, held);
+        await Deno.writeFile(`${dir}/${mem.pagemapFile}`, encodePagemap(rewritten));
+        for (const e of rewritten.entries) if (e.flags & PE_LAZY) lazyPages += e.nrPages;
+      }
+    }
+    for (const name of await imageFilesToSend(dir, precopied)) {
+      await channel.sendFile(name, await Deno.readFile(`${dir}/${name}`));
+    }
+    await channel.flush();
+    phases.transfer_ms = performance.now() - transferAt;
+    return {
+      request: {
+        engine: "lazy",
+        rebuildPages: precopied,
+        lazy: pageServer.remote(listen),
+        ...tcpRestoreRequest(ctx.tcp),
+      },
+      pages,
+      lazyPages: precopied ? lazyPages : undefined,
+      phases,
+      dumpDir: dir,
+      drain: () => drained(dump.status).finally(() => pageServer.close?.()),
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+async function drained(status: Promise<number>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const code = await Promise.race([
+    status,
+    new Promise<number>((r) => timer = setTimeout(() => r(-1), DRAIN_TIMEOUT_MS)),
+  ]).finally(() => clearTimeout(timer));
+  if (code !== 0) {
+    throw new Error(
+      `the page transfer after the lazy restore did not finish (dump exit ${code}); the ` +
+        `destination copy may fault on missing pages`,
+    );
+  }
+}
+
+/**
+ * Rewrite a lazy dump's pagemap: within each lazy run, pages whose current contents (read from
+ * the frozen process `hostPid`) hash equal to what the destination holds become eager
+ * (PE_PRESENT only, rebuilt from the store); the rest stay lazy.
+ */
+export function eagerWhereHeld(
+  pagemap: Pagemap,
+  hostPid: number,
+  held: Map<number, Uint8Array>,
+): Pagemap {
+  const reader = new PageReader(hostPid);
+  const entries: PagemapEntry[] = [];
+  try {
+    for (const e of pagemap.entries) {
+      // A lazy dump marks the runs it left with its page server PE_LAZY (without PE_PRESENT).
+      const lazy = (e.flags & PE_LAZY) !== 0 && (e.flags & PE_PARENT) === 0;
+      if (!lazy) {
+        entries.push(e);
+        continue;
+      }
+      const eager = eagerMask(reader, e, held);
+      let i = 0;
+      while (i < e.nrPages) {
+        let j = i + 1;
+        while (j < e.nrPages && eager[j] === eager[i]) j++;
+        entries.push({
+          vaddr: e.vaddr + i * PAGE,
+          nrPages: j - i,
+          flags: eager[i] ? PE_PRESENT : e.flags,
+        });
+        i = j;
+      }
+    }
+  } finally {
+    reader.close();
+  }
+  return { ...pagemap, entries };
+}
+
+function eagerMask(reader: PageReader, e: PagemapEntry, held: Map<number, Uint8Array>): Uint8Array {
+  const mask = new Uint8Array(e.nrPages);
+  const step = 2048;
+  const buf = new Uint8Array(step * PAGE);
+  for (let base = 0; base < e.nrPages; base += step) {
+    const n = Math.min(step, e.nrPages - base);
+    const addrs = Array.from({ length: n }, (_, k) => e.vaddr + (base + k) * PAGE);
+    const data = buf.subarray(0, n * PAGE);
+    const ok = reader.read(addrs, data);
+    const hashes = pageHashBytes(data);
+    for (let k = 0; k < n; k++) {
+      const have = held.get(addrs[k]);
+      if (ok[k] && have && sameHash(have, hashes, k * 16)) mask[base + k] = 1;
+    }
+  }
+  return mask;
+}
