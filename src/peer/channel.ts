@@ -32,51 +32,11 @@ import type {
   RestoreRequest,
   RestoreResult,
 } from "./agent_context.ts";
+import type { MigrationChannel, PageBatch } from "./migration_channel.ts";
 import { Signal } from "./signal.ts";
-import type { TunnelHandler, TunnelRegistry } from "./tunnel_handler.ts";
+import type { TunnelRegistry } from "./tunnel_handler.ts";
 
-/** Pages of one process to send. */
-export interface PageBatch {
-  /** Process id on the source. */
-  pid: number;
-  /** Page addresses (page-aligned). */
-  addresses: Float64Array | number[];
-  /** `addresses.length * 4096` bytes. */
-  data: Uint8Array;
-  /** `addresses.length * 16` bytes of page hashes; computed when absent. */
-  hashes?: Uint8Array;
-}
-
-/** The engine's view of one outgoing migration. */
-export interface MigrationChannel {
-  /** Send pages; resolves when the window allows more (backpressure). */
-  sendPages(batch: PageBatch): Promise<void>;
-  /** The hashes the peer holds for `pid` (address → 16-byte hash). */
-  remoteHashes(pid: number): Promise<Map<number, Uint8Array>>;
-  /** Send an image file (name: letters, digits, '.', '_', '-'; no '/' or '..'). */
-  sendFile(name: string, data: Uint8Array): Promise<void>;
-  /** Resolves once every chunk sent so far is acknowledged (stored by the peer). */
-  flush(): Promise<void>;
-  /** Ask the peer to restore (left stopped); resolves with its result. */
-  restore(request: RestoreRequest): Promise<RestoreResult>;
-  /** After the source's commit: the peer resumes the restored tree; throws unless it confirms. */
-  resume(): Promise<void>;
-  /**
-   * Abort: the peer deletes what it stored, a restored stopped copy included. Resolves true once
-   * the peer confirmed, false when it could not be reached.
-   */
-  abort(reason: string): Promise<boolean>;
-  /** Tell the peer stop-and-copy started or ended (logged there, with timings). */
-  stopCopy(phase: "start" | "end"): Promise<void>;
-  /** Report progress to the peer's log. */
-  progress(p: { round?: number; phase?: string }): Promise<void>;
-  /** Frame bytes sent (each chunk counted once, resends excluded). */
-  readonly bytesSent: number;
-  /** Bytes the peer reports stored. */
-  readonly bytesStored: number;
-  /** What page-batch compression did (mode "off" when off or the peer cannot decompress). */
-  readonly compression: CompressionStats;
-}
+export type { MigrationChannel, PageBatch } from "./migration_channel.ts";
 
 /** The client's link-facing half, as a channel sees it. */
 export interface ClientLinkSide {
@@ -353,21 +313,6 @@ export class MigrationChannelImpl implements MigrationChannel {
       sent++;
     }
     return sent;
-  }
-
-  /** @internal the side a tunnel of this migration talks through (tunnel.ts). */
-  tunnelSide(): {
-    send(m: string | Uint8Array): Promise<boolean>;
-    register(h: TunnelHandler): void;
-    unregister(h: TunnelHandler): void;
-  } {
-    const reg = this.hooks.tunnels;
-    if (!reg) throw new PeerError("rejected", "this connection carries no tunnels");
-    return {
-      send: (m) => this.link.send(m),
-      register: (h) => reg.register(this.id, h),
-      unregister: (h) => reg.unregister(this.id, h),
-    };
   }
 
   /** @internal fail the channel: every pending and later call rejects with `err`. */

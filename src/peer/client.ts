@@ -25,13 +25,13 @@ import { type ClientLinkSide, type MigrationChannel, MigrationChannelImpl } from
 import type { CompressMode } from "./compression.ts";
 import { findPeer, type Peer } from "./peers.ts";
 import { quicWireLayout } from "./quic.ts";
+import { ClientAnswers } from "./client_answers.ts";
 import { openPeerLink } from "./client_link.ts";
 import { TunnelRoutes } from "./tunnel_handler.ts";
 import type { ResolveAction, ResolveAnswer } from "./agent_context.ts";
 import {
   type Capabilities,
   type Control,
-  type ControlOf,
   decodeControl,
   encodeControl,
   MIGRATION_ID_RE,
@@ -120,14 +120,9 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
   #nextStream = 1;
   #closing = false;
   #reconnecting: Promise<void> | undefined;
-  #hashWaiters = new Map<
-    number,
-    { frames: HashesFrame[]; done: (f: HashesFrame[] | Error) => void }
-  >();
   #prepareWaiters = new Map<string, (m: Control) => void>();
   #tunnels = new TunnelRoutes((m) => this.send(m));
-  #resolveWaiters = new Map<number, (m: ControlOf<"resolved"> | Error) => void>();
-  #nextReq = 1;
+  #answers = new ClientAnswers();
 
   constructor(readonly identity: Identity, readonly peer: Peer, readonly opts: ConnectPeerOptions) {
     this.log = opts.log ?? silentLog;
@@ -219,29 +214,20 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     if (!this.#link && !this.#closing) this.#link = await this.#open();
     const link = this.#link;
     if (!link) throw new PeerError("closed", "the peer client was closed");
-    const reqId = this.#nextReq++;
-    const reply = new Promise<ControlOf<"resolved"> | Error>((r) =>
-      this.#resolveWaiters.set(reqId, r)
-    );
-    const timer = setTimeout(
-      () => this.#resolveWaiters.get(reqId)?.(new PeerError("timeout", `no answer about '${id}'`)),
-      this.opts.timeoutMs ?? 10_000,
-    );
-    try {
-      if (!await sendOn(link, encodeControl({ type: "resolve", migrationId: id, reqId, action }))) {
-        throw new PeerError("closed", "the link dropped before the request went out");
-      }
-      const r = await reply;
-      if (r instanceof Error) throw r;
-      return {
-        state: r.state,
-        ...(r.pid !== undefined ? { pid: r.pid } : {}),
-        ...(r.error !== undefined ? { error: r.error } : {}),
-      };
-    } finally {
-      clearTimeout(timer);
-      this.#resolveWaiters.delete(reqId);
+    const reqId = this.#answers.nextId();
+    const reply = this.#answers.resolved(reqId, this.opts.timeoutMs ?? 10_000, id);
+    if (!await sendOn(link, encodeControl({ type: "resolve", migrationId: id, reqId, action }))) {
+      this.#answers.fail(
+        reqId,
+        new PeerError("closed", "the link dropped before the request went out"),
+      );
     }
+    const r = await reply;
+    return {
+      state: r.state,
+      ...(r.pid !== undefined ? { pid: r.pid } : {}),
+      ...(r.error !== undefined ? { error: r.error } : {}),
+    };
   }
 
   send(m: string | Uint8Array): Promise<boolean> {
@@ -285,23 +271,12 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
   }
 
   async #requestHashes(channel: MigrationChannelImpl, pid: number): Promise<HashesFrame[]> {
-    const reqId = this.#nextReq++;
-    const result = new Promise<HashesFrame[] | Error>((resolve) => {
-      this.#hashWaiters.set(reqId, { frames: [], done: resolve });
-    });
-    const ok = await this.send(
-      encodeControl({ type: "hashes", migrationId: channel.id, pid, reqId }),
-    );
-    if (!ok) this.#hashWaiters.get(reqId)?.done(new PeerError("closed", "link down"));
-    const timer = setTimeout(
-      () => this.#hashWaiters.get(reqId)?.done(new PeerError("timeout", "no hash listing in time")),
-      60_000,
-    );
-    const r = await result;
-    clearTimeout(timer);
-    this.#hashWaiters.delete(reqId);
-    if (r instanceof Error) throw r;
-    return r;
+    const reqId = this.#answers.nextId();
+    const listing = this.#answers.hashes(reqId, 60_000);
+    if (!await this.send(encodeControl({ type: "hashes", migrationId: channel.id, pid, reqId }))) {
+      this.#answers.fail(reqId, new PeerError("closed", "link down"));
+    }
+    return await listing;
   }
 
   async #readLoop(link: Link): Promise<void> {
@@ -319,13 +294,8 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     }
     const why = await link.closed;
     if (this.#link === link) this.#link = undefined;
-    for (const w of this.#hashWaiters.values()) {
-      w.done(new PeerError("closed", `link closed: ${why}`));
-    }
+    this.#answers.linkClosed(why);
     this.#tunnels.linkDown(why);
-    for (const w of this.#resolveWaiters.values()) {
-      w(new PeerError("closed", `link closed: ${why}`));
-    }
     if (this.#closing) return;
     const active = [...this.#channels.values()].filter((c) => c.active);
     if (active.length === 0) return;
@@ -411,7 +381,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
         return;
       }
       case "resolved":
-        this.#resolveWaiters.get(msg.reqId)?.(msg);
+        this.#answers.onResolved(msg);
         return;
       case "restoreResult":
         for (const ch of this.#channels.values()) {
@@ -442,9 +412,6 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     if (frame.kind !== FrameKind.Hashes) {
       throw new ProtocolError("agents send only hash listings and tunnel frames");
     }
-    const w = this.#hashWaiters.get(frame.seq);
-    if (!w) return;
-    w.frames.push(frame);
-    if (frame.last) w.done(w.frames);
+    this.#answers.onHashes(frame);
   }
 }

@@ -91,7 +91,13 @@ function sourceTunnel(opts: OpenTunnelOptions): Tunnel {
     throw new PeerError("rejected", "only a peer agent's migration channel carries tunnels");
   }
   const localPort = opts.localPort ?? freeLoopbackPort();
-  const side = channel.tunnelSide();
+  const registry = channel.hooks.tunnels;
+  if (!registry) throw new PeerError("rejected", "this connection carries no tunnels");
+  const side = {
+    send: (m: string | Uint8Array) => channel.link.send(m),
+    register: (h: TunnelHandler) => registry.register(channel.id, h),
+    unregister: (h: TunnelHandler) => registry.unregister(channel.id, h),
+  };
   const pipes = new Map<number, TunnelPipe>();
   const stats: TunnelStats = { connections: 0, bytesOut: 0, bytesIn: 0 };
   const ended: TunnelStats = { connections: 0, bytesOut: 0, bytesIn: 0 };
