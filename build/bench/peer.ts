@@ -7,7 +7,8 @@
  *      page store, acknowledged window),
  * alternately, `--runs` times each, and prints one JSON object: MB/s of each, `ratio` (best
  * authenticated against best raw; goal ≥ 0.8), the ratio of every pair of neighbouring runs, and
- * the CPU each side spent. Batches carry their page hashes, as the engines' batches do (they hash
+ * the CPU each side spent. For reference it also times Deno's own WebSocket over Deno's TLS
+ * (wss://, the same sink) in the same rounds: `deno_wss_ratio` is what TLS alone leaves of raw. Batches carry their page hashes, as the engines' batches do (they hash
  * each page once when they read it).
  *
  * As root it also moves the same amount between two network namespaces joined by a veth pair
@@ -22,7 +23,7 @@
  * @module
  */
 import { connectPeer, createLogger, startAgent } from "../../src/peer/mod.ts";
-import { initIdentity } from "../../src/peer/identity.ts";
+import { initIdentity, loadIdentity } from "../../src/peer/identity.ts";
 import { pageHashes } from "../../src/peer/page_hash.ts";
 import { addPeer } from "../../src/peer/peers.ts";
 import { simdMasking } from "../../src/peer/ws_mask.ts";
@@ -33,6 +34,11 @@ const BATCH_PAGES = 1024;
 
 if (Deno.args[0] === "--serve") {
   await serve(Deno.args[1], Deno.args[2] ?? "127.0.0.1:0", Number(Deno.args[3] ?? 2 ** 40));
+} else if (Deno.args[0] === "--wss-run") {
+  // Deno's WebSocket over Deno's TLS (started with --unsafely-ignore-certificate-errors).
+  const batches = makeBatches(Number(Deno.args[2]));
+  await rawRun(Number(Deno.args[1]), batches.slice(0, 4), "wss");
+  console.log(JSON.stringify({ ms: await rawRun(Number(Deno.args[1]), batches, "wss") }));
 } else if (Deno.args[0] === "--send") {
   await sendOnce(Deno.args[1], Number(Deno.args[2]), Deno.args[3], Deno.args[4]);
 } else await main();
@@ -69,7 +75,9 @@ async function main(): Promise<void> {
     });
     const totalBytes = mib * 2 ** 20;
     const out: Record<string, unknown> = { bench: "peer", bytes: totalBytes };
-    if (loopback) Object.assign(out, await loopbackRuns(a, ports.raw, child.pid, mib, runs));
+    if (loopback) {
+      Object.assign(out, await loopbackRuns(a, ports.raw, child.pid, mib, runs, ports.wss));
+    }
     if (shapedToo) out.shaped = await shapedRuns(a, b, ia.publicKey, ib, mib, rates);
     console.log(JSON.stringify(out));
   } finally {
@@ -86,14 +94,15 @@ async function loopbackRuns(
   agentPid: number,
   mib: number,
   runs: number,
+  wssPort?: number,
 ) {
   const batches = makeBatches(mib);
   const totalBytes = mib * 2 ** 20;
   // Warm both paths once (the first channel also learns the agent's certificate).
   await rawRun(rawPort, batches.slice(0, 4));
   await channelRun(stateDir, batches.slice(0, 4), "warm");
-  const raw: number[] = [], auth: number[] = [];
-  const cpu = { raw: { source: 0, agent: 0 }, auth: { source: 0, agent: 0 } };
+  const raw: number[] = [], auth: number[] = [], wss: number[] = [];
+  const cpu = { raw: { source: 0, agent: 0 }, auth: { source: 0, agent: 0 }, wssAgent: 0 };
   for (let i = 0; i < runs; i++) {
     let before = [cpuMs(Deno.pid), cpuMs(agentPid)];
     raw.push(await rawRun(rawPort, batches));
@@ -103,6 +112,11 @@ async function loopbackRuns(
     auth.push(await channelRun(stateDir, batches, `bench-${i}`));
     cpu.auth.source += cpuMs(Deno.pid) - before[0];
     cpu.auth.agent += cpuMs(agentPid) - before[1];
+    if (wssPort) {
+      before = [cpuMs(agentPid)];
+      wss.push(await wssRun(wssPort, mib));
+      cpu.wssAgent += cpuMs(agentPid) - before[0];
+    }
   }
   const mbps = (ms: number) => Math.round(totalBytes / 1e6 / (ms / 1000));
   const rawMs = Math.min(...raw), authMs = Math.min(...auth);
@@ -119,10 +133,40 @@ async function loopbackRuns(
     ratio: r3(rawMs / authMs),
     goal_ratio: 0.8,
     pair_ratios: raw.map((r, i) => r3(r / auth[i])),
-    runs: { raw_ms: raw.map(Math.round), auth_ms: auth.map(Math.round) },
-    cpu_ms_per_run: { raw: per(cpu.raw), auth: per(cpu.auth) },
+    // Deno's own wss:// against ws:// (the same sink, TLS added): what TLS alone leaves.
+    deno_wss_ms: wss.length ? Math.round(Math.min(...wss)) : undefined,
+    deno_wss_ratio: wss.length ? r3(rawMs / Math.min(...wss)) : undefined,
+    runs: {
+      raw_ms: raw.map(Math.round),
+      auth_ms: auth.map(Math.round),
+      deno_wss_ms: wss.map(Math.round),
+    },
+    cpu_ms_per_run: {
+      raw: per(cpu.raw),
+      auth: per(cpu.auth),
+      deno_wss: { agent: Math.round(cpu.wssAgent / runs) },
+    },
     simd_masking: simdMasking(),
   };
+}
+
+/** One wss:// run in a child that accepts the self-signed certificate; its time in ms. */
+async function wssRun(port: number, mib: number): Promise<number> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--unsafely-ignore-certificate-errors=127.0.0.1",
+      new URL(import.meta.url).pathname,
+      "--wss-run",
+      String(port),
+      String(mib),
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const text = new TextDecoder().decode(r.stdout).trim().split("\n").pop() ?? "";
+  return r.success ? JSON.parse(text).ms : Infinity;
 }
 
 /** CPU time (user + system) of process `pid` so far, in ms. */
@@ -152,8 +196,12 @@ function makeBatches(mib: number) {
   return out;
 }
 
-async function rawRun(port: number, batches: { data: Uint8Array }[]): Promise<number> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+async function rawRun(
+  port: number,
+  batches: { data: Uint8Array }[],
+  scheme = "ws",
+): Promise<number> {
+  const ws = new WebSocket(`${scheme}://127.0.0.1:${port}/`);
   ws.binaryType = "arraybuffer";
   await new Promise((resolve, reject) => {
     ws.onopen = resolve;
@@ -204,7 +252,12 @@ async function readPorts(stdout: ReadableStream<Uint8Array>) {
     const nl = text.indexOf("\n");
     if (nl >= 0) {
       reader.releaseLock();
-      return JSON.parse(text.slice(0, nl)) as { agent: number; raw: number; tcp: number };
+      return JSON.parse(text.slice(0, nl)) as {
+        agent: number;
+        raw: number;
+        wss: number;
+        tcp: number;
+      };
     }
   }
   throw new Error("the serving child did not report its ports");
@@ -361,7 +414,7 @@ async function serve(stateDir: string, listen: string, tcpBytes: number): Promis
     log: createLogger("warn"),
   });
   let received = 0;
-  const raw = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+  const sink = (req: Request) => {
     const { socket, response } = Deno.upgradeWebSocket(req);
     socket.binaryType = "arraybuffer";
     received = 0;
@@ -370,7 +423,18 @@ async function serve(stateDir: string, listen: string, tcpBytes: number): Promis
       else received += (e.data as ArrayBuffer).byteLength;
     };
     return response;
-  });
+  };
+  const raw = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, sink);
+  // The same sink behind Deno's own TLS (wss://), with this node's certificate: the reference for
+  // what TLS alone costs Deno's WebSocket.
+  const identity = await loadIdentity(stateDir);
+  const wss = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: identity.certPem,
+    key: identity.keyPem,
+    onListen: () => {},
+  }, sink);
   // A plain TCP sink: answers one byte each time a connection delivered `tcpBytes` bytes.
   const hostname = listen.slice(0, listen.lastIndexOf(":"));
   const tcp = Deno.listen({ hostname, port: 0 });
@@ -393,11 +457,17 @@ async function serve(stateDir: string, listen: string, tcpBytes: number): Promis
       })();
     }
   })();
-  console.log(JSON.stringify({ agent: agent.port, raw: raw.addr.port, tcp: tcp.addr.port }));
+  console.log(JSON.stringify({
+    agent: agent.port,
+    raw: raw.addr.port,
+    wss: wss.addr.port,
+    tcp: tcp.addr.port,
+  }));
   const stop = Promise.withResolvers<void>();
   Deno.addSignalListener("SIGTERM", () => stop.resolve());
   await stop.promise;
   tcp.close();
   await agent.close();
   await raw.shutdown();
+  await wss.shutdown();
 }
