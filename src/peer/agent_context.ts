@@ -11,6 +11,7 @@ import type { IncomingMigration } from "./migration.ts";
 import type { PageStore } from "./page_store.ts";
 import type { Capabilities, RESOLVE_ACTIONS, RESOLVE_STATES } from "./protocol.ts";
 import type { Tunnel } from "./tunnel.ts";
+import type { ContainerCheckHandler } from "./container_check.ts";
 
 /** The engine's request to restore (engine-defined JSON, validated as a bounded object). */
 export interface RestoreRequest {
@@ -75,6 +76,8 @@ export interface AgentContext {
   capabilities: () => Promise<Capabilities>;
   onRestore?: RestoreHandler;
   onResolve?: ResolveHandler;
+  /** Answers container pre-checks; without it the agent takes no containers. */
+  onContainerCheck?: ContainerCheckHandler;
   log: LogSink;
   resumeTimeoutMs: number;
   memoryLimitBytes: number;

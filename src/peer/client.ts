@@ -29,6 +29,7 @@ import { ClientAnswers } from "./client_answers.ts";
 import { openPeerLink } from "./client_link.ts";
 import { TunnelRoutes } from "./tunnel_handler.ts";
 import type { ResolveAction, ResolveAnswer } from "./agent_context.ts";
+import type { ContainerCheck, ContainerCheckAnswer } from "./container_check.ts";
 import {
   type Capabilities,
   type Control,
@@ -85,6 +86,11 @@ export interface PeerClient {
    * restored copy, or discard everything of it. Opens a fresh link when the current one is down.
    */
   resolve(id: string, action: ResolveAction): Promise<ResolveAnswer>;
+  /**
+   * Ask the agent whether it can take a container before anything is frozen (image present,
+   * name free, volumes and bind mounts there); for migration `id`.
+   */
+  checkContainer(id: string, check: ContainerCheck): Promise<ContainerCheckAnswer>;
   /** Close the connection (open migrations are left for the agent's resume timeout). */
   close(): Promise<void>;
 }
@@ -228,6 +234,24 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
       ...(r.pid !== undefined ? { pid: r.pid } : {}),
       ...(r.error !== undefined ? { error: r.error } : {}),
     };
+  }
+
+  async checkContainer(id: string, check: ContainerCheck): Promise<ContainerCheckAnswer> {
+    if (!MIGRATION_ID_RE.test(id)) {
+      throw new PeerError("rejected", `migration id '${id}' is invalid`);
+    }
+    const link = this.#link;
+    if (!link) throw new PeerError("closed", "the link to the peer is down (resuming)");
+    const reqId = this.#answers.nextId();
+    const reply = this.#answers.containerChecked(reqId, this.opts.timeoutMs ?? 30_000);
+    const msg = encodeControl({ type: "containerCheck", migrationId: id, reqId, check });
+    if (!await sendOn(link, msg)) {
+      this.#answers.fail(
+        reqId,
+        new PeerError("closed", "the link dropped before the check went out"),
+      );
+    }
+    return (await reply).answer;
   }
 
   send(m: string | Uint8Array): Promise<boolean> {
@@ -382,6 +406,9 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
       }
       case "resolved":
         this.#answers.onResolved(msg);
+        return;
+      case "containerChecked":
+        this.#answers.onContainerChecked(msg);
         return;
       case "restoreResult":
         for (const ch of this.#channels.values()) {

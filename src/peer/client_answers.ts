@@ -1,6 +1,6 @@
 /**
  * The answers a client waits for by request id: hash listings (one or more `Hashes` frames, the
- * last flagged) and `resolved` messages. Each wait has a timeout; a dropped link fails them all.
+ * last flagged), `resolved` and `containerChecked` messages. Each wait has a timeout; a dropped link fails them all.
  *
  * @example
  * ```ts
@@ -20,6 +20,7 @@ export class ClientAnswers {
   #next = 1;
   #hashes = new Map<number, { frames: HashesFrame[]; done: (f: HashesFrame[] | Error) => void }>();
   #resolved = new Map<number, (m: ControlOf<"resolved"> | Error) => void>();
+  #checked = new Map<number, (m: ControlOf<"containerChecked"> | Error) => void>();
 
   /** A fresh request id. */
   nextId(): number {
@@ -39,10 +40,17 @@ export class ClientAnswers {
     return this.#wait(this.#resolved, id, timeoutMs, `no answer about '${what}'`, (done) => done);
   }
 
+  /** The `containerChecked` answer to request `id`, within `timeoutMs`. */
+  containerChecked(id: number, timeoutMs: number): Promise<ControlOf<"containerChecked">> {
+    const why = "no answer to the container check";
+    return this.#wait(this.#checked, id, timeoutMs, why, (done) => done);
+  }
+
   /** Fail the wait for request `id` (its request could not be sent). */
   fail(id: number, err: Error): void {
     this.#hashes.get(id)?.done(err);
     this.#resolved.get(id)?.(err);
+    this.#checked.get(id)?.(err);
   }
 
   /** A hash-listing frame arrived. */
@@ -58,10 +66,17 @@ export class ClientAnswers {
     this.#resolved.get(msg.reqId)?.(msg);
   }
 
+  /** A `containerChecked` message arrived. */
+  onContainerChecked(msg: ControlOf<"containerChecked">): void {
+    this.#checked.get(msg.reqId)?.(msg);
+  }
+
   /** The link closed: every wait fails. */
   linkClosed(why: string): void {
-    for (const w of this.#hashes.values()) w.done(new PeerError("closed", `link closed: ${why}`));
-    for (const w of this.#resolved.values()) w(new PeerError("closed", `link closed: ${why}`));
+    const err = () => new PeerError("closed", `link closed: ${why}`);
+    for (const w of this.#hashes.values()) w.done(err());
+    for (const w of this.#resolved.values()) w(err());
+    for (const w of this.#checked.values()) w(err());
   }
 
   async #wait<T, E>(
