@@ -26,6 +26,7 @@ import type { CompressMode } from "./compression.ts";
 import { findPeer, type Peer } from "./peers.ts";
 import { quicWireLayout } from "./quic.ts";
 import { ClientAnswers } from "./client_answers.ts";
+import { resumeChannels } from "./client_resume.ts";
 import { openPeerLink } from "./client_link.ts";
 import { TunnelRoutes } from "./tunnel_handler.ts";
 import type { ResolveAction, ResolveAnswer } from "./agent_context.ts";
@@ -328,53 +329,17 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
   }
 
   async #resume(channels: MigrationChannelImpl[]): Promise<void> {
-    const timeoutMs = this.opts.resumeTimeoutMs ?? 30_000;
-    const deadline = Date.now() + timeoutMs;
-    let lastError = "";
-    for (let attempt = 1; Date.now() < deadline && !this.#closing; attempt++) {
-      let link: Link | undefined;
-      try {
-        link = await this.#open();
-        let dropped = false;
-        link.closed.then(() => dropped = true);
-        for (const ch of channels) {
-          if (!ch.active) continue;
-          const reply = await this.#prepare(link, ch.id, ch.stream, ch.expectedBytes, true);
-          if (reply.type === "abort") {
-            ch.fail(new PeerError("aborted", `peer could not resume '${ch.id}': ${reply.reason}`));
-            this.#channels.delete(ch.stream);
-          } else if (reply.type === "ack") {
-            ch.resumeFrom(reply.seq);
-          }
-        }
-        // Resend until nothing is left unsent, then switch over without yielding in between.
-        const l = link;
-        for (let pass = 0, sent = 1; sent > 0 && pass < 10_000; pass++) {
-          sent = 0;
-          for (const ch of channels) {
-            const r = ch.resendUnsent((m) => sendWireOn(l, m));
-            sent += typeof r === "number" ? r : await r;
-          }
-        }
-        if (dropped) throw new PeerError("closed", "the new link dropped while resuming");
-        this.#link = link;
-        this.log({ level: "info", msg: "resumed", peer: this.peer.name, attempt });
-        return;
-      } catch (e) {
-        lastError = (e as Error).message;
-        link?.close();
-        if (e instanceof PeerError && (e.code === "auth" || e.code === "pin-mismatch")) break;
-        await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
-      }
-    }
-    const err = new PeerError(
-      "closed",
-      `lost the link to '${this.peer.name}' and could not resume within ${timeoutMs} ms` +
-        (lastError ? ` (${lastError})` : ""),
-    );
-    this.log({ level: "error", msg: "resume failed", peer: this.peer.name, reason: err.message });
-    for (const ch of channels) ch.fail(err);
-    this.#channels.clear();
+    await resumeChannels({
+      channels,
+      open: () => this.#open(),
+      prepare: (link, ch) => this.#prepare(link, ch.id, ch.stream, ch.expectedBytes, true),
+      forget: (ch) => this.#channels.delete(ch.stream),
+      switchTo: (link) => this.#link = link,
+      closing: () => this.#closing,
+      timeoutMs: this.opts.resumeTimeoutMs ?? 30_000,
+      peerName: this.peer.name,
+      log: this.log,
+    });
   }
 
   #onControl(msg: Control): void {

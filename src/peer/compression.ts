@@ -187,8 +187,8 @@ export class BatchCompressor {
  * Feeds a {@linkcode BatchCompressor} the link's rate: every ≥ 250 ms of acknowledgements, when
  * the sender spent at least half of it blocked (on the socket draining or on the window), the link
  * (or the receiver) set the pace, so acknowledged bytes per second measure its rate. A wait still
- * in progress counts towards the period it overlaps, and periods are long enough that acks which
- * arrive bunched (a busy receiver) do not read as a faster link.
+ * in progress counts towards the period it overlaps; each period reports the median rate of the
+ * last few, so acks that arrive bunched (a busy receiver) do not read as a faster link.
  */
 export class LinkRateSampler {
   #periodAt = 0;
@@ -196,6 +196,7 @@ export class LinkRateSampler {
   #blockedMs = 0;
   #waits = 0;
   #waitFrom = 0;
+  #rates: number[] = [];
 
   /** @param compressor the compressor to tell */
   constructor(readonly compressor: BatchCompressor) {}
@@ -218,7 +219,14 @@ export class LinkRateSampler {
     const elapsed = now - this.#periodAt;
     if (elapsed < PERIOD_MS) return;
     const blocked = this.#blockedMs + (this.#waits > 0 ? now - this.#waitFrom : 0);
-    if (blocked >= elapsed / 2) this.compressor.observeLink(this.#periodAcked, elapsed);
+    if (blocked >= elapsed / 2) {
+      // The median of the recent periods' rates: one period of acks that arrived bunched (a busy
+      // receiver catching up) must not read as a faster link.
+      this.#rates.push(this.#periodAcked / elapsed);
+      if (this.#rates.length > RATE_SAMPLES) this.#rates.shift();
+      const sorted = [...this.#rates].sort((a, b) => a - b);
+      this.compressor.observeLink(sorted[sorted.length >> 1] * elapsed, elapsed);
+    }
     this.#reset(now);
   }
 
@@ -230,3 +238,5 @@ export class LinkRateSampler {
 
 /** Length of a link-rate sampling period. */
 const PERIOD_MS = 250;
+/** Periods whose median rate is reported. */
+const RATE_SAMPLES = 9;
