@@ -24,7 +24,7 @@
  */
 import { connectPeer, createLogger, startAgent } from "../../src/peer/mod.ts";
 import { initIdentity, loadIdentity } from "../../src/peer/identity.ts";
-import { pageHashes } from "../../src/peer/page_hash.ts";
+import { pageHashes } from "../../src/native/page_hash.ts";
 import { addPeer } from "../../src/peer/peers.ts";
 import { simdMasking } from "../../src/peer/ws_mask.ts";
 import { createNetnsPair, netnsUnavailable } from "../../tests/peer/support/netns.ts";

@@ -23,7 +23,7 @@ import {
   MAX_FILE_BYTES,
   MAX_FILE_CHUNK,
 } from "./frames.ts";
-import { HASH_BYTES, PAGE_SIZE } from "./page_hash.ts";
+import { HASH_BYTES, PAGE_SIZE } from "../native/page_hash.ts";
 import { type ControlOf, encodeControl, RestoreRequestSchema } from "./protocol.ts";
 import { ResendBuffer } from "./resend_buffer.ts";
 import type {
@@ -223,6 +223,7 @@ export class MigrationChannelImpl implements MigrationChannel {
           ...(r.pid !== undefined ? { pid: r.pid } : {}),
           ...(r.error !== undefined ? { error: r.error } : {}),
           ...(r.restoreMs !== undefined ? { restoreMs: r.restoreMs } : {}),
+          ...(r.verified !== undefined ? { verified: r.verified } : {}),
         };
       }
     }

@@ -33,7 +33,7 @@ import {
   TunnelHeader,
   validate,
 } from "./frame_format.ts";
-import { bytesEqual, HASH_BYTES, PAGE_SIZE, pageHashes } from "./page_hash.ts";
+import { bytesEqual, HASH_BYTES, PAGE_SIZE, pageHashes } from "../native/page_hash.ts";
 
 /**
  * Decode and verify one binary frame. Throws {@linkcode ProtocolError} (only) when it is malformed,

@@ -29,7 +29,7 @@ import {
   writeU64,
 } from "./frame_format.ts";
 import type { FileFrame } from "./frame_format.ts";
-import { HASH_BYTES, integrityHash, PAGE_SIZE, pageHashes } from "./page_hash.ts";
+import { HASH_BYTES, integrityHash, PAGE_SIZE, pageHashes } from "../native/page_hash.ts";
 
 /** What {@linkcode encodePages} takes. */
 export type PagesInput = Omit<PagesFrame, "kind" | "hashes" | "addresses" | "packedBytes"> & {

@@ -30,7 +30,7 @@
  */
 import { z } from "zod";
 import { ProtocolError } from "./errors.ts";
-import { bytesEqual, HASH_BYTES, integrityHash, PAGE_SIZE } from "./page_hash.ts";
+import { bytesEqual, HASH_BYTES, integrityHash, PAGE_SIZE } from "../native/page_hash.ts";
 
 /** Frame magic, "U2PG" read as a little-endian u32. */
 export const FRAME_MAGIC = 0x47503255;

@@ -6,19 +6,9 @@
  * @module
  */
 import type { CompressionStats } from "./compression.ts";
-import type { RestoreRequest, RestoreResult } from "./agent_context.ts";
+import type { PageBatch, RestoreRequest, RestoreResult } from "../engine/contract.ts";
 
-/** Pages of one process to send. */
-export interface PageBatch {
-  /** Process id on the source. */
-  pid: number;
-  /** Page addresses (page-aligned). */
-  addresses: Float64Array | number[];
-  /** `addresses.length * 4096` bytes. */
-  data: Uint8Array;
-  /** `addresses.length * 16` bytes of page hashes; computed when absent. */
-  hashes?: Uint8Array;
-}
+export type { PageBatch } from "../engine/contract.ts";
 
 /** The engine's view of one outgoing migration. */
 export interface MigrationChannel {

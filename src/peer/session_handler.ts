@@ -25,7 +25,7 @@ import {
 } from "./frames.ts";
 import type { Link } from "./link.ts";
 import { IncomingMigration } from "./migration.ts";
-import { HASH_BYTES } from "./page_hash.ts";
+import { HASH_BYTES } from "../native/page_hash.ts";
 import { type Control, type ControlOf, encodeControl } from "./protocol.ts";
 import type { Tunnel } from "./tunnel.ts";
 import { acceptTunnel } from "./tunnel_agent.ts";
@@ -386,6 +386,7 @@ export class SessionHandler {
       ...(r.pid !== undefined ? { pid: r.pid } : {}),
       ...(r.error !== undefined ? { error: r.error.slice(0, 4000) } : {}),
       ...(r.restoreMs !== undefined ? { restoreMs: r.restoreMs } : {}),
+      ...(r.verified !== undefined ? { verified: r.verified } : {}),
     }));
   }
 
