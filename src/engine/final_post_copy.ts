@@ -20,7 +20,7 @@ import {
 import { criuLazyDump } from "../criu/run.ts";
 import { sameHash, sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from "./dump_pages.ts";
 import { imageFilesToSend } from "./files.ts";
-import type { HeldPages } from "./ledger.ts";
+import { type HeldPages, LedgerChannel } from "./ledger.ts";
 import { bootId } from "../tracker/proc.ts";
 import { pageHashes } from "../native/page_hash.ts";
 import { PageReader } from "./page_reader.ts";
@@ -68,6 +68,16 @@ export function tunnelPageServer(channel: PeerMigrationChannel): PageServerEndpo
   };
 }
 
+/** The peer agent's channel under the driver's wrappers (the ledger), when there is one. */
+function peerChannelOf(channel: unknown): PeerMigrationChannel | undefined {
+  for (let c = channel, depth = 0; depth < 4; depth++) {
+    if (carriesTunnels(c)) return c;
+    if (!(c instanceof LedgerChannel)) return undefined;
+    c = c.inner;
+  }
+  return undefined;
+}
+
 /** A page server on a free TCP port of `address`, reached at the same address. */
 export function tcpPageServer(address = "127.0.0.1"): PageServerEndpoint {
   return {
@@ -87,7 +97,8 @@ async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
   const { channel, dir, handoff } = ctx;
   const phases: PhaseTimes = { freeze_ms: 0, dump_ms: 0, transfer_ms: 0, restore_ms: 0 };
   // Over a peer agent the page traffic goes through the channel's tunnel, never beside it.
-  const pageServer = carriesTunnels(channel) ? tunnelPageServer(channel) : ctx.pageServer;
+  const peer = peerChannelOf(channel);
+  const pageServer = peer ? tunnelPageServer(peer) : ctx.pageServer;
   const listen = await pageServer.listen();
   ctx.onProgress?.({ kind: "phase", phase: "dump" });
   const dump = await criuLazyDump({
