@@ -27,7 +27,7 @@ import {
   recordPath,
   writeRecord,
 } from "./journal.ts";
-import { signalSame, startTimes, waitDead } from "./proc.ts";
+import { signalSame, startTimes, waitDead } from "../tracker/proc.ts";
 import { removeScratch } from "./scratch.ts";
 import { liftThrottle } from "./throttle.ts";
 import type { MigrationPhase } from "./types.ts";

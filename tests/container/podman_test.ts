@@ -16,7 +16,7 @@ import {
   rewriteConfigDump,
   saveImage,
 } from "../../src/container/mod.ts";
-import { processState } from "../../src/engine/proc.ts";
+import { processState } from "../../src/tracker/proc.ts";
 
 const MEMCHECK = ["/bin/memcheck", "--mib", "32", "--write-pages", "64", "--interval-ms", "20"];
 
