@@ -95,6 +95,23 @@ const CASES: Case[] = [
     },
   },
   {
+    // The dump outlives its `migrate` and leaves the tree stopped when it ends: recovery waits.
+    fault: "source migrate killed (mid-dump)",
+    phase: "frozen",
+    winner: "source",
+    inject: async ({ w, migrate }) => {
+      const dump = await until("criu dump", () => {
+        const p = criuProcesses(["dump", "-t", String(w.pid)]);
+        return p.length ? p : undefined;
+      });
+      migrate.signal("SIGKILL");
+      // A slow dump: it is still running when recovery starts, and ends 5 s later.
+      for (const p of dump) Deno.kill(p, "SIGSTOP");
+      setTimeout(() => dump.forEach((p) => Deno.kill(p, "SIGCONT")), 5000);
+      await migrate.done;
+    },
+  },
+  {
     fault: "source migrate killed",
     phase: "restoring",
     winner: "source",
