@@ -7,11 +7,10 @@
  *
  * @module
  */
-import { processStartTime } from "../tracker/proc.ts";
+import { processStartTime, processState, signalAll, treePids } from "../tracker/proc.ts";
 import type { RestoreContext, RestoreResult } from "./channel.ts";
 import { KEEP_RECORDS, writeRecord } from "./journal.ts";
 import { restoreMigration, type RestoreOptions } from "./restore.ts";
-import { processState, signalAll, treePids } from "./proc.ts";
 
 /** Phases of an incoming migration's record. */
 export type IncomingPhase = "restoring" | "ready" | "resumed" | "discarded";

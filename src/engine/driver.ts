@@ -14,15 +14,17 @@
  *
  * @module
  */
-import { MovingWindowProvider } from "../sim/provider.ts";
+import { MovingWindowProvider } from "../predict/moving_window.ts";
 import type { MigrationChannel } from "./channel.ts";
 import { postCopy, tcpPageServer } from "./final_post_copy.ts";
 import { stopAndCopy } from "./final_stop_copy.ts";
+import type { Verification } from "./contract.ts";
 import { pauseAt } from "./failpoint.ts";
 import { MigrationJournal, type MigrationRecord } from "./journal.ts";
+import { LedgerChannel, PageLedger } from "./ledger.ts";
 import type { FinalPhase, FrozenTree, RoundHandoff, RoundSource } from "./parts.ts";
 import { precopy } from "./precopy.ts";
-import { isAlive, nsPids, signalSame, startTimes, treePids, waitDead } from "./proc.ts";
+import { isAlive, nsPids, signalSame, startTimes, treePids, waitDead } from "../tracker/proc.ts";
 import { hashRounds } from "./rounds_hash.ts";
 import { predumpRounds } from "./rounds_predump.ts";
 import { engineNameOf, type EnginePlan, type FinalName, finalOf } from "./select.ts";
@@ -70,6 +72,7 @@ export async function runMigration(
     policy: ctx.policy.name,
     phase: "precopy",
     scratchDir: scratch,
+    ...(ctx.container ? { container: ctx.container } : {}),
   });
   let phase: MigrationPhase = "precopy";
   let sourcePids: number[] = [];
@@ -88,9 +91,13 @@ export async function runMigration(
   let final: FinalName = plan.finals[0];
   let freezeAt = 0;
   let destPid = 0;
+  const ledger = new PageLedger();
+  let verified: Verification | undefined;
   try {
     // Channel.
-    channel = typeof ctx.channel === "function" ? await ctx.channel() : ctx.channel;
+    const opened = typeof ctx.channel === "function" ? await ctx.channel() : ctx.channel;
+    // Every page sent is recorded with its hash: the final phase sends what the ledger lacks.
+    channel = new LedgerChannel(opened, ledger);
     // Pre-copy rounds, as long as the policy wants them.
     let handoff: RoundHandoff = { pidMap: new Map() };
     if (plan.rounds !== "none") {
@@ -136,6 +143,8 @@ export async function runMigration(
       onProgress: ctx.onProgress,
       pageServer: ctx.pageServer ?? tcpPageServer(),
       signal: ctx.signal,
+      ledger,
+      verify: ctx.verify,
     });
     if (frozen.helperPids?.length) {
       const pids = frozen.helperPids;
@@ -154,7 +163,11 @@ export async function runMigration(
     if (!result.ok || result.pid === undefined) {
       throw new Error(`destination could not restore: ${result.error ?? "no pid"}`);
     }
+    if (frozen.request.verify !== undefined && result.verified === undefined) {
+      throw new Error("the destination did not verify the restored tree against the manifest");
+    }
     destPid = result.pid;
+    verified = result.verified;
     // The commit point: from this record on, the destination owns the workload.
     ctx.onProgress?.({ kind: "phase", phase: "commit" });
     record("committed", { destPid });
@@ -189,6 +202,7 @@ export async function runMigration(
       phases: frozen.phases,
       finalPages: frozen.pages,
       lazyPages: frozen.lazyPages,
+      ...(verified ? { verified } : {}),
     };
   } catch (e) {
     if (e instanceof MigrationError) throw e;

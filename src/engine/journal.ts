@@ -48,6 +48,21 @@ export interface MigrationRecord {
   peerCleared?: boolean;
   /** CRIU logs of a failed migration, kept under the state dir. */
   logs?: string[];
+  /**
+   * A container target: the runtime, its ID, and the runtime's environment (podman's config
+   * files), so recovery can restore a checkpointed container or remove a committed one.
+   */
+  container?: ContainerJournal;
+}
+
+/** What the journal keeps of a container target. */
+export interface ContainerJournal {
+  /** The runtime. */
+  runtime: "podman";
+  /** Container ID. */
+  id: string;
+  /** Environment the runtime ran with (CONTAINERS_STORAGE_CONF, CONTAINERS_CONF, PATH). */
+  env: Record<string, string>;
 }
 
 /** Phases after which a migration needs nothing more from anyone. */

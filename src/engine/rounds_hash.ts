@@ -7,14 +7,14 @@
  * @module
  */
 import { FeatureSampler } from "../history/features.ts";
-import type { PredictionProvider } from "../sim/provider.ts";
+import type { PredictionProvider } from "../predict/provider.ts";
 import { createTracker } from "../tracker/mod.ts";
 import { type Mapping, type PageSet, pageSetSize, type ScanResult } from "../tracker/types.ts";
 import type { MigrationChannel } from "./channel.ts";
 import { PageReader, sendLivePages } from "./page_reader.ts";
 import { subtractPages, unionPages } from "./pageset.ts";
 import type { RoundDone, RoundHandoff, RoundSource, RoundState } from "./parts.ts";
-import { pidNamespaceMap } from "./proc.ts";
+import { pidNamespaceMap } from "../tracker/proc.ts";
 
 /** Options of {@linkcode hashRounds}. */
 export interface HashRoundsOptions {

@@ -9,15 +9,24 @@
  */
 import { createHash } from "node:crypto";
 import { lz4Compress, lz4Decompress } from "../../src/native/codec.ts";
-import { hashPages, pagemapSelectBuffer, PM_PRESENT, PM_SOFT_DIRTY } from "../../src/native/ffi.ts";
-import { hashTs } from "../../src/peer/page_hash.ts";
+import { pagemapSelectBuffer, PM_PRESENT, PM_SOFT_DIRTY, shim } from "../../src/native/ffi.ts";
+import { hashTs } from "../../src/native/page_hash.ts";
+
+/** The shim's own page hashes (never the TypeScript fallback), as pairs of 64-bit words. */
+function hashPages(data: Uint8Array): BigUint64Array {
+  const pages = Math.floor(data.length / 4096);
+  const out = new BigUint64Array(pages * 2);
+  shim().u2cm_hash_pages(data as Uint8Array<ArrayBuffer>, pages, out);
+  return out;
+}
 import {
   createPredictor,
   heldOutModelFile,
   loadModel,
   type OnnxModel,
+  TickPredictorProvider,
 } from "../../src/predict/mod.ts";
-import { ALL_POLICIES, compare, PredictorProvider, type SimConfig } from "../../src/sim/mod.ts";
+import { ALL_POLICIES, compare, type SimConfig } from "../../src/sim/mod.ts";
 import {
   decodeTrace,
   encodeTrace,
@@ -221,7 +230,7 @@ export async function simulateResults(): Promise<Record<string, unknown>> {
     [{ name: file, trace }],
     ALL_POLICIES,
     config,
-    () => new PredictorProvider(createPredictor({ model })),
+    () => new TickPredictorProvider(createPredictor({ model })),
   );
   return { [file]: { results, summary } };
 }
