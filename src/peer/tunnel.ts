@@ -12,9 +12,11 @@
  *   anywhere else: the agent names a connection, not a target.
  *
  * Bytes travel as tunnel frames (frame kind 4: numbered per connection and direction, with an
- * integrity hash over header and data) over the same pinned TLS link as the pages: the bulk stream
- * on QUIC, the one WebSocket otherwise. Each direction of each connection has a 4 MiB window
- * (tunnel_pipe.ts). A link drop resets the tunnel's connections: they are not resumed.
+ * integrity hash over header and data) over the same pinned TLS link as the pages: on QUIC the
+ * source's frames share the bulk stream with page batches and the agent's go on the control
+ * stream; on WebSocket everything shares the one connection. Each direction of each connection has
+ * a 4 MiB window (tunnel_pipe.ts). A link drop resets the tunnel's connections: they are not
+ * resumed.
  *
  * @example
  * ```ts
