@@ -16,7 +16,7 @@
  */
 import { cacheDir } from "../src/native/build.ts";
 import { arm64DenoPin, ensureArm64Deno } from "./arm64/fetch.ts";
-import { LANE_FILES, notInLaneReason, REFERENCE_FILES } from "./arm64/lane.ts";
+import { LANE_FILES, notInLaneReason, PROPERTY_RUNS_SCALE, REFERENCE_FILES } from "./arm64/lane.ts";
 import { parseDenoTest, type TestRun } from "./arm64/report.ts";
 import { buildShims, ensureDebianPackages, listedPackages, REPO_ROOT, step } from "./setup.ts";
 
@@ -35,15 +35,17 @@ const QEMU = "qemu-aarch64-static";
 const SYSROOT = "/usr/aarch64-linux-gnu";
 
 const started = performance.now();
-const listed = listedPackages();
+const listed = listedPackages().filter((p) => p.tasks.includes("test")).map((p) => p.name);
 const unlisted = LANE_PACKAGES.filter((p) => !listed.includes(p));
 if (unlisted.length > 0) {
-  throw new Error(`build/debian-packages.txt lacks ${unlisted.join(" ")}, which the lane needs`);
+  throw new Error(
+    `build/debian-packages.txt lacks ${unlisted.join(" ")} for the test task; the lane needs them`,
+  );
 }
-step("Debian packages the arm64 lane needs");
-await ensureDebianPackages(LANE_PACKAGES);
+step("Debian packages (the test task's, build/debian-packages.txt)");
+await ensureDebianPackages("test");
 step("native shim (x86_64 and aarch64)");
-await buildShims();
+await buildShims({ crossArm64: true });
 step("arm64 Deno");
 const deno = await ensureArm64Deno();
 const wrapper = writeWrapper(deno);
@@ -65,11 +67,17 @@ const arm = await runTests(wrapper, ["--no-check", ...LANE_FILES], {
   U2CM_ARCH_OUT: `${work}/aarch64.json`,
   U2CM_LANE_WITHOUT: "ptrace,criu",
   U2CM_LANE_UNAVAILABLE: unavailable,
+  U2CM_PROPERTY_RUNS_SCALE: String(PROPERTY_RUNS_SCALE),
 });
+// A file that did not run (a load error, a crash) is a failure, not a silent gap.
+const missing = LANE_FILES.filter((f) =>
+  !arm.files.some((r) => r.file === f && r.passed + r.failed + r.ignored > 0)
+);
 const minutes = (performance.now() - started) / 60_000;
 printSummary(native, arm, minutes);
 Deno.removeSync(work, { recursive: true });
-const failed = arm.failed + native.failed + (arm.code !== 0 && arm.failed === 0 ? 1 : 0);
+const failed = arm.failed + native.failed + missing.length +
+  (arm.code !== 0 && arm.failed === 0 && missing.length === 0 ? 1 : 0);
 console.log(`arm64: ${arm.passed} passed, ${failed} failed`);
 Deno.exit(failed > 0 ? 1 : 0);
 
@@ -118,6 +126,11 @@ function printSummary(native: TestRun, arm: TestRun, minutes: number): void {
     );
   }
   for (const f of arm.failures) console.log(`  FAILED ${f}`);
+  for (const f of missing) console.log(`  FAILED ${f}: did not run (see its error above)`);
+  console.log(
+    `  (property tests run ${PROPERTY_RUNS_SCALE * 100} % of their fast-check runs here, at ` +
+      "least 20 each; x86_64 runs them all)",
+  );
   console.log("cannot run on this lane (x86_64 runs them):");
   for (const line of Deno.readTextFileSync(unavailable).split("\n").filter(Boolean)) {
     const u = JSON.parse(line) as {

@@ -18,12 +18,16 @@ export const LANE_FILES = [
   "tests/predict/phase1_test.ts",
   "tests/predict/history_test.ts",
   "tests/peer/frames_test.ts",
+  "tests/peer/compression_test.ts",
   "tests/peer/auth_test.ts",
   "tests/peer/protocol_test.ts",
   "tests/peer/page_store_test.ts",
   "tests/peer/loopback_test.ts",
   "tests/report/render_test.ts",
 ];
+
+/** The share of each property test's fast-check runs the lane makes (`propertyRuns`). */
+export const PROPERTY_RUNS_SCALE = 0.05;
 
 /** The files the cross-architecture comparison runs natively first, as the reference. */
 export const REFERENCE_FILES = ["tests/arch/cross_arch_test.ts"];
@@ -58,7 +62,6 @@ export const NOT_IN_LANE: { files: string[]; reason: string }[] = [
       "tests/peer/resume_test.ts",
       "tests/peer/quic_test.ts",
       "tests/peer/channel_test.ts",
-      "tests/peer/compression_test.ts",
       "tests/sim/simulate_test.ts",
       "tests/cli/simulate_test.ts",
       "tests/predict/online_test.ts",
@@ -79,6 +82,8 @@ export const NOT_IN_LANE: { files: string[]; reason: string }[] = [
       "tests/cli/peer_test.ts",
       "tests/native/embedded_test.ts",
       "tests/ops/",
+      "tests/build/",
+      "tests/cli/readme_test.ts",
     ],
     reason: "host tooling rather than u2cm's arch-dependent code (python3, chromium, systemd, " +
       "tmux, deno compile, the installer); x86_64 runs them",

@@ -26,6 +26,8 @@ export interface TestRun {
   ignored: number;
   /** `file › test` of each failed test. */
   failures: string[];
+  /** Tests `--filter` left out (deno's "N filtered out"). */
+  filteredOut: number;
 }
 
 /**
@@ -59,5 +61,13 @@ export function parseDenoTest(text: string): TestRun {
     }
   }
   const sum = (k: "passed" | "failed" | "ignored") => files.reduce((a, f) => a + f[k], 0);
-  return { files, passed: sum("passed"), failed: sum("failed"), ignored: sum("ignored"), failures };
+  const filtered = [...text.matchAll(/(\d+) filtered out/g)].pop();
+  return {
+    files,
+    passed: sum("passed"),
+    failed: sum("failed"),
+    ignored: sum("ignored"),
+    failures,
+    filteredOut: filtered ? Number(filtered[1]) : 0,
+  };
 }
