@@ -30,10 +30,15 @@ export const LANE_FILES = [
 export const PROPERTY_RUNS_SCALE = 0.05;
 
 /** The files the cross-architecture comparison runs natively first, as the reference. */
-export const REFERENCE_FILES = ["tests/arch/cross_arch_test.ts"];
+export const REFERENCE_FILES = ["tests/arch/cross_arch_test.ts", "tests/arch/slices_test.ts"];
 
 /** Test files left out of the lane, by prefix, with the reason (one summary line each). */
 export const NOT_IN_LANE: { files: string[]; reason: string }[] = [
+  {
+    files: ["tests/arch/slices_test.ts"],
+    reason: "decodes whole corpus traces (a minute each under qemu); the lane runs it natively " +
+      "with the x86_64 reference",
+  },
   {
     files: ["tests/tracker/tracker_test.ts", "tests/cli/trace_test.ts", "tests/history/"],
     reason: "track live processes: need process_vm_readv of other processes, which qemu-user " +
