@@ -22,6 +22,7 @@ import {
 } from "../criu/mod.ts";
 import { probePagemapScan, type ProbeResult, probeSoftDirty } from "../tracker/probe.ts";
 import { CliError, ExitCode } from "./errors.ts";
+import { detectRuntimes, type RuntimeReport } from "../container/runtimes.ts";
 import { parseChoice } from "./options.ts";
 
 const FORMATS = ["table", "json"] as const;
@@ -67,6 +68,8 @@ export interface DoctorReport {
   kernel: string;
   /** Engines usable here. */
   engines: { delta: boolean; predump: boolean; lazy: boolean; hybrid: boolean };
+  /** Container runtimes found (podman, runc, crun): versions, CRIU reached, support. */
+  runtimes: RuntimeReport[];
   /** What `--fix` changed. */
   fixed: string[];
 }
@@ -198,6 +201,7 @@ async function collect(fixed: string[]): Promise<DoctorReport> {
       lazy: criuOk && userfaultfd.available && lazyOk,
       hybrid: criuOk && userfaultfd.available && lazyOk,
     },
+    runtimes: await detectRuntimes().catch(() => []),
     fixed,
   };
 }
@@ -258,6 +262,10 @@ function safeProbe(probe: () => ProbeResult): ProbeResult {
   }
 }
 
+function yes(b: boolean): string {
+  return b ? "yes" : "no";
+}
+
 function printTable(r: DoctorReport): void {
   const mark = (ok: boolean) => (ok ? "ok  " : "no  ");
   const rows: [string, boolean, string][] = [
@@ -290,5 +298,14 @@ function printTable(r: DoctorReport): void {
   console.log(`${"kernel".padEnd(14)}     ${r.kernel}`);
   const engines = Object.entries(r.engines).map(([k, v]) => `${k}${v ? "" : " (no)"}`).join(", ");
   console.log(`${"engines".padEnd(14)}     ${engines}`);
+  for (const rt of r.runtimes) {
+    const s = rt.supports;
+    const what = rt.found
+      ? `${rt.version}; criu ${rt.criu.ok ? `${rt.criu.version} ok` : "not reached"}; ` +
+        `checkpoint ${yes(s.checkpoint)}, restore --name ${yes(s.restore_new_name)}, ` +
+        `lazy pages ${yes(s.lazy_pages)}; ${rt.detail}`
+      : rt.detail;
+    console.log(`${rt.name.padEnd(14)} ${mark(rt.migratable)}${what}`);
+  }
   for (const f of r.fixed) console.log(`${"fixed".padEnd(14)}     ${f}`);
 }
