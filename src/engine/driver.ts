@@ -18,11 +18,13 @@ import { MovingWindowProvider } from "../sim/provider.ts";
 import type { MigrationChannel } from "./channel.ts";
 import { postCopy, tcpPageServer } from "./final_post_copy.ts";
 import { stopAndCopy } from "./final_stop_copy.ts";
+import type { Verification } from "./contract.ts";
 import { pauseAt } from "./failpoint.ts";
 import { MigrationJournal, type MigrationRecord } from "./journal.ts";
+import { LedgerChannel, PageLedger } from "./ledger.ts";
 import type { FinalPhase, FrozenTree, RoundHandoff, RoundSource } from "./parts.ts";
 import { precopy } from "./precopy.ts";
-import { isAlive, nsPids, signalSame, startTimes, treePids, waitDead } from "./proc.ts";
+import { isAlive, nsPids, signalSame, startTimes, treePids, waitDead } from "../tracker/proc.ts";
 import { hashRounds } from "./rounds_hash.ts";
 import { predumpRounds } from "./rounds_predump.ts";
 import { engineNameOf, type EnginePlan, type FinalName, finalOf } from "./select.ts";
@@ -70,12 +72,14 @@ export async function runMigration(
     policy: ctx.policy.name,
     phase: "precopy",
     scratchDir: scratch,
+    ...(ctx.container ? { container: ctx.container } : {}),
   });
   let phase: MigrationPhase = "precopy";
   let sourcePids: number[] = [];
   let sourceStarts: number[] = [];
   const record = (next: MigrationPhase, change: Partial<MigrationRecord> = {}) => {
-    journal?.update({ phase: next, ...change });
+    // Every phase but `restoring` (on the downtime path, and recovered like `frozen`) is fsync'd.
+    journal?.update({ phase: next, ...change }, next !== "restoring");
     phase = next; // only once it is on disk: a failed commit write is no commit
     pauseAt(next);
   };
@@ -87,9 +91,13 @@ export async function runMigration(
   let final: FinalName = plan.finals[0];
   let freezeAt = 0;
   let destPid = 0;
+  const ledger = new PageLedger();
+  let verified: Verification | undefined;
   try {
     // Channel.
-    channel = typeof ctx.channel === "function" ? await ctx.channel() : ctx.channel;
+    const opened = typeof ctx.channel === "function" ? await ctx.channel() : ctx.channel;
+    // Every page sent is recorded with its hash: the final phase sends what the ledger lacks.
+    channel = new LedgerChannel(opened, ledger);
     // Pre-copy rounds, as long as the policy wants them.
     let handoff: RoundHandoff = { pidMap: new Map() };
     if (plan.rounds !== "none") {
@@ -135,6 +143,8 @@ export async function runMigration(
       onProgress: ctx.onProgress,
       pageServer: ctx.pageServer ?? tcpPageServer(),
       signal: ctx.signal,
+      ledger,
+      verify: ctx.verify,
     });
     if (frozen.helperPids?.length) {
       const pids = frozen.helperPids;
@@ -153,7 +163,11 @@ export async function runMigration(
     if (!result.ok || result.pid === undefined) {
       throw new Error(`destination could not restore: ${result.error ?? "no pid"}`);
     }
+    if (frozen.request.verify !== undefined && result.verified === undefined) {
+      throw new Error("the destination did not verify the restored tree against the manifest");
+    }
     destPid = result.pid;
+    verified = result.verified;
     // The commit point: from this record on, the destination owns the workload.
     ctx.onProgress?.({ kind: "phase", phase: "commit" });
     record("committed", { destPid });
@@ -188,6 +202,7 @@ export async function runMigration(
       phases: frozen.phases,
       finalPages: frozen.pages,
       lazyPages: frozen.lazyPages,
+      ...(verified ? { verified } : {}),
     };
   } catch (e) {
     if (e instanceof MigrationError) throw e;

@@ -9,6 +9,8 @@
  */
 import type { PageSet } from "../tracker/types.ts";
 import type { MigrationChannel } from "./channel.ts";
+import type { VerifyMode } from "./contract.ts";
+import type { PageLedger } from "./ledger.ts";
 import type { PhaseTimes, ProgressEvent, RestoreRequestBase } from "./types.ts";
 
 /** What the pre-copy rounds look like after the baseline or a round. */
@@ -115,6 +117,10 @@ export interface FinalContext {
   pageServer: PageServerEndpoint;
   /** Cancels the dump. */
   signal?: AbortSignal;
+  /** What the destination holds: every page sent so far with the hash it had when sent. */
+  ledger: PageLedger;
+  /** How much of the restored tree the destination reads back. @default "sample" */
+  verify?: VerifyMode;
 }
 
 /**

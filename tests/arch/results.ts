@@ -9,8 +9,9 @@
  */
 import { createHash } from "node:crypto";
 import { lz4Compress, lz4Decompress } from "../../src/native/codec.ts";
-import { hashPages, pagemapSelectBuffer, PM_PRESENT, PM_SOFT_DIRTY } from "../../src/native/ffi.ts";
-import { hashTs } from "../../src/peer/page_hash.ts";
+import { pagemapSelectBuffer, PM_PRESENT, PM_SOFT_DIRTY, shim } from "../../src/native/ffi.ts";
+import { hashTs } from "../../src/native/page_hash.ts";
+
 import {
   createPredictor,
   heldOutModelFile,
@@ -21,6 +22,14 @@ import { ALL_POLICIES, compare, PredictorProvider, type SimConfig } from "../../
 import { encodeTrace, summarizeTrace } from "../../src/trace/mod.ts";
 import { decodeBase64 } from "../../src/util/base64.ts";
 import { LANE_TRACES, laneTrace, MODEL_TRACE } from "./slices.ts";
+
+/** The shim's own page hashes (never the TypeScript fallback), as pairs of 64-bit words. */
+function hashPages(data: Uint8Array): BigUint64Array {
+  const pages = Math.floor(data.length / 4096);
+  const out = new BigUint64Array(pages * 2);
+  shim().u2cm_hash_pages(data as Uint8Array<ArrayBuffer>, pages, out);
+  return out;
+}
 
 const models = new Map<string, Promise<OnnxModel>>();
 
