@@ -18,6 +18,7 @@ import { cacheDir } from "../src/native/build.ts";
 import { arm64DenoPin, ensureArm64Deno } from "./arm64/fetch.ts";
 import { LANE_FILES, notInLaneReason, PROPERTY_RUNS_SCALE, REFERENCE_FILES } from "./arm64/lane.ts";
 import { parseDenoTest, type TestRun } from "./arm64/report.ts";
+import { CAPABILITIES, type Capability } from "../tests/support/env.ts";
 import { buildShims, ensureDebianPackages, REPO_ROOT, step } from "./setup.ts";
 
 const QEMU = "qemu-aarch64-static";
@@ -121,7 +122,8 @@ function printSummary(native: TestRun, arm: TestRun, minutes: number): void {
       capability: string;
       detail: string;
     };
-    console.log(`  ${u.file} › ${u.test}: needs ${u.capability} (${u.detail})`);
+    const what = CAPABILITIES[u.capability as Capability] ?? u.capability;
+    console.log(`  ${u.file} › ${u.test}: needs ${what}; here ${u.detail}`);
   }
   const others = allTestFiles().filter((f) => !LANE_FILES.includes(f));
   const byReason = new Map<string, string[]>();
