@@ -18,7 +18,6 @@ export const LANE_FILES = [
   "tests/predict/phase1_test.ts",
   "tests/predict/history_test.ts",
   "tests/peer/frames_test.ts",
-  "tests/peer/compression_test.ts",
   "tests/peer/auth_test.ts",
   "tests/peer/protocol_test.ts",
   "tests/peer/page_store_test.ts",
@@ -55,6 +54,12 @@ export const NOT_IN_LANE: { files: string[]; reason: string }[] = [
     ],
     reason: "need CRIU for the architecture Deno runs as: CRIU cannot run under qemu-user " +
       "(it ptraces and injects code into the processes it dumps)",
+  },
+  {
+    files: ["tests/peer/compression_test.ts"],
+    reason: "its auto-mode test assumes LZ4 runs faster than 16 MiB/s, which the emulated shim " +
+      "did not reach here, and its channel tests move 16 MiB; tests/peer/loopback_test.ts sends " +
+      "LZ4-compressed frames between two arm64 processes instead",
   },
   {
     files: ["tests/peer/netns_test.ts", "tests/peer/compression_netns_test.ts"],
