@@ -11,8 +11,7 @@ import { DEFAULT_CONFIG_PATH } from "../ops/config.ts";
 import { gatherMigrationArgs, readConfigOrDefault } from "./pick.ts";
 import { FEATURE_NAMES } from "../history/features.ts";
 import { bundledModelsDir } from "../ops/assets.ts";
-import { createPredictor, fullModelFile, loadModel, ModelError } from "../predict/mod.ts";
-import { type PredictionProvider, PredictorProvider } from "../sim/mod.ts";
+import { liveProvider, type PredictionProvider } from "../predict/mod.ts";
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import process from "node:process";
@@ -25,17 +24,13 @@ import { tcpPageServer } from "../engine/final_post_copy.ts";
 import { ENGINE_CHOICES, EngineUnavailableError, planOf } from "../engine/select.ts";
 import { isAlive, treeMemoryBytes } from "../tracker/proc.ts";
 import { MigrationError, type ProgressEvent } from "../engine/types.ts";
-import {
-  COMPRESS_MODES,
-  type CompressionStats,
-  connectPeer,
-  type PeerClient,
-} from "../peer/mod.ts";
+import { COMPRESS_MODES, type CompressionStats, type PeerClient } from "../peer/mod.ts";
 import { createPolicy, POLICY_NAMES, UnknownPolicyError, withRoundCap } from "../policy/mod.ts";
 import { probeSoftDirty } from "../tracker/probe.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parseNumberInRange, parsePositiveInt, requireProcess } from "./options.ts";
 import { defaultStateDir, peerCliError } from "./peer_errors.ts";
+import { connectWithRetry } from "./connect.ts";
 import { recoverNode } from "./recover.ts";
 import { type ContainerTarget, containerTarget, RUNTIME_CHOICES } from "./migrate_container.ts";
 import { containerSummary } from "../container/types.ts";
@@ -188,7 +183,11 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
       id,
       pid,
       channel: async () => {
-        client = await connectPeer({ stateDir: opts.stateDir, peer: opts.to, resumeTimeoutMs });
+        client = await connectWithRetry({
+          stateDir: opts.stateDir,
+          peer: opts.to,
+          resumeTimeoutMs,
+        });
         // The destination's store quota follows the whole tree (a large child under a tiny init).
         channel = await client.openMigration(id, expectedBytes(pid, target), { compress });
         await target?.prepare(client, channel, id, workDir);
@@ -315,16 +314,8 @@ class ProgressView {
  */
 async function livePredictor(policy: string): Promise<PredictionProvider | undefined> {
   if (policy !== "u2c" && policy !== "hybrid") return undefined;
-  const file = fullModelFile(bundledModelsDir(), "u2c");
   try {
-    const model = await loadModel(file);
-    if (model.meta.featureCount !== FEATURE_NAMES.length) {
-      throw new ModelError(
-        file,
-        `expects ${model.meta.featureCount} features, not ${FEATURE_NAMES.length}`,
-      );
-    }
-    return new PredictorProvider(createPredictor({ model }));
+    return await liveProvider(bundledModelsDir(), FEATURE_NAMES.length);
   } catch (e) {
     console.error(`u2cm: warning: ${(e as Error).message}; using the moving-window predictor`);
     return undefined;

@@ -17,8 +17,9 @@ import {
   heldOutModelFile,
   loadModel,
   type OnnxModel,
+  TickPredictorProvider,
 } from "../../src/predict/mod.ts";
-import { ALL_POLICIES, compare, PredictorProvider, type SimConfig } from "../../src/sim/mod.ts";
+import { ALL_POLICIES, compare, type SimConfig } from "../../src/sim/mod.ts";
 import { encodeTrace, summarizeTrace } from "../../src/trace/mod.ts";
 import { decodeBase64 } from "../../src/util/base64.ts";
 import { LANE_TRACES, laneTrace, MODEL_TRACE } from "./slices.ts";
@@ -201,7 +202,7 @@ export async function simulateResults(): Promise<Record<string, unknown>> {
     [{ name: file, trace }],
     ALL_POLICIES,
     config,
-    () => new PredictorProvider(createPredictor({ model })),
+    () => new TickPredictorProvider(createPredictor({ model })),
   );
   return { [file]: { results, summary } };
 }
