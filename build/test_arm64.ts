@@ -16,8 +16,9 @@
  */
 import { cacheDir } from "../src/native/build.ts";
 import { arm64DenoPin, ensureArm64Deno } from "./arm64/fetch.ts";
-import { LANE_FILES, notInLaneReason, REFERENCE_FILES } from "./arm64/lane.ts";
+import { LANE_FILES, notInLaneReason, PROPERTY_RUNS_SCALE, REFERENCE_FILES } from "./arm64/lane.ts";
 import { parseDenoTest, type TestRun } from "./arm64/report.ts";
+import { CAPABILITIES, type Capability } from "../tests/support/env.ts";
 import { buildShims, ensureDebianPackages, REPO_ROOT, step } from "./setup.ts";
 
 const QEMU = "qemu-aarch64-static";
@@ -49,11 +50,17 @@ const arm = await runTests(wrapper, ["--no-check", ...LANE_FILES], {
   U2CM_ARCH_OUT: `${work}/aarch64.json`,
   U2CM_LANE_WITHOUT: "ptrace,criu",
   U2CM_LANE_UNAVAILABLE: unavailable,
+  U2CM_PROPERTY_RUNS_SCALE: String(PROPERTY_RUNS_SCALE),
 });
+// A file that did not run (a load error, a crash) is a failure, not a silent gap.
+const missing = LANE_FILES.filter((f) =>
+  !arm.files.some((r) => r.file === f && r.passed + r.failed + r.ignored > 0)
+);
 const minutes = (performance.now() - started) / 60_000;
 printSummary(native, arm, minutes);
 Deno.removeSync(work, { recursive: true });
-const failed = arm.failed + native.failed + (arm.code !== 0 && arm.failed === 0 ? 1 : 0);
+const failed = arm.failed + native.failed + missing.length +
+  (arm.code !== 0 && arm.failed === 0 && missing.length === 0 ? 1 : 0);
 console.log(`arm64: ${arm.passed} passed, ${failed} failed`);
 Deno.exit(failed > 0 ? 1 : 0);
 
@@ -102,6 +109,11 @@ function printSummary(native: TestRun, arm: TestRun, minutes: number): void {
     );
   }
   for (const f of arm.failures) console.log(`  FAILED ${f}`);
+  for (const f of missing) console.log(`  FAILED ${f}: did not run (see its error above)`);
+  console.log(
+    `  (property tests run ${PROPERTY_RUNS_SCALE * 100} % of their fast-check runs here, at ` +
+      "least 20 each; x86_64 runs them all)",
+  );
   console.log("cannot run on this lane (x86_64 runs them):");
   for (const line of Deno.readTextFileSync(unavailable).split("\n").filter(Boolean)) {
     const u = JSON.parse(line) as {
@@ -110,7 +122,8 @@ function printSummary(native: TestRun, arm: TestRun, minutes: number): void {
       capability: string;
       detail: string;
     };
-    console.log(`  ${u.file} › ${u.test}: needs ${u.capability} (${u.detail})`);
+    const what = CAPABILITIES[u.capability as Capability] ?? u.capability;
+    console.log(`  ${u.file} › ${u.test}: needs ${what}; here ${u.detail}`);
   }
   const others = allTestFiles().filter((f) => !LANE_FILES.includes(f));
   const byReason = new Map<string, string[]>();

@@ -42,6 +42,7 @@ export function parseDenoTest(text: string): TestRun {
   const files: FileCounts[] = [];
   const failures: string[] = [];
   let current: FileCounts | undefined;
+  let pending: string | undefined; // a test whose result is not printed yet
   for (const line of text.split("\n")) {
     const header = /^running \d+ tests? from \.\/(\S+)/.exec(line);
     if (header) {
@@ -49,14 +50,19 @@ export function parseDenoTest(text: string): TestRun {
       files.push(current);
       continue;
     }
-    const result = /^(\S.*) \.\.\. (ok|FAILED|ignored) \(/.exec(line);
-    if (!result || !current) continue;
-    if (result[2] === "ok") current.passed++;
-    else if (result[2] === "ignored") current.ignored++;
+    // "NAME ... ok (2ms)", or "NAME ..." and the result on a later line (after deno's
+    // "'NAME' has been running for over (1m0s)" notes, or after the test's own output).
+    const started = /^(\S.*?) \.\.\.(.*)$/.exec(line);
+    if (started) pending = started[1];
+    const result = /(?:^|\s)(ok|FAILED|ignored) \(\d/.exec(started ? started[2] : line);
+    if (!result || !current || pending === undefined) continue;
+    if (result[1] === "ok") current.passed++;
+    else if (result[1] === "ignored") current.ignored++;
     else {
       current.failed++;
-      failures.push(`${current.file} › ${result[1]}`);
+      failures.push(`${current.file} › ${pending}`);
     }
+    pending = undefined;
   }
   const sum = (k: "passed" | "failed" | "ignored") => files.reduce((a, f) => a + f[k], 0);
   return { files, passed: sum("passed"), failed: sum("failed"), ignored: sum("ignored"), failures };

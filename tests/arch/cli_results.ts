@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { runU2cm } from "../support/cli.ts";
-import { laneTrace, MODEL_TRACE, sha256 } from "./results.ts";
+import { sha256 } from "./results.ts";
+import { MODEL_TRACE } from "./slices.ts";
 
 /**
  * Run the four commands (each must exit 0) and return what they printed; the report as the
@@ -15,9 +16,7 @@ import { laneTrace, MODEL_TRACE, sha256 } from "./results.ts";
 export async function cliResults(): Promise<Record<string, unknown>> {
   const dir = Deno.makeTempDirSync({ prefix: "u2cm-arch-cli-" });
   try {
-    const { file, rounds } = MODEL_TRACE;
-    const trace = `${dir}/slice.u2ct`;
-    Deno.writeFileSync(trace, (await laneTrace(file, rounds)).bytes);
+    const trace = MODEL_TRACE.slice;
     const ok = async (args: string[]) => {
       const r = await runU2cm(args);
       assert.equal(r.code, 0, `u2cm ${args.join(" ")}: ${r.stderr}`);

@@ -12,13 +12,6 @@ import { lz4Compress, lz4Decompress } from "../../src/native/codec.ts";
 import { pagemapSelectBuffer, PM_PRESENT, PM_SOFT_DIRTY, shim } from "../../src/native/ffi.ts";
 import { hashTs } from "../../src/native/page_hash.ts";
 
-/** The shim's own page hashes (never the TypeScript fallback), as pairs of 64-bit words. */
-function hashPages(data: Uint8Array): BigUint64Array {
-  const pages = Math.floor(data.length / 4096);
-  const out = new BigUint64Array(pages * 2);
-  shim().u2cm_hash_pages(data as Uint8Array<ArrayBuffer>, pages, out);
-  return out;
-}
 import {
   createPredictor,
   heldOutModelFile,
@@ -27,29 +20,17 @@ import {
   TickPredictorProvider,
 } from "../../src/predict/mod.ts";
 import { ALL_POLICIES, compare, type SimConfig } from "../../src/sim/mod.ts";
-import {
-  decodeTrace,
-  encodeTrace,
-  readTraceFile,
-  summarizeTrace,
-  type Trace,
-} from "../../src/trace/mod.ts";
+import { encodeTrace, summarizeTrace } from "../../src/trace/mod.ts";
 import { decodeBase64 } from "../../src/util/base64.ts";
+import { LANE_TRACES, laneTrace, MODEL_TRACE } from "./slices.ts";
 
-/**
- * The shipped corpus traces the lane uses, and how many of their rounds: small ones, because
- * under qemu-user decoding, the simulator and the model run 30–100× slower.
- */
-export const LANE_TRACES = [
-  { file: "models/corpus/numpy-cg-a.u2ct.gz", rounds: 40 },
-  { file: "models/corpus/stress-vm-a.u2ct.gz", rounds: 40 },
-];
-
-/**
- * The slice the model and the simulator run on: numpy-cg has unstable pages the phase-2 model
- * scores, and all nine policies simulate it in about a second natively (stress-vm takes 7 s).
- */
-export const MODEL_TRACE = LANE_TRACES[0];
+/** The shim's own page hashes (never the TypeScript fallback), as pairs of 64-bit words. */
+function hashPages(data: Uint8Array): BigUint64Array {
+  const pages = Math.floor(data.length / 4096);
+  const out = new BigUint64Array(pages * 2);
+  shim().u2cm_hash_pages(data as Uint8Array<ArrayBuffer>, pages, out);
+  return out;
+}
 
 const models = new Map<string, Promise<OnnxModel>>();
 
@@ -146,23 +127,13 @@ export function lz4Results(): Record<string, unknown> {
   return out;
 }
 
-/** The first `rounds` rounds of a shipped corpus trace, re-encoded (and decoded again). */
-export async function laneTrace(
-  file: string,
-  rounds: number,
-): Promise<{ trace: Trace; bytes: Uint8Array }> {
-  const full = await readTraceFile(file);
-  const bytes = encodeTrace(full.header, full.rounds.slice(0, rounds), full.end);
-  return { trace: decodeTrace(bytes, { source: file }), bytes };
-}
-
 /** The trace format: digests of the re-encoded corpus slices and their summaries. */
-export async function traceResults(): Promise<Record<string, unknown>> {
+export function traceResults(): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const { file, rounds } of LANE_TRACES) {
-    const { trace, bytes } = await laneTrace(file, rounds);
+  for (const t of LANE_TRACES) {
+    const { trace, bytes } = laneTrace(t);
     const again = encodeTrace(trace.header, trace.rounds, trace.end);
-    out[file] = {
+    out[t.slice] = {
       bytes: bytes.length,
       sha256: sha256(bytes),
       reencoded_sha256: sha256(again),
@@ -178,8 +149,9 @@ export async function traceResults(): Promise<Record<string, unknown>> {
  */
 export async function predictResults(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  for (const { file, rounds } of [MODEL_TRACE]) {
-    const { trace } = await laneTrace(file, rounds);
+  for (const t of [MODEL_TRACE]) {
+    const { trace } = laneTrace(t);
+    const rounds = trace.rounds.length;
     const model = await heldOutModel(trace.header.workload!.name);
     const u2c = createPredictor({ model });
     const phase1 = createPredictor({ mode: "phase1-only", featureCount: model.meta.featureCount });
@@ -207,15 +179,15 @@ export async function predictResults(): Promise<Record<string, unknown>> {
         probs,
       });
     }
-    out[file] = points;
+    out[t.slice] = points;
   }
   return out;
 }
 
 /** Every policy on the simulator over the corpus slices, with the u2c predictor. */
 export async function simulateResults(): Promise<Record<string, unknown>> {
-  const { file, rounds } = MODEL_TRACE;
-  const { trace } = await laneTrace(file, rounds);
+  const file = MODEL_TRACE.slice;
+  const { trace } = laneTrace(MODEL_TRACE);
   const model = await heldOutModel(trace.header.workload!.name);
   const config: SimConfig = {
     bandwidthBps: 125e6,

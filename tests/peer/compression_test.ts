@@ -20,6 +20,7 @@ import { CapabilitiesSchema, decodeControl, encodeControl } from "../../src/peer
 import { connectWsLink } from "../../src/peer/ws_client.ts";
 import { makeBatch, makeNodePair, type NodePair } from "./support/nodes.ts";
 import { textPages } from "./support/text_pages.ts";
+import { propertyRuns } from "../support/env.ts";
 
 const ADDR = 0x7f55_0000_0000;
 
@@ -128,7 +129,7 @@ Deno.test("property: compressed batches round-trip; a corrupted byte never yield
         }
       },
     ),
-    { numRuns: 400 },
+    { numRuns: propertyRuns(400) },
   );
 });
 
@@ -167,7 +168,7 @@ Deno.test("property: random bytes behind a valid, sealed compressed-page header 
         }
       },
     ),
-    { numRuns: 1500 },
+    { numRuns: propertyRuns(1500) },
   );
   assert.ok(MAX_FRAME_BYTES > 0);
 });

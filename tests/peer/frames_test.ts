@@ -11,6 +11,7 @@ import {
   MAX_FRAME_BYTES,
 } from "../../src/peer/frames.ts";
 import { hashTs, integrityHash, pageHashes } from "../../src/native/page_hash.ts";
+import { propertyRuns } from "../support/env.ts";
 
 function pages(n: number, seed: number): Uint8Array {
   const data = new Uint8Array(n * 4096);
@@ -119,7 +120,7 @@ Deno.test("property: random bytes never crash the frame decoder", () => {
     fc.property(fc.uint8Array({ minLength: 0, maxLength: 5000 }), (bytes) => {
       throwsProtocolError(() => decodeFrame(bytes));
     }),
-    { numRuns: 2000 },
+    { numRuns: propertyRuns(2000) },
   );
 });
 
@@ -140,7 +141,7 @@ Deno.test("property: random bytes behind a valid common header never crash the d
         throwsProtocolError(() => decodeFrame(bytes));
       },
     ),
-    { numRuns: 2000 },
+    { numRuns: propertyRuns(2000) },
   );
 });
 
@@ -175,7 +176,7 @@ Deno.test("property: any single corrupted byte of a valid frame is detected", ()
         throwsProtocolError(() => decodeFrame(bytes));
       },
     ),
-    { numRuns: 3000 },
+    { numRuns: propertyRuns(3000) },
   );
 });
 
@@ -188,7 +189,7 @@ Deno.test("property: truncated or extended frames are refused", () => {
       bytes.set(delta > 0 ? frame : frame.subarray(0, frame.length + delta));
       throwsProtocolError(() => decodeFrame(bytes));
     }),
-    { numRuns: 500 },
+    { numRuns: propertyRuns(500) },
   );
   throwsProtocolError(() => decodeFrame(new Uint8Array(MAX_FRAME_BYTES + 1)));
 });

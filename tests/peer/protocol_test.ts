@@ -7,6 +7,7 @@ import {
   MAX_CONTROL_BYTES,
   PROTOCOL_VERSION,
 } from "../../src/peer/protocol.ts";
+import { propertyRuns } from "../support/env.ts";
 
 const caps = {
   arch: "x86_64",
@@ -76,7 +77,7 @@ Deno.test("property: arbitrary text and JSON never crash the control decoder", (
     fc.property(fc.string({ maxLength: 400 }), (text) => {
       throwsProtocolError(() => decodeControl(text));
     }),
-    { numRuns: 2000 },
+    { numRuns: propertyRuns(2000) },
   );
   fc.assert(
     fc.property(fc.jsonValue({ maxDepth: 6 }), (value) => {
@@ -86,7 +87,7 @@ Deno.test("property: arbitrary text and JSON never crash the control decoder", (
         assert.ok(e instanceof ProtocolError);
       }
     }),
-    { numRuns: 2000 },
+    { numRuns: propertyRuns(2000) },
   );
 });
 
@@ -109,6 +110,6 @@ Deno.test("property: mutated valid messages decode or fail typed", () => {
         assert.ok(e instanceof ProtocolError);
       }
     }),
-    { numRuns: 2000 },
+    { numRuns: propertyRuns(2000) },
   );
 });

@@ -181,3 +181,19 @@ function probeCriuArch(): CapabilityProbe {
       detail: `${found.path} is built for ${machine}, this Deno runs as ${Deno.build.arch}`,
     };
 }
+
+/**
+ * The number of fast-check runs for a property test: `runs`, scaled by
+ * `$U2CM_PROPERTY_RUNS_SCALE` (the arm64 lane sets 0.05: under qemu-user each run is 30–100×
+ * slower), never below 20.
+ *
+ * @example
+ * ```ts
+ * const options = { numRuns: propertyRuns(2000) };
+ * ```
+ */
+export function propertyRuns(runs: number): number {
+  const scale = Number(Deno.env.get("U2CM_PROPERTY_RUNS_SCALE") ?? "1");
+  if (!(scale > 0) || scale >= 1) return runs;
+  return Math.max(20, Math.round(runs * scale));
+}
