@@ -59,15 +59,24 @@ export function redisRootfs(): string {
   if (exists(out)) return out;
   requireCommand("mmdebstrap");
   Deno.mkdirSync(`${cacheDir()}/images`, { recursive: true });
-  run("mmdebstrap", [
-    "--quiet",
-    "--variant=apt",
-    "--include=redis-server,redis-tools",
-    "--format=tar",
-    "bookworm",
-    `${out}.tmp`,
-    mirror(),
-  ]);
+  // A mirror hiccup fails mmdebstrap's `apt-get update --error-on=any`: try up to three times.
+  for (let attempt = 1;; attempt++) {
+    try {
+      run("mmdebstrap", [
+        "--quiet",
+        "--variant=apt",
+        "--include=redis-server,redis-tools",
+        "--format=tar",
+        "bookworm",
+        `${out}.tmp`,
+        mirror(),
+      ]);
+      break;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      console.error(`mmdebstrap attempt ${attempt} failed, retrying: ${(e as Error).message}`);
+    }
+  }
   Deno.renameSync(`${out}.tmp`, out);
   return out;
 }
