@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { PagesImage } from "./pages_image.ts";
 
 /** A batch of pages of one process, keyed by the pid inside the tree's pid namespace. */
 export interface PageBatch {
@@ -75,6 +76,11 @@ export interface MigrationChannel {
 export interface PageStoreView {
   /** A page's contents, or undefined when the store lacks it. */
   get(pid: number, addr: number): Uint8Array | undefined | Promise<Uint8Array | undefined>;
+  /**
+   * The same pages laid out as CRIU pages images while they arrived, when the store keeps them
+   * so (a restore then reads them in place instead of rebuilding). @default none
+   */
+  readonly pagesImage?: PagesImage;
 }
 
 /** What a restore handler gets from the agent. */

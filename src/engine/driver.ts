@@ -17,7 +17,9 @@
 import { MovingWindowProvider } from "../sim/provider.ts";
 import type { MigrationChannel } from "./channel.ts";
 import { postCopy, tcpPageServer } from "./final_post_copy.ts";
+import { scanAndCopy } from "./final_scan_copy.ts";
 import { stopAndCopy } from "./final_stop_copy.ts";
+import { accountDowntime, freezePathOf } from "./freeze_path.ts";
 import { MigrationJournal, type MigrationRecord } from "./journal.ts";
 import type { FinalPhase, FrozenTree, RoundHandoff, RoundSource } from "./parts.ts";
 import { precopy } from "./precopy.ts";
@@ -87,6 +89,7 @@ export async function runMigration(
   let rounds: RoundReport[] = [];
   let final: FinalName = plan.finals[0];
   let freezeAt = 0;
+  let commitAt = 0;
   let destPid = 0;
   try {
     // Channel.
@@ -117,15 +120,14 @@ export async function runMigration(
     }
     // The final phase the decision asked for.
     ctx.signal?.throwIfAborted();
-    const finalPhase: FinalPhase = final === "post-copy" ? postCopy : stopAndCopy;
-    sourcePids = treePids(ctx.pid);
-    sourceStarts = startTimes(sourcePids);
-    record("frozen", { sourcePids, sourceStarts, engine: engineNameOf(plan, final) });
-    ctx.onProgress?.({ kind: "phase", phase: "freeze" });
-    freezeAt = performance.now();
+    const finalPhase: FinalPhase = final === "post-copy"
+      ? postCopy
+      : freezePathOf(plan) === "scan"
+      ? scanAndCopy()
+      : stopAndCopy;
     const dir = `${scratch}/final`;
     await Deno.mkdir(dir, { recursive: true });
-    frozen = await finalPhase.freeze({
+    const finalCtx = {
       pid: ctx.pid,
       channel,
       dir,
@@ -134,7 +136,14 @@ export async function runMigration(
       onProgress: ctx.onProgress,
       pageServer: ctx.pageServer ?? tcpPageServer(),
       signal: ctx.signal,
-    });
+    };
+    await finalPhase.prepare?.(finalCtx);
+    sourcePids = treePids(ctx.pid);
+    sourceStarts = startTimes(sourcePids);
+    record("frozen", { sourcePids, sourceStarts, engine: engineNameOf(plan, final) });
+    ctx.onProgress?.({ kind: "phase", phase: "freeze" });
+    freezeAt = performance.now();
+    frozen = await finalPhase.freeze(finalCtx);
     // The page manifest the destination checks its images against.
     await ctx.beforeRestore?.(frozen, channel);
     ctx.signal?.throwIfAborted();
@@ -150,6 +159,7 @@ export async function runMigration(
     destPid = result.pid;
     // The commit point: from this record on, the destination owns the workload.
     ctx.onProgress?.({ kind: "phase", phase: "commit" });
+    commitAt = performance.now();
     record("committed", { destPid });
   } catch (e) {
     await rollback(e);
@@ -160,6 +170,7 @@ export async function runMigration(
   try {
     await resumeAtDestination(channel);
     const downtimeMs = performance.now() - freezeAt;
+    accountDowntime(frozen.phases, downtimeMs, performance.now() - commitAt);
     ctx.onProgress?.({ kind: "phase", phase: "done" });
     let drainError: unknown;
     await frozen.drain().catch((e) => drainError = e);

@@ -28,7 +28,7 @@ export async function sendChangedPages(
   pid: number,
   addresses: number[],
   file: string,
-  held: Map<number, Uint8Array> | undefined,
+  held: ReadonlyMap<number, Uint8Array> | undefined,
   skip?: (addr: number, index: number) => boolean,
 ): Promise<number> {
   const f = await Deno.open(file, { read: true });

@@ -61,6 +61,11 @@ export interface RoundHandoff {
   sendOwed?: (channel: MigrationChannel) => Promise<number>;
   /** The last pre-dump directory, the final dump's parent (`--prev-images-dir`). */
   parentDir?: string;
+  /**
+   * What the destination holds of ns pid `pid` (address → 16-byte hash), when the source kept
+   * a ledger of what it sent; without one a final phase asks the destination. @default none
+   */
+  held?: (pid: number) => ReadonlyMap<number, Uint8Array>;
 }
 
 /** The tree frozen and its state at the destination, ready for the restore request. */
@@ -88,6 +93,12 @@ export interface FrozenTree {
 export interface FinalPhase {
   /** "stop-and-copy" or "post-copy". */
   readonly name: "stop-and-copy" | "post-copy";
+  /**
+   * Work that needs the rounds to be over but not the tree to be frozen (indexing what the
+   * destination holds); the driver runs it just before the freeze, outside the downtime.
+   * @default none
+   */
+  prepare?(ctx: FinalContext): Promise<void>;
   /**
    * Freeze and dump the tree (left stopped), send what the destination lacks. Throws on any
    * failure; the driver rolls back.

@@ -9,8 +9,15 @@
  */
 import { z } from "zod";
 import { decodePagemap, decodePstree, PAGE_SIZE, storedAddresses } from "../criu/images/mod.ts";
-import { CriuError, criuLazyPages, criuRestore } from "../criu/run.ts";
+import {
+  type CriuDaemon,
+  CriuError,
+  criuLazyPages,
+  criuLocalLazyPages,
+  criuRestore,
+} from "../criu/run.ts";
 import type { RestoreContext, RestoreResult } from "./channel.ts";
+import { composeImages } from "./lazy_images.ts";
 import { isAlive, signalAll, treePids } from "./proc.ts";
 
 /** The engines a restore request may name. */
@@ -27,6 +34,11 @@ export const EngineRestoreRequestSchema = z.object({
   tcpClose: z.boolean().optional(),
   /** The tree was a shell job. */
   shellJob: z.boolean().optional(),
+  /**
+   * Restore with `--lazy-pages` from the images rebuilt here (`criu lazy-pages -D`, no page
+   * server): CRIU's restore reads no bulk memory, the local daemon fills it in afterwards.
+   */
+  localLazy: z.boolean().optional(),
   /** Lazy restore: the source's page server to fetch the remaining pages from. */
   lazy: z.object({
     address: z.string().regex(/^[0-9a-fA-F:.]{2,64}$/),
@@ -75,7 +87,7 @@ export async function restoreMigration(
   const req = parsed.data;
   // Peer agents keep image files under `<migration dir>/images`; accept both layouts.
   ctx = { ...ctx, dir: imagesDirOf(ctx.dir) };
-  let lazyDaemon: ReturnType<typeof criuLazyPages> | undefined;
+  let lazyDaemon: CriuDaemon | undefined;
   // Rebuilt images go to tmpfs: CRIU reads them once, right away, on the downtime path.
   const ownScratch = options.scratch === undefined;
   const scratch = req.rebuildPages && !req.lazy
@@ -85,7 +97,12 @@ export async function restoreMigration(
   const dir = scratch ?? ctx.dir;
   try {
     if (scratch) await copyImages(ctx.dir, scratch);
-    if (req.rebuildPages) await rebuildPages({ ...ctx, dir }, req.lazy !== undefined);
+    // A local lazy restore reads the destination's own pages images in place when it keeps
+    // them; otherwise (and when the layout does not fit) the images are rebuilt.
+    const composed = req.localLazy && ctx.store.pagesImage && !req.lazy
+      ? await composeImages(dir, ctx.store.pagesImage, ctx.store)
+      : undefined;
+    if (req.rebuildPages && !composed) await rebuildPages({ ...ctx, dir }, req.lazy !== undefined);
     if (req.lazy) {
       lazyDaemon = criuLazyPages({
         dir,
@@ -95,6 +112,11 @@ export async function restoreMigration(
         dieWithParent: true,
       });
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
+    } else if (req.localLazy && req.rebuildPages) {
+      // Not tied to this process: once the tree is resumed, its memory depends on this daemon
+      // finishing (it reads local files only and exits when every page is in place).
+      lazyDaemon = criuLocalLazyPages({ dir });
+      await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     }
     const restored = await criuRestore({
       dir,
@@ -102,7 +124,7 @@ export async function restoreMigration(
       tcpEstablished: req.tcpEstablished,
       tcpClose: req.tcpClose,
       shellJob: req.shellJob,
-      lazyPages: req.lazy !== undefined,
+      lazyPages: req.lazy !== undefined || lazyDaemon !== undefined,
       leaveStopped: true,
       dieWithParent: true,
     });
