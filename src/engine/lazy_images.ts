@@ -12,6 +12,7 @@
  * @module
  */
 import {
+  decodeMmVmas,
   decodePagemap,
   decodePstree,
   encodePagemap,
@@ -21,9 +22,15 @@ import {
   PE_LAZY,
   PE_PARENT,
   PE_PRESENT,
+  VMA_ANON_PRIVATE,
+  VMA_FILE_PRIVATE,
+  type VmaEntry,
 } from "../criu/images/mod.ts";
 import type { PageStoreView } from "./channel.ts";
 import type { PagesImage } from "./pages_image.ts";
+
+/** mmap's MAP_SHARED. */
+const MAP_SHARED = 0x01;
 
 /** How one process's final pagemap maps onto its slot file. */
 export interface ProcessPlan {
@@ -33,6 +40,41 @@ export interface ProcessPlan {
   parent: number[];
   /** Pages read from the slot file. */
   inFile: number;
+  /** Covered slots whose page must read as zeros (their slot is to be zeroed first). */
+  zero: number[];
+}
+
+/**
+ * How a slot holding a page the final dump lacks can be covered: `zero` — it lies in a private
+ * anonymous VMA, where an absent page reads as zeros (the shared zero page, or memory given
+ * back), so a zero-filled present page is the same memory; `keep` — it lies in a private file
+ * mapping, where a page the process never wrote reads as the file (what pre-copy sent);
+ * undefined — it cannot be covered (outside every VMA, shared memory).
+ */
+export type Cover = "zero" | "keep" | undefined;
+
+/**
+ * The {@linkcode Cover} of addresses in a process with these VMAs.
+ *
+ * @example
+ * ```ts
+ * const cover = coverOf(decodeMmVmas(await Deno.readFile(`${dir}/mm-1.img`)));
+ * ```
+ */
+export function coverOf(vmas: VmaEntry[]): (addr: number) => Cover {
+  return (addr) => {
+    let lo = 0, hi = vmas.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (vmas[mid].end <= addr) lo = mid + 1;
+      else hi = mid;
+    }
+    const v = vmas[lo];
+    if (!v || v.start > addr || (v.flags & MAP_SHARED) !== 0) return undefined;
+    if ((v.status & VMA_ANON_PRIVATE) !== 0) return "zero";
+    if ((v.status & VMA_FILE_PRIVATE) !== 0) return "keep";
+    return undefined;
+  };
 }
 
 /** What {@linkcode composeImages} did. */
@@ -57,9 +99,11 @@ export interface ComposeResult {
 export function planProcess(
   pagemap: Pagemap,
   ascending: ArrayLike<number>,
+  cover: (addr: number) => Cover = () => undefined,
 ): ProcessPlan | undefined {
   const entries: PagemapEntry[] = [];
   const parent: number[] = [];
+  const zero: number[] = [];
   let usable = ascending.length; // slots before the first stale one
   let k = 0; // next slot of the file
   let inFile = 0;
@@ -88,9 +132,20 @@ export function planProcess(
     }
     for (let i = 0; i < e.nrPages; i++) {
       const addr = e.vaddr + i * PAGE_SIZE;
-      // A slot below this address holds a page the final dump no longer has: the file cannot
-      // be read past it, so every later page comes from the parent.
-      if (k < usable && ascending[k] < addr) usable = k;
+      // Slots below this address hold pages the final dump does not have. Each must be covered
+      // by a run of its own (the file's offsets count every slot); one that cannot be ends the
+      // usable part of the file, and every later page comes from the parent.
+      while (k < usable && ascending[k] < addr) {
+        const how = cover(ascending[k]);
+        if (how === undefined) {
+          usable = k;
+          break;
+        }
+        if (how === "zero") zero.push(ascending[k]);
+        push(ascending[k], 1, PE_PRESENT);
+        k++;
+        inFile++;
+      }
       if (k < usable && ascending[k] === addr) {
         push(addr, 1, fileFlags);
         k++;
@@ -101,7 +156,7 @@ export function planProcess(
       }
     }
   }
-  return { entries, parent, inFile };
+  return { entries, parent, inFile, zero };
 }
 
 /**
@@ -131,8 +186,13 @@ export async function composeImages(
     }
     const pagemap = decodePagemap(bytes, `pagemap-${p.pid}.img`);
     const layout = image.layout(p.pid);
-    const plan = planProcess(pagemap, layout?.ascending ?? []);
+    const vmas = decodeMmVmas(await Deno.readFile(`${dir}/mm-${p.pid}.img`));
+    const plan = planProcess(pagemap, layout?.ascending ?? [], coverOf(vmas));
     if (!plan) return undefined;
+    // Covered slots of private anonymous memory read as zeros, as that memory does now.
+    if (plan.zero.length > 0) {
+      image.put(p.pid, plan.zero, new Uint8Array(plan.zero.length * PAGE_SIZE));
+    }
     plans.push({ pid: p.pid, pagemap, plan, slots: layout?.path });
   }
   const withParent = plans.some((x) => x.plan.parent.length > 0);

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
-import { PE_LAZY, PE_PARENT, PE_PRESENT } from "../../src/criu/images/mod.ts";
-import { planProcess } from "../../src/engine/lazy_images.ts";
+import {
+  PE_LAZY,
+  PE_PARENT,
+  PE_PRESENT,
+  VMA_ANON_PRIVATE,
+  VMA_FILE_PRIVATE,
+} from "../../src/criu/images/mod.ts";
+import { coverOf, planProcess } from "../../src/engine/lazy_images.ts";
 
 const P = 4096;
 const LAZY = PE_PRESENT | PE_LAZY;
@@ -61,4 +67,39 @@ Deno.test("planProcess refuses a pagemap that has a parent of its own", () => {
     planProcess({ pagesId: 1, entries: [{ vaddr: 0x1000, nrPages: 1, flags: PE_PARENT }] }, []),
     undefined,
   );
+});
+
+Deno.test("planProcess covers slots the dump left out: anonymous as zero pages, file pages as sent", () => {
+  // 0x41000: the shared zero page (CRIU skips it), 0x51000: a clean page of a private file
+  // mapping, 0x61000: outside every VMA (unmapped since) — that one ends the usable file.
+  const cover = coverOf([
+    { start: 0x40000, end: 0x48000, flags: 0x22, status: VMA_ANON_PRIVATE },
+    { start: 0x50000, end: 0x58000, flags: 0x02, status: VMA_FILE_PRIVATE },
+  ]);
+  assert.equal(cover(0x41000), "zero");
+  assert.equal(cover(0x51000), "keep");
+  assert.equal(cover(0x61000), undefined);
+  const plan = planProcess(
+    {
+      pagesId: 1,
+      entries: [
+        { vaddr: 0x40000, nrPages: 1, flags: LAZY },
+        { vaddr: 0x42000, nrPages: 1, flags: LAZY },
+        { vaddr: 0x52000, nrPages: 1, flags: PE_PRESENT },
+        { vaddr: 0x62000, nrPages: 1, flags: LAZY },
+      ],
+    },
+    [0x40000, 0x41000, 0x42000, 0x51000, 0x52000, 0x61000, 0x62000],
+    cover,
+  )!;
+  assert.deepEqual(plan.entries, [
+    { vaddr: 0x40000, nrPages: 1, flags: LAZY },
+    { vaddr: 0x41000, nrPages: 1, flags: PE_PRESENT },
+    { vaddr: 0x42000, nrPages: 1, flags: LAZY },
+    { vaddr: 0x51000, nrPages: 2, flags: PE_PRESENT },
+    { vaddr: 0x62000, nrPages: 1, flags: PE_PARENT },
+  ]);
+  assert.deepEqual(plan.zero, [0x41000]);
+  assert.deepEqual(plan.parent, [0x62000]);
+  assert.equal(plan.inFile, 5);
 });

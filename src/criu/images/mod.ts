@@ -7,6 +7,7 @@
 export * from "./dump_dir.ts";
 export * from "./image.ts";
 export * from "./inventory.ts";
+export * from "./mm.ts";
 export * from "./pagemap.ts";
 export * from "./pages.ts";
 export * from "./protobuf.ts";
