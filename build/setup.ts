@@ -31,7 +31,7 @@ export function step(text: string): void {
 }
 
 /** A task that installs Debian packages. */
-export type SetupTask = "demo" | "test";
+export type SetupTask = "demo" | "test" | "arm64";
 
 /** One line of build/debian-packages.txt. */
 export interface ListedPackage {
@@ -60,11 +60,11 @@ export function listedPackages(
     const words = body.trim().split(/\s+/).filter((w) => w !== "");
     if (words.length === 0) continue;
     const [name, ...tasks] = words;
-    const bad = tasks.filter((t) => t !== "demo" && t !== "test");
+    const bad = tasks.filter((t) => !["demo", "test", "arm64"].includes(t));
     if (tasks.length === 0 || bad.length > 0) {
       throw new Error(
         `build/debian-packages.txt line ${n + 1}: '${name}' needs the tasks that use it ` +
-          `(demo, test)${bad.length ? `, not '${bad.join(" ")}'` : ""}`,
+          `(demo, test, arm64)${bad.length ? `, not '${bad.join(" ")}'` : ""}`,
       );
     }
     out.push({ name, tasks: tasks as SetupTask[], why: why.join("#").trim() });

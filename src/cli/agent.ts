@@ -13,6 +13,9 @@ import type { ResolveHandler, RestoreHandler } from "../peer/mod.ts";
 import { type Config, ConfigError, loadConfig } from "../ops/config.ts";
 import { startAgentOps } from "../ops/agent_ops.ts";
 import { Destination } from "../engine/destination.ts";
+import { restoreMigration } from "../engine/restore.ts";
+import { containerAgentHooks } from "../container/agent_hooks.ts";
+import { runtimeNodes } from "../container/node.ts";
 import { recoverNode } from "./recover.ts";
 import { createLogger, LOG_LEVELS } from "../peer/log.ts";
 import { CliError, ExitCode } from "./errors.ts";
@@ -100,7 +103,15 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
   const ops = opts.loaded
     ? startAgentOps({ ...opts.loaded, logLevel: level }, { keepLogLevel: true })
     : undefined;
-  const destination = new Destination({ stateDir: opts.stateDir });
+  // Containers (issue 16): podman runs with this agent's environment, plus the config's keys.
+  const containers = containerAgentHooks({
+    stateDir: opts.stateDir,
+    nodes: runtimeNodes(opts.loaded?.containers),
+  });
+  const destination = new Destination({
+    stateDir: opts.stateDir,
+    restore: containers.restore(restoreMigration),
+  });
   for (const r of destination.recover()) {
     log({
       level: "warn",
@@ -109,7 +120,19 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
       pid: r.pids?.[0],
     });
   }
-  const onResolve: ResolveHandler = (id, owner, action) => destination.resolve(id, owner, action);
+  const phases = new Map(destination.list().map((r) => [r.id, r.phase]));
+  await containers.sweep((id) => phases.get(id)).catch((e) =>
+    log({ level: "error", msg: "container sweep failed", error: String(e) })
+  );
+  const onResolve: ResolveHandler = async (id, owner, action) => {
+    const answer = destination.resolve(id, owner, action);
+    if (!answer.error || answer.state === "discarded") {
+      await containers.afterResolve(id, answer.state).catch((e) =>
+        log({ level: "error", msg: "container cleanup failed", migrationId: id, error: String(e) })
+      );
+    }
+    return answer;
+  };
   const onRestore: RestoreHandler = async (ctx) => {
     ops?.metrics.inProgress.inc({ role: "destination" });
     try {
@@ -138,6 +161,7 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
       maxMigrations: Math.floor(maxMigrations),
       onRestore,
       onResolve,
+      onContainerCheck: (check) => containers.check(check),
     });
   } catch (e) {
     if (e instanceof Deno.errors.AddrInUse) {

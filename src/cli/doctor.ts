@@ -22,6 +22,7 @@ import {
 } from "../criu/mod.ts";
 import { probePagemapScan, type ProbeResult, probeSoftDirty } from "../tracker/probe.ts";
 import { CliError, ExitCode } from "./errors.ts";
+import { detectRuntimes, type RuntimeReport } from "../container/runtimes.ts";
 import { parseChoice } from "./options.ts";
 
 const FORMATS = ["table", "json"] as const;
@@ -55,6 +56,8 @@ export interface DoctorReport {
     private_prefix: string;
   };
   soft_dirty: ProbeResult;
+  /** The dirty-page tracker pre-copy uses here (`hash` on arm64, which has no soft-dirty). */
+  precopy_tracker: { backend: "softdirty" | "hash"; detail: string };
   /** CRIU can dump TCP/UDP sockets on this kernel. */
   inet_sockets: ProbeResult;
   userfaultfd: ProbeResult;
@@ -65,6 +68,8 @@ export interface DoctorReport {
   kernel: string;
   /** Engines usable here. */
   engines: { delta: boolean; predump: boolean; lazy: boolean; hybrid: boolean };
+  /** Container runtimes found (podman, runc, crun): versions, CRIU reached, support. */
+  runtimes: RuntimeReport[];
   /** What `--fix` changed. */
   fixed: string[];
 }
@@ -178,6 +183,7 @@ async function collect(fixed: string[]): Promise<DoctorReport> {
       private_prefix: criuPrefix(),
     },
     soft_dirty: softDirty,
+    precopy_tracker: precopyTracker(host.arch, softDirty),
     inet_sockets: inetSockets(probe?.version, host.kernel),
     userfaultfd,
     pagemap_scan: pagemapScan,
@@ -195,6 +201,7 @@ async function collect(fixed: string[]): Promise<DoctorReport> {
       lazy: criuOk && userfaultfd.available && lazyOk,
       hybrid: criuOk && userfaultfd.available && lazyOk,
     },
+    runtimes: await detectRuntimes().catch(() => []),
     fixed,
   };
 }
@@ -218,12 +225,45 @@ export function inetSockets(criuVersion: string | undefined, kernel: string): Pr
     : { available: true, detail: `CRIU ${criuVersion} on Linux ${kMaj}.${kMin}` };
 }
 
+/**
+ * Which tracker pre-copy uses on this host: soft-dirty where the kernel sets the bit, else the
+ * content-hash tracker. arm64 kernels have no soft-dirty at all, so there it is always `hash`.
+ *
+ * @example
+ * ```ts
+ * precopyTracker("aarch64", { available: false, detail: "" }).backend; // "hash"
+ * ```
+ */
+export function precopyTracker(
+  arch: string,
+  softDirty: ProbeResult,
+): DoctorReport["precopy_tracker"] {
+  if (arch === "aarch64") {
+    return {
+      backend: "hash",
+      detail: "content-hash tracker: arm64 has no soft-dirty, so pre-copy compares page " +
+        "hashes each round (delta engine; predump cannot run)",
+    };
+  }
+  return softDirty.available
+    ? { backend: "softdirty", detail: "soft-dirty bits (clear_refs, pagemap)" }
+    : {
+      backend: "hash",
+      detail: "content-hash tracker: the kernel sets no soft-dirty bits here, so pre-copy " +
+        "compares page hashes each round (delta engine; predump cannot run)",
+    };
+}
+
 function safeProbe(probe: () => ProbeResult): ProbeResult {
   try {
     return probe();
   } catch (e) {
     return { available: false, detail: `probe failed: ${(e as Error).message}` };
   }
+}
+
+function yes(b: boolean): string {
+  return b ? "yes" : "no";
 }
 
 function printTable(r: DoctorReport): void {
@@ -239,6 +279,7 @@ function printTable(r: DoctorReport): void {
         } (${r.criu.source}) ${r.criu.path}; check: ${r.criu.check_detail}`,
     ],
     ["soft-dirty", r.soft_dirty.available, r.soft_dirty.detail],
+    ["pre-copy", true, r.precopy_tracker.detail],
     ["inet-sockets", r.inet_sockets.available, r.inet_sockets.detail],
     ["userfaultfd", r.userfaultfd.available, r.userfaultfd.detail],
     ["pagemap-scan", r.pagemap_scan.available, r.pagemap_scan.detail],
@@ -257,5 +298,14 @@ function printTable(r: DoctorReport): void {
   console.log(`${"kernel".padEnd(14)}     ${r.kernel}`);
   const engines = Object.entries(r.engines).map(([k, v]) => `${k}${v ? "" : " (no)"}`).join(", ");
   console.log(`${"engines".padEnd(14)}     ${engines}`);
+  for (const rt of r.runtimes) {
+    const s = rt.supports;
+    const what = rt.found
+      ? `${rt.version}; criu ${rt.criu.ok ? `${rt.criu.version} ok` : "not reached"}; ` +
+        `checkpoint ${yes(s.checkpoint)}, restore --name ${yes(s.restore_new_name)}, ` +
+        `lazy pages ${yes(s.lazy_pages)}; ${rt.detail}`
+      : rt.detail;
+    console.log(`${rt.name.padEnd(14)} ${mark(rt.migratable)}${what}`);
+  }
   for (const f of r.fixed) console.log(`${"fixed".padEnd(14)}     ${f}`);
 }

@@ -23,6 +23,7 @@ import { runMigration } from "../engine/driver.ts";
 import { tcpPageServer } from "../engine/final_post_copy.ts";
 import { ENGINE_CHOICES, EngineUnavailableError, planOf } from "../engine/select.ts";
 import { MigrationError, type ProgressEvent } from "../engine/types.ts";
+import { isAlive } from "../engine/proc.ts";
 import {
   COMPRESS_MODES,
   type CompressionStats,
@@ -35,6 +36,9 @@ import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parseNumberInRange, parsePositiveInt, requireProcess } from "./options.ts";
 import { defaultStateDir, peerCliError } from "./peer_errors.ts";
 import { recoverNode } from "./recover.ts";
+import { type ContainerTarget, containerTarget, RUNTIME_CHOICES } from "./migrate_container.ts";
+import { containerSummary } from "../container/types.ts";
+import { treePids } from "../engine/proc.ts";
 
 const FORMATS = ["table", "json"] as const;
 
@@ -44,6 +48,9 @@ export function register(program: Command): void {
     .command("migrate")
     .description("live-migrate a process tree to a peer's agent")
     .option("--pid <pid>", "root pid of the process tree to migrate")
+    .option("--container <name|id>", "a container to migrate (podman; see --runtime)")
+    .option("--runtime <runtime>", `container runtime: ${RUNTIME_CHOICES.join("|")}`, "auto")
+    .option("--with-volumes", "copy the container's named volumes (default: they must exist there)")
     .option("--to <peer>", "destination peer (a name from 'u2cm peer list')")
     .option("--engine <engine>", `engine: ${ENGINE_CHOICES.join("|")}`, "auto")
     .option("--policy <policy>", `stop policy: ${POLICY_NAMES.join("|")}`, "u2c")
@@ -75,6 +82,9 @@ export function register(program: Command): void {
 
 interface MigrateOptions {
   pid?: string;
+  container?: string;
+  runtime: string;
+  withVolumes?: boolean;
   to?: string;
   yes?: boolean;
   config: string;
@@ -94,9 +104,26 @@ interface MigrateOptions {
 
 async function runMigrate(flags: MigrateOptions): Promise<void> {
   const opts = await completeArgs(flags);
-  const pid = parsePositiveInt("--pid", opts.pid!);
+  if (opts.container !== undefined && opts.pid !== undefined) {
+    throw new CliError("give --pid or --container, not both", ExitCode.Usage);
+  }
+  const runtime = parseChoice("--runtime", opts.runtime, RUNTIME_CHOICES);
+  const target = opts.container === undefined ? undefined : await containerTarget({
+    ref: opts.container,
+    runtime,
+    withVolumes: opts.withVolumes === true,
+    containers: readConfigOrDefault(opts.config).containers,
+  });
+  if (target && !["auto", "delta"].includes(opts.engine)) {
+    throw new CliError(
+      `containers migrate with --engine delta (u2cm's pre-copy, then the runtime's checkpoint); ` +
+        `'${opts.engine}' is not offered (no runtime restores lazily above runc)`,
+      ExitCode.Usage,
+    );
+  }
+  const pid = target ? target.info.initPid : parsePositiveInt("--pid", opts.pid!);
   const format = parseChoice("--format", opts.format, FORMATS);
-  const requested = parseChoice("--engine", opts.engine, ENGINE_CHOICES);
+  const requested = target ? "delta" : parseChoice("--engine", opts.engine, ENGINE_CHOICES);
   const maxRounds = parsePositiveInt("--max-rounds", opts.maxRounds);
   const tcp = opts.tcp === undefined
     ? undefined
@@ -155,15 +182,18 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
       pid,
       channel: async () => {
         client = await connectPeer({ stateDir: opts.stateDir, peer: opts.to, resumeTimeoutMs });
-        channel = await client.openMigration(id, residentBytes(pid), { compress });
+        channel = await client.openMigration(id, expectedBytes(pid, target), { compress });
+        await target?.prepare(client, channel, id, workDir);
         return channel;
       },
+      finalPhase: target?.finalPhase(),
       policy,
       provider,
       stateDir: opts.stateDir,
       peer: opts.to,
       workDir,
       maxDowntimeMs,
+      resumeTimeoutMs,
       throttle: opts.throttle,
       compress,
       tcp,
@@ -175,12 +205,18 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
     printResult(format, {
       ...resultOf(outcome),
       compression: compressionOf(channel!.compression),
+      ...(target
+        ? { container: { ...containerSummary(target.info), image_sent: target.imageSent } }
+        : {}),
     });
   } catch (e) {
     progress?.stop();
     if (e instanceof MigrationError) {
       if (format === "json") {
-        printResult(format, failedResult(engineLabel, policy.name, e.message, channel));
+        printResult(format, {
+          ...failedResult(engineLabel, policy.name, e.message, channel),
+          ...(target ? { container: containerSummary(target.info) } : {}),
+        });
       }
       if (e.phase === "committed") {
         throw new CliError(`migration not finished: ${e.message}`, ExitCode.Peer);
@@ -193,7 +229,12 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
         ExitCode.MigrationFailed,
       );
     }
-    throw peerCliError(e);
+    // The peer failed before any pre-copy: the workload was never touched.
+    const err = peerCliError(e);
+    if (err instanceof CliError && isAlive(pid)) {
+      throw new CliError(`${err.message}; the source workload keeps running here`, err.code);
+    }
+    throw err;
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
@@ -213,6 +254,13 @@ function residentBytes(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** What the destination should make room for: the tree's memory, and a container's image. */
+function expectedBytes(pid: number, target: ContainerTarget | undefined): number {
+  if (!target) return residentBytes(pid);
+  const tree = treePids(pid).reduce((sum, p) => sum + residentBytes(p), 0);
+  return tree + (target.imageBytes ?? 0);
 }
 
 /** Where scratch dumps go: tmpfs when there is one (u2cm makes its own directory inside). */
@@ -286,12 +334,34 @@ async function livePredictor(policy: string): Promise<PredictionProvider | undef
  * the missing flags.
  */
 async function completeArgs(opts: MigrateOptions): Promise<MigrateOptions & { to: string }> {
-  if (opts.pid !== undefined && opts.to !== undefined) return { ...opts, to: opts.to };
+  if ((opts.pid !== undefined || opts.container !== undefined) && opts.to !== undefined) {
+    return { ...opts, to: opts.to };
+  }
   const config = { ...readConfigOrDefault(opts.config), stateDir: opts.stateDir };
-  const picked = await gatherMigrationArgs({ pid: opts.pid, to: opts.to, yes: opts.yes }, config, {
-    engine: { value: opts.engine, reason: "--engine or its default" },
-    policy: { value: opts.policy, reason: "--policy or its default" },
-  });
+  const picked = await gatherMigrationArgs(
+    {
+      pid: opts.pid,
+      container: opts.container,
+      to: opts.to,
+      yes: opts.yes,
+    },
+    config,
+    {
+      engine: { value: opts.engine, reason: "--engine or its default" },
+      policy: { value: opts.policy, reason: "--policy or its default" },
+    },
+  );
+  if (opts.container !== undefined || picked.container) {
+    return {
+      ...opts,
+      pid: undefined,
+      container: opts.container ?? picked.container!.id,
+      runtime: picked.container?.runtime ?? opts.runtime,
+      to: picked.to,
+      engine: picked.engine,
+      policy: picked.policy,
+    };
+  }
   return {
     ...opts,
     pid: String(picked.pid),

@@ -7,6 +7,7 @@
 import type { MigrationChannel } from "../engine/channel.ts";
 import type { MigrationOutcome } from "../engine/types.ts";
 import type { CompressionStats } from "../peer/compression.ts";
+import type { ContainerSummary } from "../container/types.ts";
 
 /** The JSON result of `u2cm migrate --format json`. */
 export interface MigrateResult {
@@ -22,6 +23,11 @@ export interface MigrateResult {
   phases: MigrationOutcome["phases"] | null;
   /** Page-batch compression: mode, whether it ended active, and what it did. */
   compression?: CompressionResult;
+  /**
+   * The container migrated (`--container`): name, ID, runtime, image, and whether the image had
+   * to be sent (the destination lacked it).
+   */
+  container?: ContainerSummary & { image_sent?: boolean };
   error?: string;
 }
 
@@ -143,6 +149,14 @@ export function printResult(format: "table" | "json", r: MigrateResult): void {
       : []),
     ["pre-copy rounds", String(r.precopy_rounds)],
     ["destination pid", String(r.dest_pid)],
+    ...(r.container
+      ? [[
+        "container",
+        `${r.container.name} (${r.container.runtime}, ${
+          r.container.id.slice(0, 12)
+        }, ${r.container.image})`,
+      ] as [string, string]]
+      : []),
   ];
   if (r.phases) {
     const p = r.phases;

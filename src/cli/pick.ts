@@ -16,13 +16,16 @@ import {
 } from "../ops/config.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parsePositiveInt, requireProcess } from "./options.ts";
+import { listProcessTrees } from "../ops/proctree.ts";
+import { type ListedContainer, listRunningContainers } from "../container/resolve.ts";
+import { runtimeNodes } from "../container/node.ts";
 import {
   confirm,
   isInteractive,
   pickEngine,
   pickPeer,
   pickPolicy,
-  pickProcessTree,
+  pickWorkload,
   type Recommendation,
   requireOrPrompt,
 } from "./prompts.ts";
@@ -31,6 +34,8 @@ import {
 export interface MigrationArgFlags {
   /** `--pid`. */
   pid?: string;
+  /** `--container` (a container given needs no workload prompt). */
+  container?: string;
   /** `--to`. */
   to?: string;
   /** `--engine`. */
@@ -51,6 +56,8 @@ export interface MigrationArgs {
   engine: string;
   /** Policy name. */
   policy: string;
+  /** The container picked at the prompt (its init is `pid`). */
+  container?: { id: string; name: string; runtime: string };
 }
 
 /**
@@ -68,17 +75,26 @@ export async function gatherMigrationArgs(
   recommend: { engine: Recommendation; policy: Recommendation },
 ): Promise<MigrationArgs> {
   const interactive = isInteractive();
+  let container: ListedContainer | undefined;
   const target = await requireOrPrompt({
     pid: {
       flag: "--pid <pid>",
-      value: flags.pid,
-      ask: async () => String(await pickProcessTree()),
+      value: flags.pid ?? (flags.container !== undefined ? "1" : undefined),
+      ask: async () => {
+        const picked = await pickWorkload(
+          listProcessTrees(),
+          await listRunningContainers({ ...runtimeNodes(config.containers) }).catch(() => []),
+        );
+        container = picked.container;
+        return String(picked.pid);
+      },
     },
     to: { flag: "--to <peer>", value: flags.to, ask: () => pickPeer(config) },
   }, interactive);
   // Engine and policy default to the recommendation; they are asked for only in a session that
   // prompts anyway.
-  const prompted = flags.pid === undefined || flags.to === undefined;
+  const prompted = (flags.pid === undefined && flags.container === undefined) ||
+    flags.to === undefined;
   const values = {
     ...target,
     engine: flags.engine ??
@@ -86,16 +102,24 @@ export async function gatherMigrationArgs(
     policy: flags.policy ??
       (prompted ? await pickPolicy(recommend.policy) : recommend.policy.value),
   };
-  const args = {
+  const args: MigrationArgs = {
     pid: parsePositiveInt("--pid", values.pid),
     to: values.to,
     engine: values.engine,
     policy: values.policy,
+    ...(container
+      ? { container: { id: container.id, name: container.name, runtime: container.runtime } }
+      : {}),
   };
-  requireProcess(args.pid);
+  if (flags.container === undefined) requireProcess(args.pid);
   if (prompted && !flags.yes) {
+    const what = flags.container !== undefined
+      ? `container ${flags.container}`
+      : container
+      ? `container ${container.name} (${container.runtime})`
+      : `pid ${args.pid}`;
     const ok = await confirm(
-      `Migrate pid ${args.pid} to ${args.to} with ${args.engine}/${args.policy}?`,
+      `Migrate ${what} to ${args.to} with ${args.engine}/${args.policy}?`,
       true,
     );
     if (!ok) throw new CliError("not confirmed: nothing was started", ExitCode.Interrupted);

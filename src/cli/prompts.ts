@@ -19,6 +19,7 @@ import { listPeers } from "../peer/peers.ts";
 import type { Config } from "../ops/config.ts";
 import { ENGINE_NAMES } from "../ops/config.ts";
 import { listProcessTrees, type ProcessTree } from "../ops/proctree.ts";
+import type { ListedContainer } from "../container/resolve.ts";
 import { POLICY_NAMES } from "../policy/registry.ts";
 import { CliError, ExitCode } from "./errors.ts";
 
@@ -94,6 +95,50 @@ export async function pickProcessTree(trees: ProcessTree[] = listProcessTrees())
       })),
     })
   );
+}
+
+/** What the workload prompt returns: a process tree's pid, or a container. */
+export type PickedWorkload = { pid: number; container?: undefined } | {
+  pid: number;
+  container: ListedContainer;
+};
+
+/**
+ * Ask for the workload among the running containers (podman, runc; listed first) and the process
+ * trees.
+ */
+export async function pickWorkload(
+  trees: ProcessTree[] = listProcessTrees(),
+  containers: ListedContainer[] = [],
+): Promise<PickedWorkload> {
+  if (trees.length === 0 && containers.length === 0) {
+    throw new CliError("no containers or process trees to migrate were found", ExitCode.NoTarget);
+  }
+  const picked = await ask(() =>
+    select<string>({
+      message: "Workload to migrate (container or process tree)",
+      pageSize: 12,
+      choices: [
+        ...containers.map((c, i) => ({
+          name: `${c.name.padEnd(16)} ${c.runtime} container ${c.id.slice(0, 12)}  pid ${c.pid}`,
+          value: `c${i}`,
+          description: c.image,
+        })),
+        ...trees.map((t) => ({
+          name:
+            `${t.name.padEnd(16)} pid ${String(t.pid).padEnd(8)} ${mib(t.rssBytes).padStart(10)}` +
+            `  ${t.processes} proc${t.processes === 1 ? "" : "s"}`,
+          value: `p${t.pid}`,
+          description: t.command,
+        })),
+      ],
+    })
+  );
+  if (picked.startsWith("c")) {
+    const container = containers[Number(picked.slice(1))];
+    return { pid: container.pid, container };
+  }
+  return { pid: Number(picked.slice(1)) };
 }
 
 /** Ask for a peer among the configuration's and the pinned ones (state dir); returns its name. */

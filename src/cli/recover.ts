@@ -59,7 +59,7 @@ export function register(program: Command): void {
  */
 export async function recoverNode(
   stateDir: string,
-  timeoutMs = 5000,
+  timeoutMs = 10_000,
 ): Promise<RecoveredMigration[]> {
   const clients = new Map<string, Promise<PeerClient>>();
   const resolve: PeerResolver = async (peer, id, action) => {

@@ -123,6 +123,7 @@ export class Destination {
       this.#discard(rec, `could not record the ready copy: ${(e as Error).message}`);
       return { ok: false, error: `could not record the ready copy: ${(e as Error).message}` };
     }
+    this.#prune();
     return result;
   }
 
@@ -233,7 +234,9 @@ function killTree(rec: IncomingRecord): void {
 function killFromPidfile(pidfile: string): void {
   try {
     const pid = Number(Deno.readTextFileSync(pidfile).trim());
-    if (Number.isSafeInteger(pid) && pid > 1) signalAll(treePids(pid), "SIGKILL");
+    // Only a tree CRIU left stopped is ours: a pid reused since then runs.
+    if (!Number.isSafeInteger(pid) || pid <= 1 || processState(pid) !== "T") return;
+    signalAll(treePids(pid), "SIGKILL");
   } catch { /* no restore got that far */ }
 }
 

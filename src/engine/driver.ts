@@ -3,14 +3,14 @@
  *
  * checks → channel → journal → pre-copy rounds (the policy decides each one) → the final phase
  * the policy's decision names (stop-and-copy or post-copy) → page manifest → restore at the
- * destination, left stopped → **commit** (fsync'd journal record) → destination resumes → end
- * the source.
+ * destination, left stopped → **commit** (fsync'd journal record) → end the source → the
+ * destination resumes.
  *
  * Until the commit record is on disk the source owns the workload, and any failure takes the one
  * rollback path: stop what the final phase started, resume the source, tell the destination to
  * discard its copy, keep CRIU's logs. After the commit the destination owns it: the source copy
- * stays frozen until the destination confirms it runs, then it is ended; a failure there is left
- * to `u2cm recover`, never resolved by guessing.
+ * is ended (and gone) before the destination is told to resume its stopped copy, so no instant
+ * has two running copies; a failure there is left to `u2cm recover`, never resolved by guessing.
  *
  * @module
  */
@@ -19,11 +19,12 @@ import type { MigrationChannel } from "./channel.ts";
 import { postCopy, tcpPageServer } from "./final_post_copy.ts";
 import { scanAndCopy } from "./final_scan_copy.ts";
 import { stopAndCopy } from "./final_stop_copy.ts";
+import { pauseAt } from "./failpoint.ts";
 import { accountDowntime, freezePathOf } from "./freeze_path.ts";
 import { MigrationJournal, type MigrationRecord } from "./journal.ts";
 import type { FinalPhase, FrozenTree, RoundHandoff, RoundSource } from "./parts.ts";
 import { precopy } from "./precopy.ts";
-import { isAlive, nsPids, signalSame, startTimes, treePids } from "./proc.ts";
+import { isAlive, nsPids, signalSame, startTimes, treePids, waitDead } from "./proc.ts";
 import { hashRounds } from "./rounds_hash.ts";
 import { predumpRounds } from "./rounds_predump.ts";
 import { engineNameOf, type EnginePlan, type FinalName, finalOf } from "./select.ts";
@@ -36,9 +37,6 @@ import {
   type MigrationPhase,
   type RoundReport,
 } from "./types.ts";
-
-/** How long the source keeps asking a committed destination to resume the tree, in ms. */
-const RESUME_RETRY_MS = 30_000;
 
 /**
  * Migrate the tree `ctx.pid` with the parts `plan` names. Resolves once the destination runs
@@ -79,8 +77,9 @@ export async function runMigration(
   let sourcePids: number[] = [];
   let sourceStarts: number[] = [];
   const record = (next: MigrationPhase, change: Partial<MigrationRecord> = {}) => {
-    phase = next;
     journal?.update({ phase: next, ...change });
+    phase = next; // only once it is on disk: a failed commit write is no commit
+    pauseAt(next);
   };
   let channel: MigrationChannel | undefined;
   let source: RoundSource | undefined;
@@ -120,11 +119,13 @@ export async function runMigration(
     }
     // The final phase the decision asked for.
     ctx.signal?.throwIfAborted();
-    const finalPhase: FinalPhase = final === "post-copy"
-      ? postCopy
-      : freezePathOf(plan) === "scan"
-      ? scanAndCopy()
-      : stopAndCopy;
+    // A container target brings its own final phase (its runtime checkpoints and restores).
+    const finalPhase: FinalPhase = ctx.finalPhase ??
+      (final === "post-copy"
+        ? postCopy
+        : freezePathOf(plan) === "scan"
+        ? scanAndCopy()
+        : stopAndCopy);
     const dir = `${scratch}/final`;
     await Deno.mkdir(dir, { recursive: true });
     const finalCtx = {
@@ -144,6 +145,11 @@ export async function runMigration(
     ctx.onProgress?.({ kind: "phase", phase: "freeze" });
     freezeAt = performance.now();
     frozen = await finalPhase.freeze(finalCtx);
+    if (frozen.helperPids?.length) {
+      const pids = frozen.helperPids;
+      journal?.update({ helpers: { pids, starts: startTimes(pids) } });
+    }
+    pauseAt("dumped");
     // The page manifest the destination checks its images against.
     await ctx.beforeRestore?.(frozen, channel);
     ctx.signal?.throwIfAborted();
@@ -162,25 +168,25 @@ export async function runMigration(
     commitAt = performance.now();
     record("committed", { destPid });
   } catch (e) {
-    await rollback(e);
+    const failedIn = phase;
+    const why = await rollback(e);
     if (!channel) throw e; // the channel never opened: the peer's error says it best
-    throw new MigrationError(`${what(phase)} failed: ${(e as Error).message}`, phase, true);
+    throw new MigrationError(`${what(failedIn)} failed: ${why}`, failedIn, true);
   }
-  // Phase two: the destination resumes; only then is the source copy ended.
+  // Phase two: the source copy is ended, then the destination resumes the tree.
   try {
-    await resumeAtDestination(channel);
+    await endSource(ctx.pid, sourcePids, sourceStarts, ownPidNs);
+    await resumeAtDestination(channel, ctx.resumeTimeoutMs ?? 30_000);
     const downtimeMs = performance.now() - freezeAt;
     accountDowntime(frozen.phases, downtimeMs, performance.now() - commitAt);
     ctx.onProgress?.({ kind: "phase", phase: "done" });
-    let drainError: unknown;
-    await frozen.drain().catch((e) => drainError = e);
-    endSource(ctx.pid, sourcePids, sourceStarts, ownPidNs);
-    if (drainError) {
-      record("failed", { error: (drainError as Error).message });
-      throw new MigrationError((drainError as Error).message, "committed", false);
+    try {
+      await frozen.drain();
+    } catch (e) {
+      record("failed", { error: (e as Error).message });
+      throw new MigrationError((e as Error).message, "committed", false);
     }
     record("done", { destPid });
-    await removeScratch(scratch);
     return {
       engine: engineNameOf(plan, final),
       policy: ctx.policy.name,
@@ -200,10 +206,15 @@ export async function runMigration(
       `${(e as Error).message}; the workload stays frozen until 'u2cm recover' reaches the peer`;
     journal?.update({ error: why });
     throw new MigrationError(why, "committed", false);
+  } finally {
+    await removeScratch(scratch);
   }
 
-  /** The one rollback: everything the migration started is undone; the source runs. */
-  async function rollback(e: unknown): Promise<void> {
+  /**
+   * The one rollback: everything the migration started is undone; the source runs. Returns why
+   * it failed, naming the kept CRIU logs.
+   */
+  async function rollback(e: unknown): Promise<string> {
     ctx.onProgress?.({ kind: "phase", phase: "rollback" });
     await frozen?.stop().catch(() => {});
     source?.close();
@@ -214,11 +225,20 @@ export async function runMigration(
       : true;
     const logs = ctx.stateDir ? await keepLogs(scratch, ctx.stateDir, ctx.id) : [];
     await removeScratch(scratch);
-    record("rolled-back", {
-      error: (e as Error).message + (logs.length ? ` (CRIU logs kept: ${logs.join(", ")})` : ""),
-      peerCleared: cleared !== false,
-      logs: logs.length ? logs : undefined,
-    });
+    // Errors cite CRIU's logs in the scratch directory, which is gone now: cite the kept copies.
+    const message = (e as Error).message.replaceAll(/\(log: [^)]*\)/g, "").trim() +
+      (logs.length ? ` (CRIU logs kept: ${logs.join(", ")})` : "");
+    try {
+      record("rolled-back", {
+        error: message,
+        peerCleared: cleared !== false,
+        logs: logs.length ? logs : undefined,
+      });
+    } catch (w) {
+      // The journal cannot be written (disk full): the source runs; recovery finds it running.
+      return `${message}; the journal could not record the rollback: ${(w as Error).message}`;
+    }
+    return message;
   }
 }
 
@@ -239,8 +259,8 @@ function tryThrottle(ctx: MigrationContext): CpuThrottle | undefined {
  * Ask the destination to resume until it confirms, bounded in time (the link may be resuming).
  * Ctrl-C after the commit does not undo it, so no signal cuts this short.
  */
-async function resumeAtDestination(channel: MigrationChannel): Promise<void> {
-  const until = performance.now() + RESUME_RETRY_MS;
+async function resumeAtDestination(channel: MigrationChannel, timeoutMs: number): Promise<void> {
+  const until = performance.now() + timeoutMs;
   for (let attempt = 1;; attempt++) {
     try {
       return await channel.resume();
@@ -251,9 +271,15 @@ async function resumeAtDestination(channel: MigrationChannel): Promise<void> {
   }
 }
 
-/** Kill the stopped source tree once the destination runs it. */
-function endSource(root: number, pids: number[], starts: number[], ownPidNs: boolean): void {
+/** Kill the stopped source tree after the commit, and wait until none of it is left alive. */
+async function endSource(
+  root: number,
+  pids: number[],
+  starts: number[],
+  ownPidNs: boolean,
+): Promise<void> {
   // The root first: as its pid namespace's init it takes the rest with it.
   if (ownPidNs) signalSame([root], [starts[pids.indexOf(root)] ?? 0], "SIGKILL");
   signalSame(pids, starts, "SIGKILL");
+  await waitDead(pids, starts);
 }

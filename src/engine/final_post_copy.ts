@@ -111,6 +111,7 @@ async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
       lazyPages: precopied ? lazyPages : undefined,
       phases,
       dumpDir: dir,
+      helperPids: [dump.pid],
       drain: () => drained(dump.status),
       stop,
     };

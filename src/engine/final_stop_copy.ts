@@ -53,7 +53,8 @@ async function freezeAndCopy(ctx: FinalContext): Promise<FrozenTree> {
   const transferAt = performance.now();
   const images = await readDumpDir(dir);
   const held = await remote;
-  let pages = 0;
+  // Pages the rounds still owe first: the final dump's own pages are newer and must win.
+  let pages = await handoff.sendOwed?.(channel) ?? 0;
   for (const mem of images.memory) {
     const file = `${dir}/${mem.pagesFile}`;
     pages += await sendChangedPages(channel, mem.pid, mem.addresses, file, held?.get(mem.pid));
@@ -61,7 +62,6 @@ async function freezeAndCopy(ctx: FinalContext): Promise<FrozenTree> {
       await Deno.writeFile(`${dir}/${mem.pagemapFile}`, encodePagemap(flattenParents(mem.pagemap)));
     }
   }
-  pages += await handoff.sendOwed?.(channel) ?? 0;
   for (const name of await imageFilesToSend(dir, true)) {
     await channel.sendFile(name, await Deno.readFile(`${dir}/${name}`));
   }

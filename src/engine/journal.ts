@@ -42,6 +42,8 @@ export interface MigrationRecord {
   owner?: { pid: number; start: number };
   /** The scratch directory u2cm created for the dumps (removed at the end and by recovery). */
   scratchDir?: string;
+  /** Processes the final phase left running (a lazy dump's page server) and their start times. */
+  helpers?: { pids: number[]; starts: number[] };
   /** Whether the destination confirmed it dropped everything of a rolled-back migration. */
   peerCleared?: boolean;
   /** CRIU logs of a failed migration, kept under the state dir. */

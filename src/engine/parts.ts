@@ -80,6 +80,8 @@ export interface FrozenTree {
   phases: PhaseTimes;
   /** The directory holding the final dump (for the page manifest and CRIU's log). */
   dumpDir: string;
+  /** Processes the final phase leaves running (a lazy dump's page server), by host pid. */
+  helperPids?: number[];
   /**
    * After the destination resumed the tree: wait until nothing of the source is needed any more
    * (post-copy: every lazy page fetched). Throws when that failed.

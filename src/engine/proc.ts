@@ -117,3 +117,22 @@ export function signalSame(
   const now = startTimes(pids);
   signalAll(pids.filter((_, i) => now[i] !== 0 && now[i] === starts[i]), signal);
 }
+
+/**
+ * Wait until none of `pids` (with their recorded start times) is alive any more — exited,
+ * a zombie, or a pid since reused — up to `timeoutMs`; returns whether they all died.
+ */
+export async function waitDead(
+  pids: number[],
+  starts: number[],
+  timeoutMs = 10_000,
+): Promise<boolean> {
+  const until = performance.now() + timeoutMs;
+  for (let i = 0; i < 100_000 && performance.now() < until; i++) {
+    const now = startTimes(pids);
+    const alive = pids.filter((p, k) => now[k] !== 0 && now[k] === starts[k] && isAlive(p));
+    if (alive.length === 0) return true;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return false;
+}

@@ -6,10 +6,10 @@
  * - not committed (`precopy`, `frozen`, `restoring`): the source owns the workload. It is resumed
  *   here at once (the destination never runs a copy without the source's resume), and the
  *   destination is told to discard its copy; until it confirms, the record stays pending.
- * - `committed`: the destination owns it. It is asked to resume; once it runs the tree there,
- *   the frozen source copy is ended. A destination that holds nothing (and so never will) leaves
- *   the workload to the source, which is resumed. An unreachable destination leaves the workload
- *   frozen (source stopped, destination stopped) until the peers see each other again.
+ * - `committed`: the destination owns it. When it holds the restored copy, the frozen source copy
+ *   is ended and the destination resumes its copy. A destination that holds nothing (and so never
+ *   will) leaves the workload to the source, which is resumed. An unreachable destination leaves
+ *   the workload frozen (stopped on both sides) until the peers see each other again.
  *
  * @module
  */
@@ -21,7 +21,7 @@ import {
   recordPath,
   writeRecord,
 } from "./journal.ts";
-import { signalSame } from "./proc.ts";
+import { signalSame, startTimes, waitDead } from "./proc.ts";
 import { removeScratch } from "./scratch.ts";
 import { liftThrottle } from "./throttle.ts";
 import type { MigrationPhase } from "./types.ts";
@@ -106,6 +106,8 @@ async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<Reco
     // The source owns the workload: the destination never runs a copy without the source's
     // resume, so the source runs again here even when the destination cannot be reached.
     liftThrottle(rec.id);
+    // A lazy dump's page server serves nobody once the destination discards its copy.
+    if (rec.helpers) signalSame(rec.helpers.pids, rec.helpers.starts, "SIGKILL");
     const cleared = await ask(o, rec, "discard");
     if (cleared?.state === "resumed") {
       // Impossible by the protocol; never make a second running copy over it.
@@ -127,37 +129,54 @@ async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<Reco
       !ok,
       ok
         ? "source resumed; the destination dropped its copy"
-        : "source resumed; the destination is unreachable: told to drop its copy later",
+        : `source resumed; the destination is unreachable (${lastUnreachable}): ` +
+          "it is told to drop its copy later",
     );
   }
-  const answer = await ask(o, rec, "resume");
-  if (answer === undefined) {
+  const held = await ask(o, rec, "query");
+  if (held === undefined) {
     save({ error: "committed; the destination is unreachable: the workload stays frozen" });
-    return result("committed", "frozen", true, "destination unreachable: workload stays frozen");
+    return result(
+      "committed",
+      "frozen",
+      true,
+      `destination unreachable (${lastUnreachable}): workload stays frozen`,
+    );
   }
-  if (answer.state === "resumed") {
-    signalSame(rec.sourcePids, rec.sourceStarts, "SIGKILL");
-    save({ phase: "done", error: undefined });
-    return result("done", "destination", false, "destination resumed the tree; source copy ended");
-  }
-  if (answer.state === "unknown" || answer.state === "discarded") {
+  if (held.state === "unknown" || held.state === "discarded") {
     signalSame(rec.sourcePids, rec.sourceStarts, "SIGCONT");
-    const error = `committed, but the destination holds no copy (${answer.state}); source resumed`;
+    const error = `committed, but the destination holds no copy (${held.state}); source resumed`;
     save({ phase: "rolled-back", peerCleared: true, error });
     return result("rolled-back", "source", false, error);
   }
-  save({ error: `committed; the destination is ${answer.state}: waiting` });
-  return result("committed", "frozen", true, `destination is ${answer.state}; try again`);
+  if (held.state === "ready" || held.state === "resumed") {
+    // End the source copy (gone before the destination's runs), then resume it there.
+    signalSame(rec.sourcePids, rec.sourceStarts, "SIGKILL");
+    await waitDead(rec.sourcePids, rec.sourceStarts ?? startTimes(rec.sourcePids));
+    const answer = await ask(o, rec, "resume");
+    if (answer?.state === "resumed") {
+      save({ phase: "done", error: undefined });
+      return result("done", "destination", false, "source copy ended; destination resumed it");
+    }
+    save({ error: "committed; source ended; the destination did not resume yet: frozen" });
+    return result("committed", "frozen", true, "destination did not confirm the resume yet");
+  }
+  save({ error: `committed; the destination is ${held.state}: waiting` });
+  return result("committed", "frozen", true, `destination is ${held.state}; try again`);
 }
+
+/** Why the last `ask` could not reach its peer (for the record's detail). */
+let lastUnreachable = "";
 
 async function ask(
   o: RecoverOptions,
   rec: MigrationRecord,
-  action: "resume" | "discard",
+  action: "query" | "resume" | "discard",
 ): Promise<PeerAnswer | undefined> {
   try {
     return await o.resolve(rec.peer, rec.id, action);
-  } catch {
+  } catch (e) {
+    lastUnreachable = (e as Error).message;
     return undefined;
   }
 }

@@ -7,7 +7,7 @@
 import type { PredictionProvider } from "../sim/provider.ts";
 import type { StopPolicy } from "../policy/types.ts";
 import type { MigrationChannel } from "./channel.ts";
-import type { FrozenTree, PageServerEndpoint } from "./parts.ts";
+import type { FinalPhase, FrozenTree, PageServerEndpoint } from "./parts.ts";
 
 /** Engine names (`auto` picks one by capability). */
 export type EngineName = "delta" | "predump" | "lazy" | "hybrid";
@@ -131,6 +131,11 @@ export interface MigrationContext {
   maxDowntimeMs?: number;
   /** Tolerated downtime above the best reachable. @default 0.1 */
   downtimeSlack?: number;
+  /**
+   * How long a committed migration keeps asking the destination to resume the tree, in ms.
+   * @default 30000
+   */
+  resumeTimeoutMs?: number;
   /** Cancels the migration (the source resumes) — honoured until the commit. */
   signal?: AbortSignal;
   /**
@@ -138,6 +143,11 @@ export interface MigrationContext {
    * request: the place to send the final page manifest the destination checks. @default none
    */
   beforeRestore?: (frozen: FrozenTree, channel: MigrationChannel) => Promise<void>;
+  /**
+   * The final phase to use whatever the decision names: a container target's (src/container),
+   * whose runtime checkpoints the container and restores it at the peer. @default by decision
+   */
+  finalPhase?: FinalPhase;
 }
 
 /** Restore request fields every final phase sends (the destination validates them). */

@@ -52,6 +52,23 @@ const LimitsSchema = z.object({
   maxBandwidthBps: z.number().int().min(1).max(2 ** 40).optional(),
 }).strict();
 
+/**
+ * Container runtimes (issue 16): the environment podman runs with on this node, and runc's state
+ * dir. Absent keys leave the agent's own environment as it is.
+ */
+const ContainersSchema = z.object({
+  /** podman's storage.conf (graphroot, runroot) — exported to podman as CONTAINERS_STORAGE_CONF. */
+  CONTAINERS_STORAGE_CONF: absolutePath.optional(),
+  /** podman's containers.conf (runtime, cgroup manager, ulimits, …) — as CONTAINERS_CONF. */
+  CONTAINERS_CONF: absolutePath.optional(),
+  /** The podman binary. */
+  podman: absolutePath.optional(),
+  /** runc's state directory (`runc --root`) for runc bundles. */
+  runcRoot: absolutePath.optional(),
+  /** Cgroup parent given to containers restored here (one-host setups need distinct ones). */
+  cgroupParent: absolutePath.optional(),
+}).strict();
+
 /** The zod schema of the configuration file. */
 export const ConfigSchema = z.object({
   version: z.literal(1),
@@ -67,10 +84,14 @@ export const ConfigSchema = z.object({
   metricsPort: z.number().int().min(0).max(65535).default(9464),
   capabilities: z.union([z.literal("all"), z.array(z.string().regex(/^CAP_[A-Z_]+$/)).max(64)])
     .optional(),
+  containers: ContainersSchema.optional(),
 }).strict();
 
 /** A validated configuration (defaults filled in). */
 export type Config = z.infer<typeof ConfigSchema>;
+
+/** The `containers` section. */
+export type ContainersConfig = z.infer<typeof ContainersSchema>;
 
 /** A peer listed in the configuration. */
 export type ConfigPeer = z.infer<typeof PeerEntrySchema>;

@@ -14,6 +14,7 @@
 import { parseHostPort } from "./address.ts";
 import { NonceLog } from "./auth.ts";
 import { probeCapabilities } from "./capabilities.ts";
+import type { ContainerCheckHandler } from "./container_check.ts";
 import { PeerError } from "./errors.ts";
 import { MAX_FRAME_BYTES } from "./frames.ts";
 import { loadIdentity } from "./identity.ts";
@@ -38,6 +39,8 @@ export interface StartAgentOptions {
   onRestore?: RestoreHandler;
   /** The engine's hook for restored migrations (resume, discard, query). @default none */
   onResolve?: ResolveHandler;
+  /** Answers container pre-checks (issue 16). @default none: no containers taken */
+  onContainerCheck?: ContainerCheckHandler;
   /** Structured log sink. @default silent */
   log?: (rec: Record<string, unknown>) => void;
   /** How long a migration whose source disconnected waits for it to resume. @default 30000 */
@@ -88,6 +91,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
     capabilities: () => Promise.resolve(probeCapabilities({ stateDir, transports: [transport] })),
     onRestore: opts.onRestore,
     onResolve: opts.onResolve,
+    onContainerCheck: opts.onContainerCheck,
     log,
     resumeTimeoutMs,
     memoryLimitBytes,

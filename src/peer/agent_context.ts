@@ -10,6 +10,7 @@ import type { LogSink } from "./log.ts";
 import type { IncomingMigration } from "./migration.ts";
 import type { PageStore } from "./page_store.ts";
 import type { Capabilities, RESOLVE_ACTIONS, RESOLVE_STATES } from "./protocol.ts";
+import type { ContainerCheckHandler } from "./container_check.ts";
 
 /** The engine's request to restore (engine-defined JSON, validated as a bounded object). */
 export interface RestoreRequest {
@@ -68,6 +69,8 @@ export interface AgentContext {
   capabilities: () => Promise<Capabilities>;
   onRestore?: RestoreHandler;
   onResolve?: ResolveHandler;
+  /** Answers container pre-checks; without it the agent takes no containers. */
+  onContainerCheck?: ContainerCheckHandler;
   log: LogSink;
   resumeTimeoutMs: number;
   memoryLimitBytes: number;

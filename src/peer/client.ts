@@ -29,6 +29,7 @@ import type { CompressMode } from "./compression.ts";
 import { findPeer, type Peer, setPeerCert } from "./peers.ts";
 import { connectQuicLink } from "./quic.ts";
 import type { ResolveAction, ResolveAnswer } from "./agent_context.ts";
+import type { ContainerCheck, ContainerCheckAnswer } from "./container_check.ts";
 import {
   type Capabilities,
   type Control,
@@ -86,6 +87,11 @@ export interface PeerClient {
    * restored copy, or discard everything of it. Opens a fresh link when the current one is down.
    */
   resolve(id: string, action: ResolveAction): Promise<ResolveAnswer>;
+  /**
+   * Ask the agent whether it can take a container before anything is frozen (image present,
+   * name free, volumes and bind mounts there); for migration `id`.
+   */
+  checkContainer(id: string, check: ContainerCheck): Promise<ContainerCheckAnswer>;
   /** Close the connection (open migrations are left for the agent's resume timeout). */
   close(): Promise<void>;
 }
@@ -120,6 +126,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
   >();
   #prepareWaiters = new Map<string, (m: Control) => void>();
   #resolveWaiters = new Map<number, (m: ControlOf<"resolved"> | Error) => void>();
+  #checkWaiters = new Map<number, (m: ControlOf<"containerChecked"> | Error) => void>();
   #nextReq = 1;
 
   constructor(readonly identity: Identity, readonly peer: Peer, readonly opts: ConnectPeerOptions) {
@@ -305,6 +312,37 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     }
   }
 
+  async checkContainer(id: string, check: ContainerCheck): Promise<ContainerCheckAnswer> {
+    if (!MIGRATION_ID_RE.test(id)) {
+      throw new PeerError("rejected", `migration id '${id}' is invalid`);
+    }
+    const link = this.#link;
+    if (!link) throw new PeerError("closed", "the link to the peer is down (resuming)");
+    const reqId = this.#nextReq++;
+    const reply = new Promise<ControlOf<"containerChecked"> | Error>((r) =>
+      this.#checkWaiters.set(reqId, r)
+    );
+    const timer = setTimeout(
+      () =>
+        this.#checkWaiters.get(reqId)?.(
+          new PeerError("timeout", "no answer to the container check"),
+        ),
+      this.opts.timeoutMs ?? 30_000,
+    );
+    try {
+      const msg = encodeControl({ type: "containerCheck", migrationId: id, reqId, check });
+      if (!await sendOn(link, msg)) {
+        throw new PeerError("closed", "the link dropped before the check went out");
+      }
+      const r = await reply;
+      if (r instanceof Error) throw r;
+      return r.answer;
+    } finally {
+      clearTimeout(timer);
+      this.#checkWaiters.delete(reqId);
+    }
+  }
+
   send(m: string | Uint8Array): Promise<boolean> {
     const link = this.#link;
     return link ? sendOn(link, m) : Promise.resolve(false);
@@ -381,6 +419,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     for (const w of this.#resolveWaiters.values()) {
       w(new PeerError("closed", `link closed: ${why}`));
     }
+    for (const w of this.#checkWaiters.values()) w(new PeerError("closed", `link closed: ${why}`));
     if (this.#closing) return;
     const active = [...this.#channels.values()].filter((c) => c.active);
     if (active.length === 0) return;
@@ -467,6 +506,9 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
       }
       case "resolved":
         this.#resolveWaiters.get(msg.reqId)?.(msg);
+        return;
+      case "containerChecked":
+        this.#checkWaiters.get(msg.reqId)?.(msg);
         return;
       case "restoreResult":
         for (const ch of this.#channels.values()) {

@@ -36,3 +36,4 @@ export type { NewPeer, Peer } from "./peers.ts";
 export { createLogger, LOG_LEVELS } from "./log.ts";
 export type { LogLevel, LogSink } from "./log.ts";
 export { nativeHashing, pageHashes } from "./page_hash.ts";
+export * from "./container_check.ts";

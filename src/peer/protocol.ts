@@ -10,6 +10,7 @@
  */
 import { z } from "zod";
 import { ProtocolError } from "./errors.ts";
+import { ContainerCheckAnswerSchema, ContainerCheckSchema } from "./container_check.ts";
 
 /** Protocol version carried in every message as `v`. */
 export const PROTOCOL_VERSION = 1;
@@ -193,6 +194,20 @@ export const ControlSchema = z.discriminatedUnion("type", [
     state: z.enum(RESOLVE_STATES),
     pid: z.number().int().min(1).max(0x7fff_ffff).optional(),
     error: Text(1024).optional(),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("containerCheck"),
+    migrationId: MigrationId,
+    reqId: z.number().int().min(1).max(0x7fff_ffff),
+    check: ContainerCheckSchema,
+  }),
+  z.object({
+    ...base,
+    type: z.literal("containerChecked"),
+    migrationId: MigrationId,
+    reqId: z.number().int().min(1).max(0x7fff_ffff),
+    answer: ContainerCheckAnswerSchema,
   }),
   z.object({ ...base, type: z.literal("error"), code: Text(32), message: Text(1024) }),
 ]);

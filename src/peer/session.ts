@@ -171,6 +171,8 @@ class SessionHandler {
         return;
       case "resolve":
         return await this.#resolve(msg);
+      case "containerCheck":
+        return await this.#containerCheck(msg);
       default:
         throw new ProtocolError(`'${msg.type}' is not a message an agent accepts`);
     }
@@ -189,6 +191,33 @@ class SessionHandler {
     }
     const answer = await this.ctx.onResolve?.(id, this.peer.publicKey, "discard");
     return answer ?? { state: mig ? "discarded" : "unknown" };
+  }
+
+  /** Answer a container pre-check through the engine's hook (none: containers not taken). */
+  async #containerCheck(msg: ControlOf<"containerCheck">): Promise<void> {
+    const answer = this.ctx.onContainerCheck
+      ? await this.ctx.onContainerCheck(msg.check, this.peer.publicKey).catch((e) => ({
+        runtimeOk: false,
+        imagePresent: false,
+        problems: [`container check failed: ${String((e as Error).message).slice(0, 900)}`],
+      }))
+      : { runtimeOk: false, imagePresent: false, problems: ["this agent takes no containers"] };
+    this.ctx.log({
+      level: answer.problems.length ? "warn" : "info",
+      msg: "container check",
+      migrationId: msg.migrationId,
+      container: msg.check.name,
+      ...answer,
+    });
+    await this.link.send(encodeControl({
+      type: "containerChecked",
+      migrationId: msg.migrationId,
+      reqId: msg.reqId,
+      answer: {
+        ...answer,
+        problems: answer.problems.slice(0, 64).map((p) => p.slice(0, 1000)),
+      },
+    }));
   }
 
   async #resolve(msg: ControlOf<"resolve">): Promise<void> {

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { hasIdentity, initIdentity } from "../../src/peer/identity.ts";
 import { requireCommand } from "../support/env.ts";
+import { makePodmanNode } from "../support/podman.ts";
+import { memcheckImage } from "../support/container_images.ts";
+import { inspectPodmanContainer } from "../../src/container/podman.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -268,5 +271,57 @@ Deno.test("u2cm init on a terminal is a wizard: state dir, identity, first pinne
   } finally {
     tmux.kill();
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("on a terminal without --pid or --container, the workload prompt lists running containers too, and picking one migrates the container", async () => {
+  requireCommand("tmux");
+  const node = makePodmanNode({ tag: "pick" });
+  const img = await memcheckImage(node);
+  await node.run([
+    "run",
+    "-d",
+    "--name",
+    "u2cmct",
+    "--network",
+    "none",
+    "--cgroup-parent",
+    node.cgroupParent,
+    img.name,
+    "/bin/memcheck",
+    "--mib",
+    "4",
+  ]);
+  const info = (await inspectPodmanContainer(node, "u2cmct"))!;
+  const env = Object.entries(node.env).map(([k, v]) => `${k}='${v}'`).join(" ");
+  const f = fixture();
+  const tmux = new Tmux(`export ${env}; ${f.command}`);
+  try {
+    const list = await tmux.waitFor(/Workload to migrate/);
+    assert.match(
+      list,
+      new RegExp(`u2cmct\\s+podman container ${info.id.slice(0, 12)}\\s+pid ${info.initPid}`),
+    );
+    assert.match(list, /pid \d+\s+[\d.]+ MiB/, "process trees are still listed");
+    tmux.keys("Enter"); // containers come first
+    await tmux.waitFor(/Destination peer/);
+    tmux.keys("Enter");
+    await tmux.waitFor(/Migration engine/);
+    tmux.keys("Enter");
+    await tmux.waitFor(/Stop policy/);
+    tmux.keys("Enter");
+    await tmux.waitFor(/Migrate container u2cmct \(podman\) to edge-b/);
+    tmux.keys("y", "Enter");
+    const done = await tmux.waitFor(/EXIT=\d+/);
+    assert.match(done, /EXIT=0/);
+    // the JSON line is wider than the pane: join the wrapped lines
+    const json = /\{"pid".*?\}\}/.exec(done.split("\n").map((l) => l.trimEnd()).join(""))?.[0];
+    assert.ok(json, done);
+    const picked = JSON.parse(json);
+    assert.equal(picked.pid, info.initPid);
+    assert.deepEqual(picked.container, { id: info.id, name: "u2cmct", runtime: "podman" });
+  } finally {
+    await cleanup(f, tmux);
+    await node.cleanup();
   }
 });

@@ -2,13 +2,17 @@ import assert from "node:assert/strict";
 import { ExitCode } from "../../src/cli/errors.ts";
 import { isAlive, processState, waitGone } from "../../src/engine/proc.ts";
 import { requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
-import { makeNodes, u2cm } from "../engine/support/agents.ts";
+import { makeNodes, startAgentProcess, u2cm } from "../engine/support/agents.ts";
+import { connectPeer } from "../../src/peer/mod.ts";
 
 Deno.test("u2cm migrate moves memcheck between two agents on loopback: memory intact, counter continues", async () => {
   requireCriuBinary();
   const nodes = await makeNodes();
   const agent = await nodes.startB();
   const w = await startMemcheck(["--mib", "64", "--write-pages", "100", "--hot-percent", "10"]);
+  // --work-dir holds someone else's file: u2cm removes only what it created there.
+  const workDir = Deno.makeTempDirSync({ prefix: "u2cm-test-work-" });
+  Deno.writeTextFileSync(`${workDir}/keep-me`, "not u2cm's");
   let dest = 0;
   try {
     await w.waitFor(/^tick 10 /);
@@ -26,8 +30,11 @@ Deno.test("u2cm migrate moves memcheck between two agents on loopback: memory in
       "json",
       "--state-dir",
       nodes.a,
+      "--work-dir",
+      workDir,
     ]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.deepEqual([...Deno.readDirSync(workDir)].map((e) => e.name), ["keep-me"]);
     const result = JSON.parse(r.stdout);
     for (
       const key of [
@@ -72,12 +79,82 @@ Deno.test("u2cm migrate moves memcheck between two agents on loopback: memory in
     );
     assert.equal(record.phase, "done");
     assert.equal(record.destPid, dest);
+    // The destination's journal says which phase it reached: resumed.
+    const incoming = [...Deno.readDirSync(`${nodes.b}/incoming`)].map((e) =>
+      JSON.parse(Deno.readTextFileSync(`${nodes.b}/incoming/${e.name}`))
+    );
+    assert.deepEqual(incoming.map((x) => x.phase), ["resumed"]);
   } finally {
     if (dest && processState(dest)) Deno.kill(dest, "SIGKILL");
     await w.stop();
     await agent.stop();
     nodes.cleanup();
     Deno.removeSync(w.dir, { recursive: true });
+    Deno.removeSync(workDir, { recursive: true });
+  }
+});
+
+Deno.test("finished migrations stop counting against --max-migrations; a refusal exits 7", async () => {
+  requireCriuBinary();
+  const nodes = await makeNodes();
+  const agent = await startAgentProcess(nodes.b, 0, 3, [], "127.0.0.1", {}, [
+    "--max-migrations",
+    "1",
+  ]);
+  nodes.pinB(`127.0.0.1:${agent.port}`);
+  const copies: number[] = [];
+  const ws = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const w = await startMemcheck(["--mib", "4"]);
+      ws.push(w);
+      const r = await u2cm([
+        "migrate",
+        "--pid",
+        String(w.pid),
+        "--to",
+        "b",
+        "--engine",
+        "delta",
+        "--policy",
+        "stop-and-copy",
+        "--format",
+        "json",
+        "--state-dir",
+        nodes.a,
+      ]);
+      assert.equal(r.code, 0, `migration ${i + 1}: ${r.stderr}`);
+      copies.push(JSON.parse(r.stdout).dest_pid);
+    }
+    // One migration in flight fills the agent: the next is refused as a peer error.
+    const client = await connectPeer({ stateDir: nodes.a, peer: "b" });
+    try {
+      await client.openMigration("busy1", 4096);
+      const w = await startMemcheck(["--mib", "4"]);
+      ws.push(w);
+      const r = await u2cm([
+        "migrate",
+        "--pid",
+        String(w.pid),
+        "--to",
+        "b",
+        "--state-dir",
+        nodes.a,
+      ]);
+      assert.equal(r.code, ExitCode.Peer, r.stderr);
+      assert.match(r.stderr, /already receives 1 migrations/);
+      assert.ok(isAlive(w.pid));
+    } finally {
+      await client.close();
+    }
+  } finally {
+    for (const p of copies) if (processState(p)) Deno.kill(p, "SIGKILL");
+    for (const w of ws) {
+      await w.stop();
+      Deno.removeSync(w.dir, { recursive: true });
+    }
+    await agent.stop();
+    nodes.cleanup();
   }
 });
 

@@ -8,6 +8,8 @@ import { connectPeer } from "../../src/peer/mod.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
 import { type Memcheck, requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
 import { makeNodes, u2cm } from "./support/agents.ts";
+import { startProxy } from "../peer/support/proxy.ts";
+import { until, watchCopies } from "./support/faults.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
 
 async function assertSourceHealthy(w: Memcheck): Promise<void> {
@@ -26,6 +28,9 @@ Deno.test("killing the destination agent mid pre-copy fails the migration; the s
   requireCriuBinary();
   const nodes = await makeNodes();
   const agent = await nodes.startB();
+  // Through a forwarder, whose byte count says when pages are flowing.
+  const proxy = startProxy(agent.port);
+  nodes.pinB(`127.0.0.1:${proxy.port}`);
   const w = await startMemcheck(["--mib", "128", "--write-pages", "200", "--hot-percent", "20"]);
   try {
     const run = u2cm([
@@ -45,8 +50,8 @@ Deno.test("killing the destination agent mid pre-copy fails the migration; the s
       "--state-dir",
       nodes.a,
     ]);
-    // Kill the agent once pre-copy is under way (a few rounds in).
-    await new Promise((r) => setTimeout(r, 1500));
+    // Kill the agent once pre-copy is under way: 16 MiB of pages went through.
+    await until("pages flowing", () => proxy.forwarded > 16 * 2 ** 20);
     await agent.stop("SIGKILL");
     const r = await run;
     assert.ok(
@@ -60,6 +65,7 @@ Deno.test("killing the destination agent mid pre-copy fails the migration; the s
     );
     assert.equal(rec[0].phase, "rolled-back");
   } finally {
+    proxy.close();
     await agent.stop();
     await w.stop();
     nodes.cleanup();
@@ -91,40 +97,51 @@ function corrupting(inner: MigrationChannel, nth: number): MigrationChannel {
   };
 }
 
-Deno.test("a corrupted page chunk is refused by the agent; the source runs on, exactly once", async () => {
-  requireCriuBinary();
-  const nodes = await makeNodes();
-  const agent = await nodes.startB();
-  const w = await startMemcheck(["--mib", "16", "--write-pages", "50"]);
-  const client = await connectPeer({ stateDir: nodes.a, peer: "b", resumeTimeoutMs: 1000 });
-  const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
-  try {
-    const channel = corrupting(await client.openMigration("c1", 16 << 20), 3);
-    await assert.rejects(
-      runMigration({
-        id: "c1",
-        pid: w.pid,
-        channel,
-        policy: createPolicy("fixed-2"),
-        workDir: work,
-      }, planOf("delta", { softDirty: false, lazy: false })),
-      (e: unknown) => {
-        assert.ok(e instanceof MigrationError);
-        return true;
-      },
-    );
-    assert.match(
-      agent.log(),
-      /page data does not match its hashes/,
-      "the agent saw the corruption",
-    );
-    await assertSourceHealthy(w);
-  } finally {
-    await client.close();
-    await agent.stop();
-    await w.stop();
-    nodes.cleanup();
-    Deno.removeSync(work, { recursive: true });
-    Deno.removeSync(w.dir, { recursive: true });
-  }
-});
+for (
+  const [phase, policy] of [["pre-copy", "fixed-2"], ["frozen", "stop-and-copy"]] as const
+) {
+  Deno.test(`a corrupted page chunk (${phase}) is refused by the agent; the source runs on, exactly once`, async () => {
+    requireCriuBinary();
+    const nodes = await makeNodes();
+    const agent = await nodes.startB();
+    const w = await startMemcheck(["--mib", "16", "--write-pages", "50"]);
+    const watcher = watchCopies(w.out);
+    const client = await connectPeer({ stateDir: nodes.a, peer: "b", resumeTimeoutMs: 1000 });
+    const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
+    try {
+      // With stop-and-copy every page travels in the final phase, the tree frozen.
+      const channel = corrupting(await client.openMigration("c1", 16 << 20), 3);
+      await assert.rejects(
+        runMigration({
+          id: "c1",
+          pid: w.pid,
+          channel,
+          policy: createPolicy(policy),
+          workDir: work,
+          stateDir: nodes.a,
+        }, planOf("delta", { softDirty: false, lazy: false })),
+        (e: unknown) => {
+          assert.ok(e instanceof MigrationError);
+          assert.equal(e.phase, phase === "pre-copy" ? "precopy" : "frozen");
+          return true;
+        },
+      );
+      assert.match(
+        agent.log(),
+        /page data does not match its hashes/,
+        "the agent saw the corruption",
+      );
+      await assertSourceHealthy(w);
+      assert.deepEqual([...Deno.readDirSync(work)], [], "scratch left behind");
+    } finally {
+      const report = watcher.stop();
+      assert.equal(report.twoAt, undefined, `two running copies: ${report.twoAt}`);
+      await client.close();
+      await agent.stop();
+      await w.stop();
+      nodes.cleanup();
+      Deno.removeSync(work, { recursive: true });
+      Deno.removeSync(w.dir, { recursive: true });
+    }
+  });
+}

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { command, dumpArgs, restoreArgs } from "../../src/criu/run.ts";
 import { PE_LAZY, PE_PARENT, PE_PRESENT } from "../../src/criu/images/mod.ts";
-import { chainLink, flattenParents } from "../../src/engine/rounds_predump.ts";
+import { addToPageSet, chainLink, flattenParents } from "../../src/engine/rounds_predump.ts";
 import { engineNameOf, EngineUnavailableError, finalOf, planOf } from "../../src/engine/select.ts";
 import { createPolicy, withRoundCap } from "../../src/policy/mod.ts";
 import { subtractPages, unionPages } from "../../src/engine/pageset.ts";
@@ -123,4 +123,22 @@ Deno.test("restore requests are validated: unknown keys and bad addresses are re
       lazy: { address: "host; rm -rf /", port: 1 },
     }).success,
   );
+});
+
+Deno.test("pre-dump pages map to the tracker's page names, so the predictor and deferral see them", () => {
+  const m = (id: number, start: number, pages: number) => ({
+    id,
+    pid: 7,
+    start,
+    end: start + pages * 4096,
+    perms: "rw-p",
+    offset: 0,
+    path: "",
+    kind: "anon" as const,
+  });
+  const lists = new Map<number, number[]>();
+  const maps = [m(1, 0x10000, 4), m(2, 0x40000, 2)];
+  // 0x30000 lies in no tracked mapping (e.g. the vdso): it is sent, but has no page name.
+  addToPageSet(lists, maps, [0x10000, 0x13000, 0x30000, 0x41000, 0x90000]);
+  assert.deepEqual([...lists], [[1, [0, 3]], [2, [1]]]);
 });

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { denoExecutable } from "./deno.ts";
 
 /** Path of the CLI entry point. */
 export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -24,7 +25,7 @@ export interface CliRun {
  * @param env extra environment variables
  */
 export async function runU2cm(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
-  const out = await new Deno.Command(Deno.execPath(), {
+  const out = await new Deno.Command(denoExecutable(), {
     args: ["run", "-A", MAIN, ...args],
     env: { NO_COLOR: "1", ...env },
     stdin: "null",

@@ -35,6 +35,8 @@ export interface TestNodes {
     host?: string,
     env?: Record<string, string>,
   ): Promise<TestAgent>;
+  /** Point a's pin of b at `address` (e.g. a proxy in front of b's agent). */
+  pinB(address: string): void;
   cleanup(): void;
 }
 
@@ -50,6 +52,7 @@ export async function makeNodes(): Promise<TestNodes> {
       pair.pinB(`${host}:${agent.port}`);
       return agent;
     },
+    pinB: (address) => pair.pinB(address),
     cleanup: () => pair.cleanup(),
   };
 }
@@ -62,6 +65,7 @@ export async function startAgentProcess(
   prefix: string[] = [],
   host = "127.0.0.1",
   env: Record<string, string> = {},
+  extraArgs: string[] = [],
 ): Promise<TestAgent> {
   const cmd = [...prefix, Deno.execPath()];
   const child = new Deno.Command(cmd[0], {
@@ -77,6 +81,7 @@ export async function startAgentProcess(
       stateDir,
       "--resume-timeout",
       String(resumeTimeoutS),
+      ...extraArgs,
     ],
     env: { NO_COLOR: "1", ...env },
     stdout: "null",

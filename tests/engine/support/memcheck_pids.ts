@@ -3,9 +3,15 @@
  *
  * @module
  */
-import { isAlive } from "../../../src/engine/proc.ts";
 
-/** Pids of running (not stopped, not zombie) memcheck processes whose stdout is `out`. */
+/** PF_EXITING in the flags field of /proc/PID/stat: the task is in do_exit. */
+const PF_EXITING = 0x4;
+
+/**
+ * Pids of running memcheck processes whose stdout is `out`: not stopped ('T', 't'), not a zombie,
+ * and not dying (no SIGKILL pending, not exiting) — a process that will never run its own code
+ * again is no copy of the workload.
+ */
 export function runningCopies(out: string): number[] {
   const pids: number[] = [];
   for (const e of Deno.readDirSync("/proc")) {
@@ -14,9 +20,22 @@ export function runningCopies(out: string): number[] {
     try {
       if (!Deno.readTextFileSync(`/proc/${pid}/comm`).startsWith("memcheck")) continue;
       if (Deno.readLinkSync(`/proc/${pid}/fd/1`) !== out) continue;
-      const state = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]?.[0];
-      if (isAlive(pid) && state !== "T" && state !== "t") pids.push(pid);
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if ("TtZXx".includes(fields[0])) continue;
+      if (Number(fields[6]) & PF_EXITING) continue;
+      if (killPending(Deno.readTextFileSync(`/proc/${pid}/status`))) continue;
+      pids.push(pid);
     } catch { /* gone or not ours */ }
   }
   return pids;
+}
+
+/** Whether SIGKILL is pending for the thread or its process (SigPnd / ShdPnd bit 8). */
+function killPending(status: string): boolean {
+  for (const key of ["SigPnd", "ShdPnd"]) {
+    const m = new RegExp(`^${key}:\\s*([0-9a-f]+)$`, "m").exec(status);
+    if (m && (BigInt(`0x${m[1]}`) & (1n << 8n)) !== 0n) return true;
+  }
+  return false;
 }

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { denoExecutable } from "../../support/deno.ts";
 
 const MAIN = new URL("../../../main.ts", import.meta.url).pathname;
 
@@ -27,10 +28,16 @@ export interface AgentProcess {
  */
 export async function spawnAgent(
   args: string[],
-  opts: { script?: string; cmd?: string[]; env?: Record<string, string> } = {},
+  opts: {
+    script?: string;
+    cmd?: string[];
+    env?: Record<string, string>;
+    /** How long to wait for "agent listening". @default 20000 */
+    startTimeoutMs?: number;
+  } = {},
 ): Promise<AgentProcess> {
   const argv = opts.cmd ? [...opts.cmd, ...args] : [
-    Deno.execPath(),
+    denoExecutable(),
     "run",
     "-A",
     opts.script ?? MAIN,
@@ -86,7 +93,7 @@ export async function spawnAgent(
   };
   let listening;
   try {
-    listening = await waitFor((r) => r.msg === "agent listening");
+    listening = await waitFor((r) => r.msg === "agent listening", opts.startTimeoutMs);
   } catch (e) {
     try {
       child.kill("SIGKILL");

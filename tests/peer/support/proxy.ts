@@ -15,6 +15,8 @@ export interface Proxy {
   cut(down: boolean): void;
   /** Stop the forwarder. */
   close(): void;
+  /** Forward new connections to `port` from now on (an agent restarted on another port). */
+  retarget(port: number): void;
 }
 
 /** Forward 127.0.0.1:<port> to `targetPort`. */
@@ -23,6 +25,7 @@ export function startProxy(targetPort: number): Proxy {
   const conns = new Set<Deno.Conn>();
   let down = false;
   let forwarded = 0;
+  let forwardTo = targetPort;
   const pipe = async (from: Deno.Conn, to: Deno.Conn, count: boolean) => {
     const buf = new Uint8Array(256 * 1024);
     try {
@@ -47,7 +50,7 @@ export function startProxy(targetPort: number): Proxy {
         continue;
       }
       try {
-        const target = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+        const target = await Deno.connect({ hostname: "127.0.0.1", port: forwardTo });
         conns.add(client);
         conns.add(target);
         pipe(client, target, true);
@@ -74,6 +77,9 @@ export function startProxy(targetPort: number): Proxy {
     close() {
       this.cut(true);
       listener.close();
+    },
+    retarget(port: number) {
+      forwardTo = port;
     },
   };
 }

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { denoExecutable } from "../../support/deno.ts";
 
 const SENDER = new URL("./sender.ts", import.meta.url).pathname;
 
@@ -21,7 +22,7 @@ export interface SenderProcess {
 
 /** Start `sender.ts ARGS`, optionally under a command prefix (e.g. `ip netns exec NS`). */
 export function spawnSender(args: string[], prefix: string[] = []): SenderProcess {
-  const argv = [...prefix, Deno.execPath(), "run", "-A", SENDER, ...args];
+  const argv = [...prefix, denoExecutable(), "run", "-A", SENDER, ...args];
   const child = new Deno.Command(argv[0], {
     args: argv.slice(1),
     stdin: "null",

@@ -1,0 +1,91 @@
+/**
+ * What the arm64 lane runs under qemu-user, and why the other test files stay on x86_64. Inside
+ * the files it runs, a test that needs a capability the lane lacks says so itself
+ * (`testNeeding` in tests/support/env.ts); the files listed in {@linkcode NOT_IN_LANE} need such
+ * capabilities throughout, or are too slow under emulation for the lane's budget.
+ *
+ * @module
+ */
+
+/** The test files the lane runs on aarch64, in order. */
+export const LANE_FILES = [
+  "tests/arch/cross_arch_test.ts",
+  "tests/arch/doctor_test.ts",
+  "tests/native/codec_test.ts",
+  "tests/tracker/softdirty_test.ts",
+  "tests/trace/format_test.ts",
+  "tests/util/varint_test.ts",
+  "tests/predict/phase1_test.ts",
+  "tests/predict/history_test.ts",
+  "tests/peer/frames_test.ts",
+  "tests/peer/auth_test.ts",
+  "tests/peer/protocol_test.ts",
+  "tests/peer/page_store_test.ts",
+  "tests/peer/loopback_test.ts",
+  "tests/report/render_test.ts",
+];
+
+/** The files the cross-architecture comparison runs natively first, as the reference. */
+export const REFERENCE_FILES = ["tests/arch/cross_arch_test.ts"];
+
+/** Test files left out of the lane, by prefix, with the reason (one summary line each). */
+export const NOT_IN_LANE: { files: string[]; reason: string }[] = [
+  {
+    files: ["tests/tracker/tracker_test.ts", "tests/cli/trace_test.ts", "tests/history/"],
+    reason: "track live processes: need process_vm_readv of other processes, which qemu-user " +
+      "does not emulate",
+  },
+  {
+    files: [
+      "tests/engine/",
+      "tests/criu/",
+      "tests/cli/migrate_test.ts",
+      "tests/cli/doctor_test.ts",
+      "tests/cli/interactive_test.ts",
+      "tests/ops/proctree_test.ts",
+    ],
+    reason: "need CRIU for the architecture Deno runs as: CRIU cannot run under qemu-user " +
+      "(it ptraces and injects code into the processes it dumps)",
+  },
+  {
+    files: ["tests/peer/netns_test.ts", "tests/peer/compression_netns_test.ts"],
+    reason: "need network namespaces with tc-shaped links; their 64–256 MiB transfers at 100 " +
+      "Mbit would take far beyond the lane's budget under qemu",
+  },
+  {
+    files: [
+      "tests/peer/process_test.ts",
+      "tests/peer/resume_test.ts",
+      "tests/peer/quic_test.ts",
+      "tests/peer/channel_test.ts",
+      "tests/peer/compression_test.ts",
+      "tests/sim/simulate_test.ts",
+      "tests/cli/simulate_test.ts",
+      "tests/predict/online_test.ts",
+      "tests/predict/frequencies_test.ts",
+      "tests/predict/model_card_test.ts",
+    ],
+    reason: "too slow under qemu for the lane's budget (simulate_test > 9 min, each ONNX model " +
+      "load minutes, 256 MiB–2 GB transfers); tests/arch/ and tests/peer/loopback_test.ts cover " +
+      "the same code on small inputs",
+  },
+  {
+    files: [
+      "tests/predict/baselines_test.ts",
+      "tests/predict/predict_eval_test.ts",
+      "tests/report/chromium_test.ts",
+      "tests/cli/agent_test.ts",
+      "tests/cli/install_test.ts",
+      "tests/cli/peer_test.ts",
+      "tests/native/embedded_test.ts",
+      "tests/ops/",
+    ],
+    reason: "host tooling rather than u2cm's arch-dependent code (python3, chromium, systemd, " +
+      "tmux, deno compile, the installer); x86_64 runs them",
+  },
+];
+
+/** The reason a file is not in the lane, or undefined when no entry names it. */
+export function notInLaneReason(file: string): string | undefined {
+  return NOT_IN_LANE.find((e) => e.files.some((f) => file.startsWith(f)))?.reason;
+}

@@ -1,0 +1,140 @@
+/**
+ * The `test-arm64` task: run u2cm's own TypeScript on aarch64 under qemu-user.
+ *
+ * 1. installs the Debian packages the lane needs (all listed in build/debian-packages.txt);
+ * 2. builds the native shim for x86_64 and aarch64;
+ * 3. fetches the arm64 Deno from npm (build/arm64/fetch.ts: pinned version, SHA-256 checked);
+ * 4. runs the cross-architecture tests natively, writing the x86_64 reference results;
+ * 5. runs the lane's test files (build/arm64/lane.ts) with the arm64 Deno under
+ *    `qemu-aarch64-static -L /usr/aarch64-linux-gnu`, comparing against that reference;
+ * 6. prints a summary: what ran, what cannot run and why, the time taken, and a closing
+ *    `arm64: N passed, N failed` line.
+ *
+ * Usage: `deno task test-arm64`
+ *
+ * @module
+ */
+import { cacheDir } from "../src/native/build.ts";
+import { arm64DenoPin, ensureArm64Deno } from "./arm64/fetch.ts";
+import { LANE_FILES, notInLaneReason, REFERENCE_FILES } from "./arm64/lane.ts";
+import { parseDenoTest, type TestRun } from "./arm64/report.ts";
+import { buildShims, ensureDebianPackages, REPO_ROOT, step } from "./setup.ts";
+
+const QEMU = "qemu-aarch64-static";
+const SYSROOT = "/usr/aarch64-linux-gnu";
+
+const started = performance.now();
+step("Debian packages the arm64 lane needs (tagged arm64 in build/debian-packages.txt)");
+await ensureDebianPackages("arm64");
+step("native shim (x86_64 and aarch64)");
+await buildShims({ crossArm64: true });
+step("arm64 Deno");
+const deno = await ensureArm64Deno();
+const wrapper = writeWrapper(deno);
+
+const work = Deno.makeTempDirSync({ prefix: "u2cm-arm64-" });
+const reference = `${work}/x86_64.json`;
+const unavailable = `${work}/unavailable.jsonl`;
+Deno.writeTextFileSync(unavailable, "");
+
+step(`x86_64 reference: ${REFERENCE_FILES.join(" ")}`);
+const native = await runTests(Deno.execPath(), ["--no-check=remote", ...REFERENCE_FILES], {
+  U2CM_ARCH_OUT: reference,
+});
+
+step(`aarch64 under ${QEMU}: ${LANE_FILES.length} test files`);
+const arm = await runTests(wrapper, ["--no-check", ...LANE_FILES], {
+  U2CM_DENO: wrapper,
+  U2CM_ARCH_REFERENCE: reference,
+  U2CM_ARCH_OUT: `${work}/aarch64.json`,
+  U2CM_LANE_WITHOUT: "ptrace,criu",
+  U2CM_LANE_UNAVAILABLE: unavailable,
+});
+const minutes = (performance.now() - started) / 60_000;
+printSummary(native, arm, minutes);
+Deno.removeSync(work, { recursive: true });
+const failed = arm.failed + native.failed + (arm.code !== 0 && arm.failed === 0 ? 1 : 0);
+console.log(`arm64: ${arm.passed} passed, ${failed} failed`);
+Deno.exit(failed > 0 ? 1 : 0);
+
+/** A shell script that runs the arm64 Deno under qemu-user; tests spawn children with it. */
+function writeWrapper(denoBin: string): string {
+  const path = `${cacheDir()}/deno-arm64/${arm64DenoPin().version}/deno-qemu`;
+  const text = `#!/bin/sh\nexec ${QEMU} -L ${SYSROOT} '${denoBin}' "$@"\n`;
+  Deno.writeTextFileSync(path, text, { mode: 0o755 });
+  return path;
+}
+
+async function runTests(
+  exe: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<TestRun & { code: number }> {
+  const child = new Deno.Command(exe, {
+    args: ["test", "-A", ...args],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1", QEMU_LD_PREFIX: SYSROOT, ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let text = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stdout) {
+    await Deno.stdout.write(chunk);
+    text += decoder.decode(chunk, { stream: true });
+  }
+  const { code } = await child.status;
+  return { ...parseDenoTest(text), code };
+}
+
+function printSummary(native: TestRun, arm: TestRun, minutes: number): void {
+  const pin = arm64DenoPin();
+  console.log(`\n==> arm64 lane summary (${pin.package}@${pin.version} under ${QEMU})`);
+  console.log(
+    `x86_64 reference: ${native.passed} passed, ${native.failed} failed ` +
+      `(${REFERENCE_FILES.join(", ")})`,
+  );
+  console.log("ran on aarch64:");
+  for (const f of arm.files) {
+    console.log(
+      `  ${f.file.padEnd(36)} ${f.passed} passed, ${f.failed} failed, ${f.ignored} cannot run`,
+    );
+  }
+  for (const f of arm.failures) console.log(`  FAILED ${f}`);
+  console.log("cannot run on this lane (x86_64 runs them):");
+  for (const line of Deno.readTextFileSync(unavailable).split("\n").filter(Boolean)) {
+    const u = JSON.parse(line) as {
+      file: string;
+      test: string;
+      capability: string;
+      detail: string;
+    };
+    console.log(`  ${u.file} › ${u.test}: needs ${u.capability} (${u.detail})`);
+  }
+  const others = allTestFiles().filter((f) => !LANE_FILES.includes(f));
+  const byReason = new Map<string, string[]>();
+  for (const f of others) {
+    const reason = notInLaneReason(f) ?? "not classified in build/arm64/lane.ts yet";
+    byReason.set(reason, [...(byReason.get(reason) ?? []), f]);
+  }
+  for (const [reason, files] of byReason) {
+    console.log(`  ${files.length} files (${shortList(files)}): ${reason}`);
+  }
+  console.log(`duration: ${minutes.toFixed(1)} min`);
+}
+
+function allTestFiles(dir = "tests"): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(`${REPO_ROOT}${dir}`)) {
+    const path = `${dir}/${e.name}`;
+    if (e.isDirectory) out.push(...allTestFiles(path));
+    else if (e.name.endsWith("_test.ts")) out.push(path);
+  }
+  return out.sort();
+}
+
+function shortList(files: string[]): string {
+  const names = files.map((f) => f.replace(/^tests\//, ""));
+  return names.length <= 4 ? names.join(", ") : `${names.slice(0, 3).join(", ")}, …`;
+}

@@ -1,0 +1,129 @@
+/**
+ * The final phase of a podman container migration, as a part of the one migration driver
+ * (src/engine/driver.ts): after u2cm's own pre-copy rounds over the container's processes,
+ * `podman container checkpoint --export --compress none` freezes and dumps it (podman's view:
+ * exited, checkpointed), only the pages whose hash differs from what the destination already holds
+ * are sent, then CRIU's other images, podman's files and — with `--with-volumes` — the volume
+ * exports. The restore request carries the container's identity, image and the source's storage
+ * roots; the destination restores it left stopped (src/container/destination.ts).
+ *
+ * Until the commit the source owns the container: any failure inside the phase, and `stop()` on
+ * the driver's rollback, first tells the destination to discard its copy, then restores the
+ * container here from the checkpoint podman keeps (same name, same ID, same memory). After the
+ * commit, `drain()` removes the source's checkpointed container, so `podman ps -a` no longer
+ * lists it here.
+ *
+ * @example
+ * ```ts
+ * const outcome = await runMigration({ ...ctx, finalPhase: podmanFinalPhase({ info, node, request }) }, plan);
+ * ```
+ *
+ * @module
+ */
+import { readDumpDir } from "../criu/images/mod.ts";
+import { heldHashes, sendChangedPages, tcpRestoreRequest } from "../engine/dump_pages.ts";
+import { imageFilesToSend } from "../engine/files.ts";
+import type { FinalContext, FinalPhase, FrozenTree } from "../engine/parts.ts";
+import type { PhaseTimes } from "../engine/types.ts";
+import { checkpointPodman, type PodmanCheckpoint, restoreLocally } from "./checkpoint.ts";
+import { removeContainer } from "./import.ts";
+import { podmanStore } from "./podman.ts";
+import { containerRestoreRequest, sendPodmanFiles } from "./source.ts";
+import type { ContainerInfo, PodmanNode } from "./types.ts";
+
+/** Options of {@linkcode podmanFinalPhase}. */
+export interface PodmanFinalOptions {
+  /** The container (resolved on the source). */
+  info: ContainerInfo;
+  /** The source's podman. */
+  node: PodmanNode;
+  /** sha256 of the image archive sent before the rounds, when the destination lacked the image. */
+  imageSha256?: string;
+  /** Copy the named volumes. @default false */
+  withVolumes?: boolean;
+  /** Remove the source's container after the commit. @default true */
+  removeSource?: boolean;
+}
+
+/** The podman container final phase for the driver. */
+export function podmanFinalPhase(options: PodmanFinalOptions): FinalPhase {
+  return { name: "stop-and-copy", freeze: (ctx) => freezeContainer(ctx, options) };
+}
+
+async function freezeContainer(ctx: FinalContext, o: PodmanFinalOptions): Promise<FrozenTree> {
+  const { channel, dir, handoff } = ctx;
+  const phases: PhaseTimes = { freeze_ms: 0, dump_ms: 0, transfer_ms: 0, restore_ms: 0 };
+  const roots = await podmanStore(o.node, { signal: ctx.signal });
+  const remote = heldHashes(channel, handoff.pidMap.values());
+  remote.catch(() => {});
+  ctx.onProgress?.({ kind: "phase", phase: "dump" });
+  // --tcp close needs the connections dumped too: podman cannot leave them out
+  const tcp = ctx.tcp !== undefined;
+  let ck: PodmanCheckpoint | undefined;
+  let restored = false;
+  const rollback = async (why: string) => {
+    if (restored || !ck) return;
+    restored = true;
+    await channel.abort(`source rolls back: ${why}`).catch(() => false);
+    try {
+      await restoreLocally(o.node, { id: o.info.id, tcpEstablished: tcp });
+    } catch (e) {
+      // the driver's rollback cannot report this: say it here, loudly
+      console.error(
+        `u2cm: could not restore container '${o.info.name}' on this node after the rollback: ` +
+          `${(e as Error).message}; it is checkpointed: 'podman container restore ${o.info.id}'`,
+      );
+      throw e;
+    }
+  };
+  try {
+    const t0 = performance.now();
+    ck = await checkpointPodman(o.node, {
+      id: o.info.id,
+      workDir: dir,
+      tcpEstablished: tcp,
+      withVolumes: o.withVolumes,
+      signal: ctx.signal,
+    });
+    phases.dump_ms = performance.now() - t0;
+    phases.freeze_ms = ck.frozenMs ?? ck.checkpointMs;
+    ctx.onProgress?.({ kind: "phase", phase: "transfer" });
+    const transferAt = performance.now();
+    const images = await readDumpDir(ck.imagesDir);
+    const held = await remote;
+    let pages = 0;
+    for (const mem of images.memory) {
+      const file = `${ck.imagesDir}/${mem.pagesFile}`;
+      pages += await sendChangedPages(channel, mem.pid, mem.addresses, file, held.get(mem.pid));
+    }
+    for (const name of await imageFilesToSend(ck.imagesDir, true)) {
+      await channel.sendFile(name, await Deno.readFile(`${ck.imagesDir}/${name}`));
+    }
+    const files = await sendPodmanFiles(ck, (name, data) => channel.sendFile(name, data));
+    await channel.flush();
+    phases.transfer_ms = performance.now() - transferAt;
+    const container = containerRestoreRequest({
+      info: o.info,
+      roots,
+      files,
+      imageSha256: o.imageSha256,
+      volumes: ck.volumes,
+    });
+    return {
+      request: { engine: "delta", rebuildPages: true, ...tcpRestoreRequest(ctx.tcp), container },
+      pages,
+      phases,
+      dumpDir: ck.imagesDir,
+      drain: async () => {
+        if (o.removeSource ?? true) await removeContainer(o.node, o.info.id);
+      },
+      stop: () => rollback("the migration rolled back"),
+    };
+  } catch (e) {
+    // checkpointed but not handed over: the container runs here again before the driver's rollback
+    await rollback((e as Error).message).catch((re) => {
+      (e as Error).message += `; restoring the container here failed too: ${(re as Error).message}`;
+    });
+    throw e;
+  }
+}

@@ -1,0 +1,176 @@
+import assert from "node:assert/strict";
+import { makePodmanPair, type PodmanTestNode, waitLog } from "../support/podman.ts";
+import { memcheckImage } from "../support/container_images.ts";
+import { makeNodes, type TestAgent, u2cm } from "../engine/support/agents.ts";
+import { ExitCode } from "../../src/cli/errors.ts";
+import {
+  imageInfo,
+  inspectPodmanContainer,
+  listPodmanContainers,
+} from "../../src/container/mod.ts";
+
+const MIB = 32;
+const MEMCHECK = [
+  "/bin/memcheck",
+  "--mib",
+  String(MIB),
+  "--write-pages",
+  "64",
+  "--interval-ms",
+  "20",
+];
+
+async function runMemcheck(node: PodmanTestNode, name: string): Promise<void> {
+  const img = await memcheckImage(node);
+  await node.run([
+    "run",
+    "-d",
+    "--name",
+    name,
+    "--network",
+    "none",
+    "--cgroup-parent",
+    node.cgroupParent,
+    img.name,
+    ...MEMCHECK,
+  ]);
+  await waitLog(node, name, /^tick 20 /);
+}
+
+function lastTick(log: string): number {
+  const line = log.trim().split("\n").filter((l) => l.startsWith("tick ")).at(-1) ?? "tick 0";
+  return Number(line.split(" ")[1]);
+}
+
+/** Two podman nodes with a u2cm agent on b (its env = b's podman), a pinning b. */
+async function setup(options: { failRestoreB?: boolean } = {}) {
+  const pair = makePodmanPair(undefined, options);
+  const nodes = await makeNodes();
+  const agent: TestAgent = await nodes.startB(0, [], "127.0.0.1", {
+    ...pair.b.env,
+    U2CM_CGROUP_PARENT: pair.b.cgroupParent,
+  });
+  const migrate = (args: string[]) =>
+    u2cm(["migrate", ...args, "--to", "b", "--format", "json", "--state-dir", nodes.a], pair.a.env);
+  return {
+    ...pair,
+    nodes,
+    agent,
+    migrate,
+    cleanup: async () => {
+      await agent.stop();
+      nodes.cleanup();
+      await pair.cleanup();
+    },
+  };
+}
+
+Deno.test("u2cm migrate --container moves a self-checking podman container between two agents' stores: image sent when missing, not when present, podman ps consistent, memory verified", async () => {
+  const t = await setup();
+  try {
+    await runMemcheck(t.a, "mc1");
+    const src = (await inspectPodmanContainer(t.a, "mc1"))!;
+    assert.equal(await imageInfo(t.b, src.imageId!), undefined, "b starts without the image");
+    const r = await t.migrate(["--container", "mc1"]);
+    assert.equal(r.code, 0, r.stderr + r.stdout + t.agent.log().slice(-3000));
+    const result = JSON.parse(r.stdout);
+    assert.equal(result.ok, true);
+    assert.deepEqual(result.container, {
+      name: "mc1",
+      id: src.id,
+      runtime: "podman",
+      image: src.image,
+      image_sent: true,
+    });
+    for (
+      const k of ["engine", "policy", "total_ms", "downtime_ms", "bytes_sent", "rounds", "phases"]
+    ) {
+      assert.ok(k in result, k);
+    }
+    const dest = (await inspectPodmanContainer(t.b, "mc1"))!;
+    assert.equal(dest.id, src.id);
+    assert.equal(result.dest_pid, dest.initPid, "dest_pid is the container's init on b");
+    assert.deepEqual((await listPodmanContainers(t.b)).map((c) => [c.name, c.state]), [[
+      "mc1",
+      "running",
+    ]]);
+    assert.deepEqual(await listPodmanContainers(t.a, { all: true }), [], "gone from a's podman");
+    assert.ok((await imageInfo(t.b, src.imageId!)) !== undefined, "the image arrived");
+    // memory intact, counter going on
+    const before = lastTick(await t.b.run(["logs", "mc1"]));
+    await t.b.run(["kill", "--signal", "USR1", "mc1"]);
+    assert.equal(await waitLog(t.b, "mc1", /^verify /), `verify ok ${MIB * 256}`);
+    await waitLog(t.b, "mc1", new RegExp(`^tick ${before + 10} `));
+
+    // a second container of the same image: the destination has it now, nothing is sent
+    await runMemcheck(t.a, "mc2");
+    const r2 = await t.migrate(["--container", "mc2"]);
+    assert.equal(r2.code, 0, r2.stderr + r2.stdout + t.agent.log().slice(-2500));
+    const result2 = JSON.parse(r2.stdout);
+    assert.equal(result2.container.image_sent, false);
+    await t.b.run(["kill", "--signal", "USR1", "mc2"]);
+    assert.equal(await waitLog(t.b, "mc2", /^verify /), `verify ok ${MIB * 256}`);
+    assert.deepEqual((await listPodmanContainers(t.b)).map((c) => c.name).sort(), ["mc1", "mc2"]);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("a container whose bind mount the destination lacks is refused before anything is frozen", async () => {
+  const t = await setup();
+  try {
+    const img = await memcheckImage(t.a);
+    const host = Deno.makeTempDirSync({ dir: t.a.dir });
+    await t.a.run([
+      "run",
+      "-d",
+      "--name",
+      "mb",
+      "--network",
+      "none",
+      "--cgroup-parent",
+      t.a.cgroupParent,
+      "-v",
+      `${host}:/data`,
+      img.name,
+      ...MEMCHECK,
+    ]);
+    await waitLog(t.a, "mb", /^tick 10 /);
+    const pid = (await inspectPodmanContainer(t.a, "mb"))!.initPid;
+    Deno.removeSync(host, { recursive: true }); // the source keeps its mount; b has no such path
+    const r = await t.migrate(["--container", "mb"]);
+    assert.equal(r.code, ExitCode.MigrationFailed, r.stderr);
+    assert.match(r.stderr, /nothing was frozen.*bind-mount source .* does not exist here/);
+    const after = (await inspectPodmanContainer(t.a, "mb"))!;
+    assert.equal(after.state, "running");
+    assert.equal(after.initPid, pid, "never checkpointed: the same process runs on");
+    assert.deepEqual(await listPodmanContainers(t.b, { all: true }), []);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("when the destination's restore fails after the checkpoint, the container runs on at the source with its memory, and the destination keeps no trace", async () => {
+  const t = await setup({ failRestoreB: true });
+  try {
+    await runMemcheck(t.a, "mf");
+    const src = (await inspectPodmanContainer(t.a, "mf"))!;
+    const r = await t.migrate(["--container", "mf"]);
+    assert.equal(r.code, ExitCode.MigrationFailed, r.stderr + r.stdout);
+    assert.match(r.stderr, /keeps running here/);
+    const result = JSON.parse(r.stdout);
+    assert.equal(result.ok, false);
+    assert.equal(result.container.name, "mf");
+    const after = (await inspectPodmanContainer(t.a, "mf"))!;
+    assert.equal(after.state, "running");
+    assert.equal(after.id, src.id);
+    const before = lastTick(await t.a.run(["logs", "mf"]));
+    await t.a.run(["kill", "--signal", "USR1", "mf"]);
+    assert.equal(await waitLog(t.a, "mf", /^verify /), `verify ok ${MIB * 256}`);
+    await waitLog(t.a, "mf", new RegExp(`^tick ${before + 5} `));
+    assert.deepEqual(await listPodmanContainers(t.b, { all: true }), []);
+    assert.equal(await imageInfo(t.b, src.imageId!), undefined, "the image it brought is gone");
+  } finally {
+    await t.cleanup();
+  }
+});

@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { spawnAgent } from "./support/agent_process.ts";
+import { makeNodePair } from "./support/nodes.ts";
+import { spawnSender } from "./support/sender_process.ts";
+
+const VERIFYING_AGENT = new URL("./support/verifying_agent.ts", import.meta.url).pathname;
+
+/** Generous bounds: under qemu-user every process start and every TLS handshake is slow. */
+const SLOW_MS = 300_000;
+
+// Small enough for the arm64 lane, where both processes run under qemu-user.
+Deno.test("two processes on loopback move LZ4-compressed pages and a file over TLS, verified", async () => {
+  const pair = await makeNodePair();
+  const agent = await spawnAgent(["--listen", "127.0.0.1:0", "--state-dir", pair.b], {
+    script: VERIFYING_AGENT,
+    startTimeoutMs: SLOW_MS,
+  });
+  try {
+    pair.pinB(`127.0.0.1:${agent.port}`);
+    const sender = spawnSender([
+      "--state-dir",
+      pair.a,
+      "--mib",
+      "8",
+      "--id",
+      "lane",
+      "--compress",
+      "on",
+      "--content",
+      "text",
+    ]);
+    const { code, last } = await sender.finish(SLOW_MS);
+    assert.equal(code, 0, JSON.stringify(last));
+    assert.equal((last?.result as { ok: boolean }).ok, true, JSON.stringify(last));
+    const c = last?.compression as { packedFrames: number };
+    assert.ok(c.packedFrames >= 4, JSON.stringify(c)); // of 8 batches
+    const raw = 8 * 2 ** 20 + (5 << 20);
+    assert.ok(Number(last?.bytesSent) < 0.8 * raw, `sent ${last?.bytesSent} of ${raw}`);
+    await agent.waitFor((l) => l.msg === "restore finished" && l.ok === true, SLOW_MS);
+  } finally {
+    await agent.stop();
+    pair.cleanup();
+  }
+});
