@@ -143,21 +143,50 @@ export async function criuLazyDump(options: DumpOptions): Promise<LazyDump> {
   const daemon = spawnDaemon(dumpArgs(options, "dump"), options);
   let exited: number | undefined;
   daemon.status.then((c) => (exited = c));
+  const seen = { offset: 0, tail: "" };
   const until = started + (options.timeoutMs ?? 120_000);
   for (let i = 0; i < 1_000_000 && performance.now() < until; i++) {
     if (options.signal?.aborted) break;
     if (exited !== undefined) {
       throw new CriuError("dump", exited, await logTail(logFile), logFile);
     }
-    try {
-      if ((await Deno.readTextFile(logFile)).includes("Starting page server on port")) {
-        return { ...daemon, readyMs: performance.now() - started, logFile };
-      }
-    } catch { /* log not yet created */ }
+    // Read only what the log grew by (a verbose dump log of a big tree runs to megabytes).
+    if (await logGrewWith(logFile, seen, "Starting page server on port")) {
+      return { ...daemon, readyMs: performance.now() - started, logFile };
+    }
     await new Promise((r) => setTimeout(r, 5));
   }
   await daemon.stop();
   throw new CriuError("dump", -1, "the lazy dump's page server never started", logFile);
+}
+
+/** Whether the text appended to `file` since `seen` (updated) contains `needle`. */
+async function logGrewWith(
+  file: string,
+  seen: { offset: number; tail: string },
+  needle: string,
+): Promise<boolean> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(file, { read: true });
+  } catch {
+    return false; // not yet created
+  }
+  try {
+    await f.seek(seen.offset, Deno.SeekMode.Start);
+    const buf = new Uint8Array(1 << 16);
+    for (;;) {
+      const n = await f.read(buf);
+      if (n === null || n === 0) return false;
+      seen.offset += n;
+      // Keep a tail so that a needle split between two reads is still found.
+      const text = seen.tail + new TextDecoder().decode(buf.subarray(0, n));
+      if (text.includes(needle)) return true;
+      seen.tail = text.slice(-needle.length);
+    }
+  } finally {
+    f.close();
+  }
 }
 
 /** Options of {@linkcode criuRestore}. */
