@@ -90,7 +90,7 @@ function optionalPhases(
   r: (x: number) => number,
 ): Partial<MigrationOutcome["phases"]> {
   const out: Partial<MigrationOutcome["phases"]> = {};
-  for (const k of ["scan_ms", "release_ms", "resume_ms", "other_ms"] as const) {
+  for (const k of ["scan_ms", "scan_overlap_ms", "release_ms", "resume_ms", "other_ms"] as const) {
     if (p[k] !== undefined) out[k] = r(p[k]!);
   }
   return out;

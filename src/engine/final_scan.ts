@@ -50,6 +50,55 @@ export function heldIndex(held: ReadonlyMap<number, Uint8Array>): HeldIndex {
 export interface ScanOptions {
   /** Concurrent scan workers. @default the machine's cores */
   workers?: number;
+  /**
+   * Collect the addresses of pages that cannot be read here instead of failing (a scan of what
+   * the destination holds meets pages unmapped since). @default none: an unreadable page throws
+   */
+  unreadable?: number[];
+}
+
+/**
+ * The runs of consecutive addresses of a held index (what a scan of everything held reads).
+ *
+ * @example
+ * ```ts
+ * heldRuns(heldIndex(held)); // [{ vaddr: 0x7f0000000000, nrPages: 65536 }, …]
+ * ```
+ */
+export function heldRuns(index: HeldIndex): ScanRun[] {
+  const a = index.addresses;
+  const runs: ScanRun[] = [];
+  for (let i = 0; i < a.length;) {
+    let j = i + 1;
+    while (j < a.length && a[j] === a[j - 1] + PAGE) j++;
+    runs.push({ vaddr: a[i], nrPages: j - i });
+    i = j;
+  }
+  return runs;
+}
+
+/**
+ * The addresses of the pages of `runs` that `index` does not hold, ascending per run.
+ *
+ * @example
+ * ```ts
+ * missingFrom(index, [{ vaddr: 0x1000, nrPages: 4 }]); // pages new since the last round
+ * ```
+ */
+export function missingFrom(index: HeldIndex, runs: ScanRun[]): number[] {
+  const a = index.addresses;
+  const out: number[] = [];
+  for (const r of runs) {
+    const i = lowerBound(a, r.vaddr);
+    const last = r.vaddr + (r.nrPages - 1) * PAGE;
+    if (i + r.nrPages <= a.length && a[i] === r.vaddr && a[i + r.nrPages - 1] === last) continue;
+    for (let p = 0, k = i; p < r.nrPages; p++) {
+      const addr = r.vaddr + p * PAGE;
+      while (k < a.length && a[k] < addr) k++;
+      if (k >= a.length || a[k] !== addr) out.push(addr);
+    }
+  }
+  return out;
 }
 
 /**
@@ -80,7 +129,7 @@ export async function scanChanged(
     const b = buffers();
     while (next < chunks.length) {
       const k = next++;
-      results[k] = await scanChunk(pid, chunks[k], held, b);
+      results[k] = await scanChunk(pid, chunks[k], held, b, options.unreadable);
     }
   };
   const n = Math.max(1, Math.min(options.workers ?? navigator.hardwareConcurrency, chunks.length));
@@ -104,12 +153,15 @@ async function scanChunk(
   chunk: ScanRun,
   held: HeldIndex,
   b: HashDiffBuffers,
+  unreadable: number[] | undefined,
 ): Promise<number[]> {
   const n = chunk.nrPages;
   fillHeld(chunk, held, b);
   b.present.fill(1, 0, n);
   const dirty = await hashDiffAsync(pid, chunk.vaddr, n, b);
-  if (Number(b.stats[1]) > 0) {
+  if (Number(b.stats[1]) > 0 && unreadable) {
+    for (let i = 0; i < n; i++) if (!b.known[i]) unreadable.push(chunk.vaddr + i * PAGE);
+  } else if (Number(b.stats[1]) > 0) {
     // A page CRIU left in memory that cannot be read now: the destination cannot be brought
     // up to date, so the freeze fails (and the source resumes).
     const at = b.known.subarray(0, n).indexOf(0);

@@ -30,12 +30,21 @@ import {
 } from "../criu/images/mod.ts";
 import { closeLazyDump, criuLazyDump } from "../criu/run.ts";
 import { sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from "./dump_pages.ts";
-import { type HeldIndex, heldIndex, scanChanged, type ScanRun } from "./final_scan.ts";
+import {
+  type HeldIndex,
+  heldIndex,
+  heldRuns,
+  missingFrom,
+  scanChanged,
+  type ScanRun,
+} from "./final_scan.ts";
 import { imageFilesToSend } from "./files.ts";
 import { PageReader, sendLivePages } from "./page_reader.ts";
 import type { FinalContext, FinalPhase, FrozenTree } from "./parts.ts";
-import { pidNamespaceMap } from "./proc.ts";
+import { pidNamespaceMap, treePids } from "./proc.ts";
 import type { PhaseTimes } from "./types.ts";
+
+const PAGE = 4096;
 
 /** Milliseconds the lazy dump may take to come up and, once closed, to finish. */
 const DUMP_TIMEOUT_MS = 60_000;
@@ -44,6 +53,8 @@ const DUMP_TIMEOUT_MS = 60_000;
 interface Held {
   map: ReadonlyMap<number, Uint8Array>;
   index: HeldIndex;
+  /** The held pages as runs (what the scan reads). */
+  runs: ScanRun[];
 }
 
 /** Options of {@linkcode scanAndCopy}. */
@@ -68,7 +79,8 @@ export function scanAndCopy(options: ScanAndCopyOptions = {}): FinalPhase {
     held = new Map();
     for (const ns of new Set(ctx.handoff.pidMap.values())) {
       const map = ctx.handoff.held?.(ns) ?? await ctx.channel.remoteHashes(ns);
-      held.set(ns, { map, index: heldIndex(map) });
+      const index = heldIndex(map);
+      held.set(ns, { map, index, runs: heldRuns(index) });
     }
   };
   return {
@@ -89,8 +101,10 @@ async function freezeAndScan(
   const { channel, dir } = ctx;
   const phases: PhaseTimes = { freeze_ms: 0, dump_ms: 0, transfer_ms: 0, restore_ms: 0 };
   const listen = { address: "127.0.0.1", port: freePort("127.0.0.1") };
+  const hostOf = new Map<number, number>();
+  for (const [host, ns] of pidNamespaceMap(ctx.pid)) if (!hostOf.has(ns)) hostOf.set(ns, host);
   ctx.onProgress?.({ kind: "phase", phase: "dump" });
-  const dump = await criuLazyDump({
+  const dumping = criuLazyDump({
     pid: ctx.pid,
     dir,
     leave: "stopped",
@@ -99,6 +113,27 @@ async function freezeAndScan(
     signal: ctx.signal,
     timeoutMs: DUMP_TIMEOUT_MS,
     ...tcpDumpOptions(ctx.tcp),
+  });
+  // The scan of what the destination holds starts as soon as CRIU has stopped every thread of
+  // the tree (it keeps them stopped until the dump is released), alongside the rest of the dump.
+  const dumpAt = performance.now();
+  const scanning = (async () => {
+    if (!(await whenStopped(ctx.pid, dumping))) return undefined;
+    const at = performance.now();
+    const out = new Map<number, { changed: number[]; unreadable: number[] }>();
+    for (const [ns, h] of held) {
+      const host = hostOf.get(ns);
+      if (host === undefined) continue; // exited since the rounds
+      const unreadable: number[] = [];
+      const changed = await scanChanged(host, h.runs, h.index, { ...options, unreadable });
+      out.set(ns, { changed, unreadable });
+    }
+    return { at, done: performance.now(), out };
+  })();
+  scanning.catch(() => {});
+  const dump = await dumping.catch(async (e) => {
+    await scanning.catch(() => {});
+    throw e;
   });
   let closing: Promise<void> | undefined;
   /** Close the dump's page server; the dump finishes and leaves the tree stopped. */
@@ -114,21 +149,38 @@ async function freezeAndScan(
     })();
   try {
     phases.dump_ms = dump.readyMs;
-    // The final scan: which pages CRIU left in memory differ from what the destination holds.
-    const scanAt = performance.now();
+    const readyAt = dumpAt + dump.readyMs;
+    // The final scan: which pages CRIU left in memory differ from what the destination holds
+    // (scanned above), plus the pages it does not hold at all.
+    const scanned = await scanning;
+    if (!scanned) throw new Error("the tree was not seen stopped by the dump");
     const images = await readDumpDir(dir, true);
-    const hostOf = new Map<number, number>();
-    for (const [host, ns] of pidNamespaceMap(ctx.pid)) if (!hostOf.has(ns)) hostOf.set(ns, host);
     const changed = new Map<number, number[]>();
     for (const mem of images.memory) {
-      const host = hostOf.get(mem.pid);
       const runs = lazyRuns(mem.pagemap);
       if (runs.length === 0) continue;
+      const host = hostOf.get(mem.pid);
       if (host === undefined) throw new Error(`pid ${mem.pid} of the dump has no host pid`);
-      const index = held.get(mem.pid)?.index ?? heldIndex(new Map());
-      changed.set(mem.pid, await scanChanged(host, runs, index, options));
+      const h = held.get(mem.pid);
+      const got = scanned.out.get(mem.pid);
+      if (!h || !got) {
+        changed.set(mem.pid, await scanChanged(host, runs, heldIndex(new Map()), options));
+        continue;
+      }
+      const unreadable = got.unreadable.length ? inRuns(got.unreadable, runs) : [];
+      if (unreadable.length > 0) {
+        throw new Error(
+          `final scan: page 0x${unreadable[0].toString(16)} of pid ${mem.pid} cannot be read`,
+        );
+      }
+      changed.set(
+        mem.pid,
+        [...got.changed, ...missingFrom(h.index, runs)].sort((a, b) => a - b),
+      );
     }
-    phases.scan_ms = performance.now() - scanAt;
+    const scanEnd = performance.now();
+    phases.scan_ms = scanEnd - Math.max(readyAt, scanned.at);
+    phases.scan_overlap_ms = Math.max(0, Math.min(readyAt, scanned.done) - scanned.at);
     // Transfer: the changed pages, the eager pages CRIU wrote, then the image files.
     ctx.onProgress?.({ kind: "phase", phase: "transfer" });
     const transferAt = performance.now();
@@ -212,6 +264,66 @@ export function presentAndLazy(pagemap: Pagemap): Pagemap {
         : e
     ),
   };
+}
+
+/**
+ * Resolve true once every thread of the tree under `root` is stopped (CRIU seized it: it stays
+ * so until the dump is released), false when the dump ended first.
+ */
+async function whenStopped(root: number, dumping: Promise<unknown>): Promise<boolean> {
+  let ended = false;
+  dumping.then(() => {}, () => {}).finally(() => ended = true);
+  let seen = "";
+  for (let i = 0; i < 1_000_000; i++) {
+    // A dump that is ready has seized the whole tree long before.
+    const now = stoppedTree(root);
+    // Twice the same stopped tree: no process forked in between the listings.
+    if (now !== undefined && now === seen) return true;
+    seen = now ?? "";
+    if (ended && now === undefined) return false;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return false;
+}
+
+/** The tree's pids and threads as a key when every thread is stopped, else undefined. */
+function stoppedTree(root: number): string | undefined {
+  const ids: number[] = [];
+  for (const pid of treePids(root)) {
+    let tasks: Deno.DirEntry[];
+    try {
+      tasks = [...Deno.readDirSync(`/proc/${pid}/task`)];
+    } catch {
+      continue; // gone
+    }
+    for (const t of tasks) {
+      let stat: string;
+      try {
+        stat = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/stat`);
+      } catch {
+        continue;
+      }
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      if (state !== "t" && state !== "T" && state !== "Z" && state !== "X") return undefined;
+      ids.push(Number(t.name));
+    }
+  }
+  return ids.sort((a, b) => a - b).join(",");
+}
+
+/** The addresses (ascending) that lie in one of the (ascending) runs. */
+function inRuns(addresses: number[], runs: ScanRun[]): number[] {
+  const out: number[] = [];
+  for (const a of addresses) {
+    let lo = 0, hi = runs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (runs[mid].vaddr + runs[mid].nrPages * PAGE <= a) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo < runs.length && runs[lo].vaddr <= a) out.push(a);
+  }
+  return out;
 }
 
 function freePort(address: string): number {

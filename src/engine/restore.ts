@@ -1,6 +1,8 @@
 /**
  * The destination's restore handler: rebuild each process's `pages-<id>.img` from the pages the
- * source sent (its pagemap, sent as a file, lists which pages in which order), then run
+ * source sent (its pagemap, sent as a file, lists which pages in which order) — or, for a
+ * scan-and-copy (`localLazy`), read the store's own pages images in place (lazy_images.ts) and
+ * restore with `--lazy-pages` from them through a local `criu lazy-pages` daemon — then run
  * `criu restore --leave-stopped` (CRIU dies with its agent) and check the restored tree before
  * reporting it ready. The tree runs only when the source commits (destination.ts resumes it).
  * Nothing it writes leaves the migration's directory and its own scratch directory.
@@ -125,6 +127,9 @@ export async function restoreMigration(
       // Not tied to this process: once the tree is resumed, its memory depends on this daemon
       // finishing (it reads local files only and exits when every page is in place).
       lazyDaemon = criuLocalLazyPages({ dir });
+      // For the destination's recovery: an agent that dies mid-restore leaves this daemon
+      // waiting for a restore that never comes (a ready copy's daemon finishes on its own).
+      await Deno.writeTextFile(`${dir}/lazy-pages.pid`, `${lazyDaemon.pid}\n`);
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     }
     const restored = await criuRestore({

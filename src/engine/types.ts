@@ -40,6 +40,11 @@ export interface PhaseTimes {
   restore_ms: number;
   /** The final dirty scan of the frozen tree against what the destination holds (scan-and-copy). */
   scan_ms?: number;
+  /**
+   * The part of the final scan that ran alongside the dump (scan-and-copy; inside dump_ms, so
+   * not part of the sum; scan_ms is the part after it).
+   */
+  scan_overlap_ms?: number;
   /** Waiting, after the transfer, for the lazy dump to let the tree go (scan-and-copy). */
   release_ms?: number;
   /** The commit record and the destination's resume, as the source saw it. */
