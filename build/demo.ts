@@ -10,7 +10,7 @@
  * @module
  */
 import { launchIsolated } from "../src/engine/launch.ts";
-import { isAlive, waitGone } from "../src/engine/proc.ts";
+import { isAlive, waitGone } from "../src/tracker/proc.ts";
 import { buildWorkload } from "../tests/support/workloads.ts";
 import { buildShims, ensureDebianPackages, provisionCriu, REPO_ROOT, step } from "./setup.ts";
 

@@ -11,7 +11,7 @@
  */
 import { criuDump, criuRestore } from "../../src/criu/run.ts";
 import { launchIsolated } from "../../src/engine/launch.ts";
-import { waitGone } from "../../src/engine/proc.ts";
+import { waitGone } from "../../src/tracker/proc.ts";
 import { buildWorkload } from "../../tests/support/workloads.ts";
 
 const SIZES_MIB = [16, 64, 256];

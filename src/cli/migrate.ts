@@ -19,11 +19,12 @@ import process from "node:process";
 import { locateCriu } from "../criu/locate.ts";
 import { hostFacts, LAZY_PIPE_MAX_SIZE } from "../criu/host.ts";
 import type { MigrationChannel } from "../engine/channel.ts";
+import { VERIFY_MODES } from "../engine/contract.ts";
 import { runMigration } from "../engine/driver.ts";
 import { tcpPageServer } from "../engine/final_post_copy.ts";
 import { ENGINE_CHOICES, EngineUnavailableError, planOf } from "../engine/select.ts";
+import { isAlive, treeMemoryBytes } from "../tracker/proc.ts";
 import { MigrationError, type ProgressEvent } from "../engine/types.ts";
-import { isAlive } from "../engine/proc.ts";
 import {
   COMPRESS_MODES,
   type CompressionStats,
@@ -38,7 +39,6 @@ import { defaultStateDir, peerCliError } from "./peer_errors.ts";
 import { recoverNode } from "./recover.ts";
 import { type ContainerTarget, containerTarget, RUNTIME_CHOICES } from "./migrate_container.ts";
 import { containerSummary } from "../container/types.ts";
-import { treePids } from "../engine/proc.ts";
 
 const FORMATS = ["table", "json"] as const;
 
@@ -64,6 +64,11 @@ export function register(program: Command): void {
       "127.0.0.1",
     )
     .option("--no-throttle", "never throttle the workload's CPU")
+    .option(
+      "--verify <mode>",
+      `read back the restored tree: ${VERIFY_MODES.join("|")} (a sample per mapping | every page)`,
+      "sample",
+    )
     .option(
       "--compress <mode>",
       "LZ4 page batches: auto (when the link is slower than LZ4) | on | off",
@@ -96,6 +101,7 @@ interface MigrateOptions {
   maxRounds: string;
   pageServerAddress: string;
   throttle: boolean;
+  verify: string;
   compress: string;
   tcp?: string;
   resumeTimeout: string;
@@ -129,6 +135,7 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
     ? undefined
     : parseChoice("--tcp", opts.tcp, ["close", "established"] as const);
   const compress = parseChoice("--compress", opts.compress, COMPRESS_MODES);
+  const verify = parseChoice("--verify", opts.verify, VERIFY_MODES);
   const resumeTimeoutMs = parseNumberInRange("--resume-timeout", opts.resumeTimeout, 0.1, 3600) *
     1000;
   const maxDowntimeMs = opts.maxDowntime === undefined
@@ -182,11 +189,13 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
       pid,
       channel: async () => {
         client = await connectPeer({ stateDir: opts.stateDir, peer: opts.to, resumeTimeoutMs });
+        // The destination's store quota follows the whole tree (a large child under a tiny init).
         channel = await client.openMigration(id, expectedBytes(pid, target), { compress });
         await target?.prepare(client, channel, id, workDir);
         return channel;
       },
       finalPhase: target?.finalPhase(),
+      container: target?.journal(),
       policy,
       provider,
       stateDir: opts.stateDir,
@@ -195,6 +204,7 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
       maxDowntimeMs,
       resumeTimeoutMs,
       throttle: opts.throttle,
+      verify,
       compress,
       tcp,
       pageServer: tcpPageServer(opts.pageServerAddress),
@@ -248,19 +258,12 @@ function sourceState(e: MigrationError): string {
     : "the source workload is no longer running here";
 }
 
-function residentBytes(pid: number): number {
-  try {
-    return Number(Deno.readTextFileSync(`/proc/${pid}/statm`).split(" ")[1]) * 4096;
-  } catch {
-    return 0;
-  }
-}
-
-/** What the destination should make room for: the tree's memory, and a container's image. */
+/**
+ * What the destination should make room for: the whole tree's memory (shared pages counted
+ * once), and a container's image.
+ */
 function expectedBytes(pid: number, target: ContainerTarget | undefined): number {
-  if (!target) return residentBytes(pid);
-  const tree = treePids(pid).reduce((sum, p) => sum + residentBytes(p), 0);
-  return tree + (target.imageBytes ?? 0);
+  return treeMemoryBytes(pid) + (target?.imageBytes ?? 0);
 }
 
 /** Where scratch dumps go: tmpfs when there is one (u2cm makes its own directory inside). */

@@ -23,6 +23,7 @@ import { RuntimeCommandError } from "../container/command.ts";
 import type { ContainersConfig } from "../ops/config.ts";
 import type { MigrationChannel } from "../engine/channel.ts";
 import type { FinalPhase } from "../engine/parts.ts";
+import type { ContainerJournal } from "../engine/journal.ts";
 import type { PeerClient } from "../peer/client.ts";
 import { CliError, ExitCode } from "./errors.ts";
 
@@ -46,6 +47,8 @@ export interface ContainerTarget {
   readonly imageSent: boolean;
   /** The image's size (what the destination must make room for when it lacks it). */
   readonly imageBytes?: number;
+  /** What the journal keeps for recovery. */
+  journal(): ContainerJournal;
 }
 
 /** Resolve `--container` into a target; CLI errors for what the user can fix. */
@@ -111,6 +114,14 @@ export async function containerTarget(options: {
           () => {},
         );
       }
+    },
+    journal: () => {
+      const env: Record<string, string> = {};
+      for (const k of ["CONTAINERS_STORAGE_CONF", "CONTAINERS_CONF", "PATH"]) {
+        const v = nodes.podman.env[k] ?? Deno.env.get(k);
+        if (v !== undefined) env[k] = v;
+      }
+      return { runtime: "podman", id: info.id, env };
     },
     // built when the driver freezes: by then `prepare` knows whether the image was sent
     finalPhase: () => ({

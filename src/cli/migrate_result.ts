@@ -24,11 +24,33 @@ export interface MigrateResult {
   /** Page-batch compression: mode, whether it ended active, and what it did. */
   compression?: CompressionResult;
   /**
+   * Pages of the frozen tree the destination checked against the source's final page manifest
+   * before restoring (every page of every private and shared mapping); 0 when not verified.
+   */
+  verified_pages: number;
+  /** The verification in detail, or null when the engine does not verify (post-copy). */
+  verification: VerificationResult | null;
+  /**
    * The container migrated (`--container`): name, ID, runtime, image, and whether the image had
    * to be sent (the destination lacked it).
    */
   container?: ContainerSummary & { image_sent?: boolean };
   error?: string;
+}
+
+/** The `verification` object of the JSON result. */
+export interface VerificationResult {
+  /** Read-back mode: "sample" (a sample per mapping) or "full" (every page). */
+  mode: string;
+  /** Pages the manifest names. */
+  manifest_pages: number;
+  /** Pages of the assembled images checked before the restore. */
+  image_pages: number;
+  /** Pages of the restored, stopped tree read back and matched. */
+  read_back_pages: number;
+  /** Milliseconds the image check and the read-back took (part of restore_ms). */
+  image_ms: number;
+  read_back_ms: number;
 }
 
 /** The `compression` object of the JSON result. */
@@ -81,6 +103,17 @@ export function resultOf(o: MigrationOutcome): MigrateResult {
       restore_ms: r(o.phases.restore_ms),
       ...optionalPhases(o.phases, r),
     },
+    verified_pages: o.verified?.imagePages ?? 0,
+    verification: o.verified
+      ? {
+        mode: o.verified.mode,
+        manifest_pages: o.verified.manifestPages,
+        image_pages: o.verified.imagePages,
+        read_back_pages: o.verified.readBackPages,
+        image_ms: o.verified.imageMs,
+        read_back_ms: o.verified.readBackMs,
+      }
+      : null,
   };
 }
 
@@ -114,6 +147,8 @@ export function failedResult(
     dest_pid: null,
     rounds: [],
     phases: null,
+    verified_pages: 0,
+    verification: null,
     ...(channel?.compression ? { compression: compressionOf(channel.compression) } : {}),
     error,
   };
@@ -149,6 +184,12 @@ export function printResult(format: "table" | "json", r: MigrateResult): void {
       : []),
     ["pre-copy rounds", String(r.precopy_rounds)],
     ["destination pid", String(r.dest_pid)],
+    [
+      "verified",
+      r.verification
+        ? `${r.verified_pages} pages against the manifest, ${r.verification.read_back_pages} read back (${r.verification.mode})`
+        : "no",
+    ],
     ...(r.container
       ? [[
         "container",

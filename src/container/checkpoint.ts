@@ -46,9 +46,9 @@ export interface PodmanCheckpoint {
   files: string[];
   /** Named volumes exported (`dir/volumes/<name>.tar`). */
   volumes: string[];
-  /** Wall-clock milliseconds of `podman container checkpoint`. */
+  /** Wall-clock milliseconds of `podman container checkpoint` (the export unpacked meanwhile). */
   checkpointMs: number;
-  /** Wall-clock milliseconds of unpacking the export. */
+  /** Wall-clock milliseconds of linking the pages images in. */
   unpackMs: number;
   /** CRIU's frozen time in ms (from podman's stats), when reported. */
   frozenMs?: number;
@@ -57,35 +57,59 @@ export interface PodmanCheckpoint {
 }
 
 /**
- * Checkpoint container `id` (which stops it) to an uncompressed export inside `workDir`, and
- * unpack it to `workDir/export/`.
+ * Checkpoint container `id` (which stops it) with an uncompressed export into `workDir/export/`.
+ * The export is streamed through a FIFO into `tar -x`, which leaves out the pages images: they
+ * stay where CRIU wrote them (the container's userdata/checkpoint, which podman keeps for a local
+ * restore) and are linked into `imagesDir`, so the memory is written once, not three times.
  */
 export async function checkpointPodman(
   node: PodmanNode,
   options: CheckpointOptions,
 ): Promise<PodmanCheckpoint> {
   const { id, workDir, tcpEstablished = false, withVolumes = false, signal } = options;
-  const tar = `${workDir}/checkpoint.tar`;
+  const userdata = (await podman(node, ["inspect", "--format", "{{.StaticDir}}", id], { signal }))
+    .trim();
+  const dir = `${workDir}/export`;
+  await Deno.mkdir(dir, { recursive: true });
+  const fifo = `${workDir}/checkpoint.fifo`;
+  await runRuntime("mkfifo", ["-m", "0600", fifo], { signal });
+  // the reader first: podman's open of the FIFO waits for it
+  const untar = runRuntime("tar", ["-C", dir, "-xf", fifo, "--exclude=checkpoint/pages-*.img"], {
+    signal,
+  });
+  untar.catch(() => {});
   const t0 = performance.now();
-  const out = await podman(node, [
-    "container",
-    "checkpoint",
-    id,
-    "--export",
-    tar,
-    "--compress",
-    "none",
-    "--print-stats",
-    ...(tcpEstablished ? ["--tcp-established"] : []),
-    ...(withVolumes ? [] : ["--ignore-volumes"]),
-  ], { signal });
+  let out: string;
+  try {
+    out = await podman(node, [
+      "container",
+      "checkpoint",
+      id,
+      "--export",
+      fifo,
+      "--compress",
+      "none",
+      "--print-stats",
+      ...(tcpEstablished ? ["--tcp-established"] : []),
+      ...(withVolumes ? [] : ["--ignore-volumes"]),
+    ], { signal });
+  } catch (e) {
+    // unblock a reader still waiting for a writer
+    await Deno.open(fifo, { write: true }).then((f) => f.close(), () => {});
+    await untar.catch(() => {});
+    throw e;
+  } finally {
+    await Deno.remove(fifo).catch(() => {});
+  }
+  await untar;
   const checkpointMs = performance.now() - t0;
   const stats = parseStats(out);
-  const dir = `${workDir}/export`;
   const t1 = performance.now();
-  await Deno.mkdir(dir, { recursive: true });
-  await runRuntime("tar", ["-C", dir, "-xf", tar], { signal });
-  await Deno.remove(tar);
+  for await (const e of Deno.readDir(`${userdata}/checkpoint`)) {
+    if (e.isFile && /^pages-\d+\.img$/.test(e.name)) {
+      await Deno.symlink(`${userdata}/checkpoint/${e.name}`, `${dir}/checkpoint/${e.name}`);
+    }
+  }
   const unpackMs = performance.now() - t1;
   const files: string[] = [];
   for await (const e of Deno.readDir(dir)) if (e.isFile) files.push(e.name);

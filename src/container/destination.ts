@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { processPagesFiles } from "../criu/images/mod.ts";
 import type { RestoreContext, RestoreResult } from "../engine/channel.ts";
 import { imagesDirOf, rebuildPages } from "../engine/restore.ts";
 import { imageInfo, loadImage, removeImage } from "./image.ts";
@@ -104,6 +105,8 @@ export async function restoreContainer(
     const exportDir = `${scratch}/export`;
     const imagesDir = `${exportDir}/checkpoint`;
     await Deno.mkdir(imagesDir, { recursive: true });
+    // The processes' pages files are rebuilt from the store; shared memory's came whole.
+    const rebuilt = await processPagesFiles(src);
     for await (const e of Deno.readDir(src)) {
       if (!e.isFile) continue;
       if (e.name.startsWith(PODMAN_FILE_PREFIX)) {
@@ -117,7 +120,7 @@ export async function restoreContainer(
         await Deno.copyFile(`${src}/${e.name}`, `${exportDir}/volumes/${name}.tar`);
       } else if (
         e.name !== IMAGE_FILE && !e.name.startsWith("volume.") &&
-        !/^pages-\d+\.img$/.test(e.name) &&
+        !rebuilt.has(e.name) &&
         !e.name.endsWith(".log")
       ) {
         await Deno.copyFile(`${src}/${e.name}`, `${imagesDir}/${e.name}`);

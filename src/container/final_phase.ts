@@ -21,7 +21,7 @@
  * @module
  */
 import { readDumpDir } from "../criu/images/mod.ts";
-import { heldHashes, sendChangedPages, tcpRestoreRequest } from "../engine/dump_pages.ts";
+import { sendChangedPages, tcpRestoreRequest } from "../engine/dump_pages.ts";
 import { imageFilesToSend } from "../engine/files.ts";
 import type { FinalContext, FinalPhase, FrozenTree } from "../engine/parts.ts";
 import type { PhaseTimes } from "../engine/types.ts";
@@ -51,11 +51,9 @@ export function podmanFinalPhase(options: PodmanFinalOptions): FinalPhase {
 }
 
 async function freezeContainer(ctx: FinalContext, o: PodmanFinalOptions): Promise<FrozenTree> {
-  const { channel, dir, handoff } = ctx;
+  const { channel, dir } = ctx;
   const phases: PhaseTimes = { freeze_ms: 0, dump_ms: 0, transfer_ms: 0, restore_ms: 0 };
   const roots = await podmanStore(o.node, { signal: ctx.signal });
-  const remote = heldHashes(channel, handoff.pidMap.values());
-  remote.catch(() => {});
   ctx.onProgress?.({ kind: "phase", phase: "dump" });
   // --tcp close needs the connections dumped too: podman cannot leave them out
   const tcp = ctx.tcp !== undefined;
@@ -90,11 +88,12 @@ async function freezeContainer(ctx: FinalContext, o: PodmanFinalOptions): Promis
     ctx.onProgress?.({ kind: "phase", phase: "transfer" });
     const transferAt = performance.now();
     const images = await readDumpDir(ck.imagesDir);
-    const held = await remote;
     let pages = 0;
     for (const mem of images.memory) {
       const file = `${ck.imagesDir}/${mem.pagesFile}`;
-      pages += await sendChangedPages(channel, mem.pid, mem.addresses, file, held.get(mem.pid));
+      // The ledger: what this source sent, with the hash each page had when sent.
+      const held = ctx.ledger.held(mem.pid);
+      pages += await sendChangedPages(channel, mem.pid, mem.addresses, file, held);
     }
     for (const name of await imageFilesToSend(ck.imagesDir, true)) {
       await channel.sendFile(name, await Deno.readFile(`${ck.imagesDir}/${name}`));

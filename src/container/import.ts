@@ -25,7 +25,7 @@
  */
 import { podman } from "./podman.ts";
 import { runRuntime } from "./command.ts";
-import { signalAll, treePids } from "../engine/proc.ts";
+import { signalAll, treePids } from "../tracker/proc.ts";
 import type { PodmanNode } from "./types.ts";
 
 /** A node's storage roots (from `podman info`). */

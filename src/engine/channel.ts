@@ -5,44 +5,15 @@
  *
  * @module
  */
+import type { PageBatch, RestoreRequest, RestoreResult } from "./contract.ts";
 import type { PagesImage } from "./pages_image.ts";
 
-/** A batch of pages of one process, keyed by the pid inside the tree's pid namespace. */
-export interface PageBatch {
-  /** Pid as CRIU names it (pstree.img; inside the tree's pid namespace). */
-  pid: number;
-  /** Page addresses. */
-  addresses: Float64Array;
-  /** `addresses.length * 4096` bytes of page contents. */
-  data: Uint8Array;
-  /** 16 bytes per page (the shim's page hash); computed by the channel when absent. */
-  hashes?: Uint8Array;
-}
-
-/**
- * What the destination answers to a restore request: `ok` means the tree is restored, checked
- * and left stopped, ready to resume on {@linkcode MigrationChannel.resume}.
- */
-export interface RestoreResult {
-  /** Whether the tree was restored (stopped) and is ready. */
-  ok: boolean;
-  /** Host pid of the restored root on the destination. */
-  pid?: number;
-  /** Why it failed. */
-  error?: string;
-  /** Milliseconds the destination spent restoring. */
-  restoreMs?: number;
-}
-
-/** A JSON restore request (the engine's parameters for {@linkcode restoreMigration}). */
-export type RestoreRequest = Record<string, unknown>;
+export type { PageBatch, RestoreRequest, RestoreResult } from "./contract.ts";
 
 /** One migration's channel to the destination. */
 export interface MigrationChannel {
   /** Store pages at the destination (queued; `flush` waits for them). */
   sendPages(batch: PageBatch): Promise<void>;
-  /** The destination's page hashes for one process: address → 16-byte hash. */
-  remoteHashes(pid: number): Promise<Map<number, Uint8Array>>;
   /** Store an image file in the migration's directory at the destination. */
   sendFile(name: string, data: Uint8Array): Promise<void>;
   /** Wait until everything sent so far is stored at the destination. */

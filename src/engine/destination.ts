@@ -7,11 +7,10 @@
  *
  * @module
  */
-import { processStartTime } from "../tracker/proc.ts";
+import { processStartTime, processState, signalAll, treePids } from "../tracker/proc.ts";
 import type { RestoreContext, RestoreResult } from "./channel.ts";
 import { KEEP_RECORDS, writeRecord } from "./journal.ts";
 import { restoreMigration, type RestoreOptions } from "./restore.ts";
-import { processState, signalAll, treePids } from "./proc.ts";
 
 /** Phases of an incoming migration's record. */
 export type IncomingPhase = "restoring" | "ready" | "resumed" | "discarded";
@@ -99,7 +98,7 @@ export class Destination {
       updatedAt: new Date().toISOString(),
     };
     try {
-      this.#write(rec);
+      this.#write(rec, false); // a lost `restoring` record only loses a restore never reported
     } catch (e) {
       await removeDir(scratch);
       return { ok: false, error: `could not record the restore: ${(e as Error).message}` };
@@ -135,7 +134,9 @@ export class Destination {
     const pid = rec.pids?.[0];
     if (action === "resume") {
       if (rec.phase === "ready" || rec.phase === "resumed") {
-        if (rec.phase === "ready") this.#write({ ...rec, phase: "resumed" });
+        // Not fsync'd: after a power failure the copy is gone anyway, and after a crash the page
+        // cache holds it; a `ready` record of a running copy is only ever told to resume.
+        if (rec.phase === "ready") this.#write({ ...rec, phase: "resumed" }, false);
         resumeTree(rec);
         return { state: "resumed", pid };
       }
@@ -182,8 +183,9 @@ export class Destination {
     this.#write({ ...rec, phase: "discarded", reason, scratch: undefined });
   }
 
-  #write(rec: IncomingRecord): void {
-    writeRecord(`${this.#dir}/${rec.id}.json`, { ...rec, updatedAt: new Date().toISOString() });
+  #write(rec: IncomingRecord, durable = true): void {
+    const path = `${this.#dir}/${rec.id}.json`;
+    writeRecord(path, { ...rec, updatedAt: new Date().toISOString() }, durable);
   }
 
   #read(id: string): IncomingRecord | undefined {

@@ -19,12 +19,14 @@ import type { MigrationChannel } from "./channel.ts";
 import { postCopy, tcpPageServer } from "./final_post_copy.ts";
 import { scanAndCopy } from "./final_scan_copy.ts";
 import { stopAndCopy } from "./final_stop_copy.ts";
+import type { Verification } from "./contract.ts";
 import { pauseAt } from "./failpoint.ts";
 import { accountDowntime, freezePathOf } from "./freeze_path.ts";
 import { MigrationJournal, type MigrationRecord } from "./journal.ts";
+import { LedgerChannel, PageLedger } from "./ledger.ts";
 import type { FinalPhase, FrozenTree, RoundHandoff, RoundSource } from "./parts.ts";
 import { precopy } from "./precopy.ts";
-import { isAlive, nsPids, signalSame, startTimes, treePids, waitDead } from "./proc.ts";
+import { isAlive, nsPids, signalSame, startTimes, treePids, waitDead } from "../tracker/proc.ts";
 import { hashRounds } from "./rounds_hash.ts";
 import { predumpRounds } from "./rounds_predump.ts";
 import { engineNameOf, type EnginePlan, type FinalName, finalOf } from "./select.ts";
@@ -72,12 +74,14 @@ export async function runMigration(
     policy: ctx.policy.name,
     phase: "precopy",
     scratchDir: scratch,
+    ...(ctx.container ? { container: ctx.container } : {}),
   });
   let phase: MigrationPhase = "precopy";
   let sourcePids: number[] = [];
   let sourceStarts: number[] = [];
   const record = (next: MigrationPhase, change: Partial<MigrationRecord> = {}) => {
-    journal?.update({ phase: next, ...change });
+    // Every phase but `restoring` (on the downtime path, and recovered like `frozen`) is fsync'd.
+    journal?.update({ phase: next, ...change }, next !== "restoring");
     phase = next; // only once it is on disk: a failed commit write is no commit
     pauseAt(next);
   };
@@ -90,9 +94,13 @@ export async function runMigration(
   let freezeAt = 0;
   let commitAt = 0;
   let destPid = 0;
+  const ledger = new PageLedger();
+  let verified: Verification | undefined;
   try {
     // Channel.
-    channel = typeof ctx.channel === "function" ? await ctx.channel() : ctx.channel;
+    const opened = typeof ctx.channel === "function" ? await ctx.channel() : ctx.channel;
+    // Every page sent is recorded with its hash: the final phase sends what the ledger lacks.
+    channel = new LedgerChannel(opened, ledger);
     // Pre-copy rounds, as long as the policy wants them.
     let handoff: RoundHandoff = { pidMap: new Map() };
     if (plan.rounds !== "none") {
@@ -137,6 +145,8 @@ export async function runMigration(
       onProgress: ctx.onProgress,
       pageServer: ctx.pageServer ?? tcpPageServer(),
       signal: ctx.signal,
+      ledger,
+      verify: ctx.verify,
     };
     await finalPhase.prepare?.(finalCtx);
     sourcePids = treePids(ctx.pid);
@@ -162,7 +172,11 @@ export async function runMigration(
     if (!result.ok || result.pid === undefined) {
       throw new Error(`destination could not restore: ${result.error ?? "no pid"}`);
     }
+    if (frozen.request.verify !== undefined && result.verified === undefined) {
+      throw new Error("the destination did not verify the restored tree against the manifest");
+    }
     destPid = result.pid;
+    verified = result.verified;
     // The commit point: from this record on, the destination owns the workload.
     ctx.onProgress?.({ kind: "phase", phase: "commit" });
     commitAt = performance.now();
@@ -199,6 +213,7 @@ export async function runMigration(
       phases: frozen.phases,
       finalPages: frozen.pages,
       lazyPages: frozen.lazyPages,
+      ...(verified ? { verified } : {}),
     };
   } catch (e) {
     if (e instanceof MigrationError) throw e;

@@ -6,7 +6,11 @@
  * @module
  */
 import type { MigrationChannel } from "./channel.ts";
-import { BATCH_PAGES, pageHashBytes } from "./page_reader.ts";
+import { pageHashes } from "../native/page_hash.ts";
+import { covers, shmemAddress, type ShmemMapping } from "../criu/images/mod.ts";
+import type { HeldPages, PageLedger } from "./ledger.ts";
+import type { ManifestBuilder } from "./manifest.ts";
+import { BATCH_PAGES } from "./page_reader.ts";
 
 const PAGE = 4096;
 
@@ -14,9 +18,9 @@ const PAGE = 4096;
 const READ_PAGES = 2048;
 
 /**
- * Stream a dumped pages file, hash each page, and send those whose hash differs from the
- * destination's (`held`, all when absent) and that `skip` does not reject; returns how many
- * were sent.
+ * Stream a dumped pages file, hash each page (once), record every hash in `manifest`, and send
+ * those whose hash differs from the destination's (`held`: the source's ledger; all when absent)
+ * and that `skip` does not reject; returns how many were sent.
  *
  * @example
  * ```ts
@@ -28,8 +32,9 @@ export async function sendChangedPages(
   pid: number,
   addresses: number[],
   file: string,
-  held: ReadonlyMap<number, Uint8Array> | undefined,
+  held: HeldPages | undefined,
   skip?: (addr: number, index: number) => boolean,
+  manifest?: Pick<ManifestBuilder, "add">,
 ): Promise<number> {
   const f = await Deno.open(file, { read: true });
   const buf = new Uint8Array(READ_PAGES * PAGE);
@@ -46,7 +51,8 @@ export async function sendChangedPages(
         }
         off += n;
       }
-      const hashes = pageHashBytes(data);
+      const hashes = pageHashes(data);
+      manifest?.add("process", pid, addresses.slice(base, base + count), hashes);
       const changed: number[] = [];
       for (let i = 0; i < count; i++) {
         if (skip?.(addresses[base + i], base + i)) continue;
@@ -82,16 +88,6 @@ export function sameHash(a: Uint8Array, all: Uint8Array, at: number): boolean {
   return true;
 }
 
-/** The destination's page hashes of every pid in `pids` (ns pid → address → hash). */
-export async function heldHashes(
-  channel: MigrationChannel,
-  pids: Iterable<number>,
-): Promise<Map<number, Map<number, Uint8Array>>> {
-  const out = new Map<number, Map<number, Uint8Array>>();
-  for (const pid of new Set(pids)) out.set(pid, await channel.remoteHashes(pid));
-  return out;
-}
-
 /** CRIU dump options for a TCP mode. */
 export function tcpDumpOptions(tcp: "close" | "established" | undefined): {
   tcpClose?: boolean;
@@ -111,4 +107,89 @@ export function tcpRestoreRequest(tcp: "close" | "established" | undefined): {
   if (tcp === "close") return { tcpClose: true };
   if (tcp === "established") return { tcpEstablished: true };
   return {};
+}
+
+/** A shared-memory object of a dump, as {@linkcode sendShmemPages} reads it. */
+export interface ShmemObject {
+  /** Its id (`pagemap-shmem-<id>.img`). */
+  id: number;
+  /** Offset of each page of its pages file, in file order. */
+  offsets: number[];
+}
+
+/**
+ * Stream a shared-memory object's pages file, hash each page once (recorded in `manifest` as
+ * the object's), and send as process pages what the destination lacks. A page is held when,
+ * under the first of `candidates` (its mappings, in the order the destination tries them) for
+ * which the ledger has it, the hash is current; otherwise it is sent under the first mapping
+ * that covers it. The destination then finds every page under the first mapping it holds it
+ * under. Returns the pages sent.
+ */
+export async function sendShmemPages(
+  channel: MigrationChannel,
+  obj: ShmemObject,
+  file: string,
+  candidates: ShmemMapping[],
+  ledger: PageLedger,
+  manifest?: Pick<ManifestBuilder, "add">,
+): Promise<number> {
+  const f = await Deno.open(file, { read: true });
+  const buf = new Uint8Array(READ_PAGES * PAGE);
+  let sent = 0;
+  try {
+    for (let base = 0; base < obj.offsets.length; base += READ_PAGES) {
+      const count = Math.min(READ_PAGES, obj.offsets.length - base);
+      const data = buf.subarray(0, count * PAGE);
+      let off = 0;
+      while (off < data.length) {
+        const n = f.readSync(data.subarray(off));
+        if (n === null || n === 0) {
+          throw new Error(`${file} ends early at page ${base + off / PAGE}`);
+        }
+        off += n;
+      }
+      const hashes = pageHashes(data);
+      manifest?.add("shmem", obj.id, obj.offsets.slice(base, base + count), hashes);
+      const byPid = new Map<number, { index: number[]; addresses: number[] }>();
+      for (let i = 0; i < count; i++) {
+        const o = obj.offsets[base + i];
+        const mine = candidates.filter((m) => covers(m, o));
+        let current = false;
+        for (const m of mine) {
+          const have = ledger.held(m.pid).get(shmemAddress(m, o));
+          if (have) {
+            current = sameHash(have, hashes, i * 16);
+            break;
+          }
+        }
+        if (current) continue;
+        const to = mine[0];
+        let list = byPid.get(to.pid);
+        if (!list) byPid.set(to.pid, list = { index: [], addresses: [] });
+        list.index.push(i);
+        list.addresses.push(shmemAddress(to, o));
+      }
+      for (const [pid, list] of byPid) {
+        for (let at = 0; at < list.index.length; at += BATCH_PAGES) {
+          const idx = list.index.slice(at, at + BATCH_PAGES);
+          const batch = new Uint8Array(idx.length * PAGE);
+          const h = new Uint8Array(idx.length * 16);
+          idx.forEach((k, n) => {
+            batch.set(data.subarray(k * PAGE, (k + 1) * PAGE), n * PAGE);
+            h.set(hashes.subarray(k * 16, k * 16 + 16), n * 16);
+          });
+          await channel.sendPages({
+            pid,
+            addresses: Float64Array.from(list.addresses.slice(at, at + BATCH_PAGES)),
+            data: batch,
+            hashes: h,
+          });
+          sent += idx.length;
+        }
+      }
+    }
+  } finally {
+    f.close();
+  }
+  return sent;
 }

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { processPagesFiles, rebuiltPagesFiles } from "../criu/images/mod.ts";
 
 /** Image file names: a letter or digit, then letters, digits, '.', '_' or '-' (≤ 128). */
 export const IMAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -14,14 +15,26 @@ export function isValidImageName(name: string): boolean {
 
 /**
  * The files of a dump directory to send: everything but CRIU's logs, pid files, sockets and —
- * when the destination rebuilds them from its page store — the raw `pages-N.img` files.
+ * when the destination rebuilds them from its page store — the processes' raw pages files
+ * (those named by `pagemap-<pid>.img`), and with `shmem` those of the shared-memory objects
+ * (`pagemap-shmem-<id>.img`: anonymous shared, SysV shm, memfd) whose pages travel as pages of
+ * the process mapping them; the other shared-memory pages files travel whole.
  */
-export async function imageFilesToSend(dir: string, rebuildPages: boolean): Promise<string[]> {
+export async function imageFilesToSend(
+  dir: string,
+  rebuildPages: boolean,
+  shmem = false,
+): Promise<string[]> {
   const names: string[] = [];
+  const rebuilt = !rebuildPages
+    ? new Set<string>()
+    : shmem
+    ? await rebuiltPagesFiles(dir, true)
+    : await processPagesFiles(dir);
   for await (const e of Deno.readDir(dir)) {
     if (!e.isFile || !isValidImageName(e.name)) continue;
     if (e.name.endsWith(".log") || e.name.endsWith(".pid")) continue;
-    if (rebuildPages && /^pages-\d+\.img$/.test(e.name)) continue;
+    if (rebuilt.has(e.name)) continue;
     names.push(e.name);
   }
   return names.sort();

@@ -20,7 +20,10 @@ import {
 import { criuLazyDump } from "../criu/run.ts";
 import { sameHash, sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from "./dump_pages.ts";
 import { imageFilesToSend } from "./files.ts";
-import { pageHashBytes, PageReader } from "./page_reader.ts";
+import type { HeldPages } from "./ledger.ts";
+import { bootId } from "../tracker/proc.ts";
+import { pageHashes } from "../native/page_hash.ts";
+import { PageReader } from "./page_reader.ts";
 import type { FinalContext, FinalPhase, FrozenTree, PageServerEndpoint } from "./parts.ts";
 import type { PhaseTimes } from "./types.ts";
 
@@ -83,7 +86,7 @@ async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
       for (const [host, ns] of handoff.pidMap) if (!hostOf.has(ns)) hostOf.set(ns, host);
       const images = await readDumpDir(dir, true);
       for (const mem of images.memory) {
-        const held = await channel.remoteHashes(mem.pid);
+        const held = ctx.ledger.held(mem.pid);
         // Eager pages CRIU wrote to the file (non-anonymous memory): send what differs.
         const file = `${dir}/${mem.pagesFile}`;
         pages += await sendChangedPages(channel, mem.pid, mem.addresses, file, held);
@@ -105,6 +108,7 @@ async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
         engine: "lazy",
         rebuildPages: precopied,
         lazy: ctx.pageServer.remote(listen),
+        sourceBootId: bootId(),
         ...tcpRestoreRequest(ctx.tcp),
       },
       pages,
@@ -143,7 +147,7 @@ async function drained(status: Promise<number>): Promise<void> {
 export function eagerWhereHeld(
   pagemap: Pagemap,
   hostPid: number,
-  held: Map<number, Uint8Array>,
+  held: HeldPages,
 ): Pagemap {
   const reader = new PageReader(hostPid);
   const entries: PagemapEntry[] = [];
@@ -174,7 +178,7 @@ export function eagerWhereHeld(
   return { ...pagemap, entries };
 }
 
-function eagerMask(reader: PageReader, e: PagemapEntry, held: Map<number, Uint8Array>): Uint8Array {
+function eagerMask(reader: PageReader, e: PagemapEntry, held: HeldPages): Uint8Array {
   const mask = new Uint8Array(e.nrPages);
   const step = 2048;
   const buf = new Uint8Array(step * PAGE);
@@ -183,7 +187,7 @@ function eagerMask(reader: PageReader, e: PagemapEntry, held: Map<number, Uint8A
     const addrs = Array.from({ length: n }, (_, k) => e.vaddr + (base + k) * PAGE);
     const data = buf.subarray(0, n * PAGE);
     const ok = reader.read(addrs, data);
-    const hashes = pageHashBytes(data);
+    const hashes = pageHashes(data);
     for (let k = 0; k < n; k++) {
       const have = held.get(addrs[k]);
       if (ok[k] && have && sameHash(have, hashes, k * 16)) mask[base + k] = 1;

@@ -27,9 +27,16 @@ import {
   PE_PARENT,
   PE_PRESENT,
   readDumpDir,
+  rebuildableShmem,
+  storedAddresses,
 } from "../criu/images/mod.ts";
 import { closeLazyDump, criuLazyDump } from "../criu/run.ts";
-import { sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from "./dump_pages.ts";
+import {
+  sendChangedPages,
+  sendShmemPages,
+  tcpDumpOptions,
+  tcpRestoreRequest,
+} from "./dump_pages.ts";
 import {
   type HeldIndex,
   heldIndex,
@@ -41,7 +48,11 @@ import {
 import { imageFilesToSend } from "./files.ts";
 import { PageReader, sendLivePages } from "./page_reader.ts";
 import type { FinalContext, FinalPhase, FrozenTree } from "./parts.ts";
-import { pidNamespaceMap, treePids } from "./proc.ts";
+import { bootId, pidNamespaceMap, treePids } from "../tracker/proc.ts";
+import { pageHashes } from "../native/page_hash.ts";
+import { MANIFEST_FILE } from "./contract.ts";
+import type { HeldPages } from "./ledger.ts";
+import { ManifestBuilder } from "./manifest.ts";
 import type { PhaseTimes } from "./types.ts";
 
 const PAGE = 4096;
@@ -75,13 +86,14 @@ export interface ScanAndCopyOptions {
  */
 export function scanAndCopy(options: ScanAndCopyOptions = {}): FinalPhase {
   let held: Map<number, Held> | undefined;
-  const prepare = async (ctx: FinalContext) => {
+  const prepare = (ctx: FinalContext) => {
     held = new Map();
     for (const ns of new Set(ctx.handoff.pidMap.values())) {
-      const map = ctx.handoff.held?.(ns) ?? await ctx.channel.remoteHashes(ns);
+      const map = ctx.ledger.held(ns);
       const index = heldIndex(map);
       held.set(ns, { map, index, runs: heldRuns(index) });
     }
+    return Promise.resolve();
   };
   return {
     name: "stop-and-copy",
@@ -184,6 +196,7 @@ async function freezeAndScan(
     // Transfer: the changed pages, the eager pages CRIU wrote, then the image files.
     ctx.onProgress?.({ kind: "phase", phase: "transfer" });
     const transferAt = performance.now();
+    const manifest = new ManifestBuilder();
     let pages = 0;
     for (const mem of images.memory) {
       const list = changed.get(mem.pid) ?? [];
@@ -209,14 +222,32 @@ async function freezeAndScan(
         file,
         held.get(mem.pid)?.map,
       );
-      await Deno.writeFile(`${dir}/${mem.pagemapFile}`, encodePagemap(presentAndLazy(mem.pagemap)));
+      const final = presentAndLazy(mem.pagemap);
+      await Deno.writeFile(`${dir}/${mem.pagemapFile}`, encodePagemap(final));
+      // The manifest: every page of the frozen process, with the hash the destination now holds
+      // (the ledger recorded every page sent, the scan proved the others unchanged).
+      addFromLedger(manifest, mem.pid, storedAddresses(final), ctx.ledger.held(mem.pid));
     }
     // The memory has been read: let the dump go while the image files travel.
     const releasing = release();
     releasing.catch(() => {});
-    for (const name of await imageFilesToSend(dir, true)) {
-      await channel.sendFile(name, await Deno.readFile(`${dir}/${name}`));
+    // Shared memory is not lazy: CRIU wrote it; as in stop-and-copy, what live processes map
+    // travels as their pages, the rest as pages files hashed as sent.
+    const viaPages = await rebuildableShmem(images);
+    for (const obj of images.shmem) {
+      const candidates = viaPages.get(obj.id);
+      if (!candidates) continue;
+      const file = `${dir}/${obj.pagesFile}`;
+      pages += await sendShmemPages(channel, obj, file, candidates, ctx.ledger, manifest);
     }
+    const shmemOf = new Map(images.shmem.map((x) => [x.pagesFile, x]));
+    for (const name of await imageFilesToSend(dir, true, true)) {
+      const data = await Deno.readFile(`${dir}/${name}`);
+      const shmem = shmemOf.get(name);
+      if (shmem) manifest.add("shmem", shmem.id, shmem.offsets, pageHashes(data));
+      await channel.sendFile(name, data);
+    }
+    await channel.sendFile(MANIFEST_FILE, manifest.encode());
     await channel.flush();
     phases.transfer_ms = performance.now() - transferAt;
     const releaseAt = performance.now();
@@ -227,7 +258,10 @@ async function freezeAndScan(
       request: {
         engine: "delta",
         rebuildPages: true,
+        rebuildShmem: true,
         localLazy: true,
+        sourceBootId: bootId(),
+        verify: { mode: ctx.verify ?? "sample", pages: manifest.pages },
         ...tcpRestoreRequest(ctx.tcp),
       },
       pages,
@@ -242,6 +276,22 @@ async function freezeAndScan(
     await release().catch(() => {});
     throw e;
   }
+}
+
+/** Add the pages `addresses` of process `pid` to the manifest with the ledger's hashes. */
+function addFromLedger(
+  manifest: ManifestBuilder,
+  pid: number,
+  addresses: number[],
+  held: HeldPages,
+): void {
+  const hashes = new Uint8Array(addresses.length * 16);
+  for (let i = 0; i < addresses.length; i++) {
+    const h = held.get(addresses[i]);
+    if (!h) throw new Error(`page 0x${addresses[i].toString(16)} of pid ${pid} was never sent`);
+    hashes.set(h, i * 16);
+  }
+  manifest.add("process", pid, addresses, hashes);
 }
 
 /** The runs a lazy dump left in memory (PE_LAZY, not in its pages file, not in a parent). */

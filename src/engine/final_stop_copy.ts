@@ -7,10 +7,24 @@
  *
  * @module
  */
-import { decodeDumpStats, encodePagemap, readDumpDir } from "../criu/images/mod.ts";
+import {
+  decodeDumpStats,
+  encodePagemap,
+  readDumpDir,
+  rebuildableShmem,
+} from "../criu/images/mod.ts";
 import { criuDump } from "../criu/run.ts";
-import { heldHashes, sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from "./dump_pages.ts";
+import { pageHashes } from "../native/page_hash.ts";
+import { bootId } from "../tracker/proc.ts";
+import { MANIFEST_FILE } from "./contract.ts";
+import {
+  sendChangedPages,
+  sendShmemPages,
+  tcpDumpOptions,
+  tcpRestoreRequest,
+} from "./dump_pages.ts";
 import { imageFilesToSend } from "./files.ts";
+import { ManifestBuilder } from "./manifest.ts";
 import type { FinalContext, FinalPhase, FrozenTree } from "./parts.ts";
 import { flattenParents } from "./rounds_predump.ts";
 import type { PhaseTimes } from "./types.ts";
@@ -32,11 +46,6 @@ async function freezeAndCopy(ctx: FinalContext): Promise<FrozenTree> {
   const { channel, dir, handoff } = ctx;
   const phases: PhaseTimes = { freeze_ms: 0, dump_ms: 0, transfer_ms: 0, restore_ms: 0 };
   const chained = handoff.parentDir !== undefined;
-  // Ask for the destination's hashes while CRIU dumps (a pre-dump chain needs none).
-  const remote = chained
-    ? Promise.resolve(undefined)
-    : heldHashes(channel, handoff.pidMap.values());
-  remote.catch(() => {});
   ctx.onProgress?.({ kind: "phase", phase: "dump" });
   const dump = await criuDump({
     pid: ctx.pid,
@@ -52,23 +61,57 @@ async function freezeAndCopy(ctx: FinalContext): Promise<FrozenTree> {
   ctx.onProgress?.({ kind: "phase", phase: "transfer" });
   const transferAt = performance.now();
   const images = await readDumpDir(dir);
-  const held = await remote;
+  // A chained dump writes only the pages changed since its parent: the manifest (every page of
+  // the frozen tree) is built from unchained dumps only.
+  const manifest = chained ? undefined : new ManifestBuilder();
   // Pages the rounds still owe first: the final dump's own pages are newer and must win.
   let pages = await handoff.sendOwed?.(channel) ?? 0;
   for (const mem of images.memory) {
     const file = `${dir}/${mem.pagesFile}`;
-    pages += await sendChangedPages(channel, mem.pid, mem.addresses, file, held?.get(mem.pid));
+    // The ledger: what this source sent, with the hash each page had (a chain sends it all).
+    const held = chained ? undefined : ctx.ledger.held(mem.pid);
+    pages += await sendChangedPages(
+      channel,
+      mem.pid,
+      mem.addresses,
+      file,
+      held,
+      undefined,
+      manifest,
+    );
     if (chained) {
       await Deno.writeFile(`${dir}/${mem.pagemapFile}`, encodePagemap(flattenParents(mem.pagemap)));
     }
   }
-  for (const name of await imageFilesToSend(dir, true)) {
-    await channel.sendFile(name, await Deno.readFile(`${dir}/${name}`));
+  // Shared memory (anonymous shared, SysV, memfd) that live processes map travels as their
+  // pages, so what pre-copy sent of it counts; the destination rebuilds its pages file.
+  const viaPages = manifest ? await rebuildableShmem(images) : new Map();
+  for (const obj of images.shmem) {
+    const candidates = viaPages.get(obj.id);
+    if (!candidates) continue;
+    const file = `${dir}/${obj.pagesFile}`;
+    pages += await sendShmemPages(channel, obj, file, candidates, ctx.ledger, manifest);
   }
+  // The other shared objects travel as their pages files, hashed as sent.
+  const shmemOf = new Map(images.shmem.map((s) => [s.pagesFile, s]));
+  for (const name of await imageFilesToSend(dir, true, manifest !== undefined)) {
+    const data = await Deno.readFile(`${dir}/${name}`);
+    const shmem = shmemOf.get(name);
+    if (shmem) manifest?.add("shmem", shmem.id, shmem.offsets, pageHashes(data));
+    await channel.sendFile(name, data);
+  }
+  if (manifest) await channel.sendFile(MANIFEST_FILE, manifest.encode());
   await channel.flush();
   phases.transfer_ms = performance.now() - transferAt;
   return {
-    request: { engine: "delta", rebuildPages: true, ...tcpRestoreRequest(ctx.tcp) },
+    request: {
+      engine: "delta",
+      rebuildPages: true,
+      ...(manifest ? { rebuildShmem: true } : {}),
+      sourceBootId: bootId(),
+      ...(manifest ? { verify: { mode: ctx.verify ?? "sample", pages: manifest.pages } } : {}),
+      ...tcpRestoreRequest(ctx.tcp),
+    },
     pages,
     phases,
     dumpDir: dir,

@@ -48,6 +48,21 @@ export interface MigrationRecord {
   peerCleared?: boolean;
   /** CRIU logs of a failed migration, kept under the state dir. */
   logs?: string[];
+  /**
+   * A container target: the runtime, its ID, and the runtime's environment (podman's config
+   * files), so recovery can restore a checkpointed container or remove a committed one.
+   */
+  container?: ContainerJournal;
+}
+
+/** What the journal keeps of a container target. */
+export interface ContainerJournal {
+  /** The runtime. */
+  runtime: "podman";
+  /** Container ID. */
+  id: string;
+  /** Environment the runtime ran with (CONTAINERS_STORAGE_CONF, CONTAINERS_CONF, PATH). */
+  env: Record<string, string>;
 }
 
 /** Phases after which a migration needs nothing more from anyone. */
@@ -84,10 +99,16 @@ export class MigrationJournal {
     return this.#record;
   }
 
-  /** Record a change (durably: written, fsync'd and renamed into place before returning). */
-  update(change: Partial<Omit<MigrationRecord, "id" | "startedAt">>): void {
+  /**
+   * Record a change: written and renamed into place before returning, and with `durable` also
+   * fsync'd (file and directory), so it survives a power failure.
+   *
+   * @param change the fields to change
+   * @param durable fsync before returning @default true
+   */
+  update(change: Partial<Omit<MigrationRecord, "id" | "startedAt">>, durable = true): void {
     this.#record = { ...this.#record, ...change, updatedAt: new Date().toISOString() };
-    writeRecord(this.#path, this.#record);
+    writeRecord(this.#path, this.#record, durable);
   }
 }
 
@@ -96,18 +117,22 @@ export function recordPath(stateDir: string, id: string): string {
   return `${stateDir}/migrations/${id}.json`;
 }
 
-/** Write `record` to `path` atomically and durably (fsync of the file and its directory). */
-export function writeRecord(path: string, record: unknown): void {
+/**
+ * Write `record` to `path` atomically (a renamed temporary file), and with `durable` also fsync
+ * the file and its directory.
+ */
+export function writeRecord(path: string, record: unknown, durable = true): void {
   const tmp = `${path}.tmp`;
   const file = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
   try {
     const bytes = new TextEncoder().encode(JSON.stringify(record, null, 2) + "\n");
     for (let off = 0; off < bytes.length;) off += file.writeSync(bytes.subarray(off));
-    file.syncSync();
+    if (durable) file.syncSync();
   } finally {
     file.close();
   }
   Deno.renameSync(tmp, path);
+  if (!durable) return;
   const dir = Deno.openSync(path.slice(0, path.lastIndexOf("/")), { read: true });
   try {
     dir.syncSync();

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { waitGone } from "./proc.ts";
+import { waitGone } from "../tracker/proc.ts";
 
 /** Options of {@linkcode launchIsolated}. */
 export interface LaunchOptions {

@@ -12,9 +12,9 @@
  * @module
  */
 import {
-  decodeMmVmas,
   decodePagemap,
   decodePstree,
+  decodeVmas,
   encodePagemap,
   PAGE_SIZE,
   type Pagemap,
@@ -22,9 +22,9 @@ import {
   PE_LAZY,
   PE_PARENT,
   PE_PRESENT,
+  type Vma,
   VMA_ANON_PRIVATE,
   VMA_FILE_PRIVATE,
-  type VmaEntry,
 } from "../criu/images/mod.ts";
 import type { PageStoreView } from "./channel.ts";
 import type { PagesImage } from "./pages_image.ts";
@@ -58,10 +58,11 @@ export type Cover = "zero" | "keep" | undefined;
  *
  * @example
  * ```ts
- * const cover = coverOf(decodeMmVmas(await Deno.readFile(`${dir}/mm-1.img`)));
+ * const cover = coverOf(decodeVmas(await Deno.readFile(`${dir}/mm-1.img`)));
  * ```
  */
-export function coverOf(vmas: VmaEntry[]): (addr: number) => Cover {
+export function coverOf(vmas: Vma[]): (addr: number) => Cover {
+  vmas = [...vmas].sort((a, b) => a.start - b.start);
   return (addr) => {
     let lo = 0, hi = vmas.length;
     while (lo < hi) {
@@ -186,7 +187,7 @@ export async function composeImages(
     }
     const pagemap = decodePagemap(bytes, `pagemap-${p.pid}.img`);
     const layout = image.layout(p.pid);
-    const vmas = decodeMmVmas(await Deno.readFile(`${dir}/mm-${p.pid}.img`));
+    const vmas = decodeVmas(await Deno.readFile(`${dir}/mm-${p.pid}.img`));
     const plan = planProcess(pagemap, layout?.ascending ?? [], coverOf(vmas));
     if (!plan) return undefined;
     // Covered slots of private anonymous memory read as zeros, as that memory does now.

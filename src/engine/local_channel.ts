@@ -70,11 +70,6 @@ export class LocalChannel implements MigrationChannel {
     return Promise.resolve();
   }
 
-  remoteHashes(pid: number): Promise<Map<number, Uint8Array>> {
-    this.#check();
-    return Promise.resolve(this.#store.hashes(pid));
-  }
-
   async sendFile(name: string, data: Uint8Array): Promise<void> {
     this.#check();
     if (!isValidImageName(name)) throw new Error(`refusing image file name '${name}'`);

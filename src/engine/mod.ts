@@ -32,4 +32,15 @@ export type { CgroupLayout, CpuThrottle } from "./throttle.ts";
 export { launchIsolated } from "./launch.ts";
 export type { IsolatedWorkload, LaunchOptions } from "./launch.ts";
 export { LocalChannel } from "./local_channel.ts";
-export { isAlive, nsPids, pidNamespaceMap, treePids, waitGone } from "./proc.ts";
+export { LedgerChannel, PageLedger } from "./ledger.ts";
+export type { HeldPages } from "./ledger.ts";
+export { decodeManifest, ManifestBuilder, ManifestError } from "./manifest.ts";
+export type { PageList, PageManifest } from "./manifest.ts";
+export * from "./contract.ts";
+export {
+  checkImages,
+  readBackTree,
+  VerificationError,
+  verifyAfterRestore,
+  verifyBeforeRestore,
+} from "./verify.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { hashPages } from "../native/ffi.ts";
+import { pageHashes } from "../native/page_hash.ts";
 import type { MigrationChannel } from "./channel.ts";
 
 /** Pages per batch sent (the peer protocol's frame limit). */
@@ -65,12 +65,6 @@ export class PageReader {
   }
 }
 
-/** The hashes of whole pages as 16 bytes each (the shim's two 64-bit words). */
-export function pageHashBytes(data: Uint8Array): Uint8Array {
-  const words = hashPages(data);
-  return new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
-}
-
 /**
  * Read `addresses` (sorted) of host pid `reader.pid` and send them as pid `nsPid` in batches.
  * Returns the pages sent.
@@ -103,7 +97,7 @@ export async function sendLivePages(
       pid: nsPid,
       addresses: addrs,
       data: pages,
-      hashes: pageHashBytes(pages),
+      hashes: pageHashes(pages),
     });
     sent += addrs.length;
   }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { hashPages } from "../native/ffi.ts";
+import { pageHashes } from "../native/page_hash.ts";
 import type { PageStoreView } from "./channel.ts";
 import { PagesImage } from "./pages_image.ts";
 
@@ -35,7 +35,7 @@ export class LocalPageStore implements PageStoreView {
   put(pid: number, addresses: ArrayLike<number>, data: Uint8Array, hashes?: Uint8Array): void {
     const n = addresses.length;
     if (data.length !== n * PAGE) throw new RangeError(`${n} addresses but ${data.length} bytes`);
-    const h = hashes ?? new Uint8Array(hashPages(data).buffer);
+    const h = hashes ?? pageHashes(data);
     let map = this.#pages.get(pid);
     if (!map) this.#pages.set(pid, map = new Map());
     this.pagesImage?.put(pid, addresses, data);

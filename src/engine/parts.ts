@@ -9,6 +9,8 @@
  */
 import type { PageSet } from "../tracker/types.ts";
 import type { MigrationChannel } from "./channel.ts";
+import type { VerifyMode } from "./contract.ts";
+import type { PageLedger } from "./ledger.ts";
 import type { PhaseTimes, ProgressEvent, RestoreRequestBase } from "./types.ts";
 
 /** What the pre-copy rounds look like after the baseline or a round. */
@@ -61,11 +63,6 @@ export interface RoundHandoff {
   sendOwed?: (channel: MigrationChannel) => Promise<number>;
   /** The last pre-dump directory, the final dump's parent (`--prev-images-dir`). */
   parentDir?: string;
-  /**
-   * What the destination holds of ns pid `pid` (address → 16-byte hash), when the source kept
-   * a ledger of what it sent; without one a final phase asks the destination. @default none
-   */
-  held?: (pid: number) => ReadonlyMap<number, Uint8Array>;
 }
 
 /** The tree frozen and its state at the destination, ready for the restore request. */
@@ -126,6 +123,10 @@ export interface FinalContext {
   pageServer: PageServerEndpoint;
   /** Cancels the dump. */
   signal?: AbortSignal;
+  /** What the destination holds: every page sent so far with the hash it had when sent. */
+  ledger: PageLedger;
+  /** How much of the restored tree the destination reads back. @default "sample" */
+  verify?: VerifyMode;
 }
 
 /**

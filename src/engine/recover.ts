@@ -10,9 +10,15 @@
  *   is ended and the destination resumes its copy. A destination that holds nothing (and so never
  *   will) leaves the workload to the source, which is resumed. An unreachable destination leaves
  *   the workload frozen (stopped on both sides) until the peers see each other again.
+ * - A container target (its runtime and ID are journalled): where the source runs again, a
+ *   container its runtime holds checkpointed is restored here from that checkpoint; where the
+ *   destination takes over, the source's checkpointed container is removed.
  *
  * @module
  */
+import { restoreLocally } from "../container/checkpoint.ts";
+import { removeContainer } from "../container/import.ts";
+import { podman } from "../container/podman.ts";
 import {
   FINISHED_PHASES,
   listMigrations,
@@ -21,7 +27,7 @@ import {
   recordPath,
   writeRecord,
 } from "./journal.ts";
-import { signalSame, startTimes, waitDead } from "./proc.ts";
+import { signalSame, startTimes, waitDead } from "../tracker/proc.ts";
 import { removeScratch } from "./scratch.ts";
 import { liftThrottle } from "./throttle.ts";
 import type { MigrationPhase } from "./types.ts";
@@ -120,6 +126,7 @@ async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<Reco
       );
     }
     if (rec.phase !== "precopy") signalSame(rec.sourcePids, rec.sourceStarts, "SIGCONT");
+    if (rec.phase !== "precopy" && rec.container) await containerRunsAgain(rec);
     const ok = cleared !== undefined;
     const error = rec.error ?? "u2cm exited mid-migration; source resumed on recovery";
     save({ phase: "rolled-back", peerCleared: ok, error });
@@ -145,6 +152,7 @@ async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<Reco
   }
   if (held.state === "unknown" || held.state === "discarded") {
     signalSame(rec.sourcePids, rec.sourceStarts, "SIGCONT");
+    if (rec.container) await containerRunsAgain(rec);
     const error = `committed, but the destination holds no copy (${held.state}); source resumed`;
     save({ phase: "rolled-back", peerCleared: true, error });
     return result("rolled-back", "source", false, error);
@@ -153,6 +161,7 @@ async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<Reco
     // End the source copy (gone before the destination's runs), then resume it there.
     signalSame(rec.sourcePids, rec.sourceStarts, "SIGKILL");
     await waitDead(rec.sourcePids, rec.sourceStarts ?? startTimes(rec.sourcePids));
+    if (rec.container) await removeSourceContainer(rec.container).catch(() => {});
     const answer = await ask(o, rec, "resume");
     if (answer?.state === "resumed") {
       save({ phase: "done", error: undefined });
@@ -163,6 +172,26 @@ async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<Reco
   }
   save({ error: `committed; the destination is ${held.state}: waiting` });
   return result("committed", "frozen", true, `destination is ${held.state}; try again`);
+}
+
+/**
+ * A container target the source owns again: when its runtime holds it checkpointed (the final
+ * phase had dumped it), restore it here from that checkpoint; a running one is left alone.
+ */
+async function containerRunsAgain(rec: MigrationRecord): Promise<void> {
+  const c = rec.container!;
+  const node = { bin: "podman", env: c.env };
+  const state = await podman(node, ["inspect", "--format", "{{.State.Status}}", c.id])
+    .then((s) => s.trim(), () => "gone");
+  if (state === "running") return;
+  await restoreLocally(node, { id: c.id, tcpEstablished: true }).catch(() =>
+    restoreLocally(node, { id: c.id })
+  );
+}
+
+/** The source's checkpointed container, once the destination owns the workload. */
+async function removeSourceContainer(c: NonNullable<MigrationRecord["container"]>): Promise<void> {
+  await removeContainer({ bin: "podman", env: c.env }, c.id);
 }
 
 /** Why the last `ask` could not reach its peer (for the record's detail). */

@@ -1,16 +1,27 @@
 /**
  * The destination's restore handler: rebuild each process's `pages-<id>.img` from the pages the
  * source sent (its pagemap, sent as a file, lists which pages in which order) — or, for a
- * scan-and-copy (`localLazy`), read the store's own pages images in place (lazy_images.ts) and
- * restore with `--lazy-pages` from them through a local `criu lazy-pages` daemon — then run
- * `criu restore --leave-stopped` (CRIU dies with its agent) and check the restored tree before
- * reporting it ready. The tree runs only when the source commits (destination.ts resumes it).
+ * scan-and-copy (`localLazy`) without a manifest to check, read the store's own pages images in
+ * place (lazy_images.ts) — then run `criu restore --leave-stopped` (CRIU dies with its agent;
+ * with `localLazy` and a big tree, `--lazy-pages` from those local images through a local
+ * `criu lazy-pages` daemon) and check the restored tree before reporting it ready. The tree runs only when the source commits (destination.ts resumes it).
  * Nothing it writes leaves the migration's directory and its own scratch directory.
  *
  * @module
  */
-import { z } from "zod";
-import { decodePagemap, decodePstree, PAGE_SIZE, storedAddresses } from "../criu/images/mod.ts";
+import {
+  covers,
+  decodePagemap,
+  decodePstree,
+  isZombie,
+  PAGE_SIZE,
+  processPagesFiles,
+  readDumpDir,
+  rebuildableShmem,
+  rebuiltPagesFiles,
+  shmemAddress,
+  storedAddresses,
+} from "../criu/images/mod.ts";
 import {
   type CriuDaemon,
   CriuError,
@@ -18,44 +29,20 @@ import {
   criuLocalLazyPages,
   criuRestore,
 } from "../criu/run.ts";
-import type { RestoreContext, RestoreResult } from "./channel.ts";
 import { composeImages } from "./lazy_images.ts";
-import { isAlive, signalAll, treePids } from "./proc.ts";
+import type { RestoreContext, RestoreResult } from "./channel.ts";
+import { bootId, isAlive, signalAll, treePids } from "../tracker/proc.ts";
+import { EngineRestoreRequestSchema } from "./contract.ts";
+import { type ImagesChecked, verifyAfterRestore, verifyBeforeRestore } from "./verify.ts";
+
+export { ENGINE_NAMES, EngineRestoreRequestSchema } from "./contract.ts";
+export type { EngineRestoreRequest } from "./contract.ts";
 
 /**
  * A local lazy restore pays for one more CRIU start (~0.1 s here: its kernel probe) to save
  * CRIU reading the pages (~3.5 µs a page): below this many pages the restore reads them itself.
  */
 export const LOCAL_LAZY_MIN_PAGES = 16_384;
-
-/** The engines a restore request may name. */
-export const ENGINE_NAMES = ["delta", "predump", "lazy", "hybrid"] as const;
-
-/** The restore request every engine sends (validated; unknown keys rejected). */
-export const EngineRestoreRequestSchema = z.object({
-  engine: z.enum(ENGINE_NAMES),
-  /** Rebuild pages images from the page store (delta, hybrid); false: images came whole. */
-  rebuildPages: z.boolean(),
-  /** Restore established TCP connections. */
-  tcpEstablished: z.boolean().optional(),
-  /** Restore dumped TCP connections closed. */
-  tcpClose: z.boolean().optional(),
-  /** The tree was a shell job. */
-  shellJob: z.boolean().optional(),
-  /**
-   * Restore with `--lazy-pages` from the images rebuilt here (`criu lazy-pages -D`, no page
-   * server): CRIU's restore reads no bulk memory, the local daemon fills it in afterwards.
-   */
-  localLazy: z.boolean().optional(),
-  /** Lazy restore: the source's page server to fetch the remaining pages from. */
-  lazy: z.object({
-    address: z.string().regex(/^[0-9a-fA-F:.]{2,64}$/),
-    port: z.number().int().min(1).max(65535),
-  }).optional(),
-}).strict();
-
-/** A validated restore request. */
-export type EngineRestoreRequest = z.infer<typeof EngineRestoreRequestSchema>;
 
 /** Options of {@linkcode restoreMigration}. */
 export interface RestoreOptions {
@@ -104,16 +91,25 @@ export async function restoreMigration(
   // A lazy restore keeps its daemon on the images after CRIU returns: restore in place.
   const dir = scratch ?? ctx.dir;
   try {
-    if (scratch) await copyImages(ctx.dir, scratch);
+    const shmem = req.rebuildShmem === true && req.rebuildPages && !req.lazy;
+    if (scratch) await copyImages(ctx.dir, scratch, shmem);
+    if (req.sourceBootId !== undefined && req.sourceBootId === bootId()) {
+      await dropSameKernelState(dir);
+    }
     // A local lazy restore reads the destination's own pages images in place when it keeps
-    // them; otherwise (and when the layout does not fit) the images are rebuilt.
-    const composed = req.localLazy && ctx.store.pagesImage && !req.lazy
+    // them and nothing else needs flat images (the manifest check reads flat pages files, so a
+    // verified restore rebuilds them); otherwise the images are rebuilt.
+    const composed = req.localLazy && !req.verify && !shmem && !req.lazy && ctx.store.pagesImage
       ? await composeImages(dir, ctx.store.pagesImage, ctx.store)
       : undefined;
     const rebuilt = req.rebuildPages && !composed
-      ? await rebuildPages({ ...ctx, dir }, req.lazy !== undefined)
+      ? await rebuildPages({ ...ctx, dir }, req.lazy !== undefined, shmem)
       : 0;
     const pages = composed ? composed.inPlace + composed.copied : rebuilt;
+    if (req.verify && req.lazy) throw new Error("a lazy restore cannot be verified before it runs");
+    const checked: ImagesChecked | undefined = req.verify
+      ? await verifyBeforeRestore(dir, req.verify)
+      : undefined;
     if (req.lazy) {
       lazyDaemon = criuLazyPages({
         dir,
@@ -123,7 +119,9 @@ export async function restoreMigration(
         dieWithParent: true,
       });
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
-    } else if (req.localLazy && req.rebuildPages && pages >= LOCAL_LAZY_MIN_PAGES) {
+    } else if (req.localLazy && !req.verify && req.rebuildPages && pages >= LOCAL_LAZY_MIN_PAGES) {
+      // (A verified restore reads the tree back, and remote reads of memory a userfaultfd still
+      // owes fail with EIO: filling it first would cost what CRIU's eager read costs.)
       // Not tied to this process: once the tree is resumed, its memory depends on this daemon
       // finishing (it reads local files only and exits when every page is in place).
       lazyDaemon = criuLocalLazyPages({ dir });
@@ -145,7 +143,12 @@ export async function restoreMigration(
     if (!isAlive(restored.pid)) {
       return { ok: false, error: `restored pid ${restored.pid} is not alive` };
     }
+    // The tree is stopped: read it back against the manifest (then the agent's own check).
+    let verified;
     try {
+      if (req.verify && checked) {
+        verified = await verifyAfterRestore(restored.pid, dir, req.verify, checked);
+      }
       await options.verify?.(restored.pid, dir);
     } catch (e) {
       killTree(restored.pid);
@@ -153,7 +156,12 @@ export async function restoreMigration(
     }
     // The lazy-pages daemon exits by itself once every page has been fetched.
     lazyDaemon = undefined;
-    return { ok: true, pid: restored.pid, restoreMs: performance.now() - started };
+    return {
+      ok: true,
+      pid: restored.pid,
+      restoreMs: performance.now() - started,
+      ...(verified ? { verified } : {}),
+    };
   } catch (e) {
     await lazyDaemon?.stop();
     // Keep CRIU's log for post-mortems and name it in the error.
@@ -166,6 +174,26 @@ export async function restoreMigration(
     return { ok: false, error, restoreMs: performance.now() - started };
   } finally {
     if (scratch && ownScratch) await Deno.remove(scratch, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * Image files describing kernel state that, on the source's own kernel, the stopped source copy
+ * still holds and the restored copy shares: FIFO contents (`fifo-data.img`). CRIU dumps a FIFO's
+ * unread data with tee(), leaving it in the pipe, and the source keeps the FIFO open; restoring
+ * vmsplice()s the data again into that same pipe (SPLICE_F_NONBLOCK), which fails with EAGAIN
+ * once the pipe is full (criu/pipes.c restore_pipe_data) and duplicates the data when it fits.
+ * Without the image CRIU restores the FIFOs empty ("No fifo-data.img image"), and the restored
+ * copy reads the data still buffered in the kernel once the source copy ends.
+ */
+export const SAME_KERNEL_IMAGES = ["fifo-data.img"] as const;
+
+/** Remove {@linkcode SAME_KERNEL_IMAGES} from the restore directory `dir`. */
+async function dropSameKernelState(dir: string): Promise<void> {
+  for (const name of SAME_KERNEL_IMAGES) {
+    await Deno.remove(`${dir}/${name}`).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
   }
 }
 
@@ -195,10 +223,14 @@ async function scratchDir(id: string): Promise<string | undefined> {
   }
 }
 
-/** Copy the image files (not the pages, which are rebuilt) from `from` to `to`. */
-async function copyImages(from: string, to: string): Promise<void> {
+/**
+ * Copy the image files from `from` to `to`: not the pages files that are rebuilt (the
+ * processes', and with `shmem` those of the shared-memory objects that travelled as pages).
+ */
+async function copyImages(from: string, to: string, shmem: boolean): Promise<void> {
+  const rebuilt = shmem ? await rebuiltPagesFiles(from, true) : await processPagesFiles(from);
   for await (const e of Deno.readDir(from)) {
-    if (!e.isFile || /^pages-\d+\.img$/.test(e.name) || e.name.endsWith(".log")) continue;
+    if (!e.isFile || rebuilt.has(e.name) || e.name.endsWith(".log")) continue;
     await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
   }
 }
@@ -207,47 +239,89 @@ async function copyImages(from: string, to: string): Promise<void> {
 const WRITE_PAGES = 2048;
 
 /**
- * Write `pages-<id>.img` of every process of the dump from the page store. For a lazy restore,
- * runs still marked lazy are left out (the lazy-pages daemon fetches them).
+ * Write `pages-<id>.img` of every live process of the dump from the page store (zombies have
+ * no memory images), and with `shmem` those of the shared-memory objects whose pages travelled
+ * as pages of the process mapping them ({@linkcode rebuildableShmem}). For a lazy restore, runs
+ * still marked lazy are left out (the lazy-pages daemon fetches them).
  */
-export async function rebuildPages(ctx: RestoreContext, lazyRestore = false): Promise<number> {
+export async function rebuildPages(
+  ctx: RestoreContext,
+  lazyRestore = false,
+  shmem = false,
+): Promise<number> {
   const pstree = decodePstree(await Deno.readFile(`${ctx.dir}/pstree.img`));
   const buf = new Uint8Array(WRITE_PAGES * PAGE_SIZE);
   let total = 0;
   for (const p of pstree) {
     const name = `pagemap-${p.pid}.img`;
-    const pagemap = decodePagemap(await Deno.readFile(`${ctx.dir}/${name}`), name);
-    const addresses = storedAddresses(pagemap, lazyRestore);
-    const out = await Deno.open(`${ctx.dir}/pages-${pagemap.pagesId}.img`, {
-      write: true,
-      create: true,
-      truncate: true,
-    });
+    let bytes: Uint8Array;
     try {
-      for (let base = 0; base < addresses.length; base += WRITE_PAGES) {
-        const count = Math.min(WRITE_PAGES, addresses.length - base);
-        for (let i = 0; i < count; i++) {
-          const addr = addresses[base + i];
-          const got = ctx.store.get(p.pid, addr);
-          const page = got instanceof Promise ? await got : got;
-          if (!page || page.length !== PAGE_SIZE) {
-            throw new Error(
-              `page 0x${addr.toString(16)} of pid ${p.pid} never arrived (${base + i} of ` +
-                `${addresses.length} present)`,
-            );
-          }
-          buf.set(page, i * PAGE_SIZE);
-        }
-        const chunk = buf.subarray(0, count * PAGE_SIZE);
-        let done = 0;
-        while (done < chunk.length) done += out.writeSync(chunk.subarray(done));
-      }
-    } finally {
-      out.close();
+      bytes = await Deno.readFile(`${ctx.dir}/${name}`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound && await isZombie(ctx.dir, p.pid)) continue;
+      throw e;
     }
-    total += addresses.length;
+    const pagemap = decodePagemap(bytes, name);
+    const addresses = storedAddresses(pagemap, lazyRestore);
+    const file = `${ctx.dir}/pages-${pagemap.pagesId}.img`;
+    const page = (i: number) => ctx.store.get(p.pid, addresses[i]);
+    total += await writePagesFile(addresses.length, page, file, buf, `pid ${p.pid}`, addresses);
+  }
+  if (shmem) {
+    const dump = await readDumpDir(ctx.dir, false, { checkSizes: false });
+    const plan = await rebuildableShmem(dump);
+    for (const obj of dump.shmem) {
+      const candidates = plan.get(obj.id);
+      if (!candidates) continue; // its pages file came whole
+      // Each page is the store's page under the first mapping it is held under (the source
+      // sent it under the first mapping whenever an earlier-held copy was not current).
+      const keys = obj.offsets.map((o) => candidates.filter((m) => covers(m, o)));
+      const page = async (i: number) => {
+        for (const m of keys[i]) {
+          const got = await ctx.store.get(m.pid, shmemAddress(m, obj.offsets[i]));
+          if (got) return got;
+        }
+        return undefined;
+      };
+      const file = `${ctx.dir}/${obj.pagesFile}`;
+      total += await writePagesFile(obj.offsets.length, page, file, buf, `shared memory ${obj.id}`);
+    }
   }
   return total;
+}
+
+/** Write pages `page(0)` … `page(count - 1)` to `file`, in order; returns how many. */
+async function writePagesFile(
+  count: number,
+  page: (i: number) => Uint8Array | undefined | Promise<Uint8Array | undefined>,
+  file: string,
+  buf: Uint8Array,
+  what: string,
+  addresses?: number[],
+): Promise<number> {
+  const out = await Deno.open(file, { write: true, create: true, truncate: true });
+  try {
+    for (let base = 0; base < count; base += WRITE_PAGES) {
+      const n = Math.min(WRITE_PAGES, count - base);
+      for (let i = 0; i < n; i++) {
+        const got = page(base + i);
+        const data = got instanceof Promise ? await got : got;
+        if (!data || data.length !== PAGE_SIZE) {
+          const where = addresses ? `0x${addresses[base + i].toString(16)}` : `${base + i}`;
+          throw new Error(
+            `page ${where} of ${what} never arrived (${base + i} of ${count} present)`,
+          );
+        }
+        buf.set(data, i * PAGE_SIZE);
+      }
+      const chunk = buf.subarray(0, n * PAGE_SIZE);
+      let done = 0;
+      while (done < chunk.length) done += out.writeSync(chunk.subarray(done));
+    }
+  } finally {
+    out.close();
+  }
+  return count;
 }
 
 async function waitForSocket(

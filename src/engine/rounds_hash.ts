@@ -14,7 +14,7 @@ import type { MigrationChannel } from "./channel.ts";
 import { PageReader, sendLivePages } from "./page_reader.ts";
 import { subtractPages, unionPages } from "./pageset.ts";
 import type { RoundDone, RoundHandoff, RoundSource, RoundState } from "./parts.ts";
-import { pidNamespaceMap } from "./proc.ts";
+import { pidNamespaceMap } from "../tracker/proc.ts";
 
 /** Options of {@linkcode hashRounds}. */
 export interface HashRoundsOptions {

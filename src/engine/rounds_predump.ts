@@ -13,12 +13,11 @@ import { criuPreDump } from "../criu/run.ts";
 import { FeatureSampler } from "../history/features.ts";
 import type { PredictionProvider } from "../sim/provider.ts";
 import { MappingTable } from "../tracker/mappings.ts";
-import { readMaps } from "../tracker/proc.ts";
+import { pidNamespaceMap, readMaps } from "../tracker/proc.ts";
 import type { Mapping, PageSet } from "../tracker/types.ts";
 import type { MigrationChannel } from "./channel.ts";
-import { pageHashBytes } from "./page_reader.ts";
+import { pageHashes } from "../native/page_hash.ts";
 import type { RoundDone, RoundSource, RoundState } from "./parts.ts";
-import { pidNamespaceMap } from "./proc.ts";
 
 const PAGE = 4096;
 
@@ -297,7 +296,7 @@ async function sendFromFile(
         pid,
         addresses: Float64Array.from(part, (p) => p.addr),
         data,
-        hashes: pageHashBytes(data),
+        hashes: pageHashes(data),
       });
     }
   } finally {

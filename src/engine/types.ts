@@ -7,10 +7,12 @@
 import type { PredictionProvider } from "../sim/provider.ts";
 import type { StopPolicy } from "../policy/types.ts";
 import type { MigrationChannel } from "./channel.ts";
+import type { ENGINE_NAMES, EngineRestoreRequest, Verification, VerifyMode } from "./contract.ts";
 import type { FinalPhase, FrozenTree, PageServerEndpoint } from "./parts.ts";
+import type { ContainerJournal } from "./journal.ts";
 
 /** Engine names (`auto` picks one by capability). */
-export type EngineName = "delta" | "predump" | "lazy" | "hybrid";
+export type EngineName = typeof ENGINE_NAMES[number];
 
 /** One pre-copy round as reported (names match the JSON result). */
 export interface RoundReport {
@@ -80,6 +82,8 @@ export interface MigrationOutcome {
   finalPages: number;
   /** Pages left for the destination to fetch after the restore (lazy, hybrid). */
   lazyPages?: number;
+  /** What the destination verified against the final page manifest (absent: not verified). */
+  verified?: Verification;
 }
 
 /** Progress events for a live display. */
@@ -130,6 +134,12 @@ export interface MigrationContext {
    * channel applies it; the driver need not act on it. @default "off"
    */
   compress?: "auto" | "on" | "off";
+  /**
+   * How much of the restored tree the destination reads back and compares with the final page
+   * manifest (the images are always checked in full): a sample per mapping, or every page.
+   * @default "sample"
+   */
+  verify?: VerifyMode;
   /** Throttle with a cgroup when the policy asks. @default true */
   throttle?: boolean;
   /** Absolute downtime budget for the policy. */
@@ -153,22 +163,15 @@ export interface MigrationContext {
    * whose runtime checkpoints the container and restores it at the peer. @default by decision
    */
   finalPhase?: FinalPhase;
+  /** The container behind `pid`, journalled so recovery can restore or remove it. */
+  container?: ContainerJournal;
 }
 
-/** Restore request fields every final phase sends (the destination validates them). */
-export interface RestoreRequestBase {
-  [k: string]: unknown;
-  /** The engine (for the destination's logs and metrics). */
-  engine: EngineName;
-  /** Rebuild pages images from the page store. */
-  rebuildPages: boolean;
-  /** Restore dumped TCP connections closed. */
-  tcpClose?: boolean;
-  /** Restore established TCP connections. */
-  tcpEstablished?: boolean;
-  /** Post-copy: the page server the destination fetches the remaining pages from. */
-  lazy?: { address: string; port: number };
-}
+/**
+ * Restore request fields every final phase sends: the destination's strict schema's type, plus
+ * what a final phase with its own restore handler adds (a container target's `container`).
+ */
+export type RestoreRequestBase = EngineRestoreRequest & Record<string, unknown>;
 
 /**
  * Phases a migration record passes through. The source owns the workload until `committed`

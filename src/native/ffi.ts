@@ -146,14 +146,6 @@ export function closeRaw(fd: number): void {
   shim().u2cm_close(fd);
 }
 
-/** The 128-bit hash of each 4 KiB page of `data`, as pairs of 64-bit words. */
-export function hashPages(data: Uint8Array): BigUint64Array {
-  const pages = Math.floor(data.length / 4096);
-  const out = new BigUint64Array(pages * 2);
-  shim().u2cm_hash_pages(data, pages, out);
-  return out;
-}
-
 /** Whether PAGEMAP_SCAN works on the pagemap descriptor `fd`. */
 export function scanAvailable(fd: number): boolean {
   return shim().u2cm_scan_available(fd) === 1;

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { readStat, statusField } from "../tracker/proc.ts";
 
 /** One candidate process tree. */
 export interface ProcessTree {
@@ -97,25 +98,22 @@ export function listProcessTrees(options: ListProcessTreesOptions = {}): Process
 }
 
 function readProc(proc: string, pid: number): Proc | undefined {
-  let status: string, stat: string;
+  let status: string;
   try {
     status = Deno.readTextFileSync(`${proc}/${pid}/status`);
-    stat = Deno.readTextFileSync(`${proc}/${pid}/stat`);
   } catch {
     return undefined; // exited meanwhile, or not readable
   }
-  const field = (name: string) => status.match(new RegExp(`^${name}:\\s*(.*)$`, "m"))?.[1];
-  // stat: "pid (comm) state ppid pgrp session …"; comm may hold spaces and parentheses.
-  const after = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ppid = Number(after[1]);
-  const rssKb = Number(field("VmRSS")?.replace(/\s*kB$/, "") ?? 0);
+  const stat = readStat(pid, proc);
+  if (!stat) return undefined;
+  const rssKb = Number(statusField(status, "VmRSS")?.replace(/\s*kB$/, "") ?? 0);
   return {
     pid,
-    ppid,
-    sid: Number(after[3]),
-    name: field("Name") ?? "?",
+    ppid: stat.ppid,
+    sid: stat.session,
+    name: statusField(status, "Name") ?? "?",
     rssBytes: rssKb * 1024,
-    kernel: pid === 2 || ppid === 2 || field("VmSize") === undefined,
+    kernel: pid === 2 || stat.ppid === 2 || statusField(status, "VmSize") === undefined,
   };
 }
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { RestoreRequest, RestoreResult } from "../engine/contract.ts";
 import type { NonceLog } from "./auth.ts";
 import type { Identity } from "./identity.ts";
 import type { LogSink } from "./log.ts";
@@ -12,22 +13,7 @@ import type { PageStore } from "./page_store.ts";
 import type { Capabilities, RESOLVE_ACTIONS, RESOLVE_STATES } from "./protocol.ts";
 import type { ContainerCheckHandler } from "./container_check.ts";
 
-/** The engine's request to restore (engine-defined JSON, validated as a bounded object). */
-export interface RestoreRequest {
-  [k: string]: unknown;
-}
-
-/** The outcome of a restore on the agent. */
-export interface RestoreResult {
-  /** Whether the workload runs on this node now. */
-  ok: boolean;
-  /** Pid of the restored root process. */
-  pid?: number;
-  /** What went wrong. */
-  error?: string;
-  /** Time the restore took. */
-  restoreMs?: number;
-}
+export type { RestoreRequest, RestoreResult } from "../engine/contract.ts";
 
 /** The engine's restore hook, run by the agent when the source asks. */
 export type RestoreHandler = (ctx: {

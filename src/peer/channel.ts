@@ -17,7 +17,7 @@ import {
   MAX_FILE_BYTES,
   MAX_FILE_CHUNK,
 } from "./frames.ts";
-import { HASH_BYTES, PAGE_SIZE } from "./page_hash.ts";
+import { HASH_BYTES, PAGE_SIZE } from "../native/page_hash.ts";
 import { type ControlOf, encodeControl, RestoreRequestSchema } from "./protocol.ts";
 import type {
   ResolveAction,
@@ -26,18 +26,9 @@ import type {
   RestoreResult,
 } from "./agent_context.ts";
 import { Signal } from "./signal.ts";
+import type { PageBatch } from "../engine/contract.ts";
 
-/** Pages of one process to send. */
-export interface PageBatch {
-  /** Process id on the source. */
-  pid: number;
-  /** Page addresses (page-aligned). */
-  addresses: Float64Array | number[];
-  /** `addresses.length * 4096` bytes. */
-  data: Uint8Array;
-  /** `addresses.length * 16` bytes of page hashes; computed when absent. */
-  hashes?: Uint8Array;
-}
+export type { PageBatch } from "../engine/contract.ts";
 
 /** The engine's view of one outgoing migration. */
 export interface MigrationChannel {
@@ -258,6 +249,7 @@ export class MigrationChannelImpl implements MigrationChannel {
           ...(r.pid !== undefined ? { pid: r.pid } : {}),
           ...(r.error !== undefined ? { error: r.error } : {}),
           ...(r.restoreMs !== undefined ? { restoreMs: r.restoreMs } : {}),
+          ...(r.verified !== undefined ? { verified: r.verified } : {}),
         };
       }
     }

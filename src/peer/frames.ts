@@ -24,7 +24,13 @@
 import { z } from "zod";
 import { ProtocolError } from "./errors.ts";
 import { lz4Decompress } from "../native/codec.ts";
-import { bytesEqual, HASH_BYTES, integrityHash, PAGE_SIZE, pageHashes } from "./page_hash.ts";
+import {
+  bytesEqual,
+  HASH_BYTES,
+  integrityHash,
+  PAGE_SIZE,
+  pageHashes,
+} from "../native/page_hash.ts";
 
 /** Frame magic, "U2PG" read as a little-endian u32. */
 export const FRAME_MAGIC = 0x47503255;

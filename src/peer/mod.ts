@@ -35,5 +35,5 @@ export { addPeer, findPeer, listPeers, removePeer } from "./peers.ts";
 export type { NewPeer, Peer } from "./peers.ts";
 export { createLogger, LOG_LEVELS } from "./log.ts";
 export type { LogLevel, LogSink } from "./log.ts";
-export { nativeHashing, pageHashes } from "./page_hash.ts";
+export { nativeHashing, pageHashes } from "../native/page_hash.ts";
 export * from "./container_check.ts";

@@ -16,7 +16,7 @@
 import { PagesImage } from "../engine/pages_image.ts";
 import { PeerError } from "./errors.ts";
 import { isValidFileName } from "./frames.ts";
-import { HASH_BYTES, PAGE_SIZE } from "./page_hash.ts";
+import { HASH_BYTES, PAGE_SIZE } from "../native/page_hash.ts";
 
 /** Options of a {@linkcode PageStore}. */
 export interface PageStoreOptions {

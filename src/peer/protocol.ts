@@ -9,6 +9,7 @@
  * @module
  */
 import { z } from "zod";
+import { RestoreResultSchema } from "../engine/contract.ts";
 import { ProtocolError } from "./errors.ts";
 import { ContainerCheckAnswerSchema, ContainerCheckSchema } from "./container_check.ts";
 
@@ -169,14 +170,10 @@ export const ControlSchema = z.discriminatedUnion("type", [
     migrationId: MigrationId,
     request: RestoreRequestSchema,
   }),
-  z.object({
+  RestoreResultSchema.extend({
     ...base,
     type: z.literal("restoreResult"),
     migrationId: MigrationId,
-    ok: z.boolean(),
-    pid: z.number().int().min(1).max(0x7fff_ffff).optional(),
-    error: Text(4096).optional(),
-    restoreMs: z.number().min(0).max(86_400_000).optional(),
   }),
   z.object({ ...base, type: z.literal("abort"), migrationId: MigrationId, reason: Text(1024) }),
   z.object({

@@ -24,7 +24,7 @@ import {
   type ResolveAnswer,
   type RestoreResult,
 } from "./agent_context.ts";
-import { HASH_BYTES } from "./page_hash.ts";
+import { HASH_BYTES } from "../native/page_hash.ts";
 import { type Control, type ControlOf, decodeControl, encodeControl } from "./protocol.ts";
 
 export type {
@@ -428,6 +428,7 @@ class SessionHandler {
       ...(r.pid !== undefined ? { pid: r.pid } : {}),
       ...(r.error !== undefined ? { error: r.error.slice(0, 4000) } : {}),
       ...(r.restoreMs !== undefined ? { restoreMs: r.restoreMs } : {}),
+      ...(r.verified !== undefined ? { verified: r.verified } : {}),
     }));
   }
 

@@ -23,7 +23,21 @@ import type { DirtyTracker, TrackerBackendName } from "./types.ts";
 export * from "./types.ts";
 export { BackendUnavailableError, CHUNK_PAGES, PAGE_SIZE } from "./backend.ts";
 export type { MappingScan, PageBackend, TrackedProcess } from "./backend.ts";
-export { NoSuchProcessError, parseMaps, processTree, TrackerPermissionError } from "./proc.ts";
+export {
+  bootId,
+  isAlive,
+  NoSuchProcessError,
+  nsPids,
+  parseMaps,
+  pidNamespaceMap,
+  processState,
+  processTree,
+  signalAll,
+  TrackerPermissionError,
+  treeMemoryBytes,
+  treePids,
+  waitGone,
+} from "./proc.ts";
 export type { MapsEntry } from "./proc.ts";
 export { classifyMapping, MappingTable } from "./mappings.ts";
 export { probeKpageflags, probePagemapScan, probeSoftDirty, trackerCapabilities } from "./probe.ts";

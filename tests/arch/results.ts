@@ -9,8 +9,16 @@
  */
 import { createHash } from "node:crypto";
 import { lz4Compress, lz4Decompress } from "../../src/native/codec.ts";
-import { hashPages, pagemapSelectBuffer, PM_PRESENT, PM_SOFT_DIRTY } from "../../src/native/ffi.ts";
-import { hashTs } from "../../src/peer/page_hash.ts";
+import { pagemapSelectBuffer, PM_PRESENT, PM_SOFT_DIRTY, shim } from "../../src/native/ffi.ts";
+import { hashTs } from "../../src/native/page_hash.ts";
+
+/** The shim's own page hashes (never the TypeScript fallback), as pairs of 64-bit words. */
+function hashPages(data: Uint8Array): BigUint64Array {
+  const pages = Math.floor(data.length / 4096);
+  const out = new BigUint64Array(pages * 2);
+  shim().u2cm_hash_pages(data as Uint8Array<ArrayBuffer>, pages, out);
+  return out;
+}
 import {
   createPredictor,
   heldOutModelFile,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ExitCode } from "../../src/cli/errors.ts";
-import { isAlive, processState, waitGone } from "../../src/engine/proc.ts";
+import { isAlive, processState, waitGone } from "../../src/tracker/proc.ts";
 import { requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
 import { makeNodes, startAgentProcess, u2cm } from "../engine/support/agents.ts";
 import { connectPeer } from "../../src/peer/mod.ts";

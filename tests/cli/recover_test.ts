@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ExitCode } from "../../src/cli/errors.ts";
 import { MigrationJournal, recordPath, writeRecord } from "../../src/engine/journal.ts";
-import { processState, startTimes } from "../../src/engine/proc.ts";
+import { processState, startTimes } from "../../src/tracker/proc.ts";
 import { makeNodes, u2cm } from "../engine/support/agents.ts";
 import { requireRoot } from "../support/env.ts";
 

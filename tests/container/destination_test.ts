@@ -4,7 +4,7 @@ import { memcheckImage } from "../support/container_images.ts";
 import { PAGE_SIZE } from "../../src/criu/images/mod.ts";
 import { ship } from "./support.ts";
 import type { PageStoreView } from "../../src/engine/channel.ts";
-import { processState } from "../../src/engine/proc.ts";
+import { processState } from "../../src/tracker/proc.ts";
 import {
   checkContainer,
   checkpointPodman,

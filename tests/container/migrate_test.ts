@@ -9,6 +9,7 @@ import {
   listPodmanContainers,
 } from "../../src/container/mod.ts";
 
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const MIB = 32;
 const MEMCHECK = [
   "/bin/memcheck",
@@ -170,6 +171,67 @@ Deno.test("when the destination's restore fails after the checkpoint, the contai
     await waitLog(t.a, "mf", new RegExp(`^tick ${before + 5} `));
     assert.deepEqual(await listPodmanContainers(t.b, { all: true }), []);
     assert.equal(await imageInfo(t.b, src.imageId!), undefined, "the image it brought is gone");
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("u2cm migrate killed while the destination restores: u2cm recover restores the checkpointed container at the source, memory intact, the destination keeps nothing", async () => {
+  const t = await setup();
+  try {
+    await runMemcheck(t.a, "mk");
+    const src = (await inspectPodmanContainer(t.a, "mk"))!;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        MAIN,
+        "migrate",
+        "--container",
+        "mk",
+        "--to",
+        "b",
+        "--state-dir",
+        t.nodes.a,
+      ],
+      env: { NO_COLOR: "1", ...t.a.env },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const phase = () => {
+      try {
+        const f = [...Deno.readDirSync(`${t.nodes.a}/migrations`)].find((e) =>
+          e.name.endsWith(".json")
+        );
+        return f
+          ? JSON.parse(Deno.readTextFileSync(`${t.nodes.a}/migrations/${f.name}`)).phase
+          : "";
+      } catch {
+        return "";
+      }
+    };
+    const until = Date.now() + 120_000;
+    while (phase() !== "restoring" && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(phase(), "restoring");
+    child.kill("SIGKILL");
+    await child.status;
+    assert.equal((await inspectPodmanContainer(t.a, "mk"))?.state, "exited", "checkpointed");
+    const r = await u2cm(["recover", "--state-dir", t.nodes.a, "--format", "json"], t.a.env);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const after = (await inspectPodmanContainer(t.a, "mk"))!;
+    assert.equal(after.state, "running");
+    assert.equal(after.id, src.id);
+    await t.a.run(["kill", "--signal", "USR1", "mk"]);
+    assert.equal(await waitLog(t.a, "mk", /^verify /), `verify ok ${MIB * 256}`);
+    // the destination dropped its copy (its restore may finish after the discard: wait for it)
+    const gone = Date.now() + 30_000;
+    while ((await listPodmanContainers(t.b, { all: true })).length > 0 && Date.now() < gone) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.deepEqual(await listPodmanContainers(t.b, { all: true }), []);
   } finally {
     await t.cleanup();
   }

@@ -16,7 +16,7 @@ import {
   rewriteConfigDump,
   saveImage,
 } from "../../src/container/mod.ts";
-import { processState } from "../../src/engine/proc.ts";
+import { processState } from "../../src/tracker/proc.ts";
 
 const MEMCHECK = ["/bin/memcheck", "--mib", "32", "--write-pages", "64", "--interval-ms", "20"];
 
@@ -65,7 +65,7 @@ Deno.test("a memcheck container moves between two podman stores: image sent, res
 
     // "transfer": the destination's migration dir receives the export's files
     const dest = Deno.makeTempDirSync({ dir: b.dir });
-    await new Deno.Command("cp", { args: ["-a", ck.dir, `${dest}/export`] }).output();
+    await new Deno.Command("cp", { args: ["-aL", ck.dir, `${dest}/export`] }).output();
     const restored = await importPodman(b, {
       dir: `${dest}/export`,
       sourceRoots: await podmanStore(a),

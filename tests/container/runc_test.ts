@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { memcheckRootfs } from "../support/container_images.ts";
 import { requireCommand, requireRoot } from "../support/env.ts";
 import { requireCriu } from "../../src/criu/locate.ts";
-import { processState, treePids } from "../../src/engine/proc.ts";
+import { processState, treePids } from "../../src/tracker/proc.ts";
 import {
   checkpointRunc,
   deleteRunc,

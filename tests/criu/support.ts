@@ -19,7 +19,7 @@ export function requireCriuBinary(): string {
   return found.path;
 }
 
-/** A memcheck workload with its output file. */
+/** A memcheck (or other self-checking) workload with its output file. */
 export interface Memcheck extends IsolatedWorkload {
   /** Its stdout file. */
   out: string;
@@ -34,11 +34,30 @@ export interface Memcheck extends IsolatedWorkload {
 }
 
 /** Start memcheck with `args` in its own pid namespace; waits for its "ready" line. */
-export async function startMemcheck(args: string[] = [], prefix?: string[]): Promise<Memcheck> {
-  const exe = buildWorkload("memcheck");
-  const dir = Deno.makeTempDirSync({ prefix: "u2cm-memcheck-" });
+export function startMemcheck(args: string[] = [], prefix?: string[]): Promise<Memcheck> {
+  return startWorkload("memcheck", args, prefix);
+}
+
+/**
+ * Start the workload `build/workloads/<name>.c` (or, with `shell`, `/bin/sh -c SCRIPT` where
+ * `$W` names the built workload) in its own pid namespace; waits for its "ready" line.
+ */
+export async function startWorkload(
+  name: string,
+  args: string[] = [],
+  prefix?: string[],
+  shell?: string,
+): Promise<Memcheck> {
+  const exe = buildWorkload(name);
+  const dir = Deno.makeTempDirSync({ prefix: `u2cm-${name}-` });
   const out = `${dir}/stdout`;
-  const w = await launchIsolated({ cmd: exe, args, stdout: out, stderr: `${dir}/stderr`, prefix });
+  const w = await launchIsolated({
+    cmd: shell === undefined ? exe : "/bin/sh",
+    args: shell === undefined ? args : ["-c", shell.replaceAll("$W", exe)],
+    stdout: out,
+    stderr: `${dir}/stderr`,
+    prefix,
+  });
   const read = () => {
     try {
       return Deno.readTextFileSync(out).split("\n").filter((l) => l !== "");

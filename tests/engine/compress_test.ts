@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { launchIsolated } from "../../src/engine/launch.ts";
-import { isAlive, processState, waitGone } from "../../src/engine/proc.ts";
+import { isAlive, processState, waitGone } from "../../src/tracker/proc.ts";
 import { requireCriuBinary } from "../criu/support.ts";
 import { requireCommand } from "../support/env.ts";
 import { makeNodes, u2cm } from "./support/agents.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { runMigration } from "../../src/engine/driver.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
 import { planOf } from "../../src/engine/select.ts";
-import { isAlive, waitGone } from "../../src/engine/proc.ts";
+import { isAlive, waitGone } from "../../src/tracker/proc.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
 import { requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
 

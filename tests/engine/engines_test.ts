@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { RestoreContext } from "../../src/engine/channel.ts";
 import { runMigration } from "../../src/engine/driver.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
-import { waitGone } from "../../src/engine/proc.ts";
+import { waitGone } from "../../src/tracker/proc.ts";
 import { restoreMigration } from "../../src/engine/restore.ts";
 import { type EngineChoice, planOf } from "../../src/engine/select.ts";
 import { MigrationError } from "../../src/engine/types.ts";

@@ -11,7 +11,7 @@
  * listed in the README's guarantees section.
  */
 import assert from "node:assert/strict";
-import { processState } from "../../src/engine/proc.ts";
+import { processState } from "../../src/tracker/proc.ts";
 import { type Memcheck, requireCriuBinary, startMemcheck } from "../criu/support.ts";
 import { startProxy } from "../peer/support/proxy.ts";
 import { makeNodes, type TestAgent, type TestNodes, u2cm } from "./support/agents.ts";

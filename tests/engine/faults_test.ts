@@ -85,7 +85,6 @@ function corrupting(inner: MigrationChannel, nth: number): MigrationChannel {
       }
       return inner.sendPages(b);
     },
-    remoteHashes: (pid) => inner.remoteHashes(pid),
     sendFile: (name, data) => inner.sendFile(name, data),
     flush: () => inner.flush(),
     restore: (req) => inner.restore(req),

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { runMigration } from "../../src/engine/driver.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
-import { isAlive, processState, waitGone } from "../../src/engine/proc.ts";
+import { isAlive, processState, waitGone } from "../../src/tracker/proc.ts";
 import { restoreMigration } from "../../src/engine/restore.ts";
 import { planOf } from "../../src/engine/select.ts";
 import { MigrationError } from "../../src/engine/types.ts";
@@ -11,7 +11,7 @@ import { runningCopies } from "./support/memcheck_pids.ts";
 
 const LAZY = { softDirty: false, lazy: true };
 
-Deno.test("scan-and-copy migrates a writing memcheck: lazy dump, shim scan, local lazy restore; memory verified, one copy", async () => {
+Deno.test("scan-and-copy migrates a writing memcheck: lazy dump, shim scan, verified restore; memory intact, one copy", async () => {
   requireCriuBinary();
   const w = await startMemcheck(["--mib", "64", "--hot-mib", "4", "--write-pages", "256"]);
   const dest = Deno.makeTempDirSync({ prefix: "u2cm-dest-" });
@@ -104,6 +104,61 @@ Deno.test("scan-and-copy: a failing restore resumes the source, which still veri
     assert.deepEqual(runningCopies(w.out), [w.pid], "exactly one copy runs");
   } finally {
     channel.close();
+    await w.stop();
+    for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
+  }
+});
+
+Deno.test("scan-and-copy without a manifest check: pages images read in place, a local lazy restore; memcheck verifies every page", async () => {
+  requireCriuBinary();
+  const w = await startMemcheck(["--mib", "96", "--hot-mib", "4", "--write-pages", "256"]);
+  const dest = Deno.makeTempDirSync({ prefix: "u2cm-dest-" });
+  const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
+  let composed = false;
+  const channel = new LocalChannel({
+    dir: dest,
+    migrationId: "scan3",
+    // The path a request without a manifest takes (the manifest check reads flat images): the
+    // store's pages images in place and `criu lazy-pages -D`. memcheck's own check of all of its
+    // memory below stands in for the manifest check the driver insists on.
+    onRestore: async (ctx, options) => {
+      const request = { ...ctx.request, verify: undefined, rebuildShmem: undefined };
+      const r = await restoreMigration({ ...ctx, request }, {
+        ...options,
+        verify: async (_pid, dir) => {
+          composed = (await Deno.readLink(`${dir}/pages-1.img`).catch(() => "")) !== "";
+        },
+      });
+      const none = { manifestPages: 0, imagePages: 0, readBackPages: 0, imageMs: 0, readBackMs: 0 };
+      return r.ok ? { ...r, verified: { mode: "sample", ...none } } : r;
+    },
+  });
+  let restored = 0;
+  try {
+    await w.waitFor(/^tick 5 /);
+    const out = await runMigration({
+      id: "scan3",
+      pid: w.pid,
+      channel,
+      policy: createPolicy("fixed-2"),
+      workDir: work,
+    }, planOf("delta", LAZY));
+    restored = out.destPid;
+    assert.ok(composed, "the restore did not read the pages image in place");
+    assert.ok(await waitGone(w.pid, 5000), "source still exists");
+    const mark = w.lines();
+    await w.waitFor(/^tick /, 5000, mark);
+    Deno.kill(restored, "SIGUSR1");
+    await w.waitFor(/^verify ok/, 10_000, mark);
+    assert.equal(w.last(/CORRUPT|FAIL/), undefined);
+    assert.deepEqual(runningCopies(w.out), [restored], "exactly one copy runs");
+  } finally {
+    channel.close();
+    if (restored) {
+      try {
+        Deno.kill(restored, "SIGKILL");
+      } catch { /* gone */ }
+    }
     await w.stop();
     for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
   }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { heldIndex, scanChanged } from "../../src/engine/final_scan.ts";
-import { pageHashBytes } from "../../src/engine/page_reader.ts";
+import { pageHashes } from "../../src/native/page_hash.ts";
 
 const P = 4096;
 
@@ -13,7 +13,7 @@ Deno.test("scanChanged finds exactly the pages that differ from the held hashes,
   const mem = raw.subarray(skew, skew + n * P);
   const vaddr = base + skew;
   for (let i = 0; i < n; i++) mem[i * P] = i & 0xff, mem[i * P + 1] = i >> 8;
-  const hashes = pageHashBytes(mem);
+  const hashes = pageHashes(mem);
   const held = new Map<number, Uint8Array>();
   for (let i = 0; i < n; i++) {
     if (i === 500) continue; // never sent

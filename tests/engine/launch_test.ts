@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { nsPids } from "../../src/engine/proc.ts";
+import { nsPids } from "../../src/tracker/proc.ts";
 import { startMemcheck } from "../criu/support.ts";
 
 Deno.test("an isolated workload is PID 1 and session leader of its namespace, with only stdio open", async () => {

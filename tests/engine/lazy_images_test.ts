@@ -73,8 +73,8 @@ Deno.test("planProcess covers slots the dump left out: anonymous as zero pages, 
   // 0x41000: the shared zero page (CRIU skips it), 0x51000: a clean page of a private file
   // mapping, 0x61000: outside every VMA (unmapped since) — that one ends the usable file.
   const cover = coverOf([
-    { start: 0x40000, end: 0x48000, flags: 0x22, status: VMA_ANON_PRIVATE },
-    { start: 0x50000, end: 0x58000, flags: 0x02, status: VMA_FILE_PRIVATE },
+    { start: 0x40000, end: 0x48000, pgoff: 0, shmid: 0, flags: 0x22, status: VMA_ANON_PRIVATE },
+    { start: 0x50000, end: 0x58000, pgoff: 0, shmid: 0, flags: 0x02, status: VMA_FILE_PRIVATE },
   ]);
   assert.equal(cover(0x41000), "zero");
   assert.equal(cover(0x51000), "keep");

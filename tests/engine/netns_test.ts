@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { waitGone } from "../../src/engine/proc.ts";
+import { waitGone } from "../../src/tracker/proc.ts";
 import { requireCommand } from "../support/env.ts";
 import { requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
 import { makeNodes, u2cm } from "./support/agents.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Destination } from "../../src/engine/destination.ts";
 import { MigrationJournal, recordPath } from "../../src/engine/journal.ts";
-import { processState, startTimes } from "../../src/engine/proc.ts";
+import { processState, startTimes } from "../../src/tracker/proc.ts";
 import { type PeerResolver, recoverMigrations } from "../../src/engine/recover.ts";
 import { writeRecord } from "../../src/engine/journal.ts";
 import { requireCriuBinary, startMemcheck } from "../criu/support.ts";

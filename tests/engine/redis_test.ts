@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { launchIsolated } from "../../src/engine/launch.ts";
 import { cacheDir } from "../../src/native/build.ts";
-import { isAlive, waitGone } from "../../src/engine/proc.ts";
+import { isAlive, waitGone } from "../../src/tracker/proc.ts";
 import { requireCommand } from "../support/env.ts";
 import { requireCriuBinary } from "../criu/support.ts";
 import { makeNodes, u2cm } from "./support/agents.ts";

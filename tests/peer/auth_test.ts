@@ -7,7 +7,7 @@ import { encodeFile, encodePages } from "../../src/peer/frames.ts";
 import { initIdentity, loadIdentity } from "../../src/peer/identity.ts";
 import { base64url, sign } from "../../src/peer/keys.ts";
 import type { Link } from "../../src/peer/link.ts";
-import { integrityHash } from "../../src/peer/page_hash.ts";
+import { integrityHash } from "../../src/native/page_hash.ts";
 import { addPeer } from "../../src/peer/peers.ts";
 import { decodeControl, encodeControl } from "../../src/peer/protocol.ts";
 import { connectWsLink } from "../../src/peer/ws_client.ts";

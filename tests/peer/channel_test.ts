@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { startAgent } from "../../src/peer/agent.ts";
 import { connectPeer } from "../../src/peer/client.ts";
 import { PeerError } from "../../src/peer/errors.ts";
-import { pageHashes } from "../../src/peer/page_hash.ts";
+import { pageHashes } from "../../src/native/page_hash.ts";
 import type { PageStore } from "../../src/peer/page_store.ts";
 import type { RestoreRequest } from "../../src/peer/session.ts";
 import { makeBatch, makeNodePair } from "./support/nodes.ts";

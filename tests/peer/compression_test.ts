@@ -15,7 +15,7 @@ import {
 } from "../../src/peer/frames.ts";
 import { loadIdentity } from "../../src/peer/identity.ts";
 import type { Link } from "../../src/peer/link.ts";
-import { integrityHash, pageHashes } from "../../src/peer/page_hash.ts";
+import { integrityHash, pageHashes } from "../../src/native/page_hash.ts";
 import { CapabilitiesSchema, decodeControl, encodeControl } from "../../src/peer/protocol.ts";
 import { connectWsLink } from "../../src/peer/ws_client.ts";
 import { makeBatch, makeNodePair, type NodePair } from "./support/nodes.ts";

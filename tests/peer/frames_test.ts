@@ -10,7 +10,7 @@ import {
   isValidFileName,
   MAX_FRAME_BYTES,
 } from "../../src/peer/frames.ts";
-import { hashTs, integrityHash, pageHashes } from "../../src/peer/page_hash.ts";
+import { hashTs, integrityHash, pageHashes } from "../../src/native/page_hash.ts";
 
 function pages(n: number, seed: number): Uint8Array {
   const data = new Uint8Array(n * 4096);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { PeerError } from "../../src/peer/errors.ts";
-import { pageHashes } from "../../src/peer/page_hash.ts";
+import { pageHashes } from "../../src/native/page_hash.ts";
 import { PageStore } from "../../src/peer/page_store.ts";
 import { makeBatch } from "./support/nodes.ts";
 

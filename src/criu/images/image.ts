@@ -20,6 +20,8 @@ export const Magic = {
   CORE: 0x55053847,
   MM: 0x57492820,
   STATS: 0x57093306,
+  FILES: 0x56303138,
+  MEMFD_INODE: 0x48453499,
 } as const;
 
 /** A decoded image container. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { processState } from "../../../src/engine/proc.ts";
+import { processState } from "../../../src/tracker/proc.ts";
 import { runningCopies } from "./memcheck_pids.ts";
 
 const MAIN = new URL("../../../main.ts", import.meta.url).pathname;

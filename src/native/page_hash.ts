@@ -1,6 +1,7 @@
 /**
- * The 128-bit page hash of the native shim (`u2cm_hash_page`), used for page identity (what the
- * tracker computes) and for frame integrity. Runs in C through FFI; a BigInt implementation of the
+ * The one page-hash module: the 128-bit page hash of the native shim (`u2cm_hash_page`), used for
+ * page identity (what the tracker computes, what the source's ledger and page manifest record,
+ * what the destination checks) and for frame integrity. Runs in C through FFI; a BigInt implementation of the
  * same function takes over when the shim cannot be loaded, so both ends always agree.
  *
  * @example
@@ -10,7 +11,7 @@
  *
  * @module
  */
-import { shim } from "../native/ffi.ts";
+import { shim } from "./ffi.ts";
 
 /** Bytes per page. */
 export const PAGE_SIZE = 4096;

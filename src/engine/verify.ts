@@ -1,0 +1,375 @@
+/**
+ * The destination's two checks against the source's final page manifest. Before restoring:
+ * every page of every pages file it assembled (rebuilt from its store, or received whole for
+ * shared memory) hashes to the manifest's value, and the images hold exactly the manifest's
+ * pages. After `criu restore --leave-stopped`, with the tree still stopped: pages read back from
+ * the restored processes (/proc/PID/mem) hash to the manifest's values — a sample per mapping,
+ * or every page. The one legitimate difference is each thread's rseq area, which the kernel
+ * rewrites (cpu id) on the way back to user space: such a page is compared with its image page
+ * outside that area. Any mismatch throws {@linkcode VerificationError}.
+ *
+ * @example
+ * ```ts
+ * import { checkImages, readBackTree } from "./verify.ts";
+ * const checked = await checkImages(dir, manifest); // before criu restore
+ * const read = await readBackTree({ root, dir, manifest, mode: "sample" }); // tree stopped
+ * ```
+ *
+ * @module
+ */
+import { pageHashes } from "../native/page_hash.ts";
+import {
+  decodeCore,
+  decodeVmas,
+  type DumpDir,
+  readDumpDir,
+  shmemMappings,
+} from "../criu/images/mod.ts";
+import {
+  MANIFEST_FILE,
+  type Verification,
+  type VerifyMode,
+  type VerifyRequest,
+} from "./contract.ts";
+import { decodeManifest, type PageList, type PageManifest } from "./manifest.ts";
+import { BATCH_PAGES, PageReader } from "./page_reader.ts";
+import { pidNamespaceMap } from "../tracker/proc.ts";
+
+const PAGE = 4096;
+const HASH = 16;
+const READ_PAGES = 2048;
+
+/** Pages read back per mapping in "sample" mode (first, last and evenly spread ones). */
+export const SAMPLE_PAGES_PER_MAPPING = 8;
+
+/** A page that differs from the manifest, or a manifest that does not fit the images. */
+export class VerificationError extends Error {
+  /** @param message what differs */
+  constructor(message: string) {
+    super(`verification failed: ${message}`);
+    this.name = "VerificationError";
+  }
+}
+
+/** The manifest and the images check, done before `criu restore`. */
+export interface ImagesChecked {
+  /** The decoded manifest. */
+  manifest: PageManifest;
+  /** Pages of the images checked (all of them). */
+  imagePages: number;
+  /** Milliseconds the check took. */
+  imageMs: number;
+}
+
+/**
+ * The check before restoring: decode the manifest the source sent ({@linkcode MANIFEST_FILE}
+ * in `dir`), cross-check its page count with the request, and check every image page.
+ */
+export async function verifyBeforeRestore(dir: string, req: VerifyRequest): Promise<ImagesChecked> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(`${dir}/${MANIFEST_FILE}`);
+  } catch {
+    throw new VerificationError(`the source's page manifest (${MANIFEST_FILE}) never arrived`);
+  }
+  const started = performance.now();
+  const manifest = decodeManifest(bytes);
+  if (manifest.pages !== req.pages) {
+    throw new VerificationError(
+      `the manifest names ${manifest.pages} pages, the request ${req.pages}`,
+    );
+  }
+  const imagePages = await checkImages(dir, manifest);
+  return { manifest, imagePages, imageMs: performance.now() - started };
+}
+
+/** The check after restoring (tree still stopped): read back and report what was verified. */
+export async function verifyAfterRestore(
+  root: number,
+  dir: string,
+  req: VerifyRequest,
+  checked: ImagesChecked,
+): Promise<Verification> {
+  const started = performance.now();
+  const readBackPages = await readBackTree({
+    root,
+    dir,
+    manifest: checked.manifest,
+    mode: req.mode,
+  });
+  return {
+    mode: req.mode,
+    manifestPages: checked.manifest.pages,
+    imagePages: checked.imagePages,
+    readBackPages,
+    imageMs: round1(checked.imageMs),
+    readBackMs: round1(performance.now() - started),
+  };
+}
+
+/**
+ * Check the images in `dir` against `manifest`: the same processes and shared-memory objects,
+ * the same pages, every page's hash equal. Returns the pages checked.
+ */
+export async function checkImages(dir: string, manifest: PageManifest): Promise<number> {
+  const dump = await readDumpDir(dir);
+  let checked = 0;
+  const seen = { process: new Set<number>(), shmem: new Set<number>() };
+  for (const mem of dump.memory) {
+    const what = `pid ${mem.pid}`;
+    seen.process.add(mem.pid);
+    checked += await checkFile(
+      `${dir}/${mem.pagesFile}`,
+      mem.addresses,
+      manifest.processes.get(mem.pid),
+      what,
+    );
+  }
+  for (const obj of dump.shmem) {
+    seen.shmem.add(obj.id);
+    checked += await checkFile(
+      `${dir}/${obj.pagesFile}`,
+      obj.offsets,
+      manifest.shmem.get(obj.id),
+      `shared memory ${obj.id}`,
+    );
+  }
+  for (const pid of manifest.processes.keys()) {
+    if (!seen.process.has(pid)) {
+      throw new VerificationError(`pid ${pid} of the manifest has no images`);
+    }
+  }
+  for (const id of manifest.shmem.keys()) {
+    if (!seen.shmem.has(id)) {
+      throw new VerificationError(`shared memory ${id} of the manifest has no images`);
+    }
+  }
+  return checked;
+}
+
+async function checkFile(
+  file: string,
+  addresses: number[],
+  list: PageList | undefined,
+  what: string,
+): Promise<number> {
+  if (!list) throw new VerificationError(`${what} has images but is not in the manifest`);
+  if (list.addresses.length !== addresses.length) {
+    throw new VerificationError(
+      `${what}: the images hold ${addresses.length} pages, the manifest ${list.addresses.length}`,
+    );
+  }
+  const f = await Deno.open(file, { read: true });
+  const buf = new Uint8Array(READ_PAGES * PAGE);
+  try {
+    for (let base = 0; base < addresses.length; base += READ_PAGES) {
+      const count = Math.min(READ_PAGES, addresses.length - base);
+      const data = buf.subarray(0, count * PAGE);
+      await readFull(f, data, file);
+      const hashes = pageHashes(data);
+      for (let i = 0; i < count; i++) {
+        const k = base + i;
+        if (addresses[k] !== list.addresses[k]) {
+          throw new VerificationError(`${what}: page ${k} is 0x${hex(addresses[k])} in the images`);
+        }
+        if (!equalAt(hashes, i * HASH, list.hashes, k * HASH)) {
+          throw new VerificationError(`${what}: page 0x${hex(addresses[k])} differs in the images`);
+        }
+      }
+    }
+  } finally {
+    f.close();
+  }
+  return addresses.length;
+}
+
+/** Options of {@linkcode readBackTree}. */
+export interface ReadBackOptions {
+  /** Host pid of the restored (stopped) root. */
+  root: number;
+  /** The images the tree was restored from. */
+  dir: string;
+  /** The source's manifest. */
+  manifest: PageManifest;
+  /** A sample per mapping, or every page. @default "sample" */
+  mode?: VerifyMode;
+  /** Pages per mapping in sample mode. @default SAMPLE_PAGES_PER_MAPPING */
+  samplePages?: number;
+}
+
+/**
+ * Read back pages of the restored, stopped tree and compare them with the manifest; returns
+ * how many pages matched. Throws {@linkcode VerificationError} on the first difference.
+ */
+export async function readBackTree(options: ReadBackOptions): Promise<number> {
+  const { root, dir, manifest, mode = "sample", samplePages = SAMPLE_PAGES_PER_MAPPING } = options;
+  const dump = await readDumpDir(dir);
+  const hostOf = new Map<number, number>();
+  for (const [host, ns] of pidNamespaceMap(root)) hostOf.set(ns, host);
+  const rseq = rseqAreas(dump);
+  let matched = 0;
+  for (const mem of dump.memory) {
+    const host = hostOf.get(mem.pid);
+    if (host === undefined) throw new VerificationError(`pid ${mem.pid} was not restored`);
+    const list = manifest.processes.get(mem.pid)!;
+    const vmas = decodeVmas(await Deno.readFile(`${dir}/mm-${mem.pid}.img`));
+    const picked: number[] = [];
+    let v = 0;
+    const keys = list.addresses.map((a) => {
+      while (v < vmas.length && vmas[v].end <= a) v++;
+      return v;
+    });
+    forEachGroup(keys, (from, to) => pick(from, to, mode, samplePages, picked));
+    matched += await compareLive({
+      host,
+      what: `pid ${mem.pid}`,
+      addressOf: (k) => list.addresses[k],
+      indices: picked,
+      list,
+      rseq: rseq.get(mem.pid) ?? [],
+      imagePage: (k) => readPage(`${dir}/${mem.pagesFile}`, k),
+    });
+  }
+  const mappings = await shmemMappings(dump);
+  for (const obj of dump.shmem) {
+    const list = manifest.shmem.get(obj.id)!;
+    const m = mappings.find((x) => x.shmemId === obj.id && hostOf.has(x.pid));
+    if (!m) continue; // not mapped anywhere (an fd or an unattached segment): images checked
+    const picked: number[] = [];
+    const len = m.end - m.start;
+    const inside = (o: number) => o >= m.pgoff && o < m.pgoff + len;
+    const keys = list.addresses.map((o) => (inside(o) ? 0 : -1));
+    forEachGroup(keys, (from, to) => pick(from, to, mode, samplePages, picked));
+    matched += await compareLive({
+      host: hostOf.get(m.pid)!,
+      what: `shared memory ${obj.id}`,
+      addressOf: (k) => m.start + list.addresses[k] - m.pgoff,
+      indices: picked,
+      list,
+      rseq: [],
+      imagePage: (k) => readPage(`${dir}/${obj.pagesFile}`, k),
+    });
+  }
+  return matched;
+}
+
+interface LiveCompare {
+  host: number;
+  what: string;
+  addressOf: (k: number) => number;
+  /** Manifest indices to read, ascending. */
+  indices: number[];
+  list: PageList;
+  rseq: Area[];
+  imagePage: (k: number) => Promise<Uint8Array>;
+}
+
+type Area = [start: number, end: number];
+
+async function compareLive(c: LiveCompare): Promise<number> {
+  if (c.indices.length === 0) return 0;
+  const reader = new PageReader(c.host);
+  const buf = new Uint8Array(BATCH_PAGES * PAGE);
+  try {
+    for (let at = 0; at < c.indices.length; at += BATCH_PAGES) {
+      const idx = c.indices.slice(at, at + BATCH_PAGES);
+      const addrs = idx.map(c.addressOf);
+      const data = buf.subarray(0, idx.length * PAGE);
+      const ok = reader.read(addrs, data);
+      const hashes = pageHashes(data);
+      for (let i = 0; i < idx.length; i++) {
+        const addr = addrs[i];
+        if (!ok[i]) throw new VerificationError(`${c.what}: page 0x${hex(addr)} is unreadable`);
+        if (equalAt(hashes, i * HASH, c.list.hashes, idx[i] * HASH)) continue;
+        const areas = c.rseq.filter(([s, e]) => s < addr + PAGE && e > addr);
+        const live = data.subarray(i * PAGE, (i + 1) * PAGE);
+        if (areas.length === 0 || !sameOutside(live, await c.imagePage(idx[i]), addr, areas)) {
+          throw new VerificationError(`${c.what}: page 0x${hex(addr)} differs after the restore`);
+        }
+      }
+    }
+  } finally {
+    reader.close();
+  }
+  return c.indices.length;
+}
+
+/** The rseq areas of each process's threads (from their core images). */
+function rseqAreas(dump: DumpDir): Map<number, Area[]> {
+  const out = new Map<number, Area[]>();
+  for (const p of dump.pstree) {
+    const areas: Area[] = [];
+    for (const tid of p.threads.length ? p.threads : [p.pid]) {
+      try {
+        const r = decodeCore(Deno.readFileSync(`${dump.dir}/core-${tid}.img`)).rseq;
+        if (r) areas.push([r.pointer, r.pointer + r.size]);
+      } catch { /* no core image for this thread: nothing to mask */ }
+    }
+    out.set(p.pid, areas);
+  }
+  return out;
+}
+
+/** Call `each(from, to)` for every run of consecutive indices with the same key (≥ 0). */
+function forEachGroup(keys: number[], each: (from: number, to: number) => void): void {
+  let from = 0;
+  for (let k = 1; k <= keys.length; k++) {
+    if (k === keys.length || keys[k] !== keys[from]) {
+      if (keys[from] >= 0) each(from, k);
+      from = k;
+    }
+  }
+}
+
+/** Push indices [from, to) (full) or up to `n` of them spread evenly, first and last included. */
+function pick(from: number, to: number, mode: VerifyMode, n: number, out: number[]): void {
+  const count = to - from;
+  if (mode === "full" || count <= n) {
+    for (let k = from; k < to; k++) out.push(k);
+    return;
+  }
+  for (let i = 0; i < n; i++) out.push(from + Math.round(i * (count - 1) / (n - 1)));
+}
+
+function sameOutside(live: Uint8Array, image: Uint8Array, addr: number, areas: Area[]): boolean {
+  for (let b = 0; b < PAGE; b++) {
+    const at = addr + b;
+    if (areas.some(([s, e]) => at >= s && at < e)) continue;
+    if (live[b] !== image[b]) return false;
+  }
+  return true;
+}
+
+async function readPage(file: string, index: number): Promise<Uint8Array> {
+  const f = await Deno.open(file, { read: true });
+  try {
+    await f.seek(index * PAGE, Deno.SeekMode.Start);
+    const page = new Uint8Array(PAGE);
+    await readFull(f, page, file);
+    return page;
+  } finally {
+    f.close();
+  }
+}
+
+async function readFull(f: Deno.FsFile, into: Uint8Array, file: string): Promise<void> {
+  let off = 0;
+  while (off < into.length) {
+    const n = await f.read(into.subarray(off));
+    if (n === null || n === 0) throw new VerificationError(`${file} ends early`);
+    off += n;
+  }
+}
+
+function equalAt(a: Uint8Array, at: number, b: Uint8Array, bt: number): boolean {
+  for (let i = 0; i < HASH; i++) if (a[at + i] !== b[bt + i]) return false;
+  return true;
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
+}
+
+function hex(n: number): string {
+  return n.toString(16);
+}
