@@ -6,11 +6,16 @@
  * the policy issue checked against them. A second pass gives u2c a downtime budget of 0.7× P.Haul's
  * downtime in the same case (`u2c-budget`): deferral and throttling then work towards it.
  *
- * Usage: deno run -A build/bench/policies.ts [--quick] [traces…]
+ * `u2c-bias` is u2c with the old bias correction (predicted counts scaled by the last rounds'
+ * actual / predicted ratio), to measure what that correction does with round-window predictions.
+ * The summary also gives u2c's ratios to the oracle per link (median, and the worst downtime)
+ * and the count error of the predictions made before u2c's rounds.
+ *
+ * Usage: deno run -A build/bench/policies.ts [--quick] [--predictor NAME] [traces…]
  *
  * @module
  */
-import { providerFactory } from "../../src/cli/simulate.ts";
+import { type PredictorName, replayProviderFactory } from "../../src/predict/mod.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
 import {
   compare,
@@ -22,8 +27,11 @@ import {
 } from "../../src/sim/mod.ts";
 import { readTraceFile } from "../../src/trace/mod.ts";
 
-const args = Deno.args.filter((a) => a !== "--quick");
-const quick = Deno.args.includes("--quick");
+const argv = [...Deno.args];
+const pAt = argv.indexOf("--predictor");
+const predictor = (pAt >= 0 ? argv.splice(pAt, 2)[1] : "u2c") as PredictorName;
+const args = argv.filter((a) => a !== "--quick");
+const quick = argv.includes("--quick");
 const corpus = new URL("../../models/corpus/", import.meta.url).pathname;
 const models = new URL("../../models", import.meta.url).pathname;
 const files = args.length > 0
@@ -39,6 +47,8 @@ interface Case {
   bandwidth: string;
   start: number;
   rows: Record<string, Pick<ComparisonRow, "total_ms" | "downtime_ms" | "bytes" | "rounds">>;
+  /** |predicted − actual| / actual of u2c's rounds. */
+  u2cRoundErrors: number[];
 }
 
 const cases: Case[] = [];
@@ -46,7 +56,7 @@ const t0 = performance.now();
 for (const file of files) {
   const trace = await readTraceFile(file);
   const duration = trace.rounds.at(-1)!.elapsedMs - trace.rounds[0].elapsedMs;
-  const factory = await providerFactory("u2c", models, trace);
+  const factory = await replayProviderFactory(predictor, models, trace.header);
   for (const [bw, bps] of BANDWIDTHS) {
     for (const start of STARTS) {
       const config: SimConfig = {
@@ -57,7 +67,14 @@ for (const file of files) {
       };
       const { results } = await compare([{ name: file, trace }], POLICIES, config, factory);
       const rows: Case["rows"] = {};
+      const u2cRoundErrors: number[] = [];
       for (const r of results) {
+        if (r.policy === "u2c") {
+          for (const x of r.round_log) {
+            if (x.predictedDirty === undefined || x.pagesDirtied === 0) continue;
+            u2cRoundErrors.push(Math.abs(x.predictedDirty - x.pagesDirtied) / x.pagesDirtied);
+          }
+        }
         rows[r.policy] = {
           total_ms: r.total_ms,
           downtime_ms: r.downtime_ms,
@@ -78,7 +95,19 @@ for (const file of files) {
         bytes: Math.round(b.bytes),
         rounds: b.rounds,
       };
-      cases.push({ trace: file.split("/").pop()!, bandwidth: bw, start, rows });
+      const biased = await simulate(
+        trace,
+        createPolicy("u2c", { biasCorrection: true }),
+        config,
+        factory(),
+      );
+      rows["u2c-bias"] = {
+        total_ms: Math.round(biased.totalMs * 10) / 10,
+        downtime_ms: Math.round(biased.downtimeMs * 10) / 10,
+        bytes: Math.round(biased.bytes),
+        rounds: biased.rounds,
+      };
+      cases.push({ trace: file.split("/").pop()!, bandwidth: bw, start, rows, u2cRoundErrors });
     }
   }
 }
@@ -88,7 +117,7 @@ const ratio = (c: Case, p: string, base: string, k: "total_ms" | "downtime_ms" |
 /** A case where pre-copy cannot pay off: plain stop-and-copy has no more downtime than P.Haul. */
 const nonConverging = (c: Case) => c.rows["stop-and-copy"].downtime_ms <= c.rows.phaul.downtime_ms;
 const summary: Record<string, Record<string, number>> = {};
-for (const p of [...POLICIES, "u2c-budget"]) {
+for (const p of [...POLICIES, "u2c-budget", "u2c-bias"]) {
   summary[p] = {
     total_vs_phaul: median(cases.map((c) => ratio(c, p, "phaul", "total_ms"))),
     downtime_vs_phaul: median(cases.map((c) => ratio(c, p, "phaul", "downtime_ms"))),
@@ -96,6 +125,23 @@ for (const p of [...POLICIES, "u2c-budget"]) {
     total_vs_oracle: median(cases.map((c) => ratio(c, p, "oracle", "total_ms"))),
     downtime_vs_oracle: median(cases.map((c) => ratio(c, p, "oracle", "downtime_ms"))),
     max_downtime_vs_phaul: Math.max(...cases.map((c) => ratio(c, p, "phaul", "downtime_ms"))),
+  };
+}
+const byLink: Record<string, Record<string, number>> = {};
+for (const [bw] of BANDWIDTHS) {
+  const cs = cases.filter((c) => c.bandwidth === bw);
+  const errors = cs.flatMap((c) => c.u2cRoundErrors);
+  byLink[bw] = {
+    total_vs_oracle: median(cs.map((c) => ratio(c, "u2c", "oracle", "total_ms"))),
+    downtime_vs_oracle: median(cs.map((c) => ratio(c, "u2c", "oracle", "downtime_ms"))),
+    max_downtime_vs_oracle: Math.max(...cs.map((c) => ratio(c, "u2c", "oracle", "downtime_ms"))),
+    cases_downtime_over_1_5_oracle: cs.filter((c) =>
+      ratio(c, "u2c", "oracle", "downtime_ms") > 1.5
+    ).length,
+    bias_total_vs_oracle: median(cs.map((c) => ratio(c, "u2c-bias", "oracle", "total_ms"))),
+    bias_downtime_vs_oracle: median(cs.map((c) => ratio(c, "u2c-bias", "oracle", "downtime_ms"))),
+    round_count_error_median: median(errors),
+    rounds: errors.length,
   };
 }
 const nc = cases.filter(nonConverging);
@@ -109,6 +155,12 @@ const goals = {
     median(nc.map((c) => ratio(c, "u2c", "phaul", "downtime_ms"))) <= 0.5,
   no_case_downtime_over_1_2_phaul: u2c.max_downtime_vs_phaul <= 1.2,
   budget_downtime_vs_phaul_le_0_7: summary["u2c-budget"].downtime_vs_phaul <= 0.7,
+  every_link_within_1_15_oracle: Object.values(byLink).every((l) =>
+    l.total_vs_oracle <= 1.15 && l.downtime_vs_oracle <= 1.15
+  ),
+  no_case_downtime_over_1_5_oracle: Object.values(byLink).every((l) =>
+    l.cases_downtime_over_1_5_oracle === 0
+  ),
 };
 console.log(JSON.stringify({
   bench: "policies",
@@ -118,7 +170,9 @@ console.log(JSON.stringify({
     nc.map((c) => ratio(c, "u2c", "phaul", "downtime_ms")),
   ),
   seconds: Math.round((performance.now() - t0) / 100) / 10,
+  predictor,
   summary,
+  by_link: byLink,
   goals,
   results: cases,
 }));

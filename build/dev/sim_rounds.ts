@@ -6,14 +6,14 @@
  *
  * @module
  */
-import { providerFactory } from "../../src/cli/simulate.ts";
+import { replayProviderFactory } from "../../src/predict/mod.ts";
 import { compare, CRIU_COSTS, parseBandwidth } from "../../src/sim/mod.ts";
 import { readTraceFile } from "../../src/trace/mod.ts";
 
 const trace = await readTraceFile(Deno.args[0]);
 const predictor = (Deno.args[1] ?? "u2c") as "u2c";
 const bandwidthBps = parseBandwidth(Deno.args[2] ?? "1gbit");
-const factory = await providerFactory(predictor, "models", trace);
+const factory = await replayProviderFactory(predictor, "models", trace.header);
 const duration = trace.rounds.at(-1)!.elapsedMs - trace.rounds[0].elapsedMs;
 const startMs = Deno.args[3] === undefined ? undefined : Number(Deno.args[3]) * duration;
 const { results } = await compare(

@@ -11,8 +11,7 @@ import { DEFAULT_CONFIG_PATH } from "../ops/config.ts";
 import { gatherMigrationArgs, readConfigOrDefault } from "./pick.ts";
 import { FEATURE_NAMES } from "../history/features.ts";
 import { bundledModelsDir } from "../ops/assets.ts";
-import { createPredictor, fullModelFile, loadModel, ModelError } from "../predict/mod.ts";
-import { type PredictionProvider, PredictorProvider } from "../sim/mod.ts";
+import { liveProvider, type PredictionProvider } from "../predict/mod.ts";
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import process from "node:process";
@@ -315,16 +314,8 @@ class ProgressView {
  */
 async function livePredictor(policy: string): Promise<PredictionProvider | undefined> {
   if (policy !== "u2c" && policy !== "hybrid") return undefined;
-  const file = fullModelFile(bundledModelsDir(), "u2c");
   try {
-    const model = await loadModel(file);
-    if (model.meta.featureCount !== FEATURE_NAMES.length) {
-      throw new ModelError(
-        file,
-        `expects ${model.meta.featureCount} features, not ${FEATURE_NAMES.length}`,
-      );
-    }
-    return new PredictorProvider(createPredictor({ model }));
+    return await liveProvider(bundledModelsDir(), FEATURE_NAMES.length);
   } catch (e) {
     console.error(`u2cm: warning: ${(e as Error).message}; using the moving-window predictor`);
     return undefined;

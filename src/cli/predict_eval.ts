@@ -8,6 +8,7 @@ import {
   BaselineError,
   createPredictor,
   evaluateTrace,
+  evaluateWindows,
   heldOutModelFile,
   loadModel,
   ModelError,
@@ -16,7 +17,9 @@ import {
   type PredictorMode,
   PYTHON_BASELINES,
   type PythonBaseline,
+  replayProviderFactory,
   runPythonBaselines,
+  type WindowPredictor,
 } from "../predict/mod.ts";
 import type { Trace } from "../trace/mod.ts";
 import { readTraceArgument } from "./trace_input.ts";
@@ -46,7 +49,14 @@ interface PredictEvalOptions {
   trainTraces?: string[];
   /** Rounds observed before scoring. @default "16" */
   warmup: string;
+  /** Round windows scored, ms, comma-separated ("none": no window scores). @default "500,2000,10000" */
+  windows: string;
+  /** Predictors scored in round windows. @default "u2c,rates,u2c-ticks,last-value" */
+  windowModels: string;
 }
+
+/** Predictors of the round-window scores: the providers, plus `last-value`. */
+const WINDOW_MODELS = ["u2c", "rates", "u2c-ticks", "window", "last-value"] as const;
 
 /** Add `predict-eval` to the program. */
 export function register(program: Command): void {
@@ -67,6 +77,16 @@ export function register(program: Command): void {
       "training traces of random-forest (default: the models dir's corpus/*.u2ct.gz)",
     )
     .option("--warmup <rounds>", "rounds observed before scoring starts", "16")
+    .option(
+      "--windows <ms>",
+      'round windows to score per page, ms, comma-separated ("none" to skip)',
+      "500,2000,10000",
+    )
+    .option(
+      "--window-models <list>",
+      `predictors scored in round windows: ${WINDOW_MODELS.join(",")}`,
+      "u2c,rates,u2c-ticks,last-value",
+    )
     .action(async (opts: PredictEvalOptions) => await runPredictEval(opts));
 }
 
@@ -74,13 +94,27 @@ async function runPredictEval(opts: PredictEvalOptions): Promise<void> {
   const format = parseChoice("--format", opts.format, FORMATS);
   const warmup = parsePositiveInt("--warmup", opts.warmup);
   const modes = opts.models.split(",").map((m) => parseChoice("--models", m.trim(), MODES));
+  const windowsMs = opts.windows === "none" ? [] : opts.windows.split(",").map((w) => {
+    const v = Number(w);
+    if (!(v >= 1 && v <= 600_000)) {
+      throw new CliError(`--windows: "${w}" is not a window in ms (1–600000)`, ExitCode.Usage);
+    }
+    return v;
+  });
+  const windowModels = windowsMs.length === 0
+    ? []
+    : opts.windowModels.split(",").map((m) =>
+      parseChoice("--window-models", m.trim(), WINDOW_MODELS)
+    );
+  const windows: PredictEvalWindowResult[] = [];
   const rows = new Map<string, PredictEvalResult[]>();
   const key = (trace: string, model: string) => `${model}\u0000${trace}`;
   const cache = new Map<string, OnnxModel>();
   const workloads = new Map<string, string>();
   const progress = createProgress({
     label: "predict-eval",
-    total: opts.traces.length * modes.filter((m) => !isPythonBaseline(m)).length,
+    total: opts.traces.length *
+      (modes.filter((m) => !isPythonBaseline(m)).length + windowModels.length),
     unit: "trace × model",
   });
   for (const file of opts.traces) {
@@ -117,6 +151,10 @@ async function runPredictEval(opts: PredictEvalOptions): Promise<void> {
       );
       progress.update(rows.size, `${file.split("/").pop()} ${mode}`);
     }
+    for (const model of windowModels) {
+      windows.push(...await scoreWindows(trace, file, model, opts.modelsDir, windowsMs, warmup));
+      progress.update(rows.size + windows.length / windowsMs.length, `${file} ${model} windows`);
+    }
   }
   progress.stop();
   const python = modes.filter(isPythonBaseline);
@@ -130,8 +168,76 @@ async function runPredictEval(opts: PredictEvalOptions): Promise<void> {
   for (const file of opts.traces) {
     for (const mode of modes) results.push(...rows.get(key(file, mode)) ?? []);
   }
-  if (format === "json") console.log(JSON.stringify({ results }));
-  else printTable(results);
+  if (format === "json") console.log(JSON.stringify({ results, windows }));
+  else {
+    printTable(results);
+    if (windows.length > 0) printWindows(windows);
+  }
+}
+
+/** One round-window score row of `predict-eval --format json` (`windows`). */
+export interface PredictEvalWindowResult {
+  /** Trace file. */
+  trace: string;
+  /** Predictor. */
+  model: string;
+  /** Window length, ms. */
+  window_ms: number;
+  /** F1 of "written within the window", per page (p ≥ 0.5). */
+  f1: number;
+  /** Precision. */
+  precision: number;
+  /** Recall. */
+  recall: number;
+  /** Median |predicted − actual| / actual of the window's dirty count. */
+  count_ape_median: number;
+}
+
+async function scoreWindows(
+  trace: Trace,
+  file: string,
+  model: (typeof WINDOW_MODELS)[number],
+  modelsDir: string,
+  windowsMs: number[],
+  warmup: number,
+): Promise<PredictEvalWindowResult[]> {
+  let predictor: WindowPredictor = "last-value";
+  if (model !== "last-value") {
+    try {
+      predictor = (await replayProviderFactory(model, modelsDir, trace.header))();
+    } catch (e) {
+      if (e instanceof ModelError) throw new CliError(e.message, ExitCode.BadInput);
+      throw e;
+    }
+  }
+  const scores = await evaluateWindows(trace, predictor, { windowsMs, warmup });
+  return scores.filter((s) => s.points > 0).map((s) => ({
+    trace: file,
+    model,
+    window_ms: s.windowMs,
+    f1: round4(s.f1),
+    precision: round4(s.precision),
+    recall: round4(s.recall),
+    count_ape_median: round4(s.countApeMedian),
+  }));
+}
+
+function printWindows(rows: PredictEvalWindowResult[]): void {
+  console.log("\nround windows (per page, p >= 0.5):");
+  const head = ["trace", "model", "window_ms", "f1", "precision", "recall", "count_ape_median"];
+  const cells = rows.map((r) => [
+    r.trace.split("/").pop()!,
+    r.model,
+    String(r.window_ms),
+    r.f1.toFixed(3),
+    r.precision.toFixed(3),
+    r.recall.toFixed(3),
+    r.count_ape_median.toFixed(3),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) => c.map((v, i) => (i < 2 ? v.padEnd : v.padStart).call(v, widths[i]));
+  console.log(line(head).join("  "));
+  for (const c of cells) console.log(line(c).join("  "));
 }
 
 function isPythonBaseline(mode: string): mode is PythonBaseline {

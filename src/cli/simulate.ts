@@ -5,7 +5,13 @@
  */
 import type { Command } from "commander";
 import { POLICY_NAMES, UnknownPolicyError } from "../policy/mod.ts";
-import { createPredictor, heldOutModelFile, loadModel, ModelError } from "../predict/mod.ts";
+import {
+  ModelError,
+  type PredictionProvider,
+  PREDICTOR_NAMES,
+  type PredictorName,
+  replayProviderFactory,
+} from "../predict/mod.ts";
 import type { Trace } from "../trace/mod.ts";
 import { bundledModelsDir } from "../ops/assets.ts";
 import { createProgress } from "../ops/progress.ts";
@@ -14,10 +20,7 @@ import {
   compare,
   type ComparisonRow,
   CRIU_COSTS,
-  MovingWindowProvider,
   parseBandwidth,
-  type PredictionProvider,
-  PredictorProvider,
   type SimConfig,
 } from "../sim/mod.ts";
 import { CliError, ExitCode } from "./errors.ts";
@@ -25,7 +28,7 @@ import { parseChoice, parseNumberInRange } from "./options.ts";
 import { readTraceArgument } from "./trace_input.ts";
 
 const FORMATS = ["json", "table"] as const;
-const PREDICTORS = ["u2c", "lstm", "phase1-only", "last-value", "window"] as const;
+const PREDICTORS = PREDICTOR_NAMES;
 
 /** Options of `simulate` as commander hands them over. */
 interface SimulateOptions {
@@ -167,42 +170,24 @@ async function runSimulate(opts: SimulateOptions): Promise<void> {
 }
 
 /**
- * The prediction providers u2c and hybrid get: the two-phase predictor with a model that never
- * saw the trace's workload (or the deployment model for a workload new to the corpus), a model-free
- * predictor, or the moving-window frequency model.
+ * The prediction providers u2c and hybrid get (see `replayProviderFactory` in src/predict), with
+ * model problems as the CLI's bad-input error.
  *
  * @param name predictor name
  * @param modelsDir directory with the models
  * @param trace the trace to be replayed
  */
-export async function providerFactory(
-  name: (typeof PREDICTORS)[number],
+async function providerFactory(
+  name: PredictorName,
   modelsDir: string,
   trace: Trace,
 ): Promise<() => PredictionProvider> {
-  if (name === "window") return () => new MovingWindowProvider(20, 12);
-  const featureCount = trace.header.featureNames.length;
-  const pageSize = trace.header.pageSize;
-  if (name === "phase1-only" || name === "last-value") {
-    return () =>
-      new PredictorProvider(createPredictor({ mode: name, featureCount, pageSize, horizon: 3 }));
-  }
-  const workload = trace.header.workload?.name ?? "";
-  let model;
   try {
-    model = await loadModel(heldOutModelFile(modelsDir, name, workload));
+    return await replayProviderFactory(name, modelsDir, trace.header);
   } catch (e) {
     if (e instanceof ModelError) throw new CliError(e.message, ExitCode.BadInput);
     throw e;
   }
-  if (model.meta.featureCount !== featureCount) {
-    throw new CliError(
-      `trace has ${featureCount} features, model ${model.file} expects ${model.meta.featureCount} ` +
-        "(record the trace with this u2cm version, or use --predictor window)",
-      ExitCode.BadInput,
-    );
-  }
-  return () => new PredictorProvider(createPredictor({ mode: name, model, pageSize }));
 }
 
 /** Convert a comparison row into the CLI's JSON row. */

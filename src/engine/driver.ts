@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { MovingWindowProvider } from "../sim/provider.ts";
+import { MovingWindowProvider } from "../predict/moving_window.ts";
 import type { MigrationChannel } from "./channel.ts";
 import { postCopy, tcpPageServer } from "./final_post_copy.ts";
 import { scanAndCopy } from "./final_scan_copy.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 import type { PolicyState, RoundRecord } from "../policy/types.ts";
-import type { PredictionProvider } from "../sim/provider.ts";
+import type { PredictionProvider } from "../predict/provider.ts";
 import { pageSetSize } from "../tracker/types.ts";
 import type { MigrationChannel } from "./channel.ts";
 import type { RoundSource } from "./parts.ts";
@@ -106,6 +106,13 @@ export async function precopy(source: RoundSource, opts: PrecopyOptions): Promis
       return { final: decision.action, rounds };
     }
     if (decision.action === "throttle" && throttle) throttle.set(decision.percent);
+    // The prediction made before the round, for the length the round is expected to take.
+    const toSend = state.pendingPages -
+      (decision.defer ? Math.min(state.pendingPages, pageSetSize(decision.defer)) : 0);
+    const expectedMs = (toSend * wireBytesPerPage / linkBps * 1000 + rttMs) *
+      (1 - (throttle?.percent ?? 0) / 100);
+    const predictedDirty = prediction?.expectedDirtyWithin?.(expectedMs) ??
+      prediction?.expectedDirty[0];
     const started = performance.now();
     const bytesBefore = channel.bytesSent;
     const before = state.pendingPages;
@@ -122,12 +129,13 @@ export async function precopy(source: RoundSource, opts: PrecopyOptions): Promis
       pagesDirtied: done.dirtied,
       durationMs,
       bytesSent: bytes,
+      predictedDirty,
     });
     const round: RoundReport = {
       index: r,
       pages_sent: done.sent,
       pages_dirtied: done.dirtied,
-      predicted_dirty: prediction ? Math.round(prediction.expectedDirty[0] ?? 0) : null,
+      predicted_dirty: predictedDirty === undefined ? null : Math.round(predictedDirty),
       duration_ms: Math.round(durationMs * 10) / 10,
       bytes,
     };

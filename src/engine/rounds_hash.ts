@@ -7,7 +7,7 @@
  * @module
  */
 import { FeatureSampler } from "../history/features.ts";
-import type { PredictionProvider } from "../sim/provider.ts";
+import type { PredictionProvider } from "../predict/provider.ts";
 import { createTracker } from "../tracker/mod.ts";
 import { type Mapping, type PageSet, pageSetSize, type ScanResult } from "../tracker/types.ts";
 import type { MigrationChannel } from "./channel.ts";

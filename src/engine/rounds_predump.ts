@@ -11,7 +11,7 @@
 import { type Pagemap, PE_LAZY, PE_PARENT, PE_PRESENT, readDumpDir } from "../criu/images/mod.ts";
 import { criuPreDump } from "../criu/run.ts";
 import { FeatureSampler } from "../history/features.ts";
-import type { PredictionProvider } from "../sim/provider.ts";
+import type { PredictionProvider } from "../predict/provider.ts";
 import { MappingTable } from "../tracker/mappings.ts";
 import { pidNamespaceMap, readMaps } from "../tracker/proc.ts";
 import type { Mapping, PageSet } from "../tracker/types.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { PredictionProvider } from "../sim/provider.ts";
+import type { PredictionProvider } from "../predict/provider.ts";
 import type { StopPolicy } from "../policy/types.ts";
 import type { MigrationChannel } from "./channel.ts";
 import type { ENGINE_NAMES, EngineRestoreRequest, Verification, VerifyMode } from "./contract.ts";

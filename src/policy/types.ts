@@ -45,6 +45,11 @@ export interface PredictionView {
   /** Expected pending dirty pages after each of the next `horizon` rounds. */
   expectedDirty: number[];
   /**
+   * Pages expected to be written within the next `ms` milliseconds of workload time (the dirty
+   * count of a round lasting that long); absent when the predictor cannot say.
+   */
+  expectedDirtyWithin?(ms: number): number;
+  /**
    * Probability that a page is written again within the next `h` rounds (h ≥ 1); absent when
    * the predictor has no per-page view. Used for deferral.
    */

@@ -22,6 +22,12 @@ export interface U2cOptions {
   fallback?: "stop-and-copy" | "post-copy";
   /** Throttle steps tried, in percent, when a budget cannot otherwise be met. @default [20, 40, 60, 80, 95] */
   throttleSteps?: number[];
+  /**
+   * Scale predicted counts by the smoothed ratio of the last rounds' actual to predicted dirty
+   * counts (the old guard against a tick-trained predictor; off since predictions are made for
+   * round windows). @default false
+   */
+  biasCorrection?: boolean;
 }
 
 /**
@@ -90,10 +96,11 @@ export function deferredPages(
 /**
  * The u2c policy. Without a prediction it falls back to "stop when a round did not shrink".
  *
- * Two guards keep it honest against a predictor that is off on a workload: predicted counts are
- * scaled by the ratio of the last round's actual to its predicted dirty count (smoothed), and
- * pre-copy stops once two rounds in a row failed to bring the pending pages clearly below the best
- * seen so far (a plateau in the actual rounds outranks a prediction of further progress).
+ * The predictions are used as they are (for rounds of the lengths they will take); one guard keeps
+ * it honest against a predictor that is off on a workload: pre-copy stops once two rounds in a
+ * row failed to bring the pending pages clearly below the best seen so far (a plateau in the
+ * actual rounds outranks a prediction of further progress). `biasCorrection` brings back the old
+ * scaling of predictions by the last rounds' actual / predicted ratio, for comparison.
  *
  * @param options knobs, sensible defaults
  */
@@ -105,6 +112,7 @@ export function u2cPolicy(options: U2cOptions = {}): StopPolicy {
     deferThreshold = 0.5,
     fallback = "stop-and-copy",
     throttleSteps = [20, 40, 60, 80, 95],
+    biasCorrection = false,
   } = options;
   const stop: Decision = { action: "stop-and-copy" };
   let predictedNext: number | undefined; // dirty count predicted for the round being run
@@ -116,7 +124,7 @@ export function u2cPolicy(options: U2cOptions = {}): StopPolicy {
     decide(state: PolicyState): Decision {
       const { rounds, pendingPages, prediction } = state;
       const last = rounds.at(-1);
-      if (last && predictedNext !== undefined && predictedNext > 0) {
+      if (biasCorrection && last && predictedNext !== undefined && predictedNext > 0) {
         const ratio = Math.min(4, Math.max(0.25, last.pagesDirtied / predictedNext));
         bias = rounds.length === 1 ? ratio : 0.5 * bias + 0.5 * ratio;
       }

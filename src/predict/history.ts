@@ -26,6 +26,12 @@ export interface MappingHistory {
   access: Uint32Array;
   /** Rounds this mapping has been observed. */
   age: number;
+  /** Per page, the history's clock (ms) at the end of the interval it was last written in; NaN = never. */
+  lastWriteMs: Float64Array;
+  /** Per page, intervals it was written in since the mapping appeared. */
+  writes: Uint32Array;
+  /** The history's clock (ms) when the mapping appeared. */
+  bornMs: number;
 }
 
 /** What {@linkcode PageHistory.observe} needs from a round (a `TraceRound` fits). */
@@ -42,6 +48,13 @@ export interface RoundInput {
   accessed?: PageSet;
   /** Feature values (NaN where unavailable). */
   features: ArrayLike<number>;
+  /**
+   * Length of the interval this round covers, in ms (a live pre-copy round lasts as long as it
+   * took); when absent, the difference of `elapsedMs` to the previous round, else 100.
+   */
+  intervalMs?: number;
+  /** Time of the round since tracing started, in ms (trace rounds carry it). */
+  elapsedMs?: number;
 }
 
 /**
@@ -62,6 +75,11 @@ export class PageHistory {
   features: Float32Array;
   /** Rounds observed. */
   rounds = 0;
+  /** The history's clock: ms of workload time observed (the sum of the rounds' intervals). */
+  nowMs = 0;
+  /** Length of the latest round's interval in ms. */
+  lastIntervalMs = 0;
+  #lastElapsed?: number;
 
   /**
    * @param pageSize bytes per page
@@ -77,6 +95,13 @@ export class PageHistory {
    * @param round the round (mapping changes, dirty and access sets, features)
    */
   observe(round: RoundInput): void {
+    const dt = round.round === 0 ? 0 : round.intervalMs ??
+      (round.elapsedMs !== undefined && this.#lastElapsed !== undefined
+        ? Math.max(0, round.elapsedMs - this.#lastElapsed)
+        : 100);
+    if (round.elapsedMs !== undefined) this.#lastElapsed = round.elapsedMs;
+    this.nowMs += dt;
+    this.lastIntervalMs = dt;
     for (const id of round.removed) this.mappings.delete(id);
     for (const m of round.added) {
       const pages = Math.max(0, Math.ceil((m.end - m.start) / this.pageSize));
@@ -86,6 +111,9 @@ export class PageHistory {
         dirty: new Uint32Array(pages),
         access: new Uint32Array(pages),
         age: 0,
+        lastWriteMs: new Float64Array(pages).fill(NaN),
+        writes: new Uint32Array(pages),
+        bornMs: this.nowMs - dt,
       });
     }
     const setBits = round.round > 0;
@@ -94,7 +122,7 @@ export class PageHistory {
       shift(h.access);
       h.age++;
       if (!setBits) continue;
-      markPages(h.dirty, round.dirty.get(h.id));
+      markWrites(h, round.dirty.get(h.id), this.nowMs);
       markPages(h.access, round.accessed?.get(h.id));
     }
     for (let i = 0; i < this.featureCount; i++) {
@@ -113,13 +141,28 @@ export class PageHistory {
   /** Bytes held by the histories (for the memory goal). */
   stateBytes(): number {
     let n = this.features.byteLength;
-    for (const h of this.mappings.values()) n += h.dirty.byteLength + h.access.byteLength;
+    for (const h of this.mappings.values()) {
+      n += h.dirty.byteLength + h.access.byteLength + h.lastWriteMs.byteLength +
+        h.writes.byteLength;
+    }
     return n;
   }
 }
 
 function shift(bits: Uint32Array): void {
   for (let i = 0; i < bits.length; i++) bits[i] = bits[i] << 1;
+}
+
+function markWrites(h: MappingHistory, pages: Uint32Array | undefined, nowMs: number): void {
+  if (!pages) return;
+  const bits = h.dirty;
+  for (let i = 0; i < pages.length; i++) {
+    const p = pages[i];
+    if (p >= bits.length) continue;
+    bits[p] |= 1;
+    h.lastWriteMs[p] = nowMs;
+    h.writes[p]++;
+  }
 }
 
 function markPages(bits: Uint32Array, pages: Uint32Array | undefined): void {

@@ -9,7 +9,7 @@ import { ModelError } from "./onnx.ts";
 import { isFile as exists } from "../util/fs.ts";
 
 /** Model kinds that need a model file. */
-export type ModelKind = "u2c" | "lstm";
+export type ModelKind = "u2c" | "lstm" | "u2c-windows";
 
 /**
  * The file of the full (deployment) model of a kind.
@@ -18,7 +18,7 @@ export type ModelKind = "u2c" | "lstm";
  * @param kind model kind
  */
 export function fullModelFile(dir: string, kind: ModelKind): string {
-  return `${dir}/${kind === "u2c" ? "u2c-predictor" : "lstm"}.onnx`;
+  return `${dir}/${kind === "u2c" ? "u2c-predictor" : kind}.onnx`;
 }
 
 /**

@@ -8,7 +8,8 @@ import { createPolicy } from "../policy/registry.ts";
 import type { RoundRecord } from "../policy/types.ts";
 import type { Trace } from "../trace/types.ts";
 import { oracleSearch } from "./oracle.ts";
-import { MovingWindowProvider, type PredictionProvider } from "./provider.ts";
+import { MovingWindowProvider } from "../predict/moving_window.ts";
+import type { PredictionProvider } from "../predict/provider.ts";
 import { type SimConfig, type SimResult, simulate } from "./simulate.ts";
 import { TraceTimeline } from "./timeline.ts";
 

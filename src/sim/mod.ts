@@ -4,10 +4,11 @@
  * @module
  */
 export * from "./timeline.ts";
-export * from "./provider.ts";
+export * from "./bitmap.ts";
+export * from "./page_index.ts";
+export * from "./future.ts";
 export * from "./simulate.ts";
 export * from "./oracle.ts";
 export * from "./compare.ts";
 export * from "./link.ts";
 export * from "./costs.ts";
-export * from "./model_provider.ts";

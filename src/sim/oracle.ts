@@ -6,8 +6,8 @@
  * @module
  */
 import { oraclePolicy } from "../policy/u2c.ts";
-import { FutureProvider } from "./provider.ts";
-import { type SimConfig, type SimResult, simulate } from "./simulate.ts";
+import { FutureProvider } from "./future.ts";
+import { replay, type SimConfig, type SimResult } from "./simulate.ts";
 import { TraceTimeline } from "./timeline.ts";
 import type { Trace } from "../trace/types.ts";
 
@@ -73,16 +73,25 @@ export async function oracleSearch(
 ): Promise<OracleResult> {
   const tl = source instanceof TraceTimeline ? source : new TraceTimeline(source);
   const { maxStopRound = 15, defer = true } = options;
+  // "Stop after k rounds" plans are prefixes of one run that never stops before
+  // maxStopRound: one replay per deferral mode prices every k.
+  const byMode: SimResult[][] = [];
+  for (const d of defer ? [false, true] : [false]) {
+    const found: SimResult[] = [];
+    await replay(
+      tl,
+      oraclePolicy({ stopAfter: maxStopRound, defer: d }),
+      config,
+      new FutureProvider(tl),
+      (r) => found.push(r),
+    );
+    byMode.push(found);
+  }
   const candidates: (SimResult & { stopAfter: number; deferring: boolean })[] = [];
   for (let k = 0; k <= maxStopRound; k++) {
-    for (const d of defer && k > 0 ? [false, true] : [false]) {
-      const r = await simulate(
-        tl,
-        oraclePolicy({ stopAfter: k, defer: d }),
-        config,
-        new FutureProvider(tl),
-      );
-      candidates.push({ ...r, stopAfter: k, deferring: d });
+    for (const [m, d] of (defer && k > 0 ? [false, true] : [false]).entries()) {
+      const r = byMode[m][k];
+      if (r) candidates.push({ ...r, policy: "oracle", stopAfter: k, deferring: d });
     }
   }
   const best = Math.min(...candidates.map((c) => c.downtimeMs));

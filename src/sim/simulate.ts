@@ -14,8 +14,17 @@
  */
 import type { Decision, PolicyState, RoundRecord, StopPolicy } from "../policy/types.ts";
 import type { Trace } from "../trace/types.ts";
-import type { PredictionProvider } from "./provider.ts";
-import { keysToPageSet, TraceTimeline } from "./timeline.ts";
+import type { PredictionProvider } from "../predict/provider.ts";
+import {
+  andNot,
+  type Bitmap,
+  orInto,
+  popcount,
+  popcountAnd,
+  popcountOr,
+  setBit,
+} from "./bitmap.ts";
+import { TraceTimeline } from "./timeline.ts";
 
 /** The modelled link and migration costs. */
 export interface SimConfig {
@@ -92,12 +101,40 @@ export function defaultStartMs(timeline: TraceTimeline): number {
  * @param policy the policy deciding every round
  * @param config link and costs
  * @param provider predictor fed every sample; none = policies see no prediction
+ * @example
+ * ```ts
+ * import { createPolicy } from "../policy/mod.ts";
+ * declare const trace: import("../trace/types.ts").Trace;
+ * const r = await simulate(trace, createPolicy("phaul"), { bandwidthBps: 125e6 });
+ * console.log(r.totalMs, r.downtimeMs);
+ * ```
  */
 export async function simulate(
   source: Trace | TraceTimeline,
   policy: StopPolicy,
   config: SimConfig,
   provider?: PredictionProvider,
+): Promise<SimResult> {
+  return await replay(source, policy, config, provider);
+}
+
+/**
+ * The replay behind {@linkcode simulate}. With `onDecision`, it also reports, before every
+ * decision, what stopping there (stop-and-copy) would cost: the oracle's plans "stop after k
+ * rounds" are prefixes of one run, so one replay prices them all.
+ *
+ * @param source the trace or its timeline
+ * @param policy the policy deciding every round
+ * @param config link and costs
+ * @param provider predictor fed every sample
+ * @param onDecision called with the stop-and-copy result at each decision point
+ */
+export async function replay(
+  source: Trace | TraceTimeline,
+  policy: StopPolicy,
+  config: SimConfig,
+  provider?: PredictionProvider,
+  onDecision?: (stopHere: SimResult) => void,
 ): Promise<SimResult> {
   const tl = source instanceof TraceTimeline ? source : new TraceTimeline(source);
   const bw = config.bandwidthBps;
@@ -108,19 +145,18 @@ export async function simulate(
   const freeze = (config.freezeMs ?? 0) + (config.restoreMs ?? 0);
   const criuMsPerPage = ((config.dumpUsPerPage ?? 0) + (config.restoreUsPerPage ?? 0)) / 1000;
   const maxRounds = config.maxRounds ?? 60;
+  const index = tl.index;
   let t = config.startMs ?? defaultStartMs(tl);
-  const pending = tl.residentAt(t);
-  const residentPages = pending.size;
-  const sentOnce = new Set<number>();
+  let pending: Bitmap = tl.residentBitmap(t);
+  let pendingCount = popcount(pending);
+  const residentPages = pendingCount;
+  const sentOnce: Bitmap = tl.empty();
   const rounds: RoundRecord[] = [];
   let wall = 0, bytes = 0, sends = 0, deferredTotal = 0, throttle = 0, maxThrottle = 0;
   if (provider) { for (const s of tl.samplesCompleting(-1, t)) provider.observe(s); }
 
   const finish = (mode: "stop-and-copy" | "post-copy"): SimResult => {
-    const n = pending.size;
-    for (const k of pending) sentOnce.add(k);
-    sends += n;
-    bytes += n * wire;
+    const n = pendingCount;
     let downtimeMs: number, totalMs: number, remoteFaults = 0;
     if (mode === "stop-and-copy") {
       const criuPages = config.engine === "delta" ? residentPages : n;
@@ -129,31 +165,30 @@ export async function simulate(
     } else {
       downtimeMs = freeze + rtt;
       const fill = msFor(n);
-      for (const k of tl.dirtyBetween(t, t + fill)) if (pending.has(k)) remoteFaults++;
+      remoteFaults = popcountAnd(tl.dirtyBitmap(t, t + fill), pending);
       totalMs = wall + downtimeMs + fill;
     }
     return {
       policy: policy.name,
       totalMs,
       downtimeMs,
-      bytes,
+      bytes: bytes + n * wire,
       rounds: rounds.length,
       deferredPages: deferredTotal,
-      pagesResent: sends - sentOnce.size,
+      pagesResent: sends + n - popcountOr(sentOnce, pending),
       residentPages,
       mode,
       remoteFaults,
       maxThrottlePercent: maxThrottle,
-      roundLog: rounds,
+      roundLog: [...rounds],
     };
   };
 
   for (;;) {
-    const pendingSet = keysToPageSet(pending);
     const state: PolicyState = {
       rounds,
-      pendingPages: pending.size,
-      pending: pendingSet,
+      pendingPages: pendingCount,
+      pending: index.pageSetOf(pending),
       link: { bandwidthBps: bw, rttMs: rtt },
       pageSize: tl.pageSize,
       wireBytesPerPage: wire,
@@ -165,7 +200,7 @@ export async function simulate(
       maxDowntimeMs: config.maxDowntimeMs,
       downtimeSlack: config.downtimeSlack ?? 0.1,
       prediction: await provider?.view({
-        pendingPages: pending.size,
+        pendingPages: pendingCount,
         bandwidthBps: bw,
         rttMs: rtt,
         wireBytesPerPage: wire,
@@ -173,6 +208,7 @@ export async function simulate(
         nowMs: t,
       }),
     };
+    onDecision?.(finish("stop-and-copy"));
     const decision: Decision = rounds.length >= maxRounds
       ? { action: "stop-and-copy" }
       : policy.decide(state);
@@ -183,37 +219,42 @@ export async function simulate(
       throttle = Math.min(99, Math.max(0, decision.percent));
       maxThrottle = Math.max(maxThrottle, throttle);
     }
-    const deferred = new Set<number>();
+    const deferred = tl.empty();
+    let deferredCount = 0;
     if (decision.defer) {
       for (const [id, pages] of decision.defer) {
         for (const p of pages) {
-          const k = id * 4294967296 + p;
-          if (pending.has(k)) deferred.add(k);
+          const d = index.denseOf(id, p);
+          if (d < 0 || ((pending[d >>> 5] >>> (d & 31)) & 1) === 0) continue;
+          if (((deferred[d >>> 5] >>> (d & 31)) & 1) === 0) deferredCount++;
+          setBit(deferred, d);
         }
       }
     }
-    const toSend = pending.size - deferred.size;
+    const toSend = pendingCount - deferredCount;
     const durationMs = msFor(toSend) + rtt;
     const traceMs = durationMs * (1 - throttle / 100);
-    const dirtied = tl.dirtyBetween(t, t + traceMs);
-    for (const k of pending) if (!deferred.has(k)) sentOnce.add(k);
-    pending.clear();
-    for (const k of deferred) pending.add(k);
-    for (const k of dirtied) pending.add(k);
+    const dirtied = tl.dirtyBitmap(t, t + traceMs);
+    const dirtiedCount = popcount(dirtied);
+    orInto(sentOnce, andNot(pending, deferred));
+    pending = orInto(deferred, dirtied);
+    pendingCount = popcount(pending);
     if (provider) { for (const s of tl.samplesCompleting(t, t + traceMs)) provider.observe(s); }
     rounds.push({
       index: rounds.length,
       pagesSent: toSend,
-      pagesDeferred: deferred.size,
-      pagesSkipped: Math.max(0, residentPages - toSend - deferred.size),
-      pagesDirtied: dirtied.size,
+      pagesDeferred: deferredCount,
+      pagesSkipped: Math.max(0, residentPages - toSend - deferredCount),
+      pagesDirtied: dirtiedCount,
       durationMs,
       bytesSent: toSend * wire,
-      predictedDirty: state.prediction?.expectedDirty[0],
+      // The prediction made before the round, for the round's own length.
+      predictedDirty: state.prediction?.expectedDirtyWithin?.(traceMs) ??
+        state.prediction?.expectedDirty[0],
     });
     sends += toSend;
     bytes += toSend * wire;
-    deferredTotal += deferred.size;
+    deferredTotal += deferredCount;
     wall += durationMs;
     t += traceMs;
   }

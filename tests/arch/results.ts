@@ -24,8 +24,9 @@ import {
   heldOutModelFile,
   loadModel,
   type OnnxModel,
+  TickPredictorProvider,
 } from "../../src/predict/mod.ts";
-import { ALL_POLICIES, compare, PredictorProvider, type SimConfig } from "../../src/sim/mod.ts";
+import { ALL_POLICIES, compare, type SimConfig } from "../../src/sim/mod.ts";
 import {
   decodeTrace,
   encodeTrace,
@@ -229,7 +230,7 @@ export async function simulateResults(): Promise<Record<string, unknown>> {
     [{ name: file, trace }],
     ALL_POLICIES,
     config,
-    () => new PredictorProvider(createPredictor({ model })),
+    () => new TickPredictorProvider(createPredictor({ model })),
   );
   return { [file]: { results, summary } };
 }

@@ -25,8 +25,25 @@ Deno.test("predict-eval prints one JSON row per trace, model and horizon", async
     const file = await writeTrace(dir, "crafted", 48);
     const r = await cli("--traces", file, "--format", "json");
     assert.equal(r.code, 0, r.stderr);
-    const { results } = JSON.parse(r.stdout);
+    const { results, windows } = JSON.parse(r.stdout);
     assert.equal(results.length, 4 * 3);
+    // Round windows: the 4.8 s trace scores 0.5 s and 2 s (10 s does not fit), four predictors.
+    assert.equal(windows.length, 4 * 2);
+    for (const w of windows) {
+      assert.deepEqual(Object.keys(w), [
+        "trace",
+        "model",
+        "window_ms",
+        "f1",
+        "precision",
+        "recall",
+        "count_ape_median",
+      ]);
+    }
+    const u2cWindow = windows.find((x: { model: string; window_ms: number }) =>
+      x.model === "u2c" && x.window_ms === 2000
+    );
+    assert.ok(u2cWindow.f1 > 0.9, `u2c over 2 s windows: F1 ${u2cWindow.f1}`);
     const keys = [
       "trace",
       "model",

@@ -14,9 +14,13 @@
  * @module
  */
 import type { PredictionView } from "../policy/types.ts";
-import type { Predictor } from "../predict/online.ts";
-import type { PredictionProvider, ViewContext } from "./provider.ts";
-import { type DirtySample, pageKey } from "./timeline.ts";
+import type { Predictor } from "./online.ts";
+import {
+  type DirtySample,
+  pageKey,
+  type PredictionProvider,
+  type ViewContext,
+} from "./provider.ts";
 
 /** How many rounds ahead the view's expected dirty counts reach. */
 const VIEW_ROUNDS = 12;
@@ -70,8 +74,8 @@ function writtenBetween(
   return 1 - clean;
 }
 
-/** A {@linkcode PredictionProvider} backed by the online two-phase predictor. */
-export class PredictorProvider implements PredictionProvider {
+/** The window-free provider: the tick model's p₁..p_H per interval, extended by the long-run frequency (how the predictor answered round windows before window predictions). */
+export class TickPredictorProvider implements PredictionProvider {
   readonly #predictor: Predictor;
   #intervalMs = 100;
   #observedSinceView = true;
@@ -125,6 +129,13 @@ export class PredictorProvider implements PredictionProvider {
     return {
       horizon: VIEW_ROUNDS,
       expectedDirty: chain(ctx.throttlePercent),
+      expectedDirtyWithin: (ms) => {
+        let sum = 0;
+        for (let i = 0; i < count; i++) {
+          sum += writtenBetween(probs, i * horizon, horizon, tail[i], 0, ms / interval);
+        }
+        return sum;
+      },
       willRedirty: (id, page, h) => within(id, page, firstRound * h),
       willRedirtyWithin: (id, page, ms) => within(id, page, ms / interval),
       expectedDirtyThrottled: (percent) => Math.min(...chain(percent)),
