@@ -45,41 +45,10 @@ export interface ImageLayout {
 export class PagesImage {
   readonly #procs = new Map<number, ProcessImage>();
   #closed = false;
-  #owned = false;
 
   /** @param dir directory for the slot files (created, mode 0700) */
   constructor(readonly dir: string) {
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  }
-
-  /**
-   * Slot files in a fresh directory on tmpfs (`$U2CM_RESTORE_TMP`, else /dev/shm), which
-   * {@linkcode remove} deletes: a restore reads them at memory speed, and a big migration's
-   * pages are not written back to disk while they arrive. Falls back to `fallback`.
-   *
-   * @example
-   * ```ts
-   * const image = PagesImage.onTmpfs("m1", "/var/lib/u2cm/migrations/m1/image");
-   * ```
-   */
-  static onTmpfs(id: string, fallback: string): PagesImage {
-    const base = Deno.env.get("U2CM_RESTORE_TMP") ?? "/dev/shm";
-    let dir: string | undefined;
-    try {
-      dir = Deno.makeTempDirSync({ dir: base, prefix: `u2cm-image-${id.slice(0, 64)}-` });
-    } catch { /* no tmpfs */ }
-    const image = new PagesImage(dir ?? fallback);
-    image.#owned = dir !== undefined;
-    return image;
-  }
-
-  /** Close the files and delete the directory when {@linkcode onTmpfs} made it. */
-  remove(): void {
-    this.close();
-    if (!this.#owned) return;
-    try {
-      Deno.removeSync(this.dir, { recursive: true });
-    } catch { /* gone */ }
   }
 
   /** Write pages of `pid` into their slots (new pages get the next slot). */

@@ -89,10 +89,8 @@ export class PageStore {
     this.#memoryLimit = options.memoryLimitBytes ?? 256 * 2 ** 20;
     this.#quota = options.quotaBytes ?? 2 ** 40;
     Deno.mkdirSync(this.imagesDir, { recursive: true, mode: 0o700 });
-    if (options.pagesImage ?? true) {
-      const id = dir.split("/").filter((x) => x).at(-1) ?? "m";
-      this.pagesImage = PagesImage.onTmpfs(id, `${dir}/image`);
-    }
+    // Inside the migration's directory, so that whatever clears a migration clears it too.
+    if (options.pagesImage ?? true) this.pagesImage = new PagesImage(`${dir}/image`);
   }
 
   /** The pages laid out as CRIU pages images, unless turned off. */
@@ -299,7 +297,7 @@ export class PageStore {
   remove(): void {
     if (this.#removed) return;
     this.#removed = true;
-    this.pagesImage?.remove();
+    this.pagesImage?.close();
     try {
       this.#spill?.close();
     } catch { /* already closed */ }
