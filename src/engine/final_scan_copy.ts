@@ -128,7 +128,6 @@ async function freezeAndScan(
   });
   // The scan of what the destination holds starts as soon as CRIU has stopped every thread of
   // the tree (it keeps them stopped until the dump is released), alongside the rest of the dump.
-  const dumpAt = performance.now();
   const scanning = (async () => {
     if (!(await whenStopped(ctx.pid, dumping))) return undefined;
     const at = performance.now();
@@ -161,7 +160,7 @@ async function freezeAndScan(
     })();
   try {
     phases.dump_ms = dump.readyMs;
-    const readyAt = dumpAt + dump.readyMs;
+    const readyAt = performance.now();
     // The final scan: which pages CRIU left in memory differ from what the destination holds
     // (scanned above), plus the pages it does not hold at all.
     const scanned = await scanning;
@@ -191,7 +190,7 @@ async function freezeAndScan(
       );
     }
     const scanEnd = performance.now();
-    phases.scan_ms = scanEnd - Math.max(readyAt, scanned.at);
+    phases.scan_ms = Math.max(0, scanEnd - Math.max(readyAt, scanned.at));
     phases.scan_overlap_ms = Math.max(0, Math.min(readyAt, scanned.done) - scanned.at);
     // Transfer: the changed pages, the eager pages CRIU wrote, then the image files.
     ctx.onProgress?.({ kind: "phase", phase: "transfer" });

@@ -11,6 +11,13 @@ import { runningCopies } from "./support/memcheck_pids.ts";
 
 const LAZY = { softDirty: false, lazy: true };
 
+/** Nothing u2cm made for migration `id` is left in /dev/shm (restore scratch, images). */
+function assertNoScratch(id: string): void {
+  const left = [...Deno.readDirSync("/dev/shm")].map((e) => e.name)
+    .filter((n) => n.startsWith("u2cm-") && n.includes(id));
+  assert.deepEqual(left, [], `left in /dev/shm for ${id}`);
+}
+
 Deno.test("scan-and-copy migrates a writing memcheck: lazy dump, shim scan, verified restore; memory intact, one copy", async () => {
   requireCriuBinary();
   const w = await startMemcheck(["--mib", "64", "--hot-mib", "4", "--write-pages", "256"]);
@@ -65,6 +72,7 @@ Deno.test("scan-and-copy migrates a writing memcheck: lazy dump, shim scan, veri
     await w.stop();
     for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
   }
+  assertNoScratch("scan1");
 });
 
 Deno.test("scan-and-copy: a failing restore resumes the source, which still verifies", async () => {
@@ -107,6 +115,7 @@ Deno.test("scan-and-copy: a failing restore resumes the source, which still veri
     await w.stop();
     for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
   }
+  assertNoScratch("scan2");
 });
 
 Deno.test("scan-and-copy without a manifest check: pages images read in place, a local lazy restore; memcheck verifies every page", async () => {
@@ -162,4 +171,5 @@ Deno.test("scan-and-copy without a manifest check: pages images read in place, a
     await w.stop();
     for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
   }
+  assertNoScratch("scan3");
 });
