@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { podmanFinalPhase } from "../container/final_phase.ts";
+import { podmanFinalFacts, podmanFinalPhase } from "../container/final_phase.ts";
+import type { StoreRoots } from "../container/import.ts";
 import { imageInfo, saveImage } from "../container/image.ts";
 import { runtimeNodes } from "../container/node.ts";
 import { resolveContainer } from "../container/resolve.ts";
@@ -84,6 +85,7 @@ export async function containerTarget(options: {
     );
   }
   let imageSha256: string | undefined;
+  let facts: { roots: StoreRoots; userdata: string } | undefined;
   const image = await imageInfo(nodes.podman, info.imageId!).catch(() => undefined);
   return {
     info,
@@ -92,6 +94,7 @@ export async function containerTarget(options: {
       return imageSha256 !== undefined;
     },
     async prepare(client, channel, id, workDir) {
+      facts = await podmanFinalFacts(nodes.podman, info.id);
       const answer = await client.checkContainer(
         id,
         containerCheckFor(info, { withVolumes: options.withVolumes }),
@@ -132,6 +135,7 @@ export async function containerTarget(options: {
           node: nodes.podman,
           imageSha256,
           withVolumes: options.withVolumes,
+          ...facts,
         }).freeze(ctx),
     }),
   };

@@ -32,6 +32,8 @@ export interface CheckpointOptions {
   tcpEstablished?: boolean;
   /** Put the named volumes' contents into the export (`--with-volumes`). @default false */
   withVolumes?: boolean;
+  /** The container's userdata directory (`podman inspect` .StaticDir). @default asked for */
+  userdata?: string;
   /** Cancels the checkpoint (podman is killed; the container may be left stopped). */
   signal?: AbortSignal;
 }
@@ -67,8 +69,8 @@ export async function checkpointPodman(
   options: CheckpointOptions,
 ): Promise<PodmanCheckpoint> {
   const { id, workDir, tcpEstablished = false, withVolumes = false, signal } = options;
-  const userdata = (await podman(node, ["inspect", "--format", "{{.StaticDir}}", id], { signal }))
-    .trim();
+  const userdata = options.userdata ??
+    (await podman(node, ["inspect", "--format", "{{.StaticDir}}", id], { signal })).trim();
   const dir = `${workDir}/export`;
   await Deno.mkdir(dir, { recursive: true });
   const fifo = `${workDir}/checkpoint.fifo`;

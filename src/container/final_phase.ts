@@ -27,7 +27,8 @@ import type { FinalContext, FinalPhase, FrozenTree } from "../engine/parts.ts";
 import type { PhaseTimes } from "../engine/types.ts";
 import { checkpointPodman, type PodmanCheckpoint, restoreLocally } from "./checkpoint.ts";
 import { removeContainer } from "./import.ts";
-import { podmanStore } from "./podman.ts";
+import { podman, podmanStore } from "./podman.ts";
+import type { StoreRoots } from "./import.ts";
 import { containerRestoreRequest, sendPodmanFiles } from "./source.ts";
 import type { ContainerInfo, PodmanNode } from "./types.ts";
 
@@ -43,6 +44,23 @@ export interface PodmanFinalOptions {
   withVolumes?: boolean;
   /** Remove the source's container after the commit. @default true */
   removeSource?: boolean;
+  /** The source's storage roots, asked for before the freeze. @default asked for when freezing */
+  roots?: StoreRoots;
+  /** The container's userdata directory, asked for before the freeze. */
+  userdata?: string;
+}
+
+/**
+ * What the final phase needs from podman that does not change while the container runs: asked
+ * before the pre-copy rounds, so no podman round trip lands inside the downtime.
+ */
+export async function podmanFinalFacts(
+  node: PodmanNode,
+  id: string,
+): Promise<{ roots: StoreRoots; userdata: string }> {
+  const roots = await podmanStore(node);
+  const userdata = (await podman(node, ["inspect", "--format", "{{.StaticDir}}", id])).trim();
+  return { roots, userdata };
 }
 
 /** The podman container final phase for the driver. */
@@ -53,7 +71,7 @@ export function podmanFinalPhase(options: PodmanFinalOptions): FinalPhase {
 async function freezeContainer(ctx: FinalContext, o: PodmanFinalOptions): Promise<FrozenTree> {
   const { channel, dir } = ctx;
   const phases: PhaseTimes = { freeze_ms: 0, dump_ms: 0, transfer_ms: 0, restore_ms: 0 };
-  const roots = await podmanStore(o.node, { signal: ctx.signal });
+  const roots = o.roots ?? await podmanStore(o.node, { signal: ctx.signal });
   ctx.onProgress?.({ kind: "phase", phase: "dump" });
   // --tcp close needs the connections dumped too: podman cannot leave them out
   const tcp = ctx.tcp !== undefined;
@@ -81,6 +99,7 @@ async function freezeContainer(ctx: FinalContext, o: PodmanFinalOptions): Promis
       workDir: dir,
       tcpEstablished: tcp,
       withVolumes: o.withVolumes,
+      userdata: o.userdata,
       signal: ctx.signal,
     });
     phases.dump_ms = performance.now() - t0;

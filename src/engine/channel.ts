@@ -64,4 +64,9 @@ export interface RestoreContext {
   store: PageStoreView;
   /** The engine's request. */
   request: RestoreRequest;
+  /**
+   * Open the migration's tunnel endpoint: a loopback port whose connections the peer channel
+   * carries to the source's endpoint (src/peer/tunnel.ts). Absent outside a peer agent.
+   */
+  openTunnel?: () => Promise<{ localPort: number; close(): Promise<void> }>;
 }

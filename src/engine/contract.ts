@@ -123,11 +123,17 @@ export const EngineRestoreRequestSchema = z.object({
    * restored tree (left stopped until it matched).
    */
   verify: VerifyRequestSchema.optional(),
-  /** Lazy restore: the source's page server to fetch the remaining pages from. */
-  lazy: z.object({
-    address: z.string().regex(/^[0-9a-fA-F:.]{2,64}$/),
-    port: z.number().int().min(1).max(65535),
-  }).optional(),
+  /**
+   * Lazy restore: fetch the remaining pages from the source's page server, through the peer
+   * channel's tunnel (`{tunnel: true}`), or directly at `address:port` (in-process channels).
+   */
+  lazy: z.union([
+    z.object({ tunnel: z.literal(true) }).strict(),
+    z.object({
+      address: z.string().regex(/^[0-9a-fA-F:.]{2,64}$/),
+      port: z.number().int().min(1).max(65535),
+    }).strict(),
+  ]).optional(),
 }).strict();
 
 /** A validated restore request. */

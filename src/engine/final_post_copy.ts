@@ -20,10 +20,16 @@ import {
 import { criuLazyDump } from "../criu/run.ts";
 import { sameHash, sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from "./dump_pages.ts";
 import { imageFilesToSend } from "./files.ts";
-import type { HeldPages } from "./ledger.ts";
+import { type HeldPages, LedgerChannel } from "./ledger.ts";
 import { bootId } from "../tracker/proc.ts";
 import { pageHashes } from "../native/page_hash.ts";
 import { PageReader } from "./page_reader.ts";
+import {
+  carriesTunnels,
+  type MigrationChannel as PeerMigrationChannel,
+  openTunnel,
+  type Tunnel,
+} from "../peer/mod.ts";
 import type { FinalContext, FinalPhase, FrozenTree, PageServerEndpoint } from "./parts.ts";
 import type { PhaseTimes } from "./types.ts";
 
@@ -41,6 +47,36 @@ const DRAIN_TIMEOUT_MS = 120_000;
  * ```
  */
 export const postCopy: FinalPhase = { name: "post-copy", freeze: freezeLazily };
+
+/**
+ * The page server's traffic through the peer channel's tunnel (src/peer/tunnel.ts): the dump's
+ * page server binds a loopback port of the source, the destination's lazy-pages daemon connects
+ * to its agent's end of the tunnel, and every byte between them crosses the link inside the
+ * authenticated channel.
+ */
+export function tunnelPageServer(channel: PeerMigrationChannel): PageServerEndpoint {
+  let tunnel: Tunnel | undefined;
+  return {
+    listen: async () => {
+      tunnel = await openTunnel({ channel });
+      return { address: "127.0.0.1", port: tunnel.localPort };
+    },
+    remote: () => ({ tunnel: true }),
+    close: async () => {
+      await tunnel?.close();
+    },
+  };
+}
+
+/** The peer agent's channel under the driver's wrappers (the ledger), when there is one. */
+function peerChannelOf(channel: unknown): PeerMigrationChannel | undefined {
+  for (let c = channel, depth = 0; depth < 4; depth++) {
+    if (carriesTunnels(c)) return c;
+    if (!(c instanceof LedgerChannel)) return undefined;
+    c = c.inner;
+  }
+  return undefined;
+}
 
 /** A page server on a free TCP port of `address`, reached at the same address. */
 export function tcpPageServer(address = "127.0.0.1"): PageServerEndpoint {
@@ -60,7 +96,10 @@ function freePort(address: string): number {
 async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
   const { channel, dir, handoff } = ctx;
   const phases: PhaseTimes = { freeze_ms: 0, dump_ms: 0, transfer_ms: 0, restore_ms: 0 };
-  const listen = await ctx.pageServer.listen();
+  // Over a peer agent the page traffic goes through the channel's tunnel, never beside it.
+  const peer = peerChannelOf(channel);
+  const pageServer = peer ? tunnelPageServer(peer) : ctx.pageServer;
+  const listen = await pageServer.listen();
   ctx.onProgress?.({ kind: "phase", phase: "dump" });
   const dump = await criuLazyDump({
     pid: ctx.pid,
@@ -71,8 +110,11 @@ async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
     signal: ctx.signal,
     ...tcpDumpOptions(ctx.tcp),
     timeoutMs: DRAIN_TIMEOUT_MS,
+  }).catch(async (e) => {
+    await pageServer.close?.();
+    throw e;
   });
-  const stop = () => dump.stop();
+  const stop = () => dump.stop().finally(() => pageServer.close?.());
   try {
     phases.dump_ms = dump.readyMs;
     phases.freeze_ms = dump.readyMs;
@@ -107,7 +149,7 @@ async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
       request: {
         engine: "lazy",
         rebuildPages: precopied,
-        lazy: ctx.pageServer.remote(listen),
+        lazy: pageServer.remote(listen),
         sourceBootId: bootId(),
         ...tcpRestoreRequest(ctx.tcp),
       },
@@ -116,7 +158,7 @@ async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
       phases,
       dumpDir: dir,
       helperPids: [dump.pid],
-      drain: () => drained(dump.status),
+      drain: () => drained(dump.status).finally(() => pageServer.close?.()),
       stop,
     };
   } catch (e) {

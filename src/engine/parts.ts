@@ -130,14 +130,19 @@ export interface FinalContext {
 }
 
 /**
- * Where the source's CRIU page server listens for a post-copy restore, and what address the
- * destination's `criu lazy-pages` should connect to. Today both are the same TCP address; a
- * tunnel through the authenticated channel can hand out a local listener here and a local
- * endpoint at the destination instead.
+ * Where the source's CRIU page server listens for a post-copy restore, and what the destination's
+ * `criu lazy-pages` should connect to: the same TCP address (in-process channels), or, over a peer
+ * agent, the channel's tunnel (final_post_copy.ts `tunnelPageServer`: the page server listens on
+ * a loopback port, the destination's daemon connects to its agent's end of the tunnel).
  */
 export interface PageServerEndpoint {
   /** The address and port the dump's page server binds. */
   listen(): Promise<{ address: string; port: number }>;
-  /** The address and port the destination's lazy-pages daemon connects to. */
-  remote(local: { address: string; port: number }): { address: string; port: number };
+  /** Where the destination's lazy-pages daemon connects (the restore request's `lazy`). */
+  remote(local: { address: string; port: number }): LazyTarget;
+  /** Release what `listen` set up (after the pages drained, or on rollback). */
+  close?(): Promise<void>;
 }
+
+/** A restore request's `lazy`: a page server address, or "through the channel's tunnel". */
+export type LazyTarget = { address: string; port: number } | { tunnel: true };

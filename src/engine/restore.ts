@@ -83,6 +83,7 @@ export async function restoreMigration(
   // Peer agents keep image files under `<migration dir>/images`; accept both layouts.
   ctx = { ...ctx, dir: imagesDirOf(ctx.dir) };
   let lazyDaemon: CriuDaemon | undefined;
+  let tunnel: { localPort: number; close(): Promise<void> } | undefined;
   // Rebuilt images go to tmpfs: CRIU reads them once, right away, on the downtime path.
   const ownScratch = options.scratch === undefined;
   const scratch = req.rebuildPages && !req.lazy
@@ -111,13 +112,22 @@ export async function restoreMigration(
       ? await verifyBeforeRestore(dir, req.verify)
       : undefined;
     if (req.lazy) {
+      let target = req.lazy;
+      if ("tunnel" in target) {
+        if (!ctx.openTunnel) throw new Error("this agent cannot carry the page traffic's tunnel");
+        // criu lazy-pages talks to our end of the tunnel; the channel carries it to the source.
+        tunnel = await ctx.openTunnel();
+        target = { address: "127.0.0.1", port: tunnel.localPort };
+      }
       lazyDaemon = criuLazyPages({
         dir,
-        address: req.lazy.address,
-        port: req.lazy.port,
+        address: target.address,
+        port: target.port,
         timeoutMs: 600_000,
         dieWithParent: true,
       });
+      const open = tunnel;
+      lazyDaemon.status.finally(() => open?.close());
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     } else if (req.localLazy && !req.verify && req.rebuildPages && pages >= LOCAL_LAZY_MIN_PAGES) {
       // (A verified restore reads the tree back, and remote reads of memory a userfaultfd still
@@ -164,6 +174,7 @@ export async function restoreMigration(
     };
   } catch (e) {
     await lazyDaemon?.stop();
+    await tunnel?.close();
     // Keep CRIU's log for post-mortems and name it in the error.
     const keep = options.keepLog ?? `${ctx.dir}/restore.log`;
     const kept = await Deno.copyFile(`${dir}/restore.log`, keep).then(() => true, () => false);

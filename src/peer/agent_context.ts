@@ -11,6 +11,7 @@ import type { LogSink } from "./log.ts";
 import type { IncomingMigration } from "./migration.ts";
 import type { PageStore } from "./page_store.ts";
 import type { Capabilities, RESOLVE_ACTIONS, RESOLVE_STATES } from "./protocol.ts";
+import type { Tunnel } from "./tunnel.ts";
 import type { ContainerCheckHandler } from "./container_check.ts";
 
 export type { RestoreRequest, RestoreResult } from "../engine/contract.ts";
@@ -23,6 +24,12 @@ export type RestoreHandler = (ctx: {
   request: RestoreRequest;
   /** Public key of the source node that owns the migration. */
   owner: string;
+  /**
+   * Open this migration's tunnel endpoint (tunnel.ts): a loopback port whose connections are
+   * carried through the channel to the source's endpoint. It stays open after the handler returns
+   * (post-copy pages flow on) until closed, or until the migration ends.
+   */
+  openTunnel: () => Promise<Tunnel>;
 }) => Promise<RestoreResult>;
 
 /** A source's resolve request about one of its migrations. */

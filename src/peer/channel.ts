@@ -5,12 +5,18 @@
  *
  * @module
  */
-import { BatchCompressor, type CompressionStats, type CompressMode } from "./compression.ts";
+import {
+  BatchCompressor,
+  type CompressionStats,
+  type CompressMode,
+  LinkRateSampler,
+} from "./compression.ts";
+import type { WireLayout } from "./link.ts";
 import type { LogSink } from "./log.ts";
 import { PeerError } from "./errors.ts";
 import {
-  encodeFile,
-  encodePages,
+  encodeFileParts,
+  encodePagesParts,
   type HashesFrame,
   isValidFileName,
   MAX_BATCH_PAGES,
@@ -19,57 +25,27 @@ import {
 } from "./frames.ts";
 import { HASH_BYTES, PAGE_SIZE } from "../native/page_hash.ts";
 import { type ControlOf, encodeControl, RestoreRequestSchema } from "./protocol.ts";
+import { ResendBuffer } from "./resend_buffer.ts";
 import type {
   ResolveAction,
   ResolveAnswer,
   RestoreRequest,
   RestoreResult,
 } from "./agent_context.ts";
+import type { MigrationChannel, PageBatch } from "./migration_channel.ts";
 import { Signal } from "./signal.ts";
-import type { PageBatch } from "../engine/contract.ts";
+import type { TunnelRegistry } from "./tunnel_handler.ts";
 
-export type { PageBatch } from "../engine/contract.ts";
-
-/** The engine's view of one outgoing migration. */
-export interface MigrationChannel {
-  /** Send pages; resolves when the window allows more (backpressure). */
-  sendPages(batch: PageBatch): Promise<void>;
-  /** The hashes the peer holds for `pid` (address → 16-byte hash). */
-  remoteHashes(pid: number): Promise<Map<number, Uint8Array>>;
-  /** Send an image file (name: letters, digits, '.', '_', '-'; no '/' or '..'). */
-  sendFile(name: string, data: Uint8Array): Promise<void>;
-  /** Resolves once every chunk sent so far is acknowledged (stored by the peer). */
-  flush(): Promise<void>;
-  /** Ask the peer to restore (left stopped); resolves with its result. */
-  restore(request: RestoreRequest): Promise<RestoreResult>;
-  /** After the source's commit: the peer resumes the restored tree; throws unless it confirms. */
-  resume(): Promise<void>;
-  /**
-   * Abort: the peer deletes what it stored, a restored stopped copy included. Resolves true once
-   * the peer confirmed, false when it could not be reached.
-   */
-  abort(reason: string): Promise<boolean>;
-  /** Tell the peer stop-and-copy started or ended (logged there, with timings). */
-  stopCopy(phase: "start" | "end"): Promise<void>;
-  /** Report progress to the peer's log. */
-  progress(p: { round?: number; phase?: string }): Promise<void>;
-  /** Frame bytes sent (each chunk counted once, resends excluded). */
-  readonly bytesSent: number;
-  /** Bytes the peer reports stored. */
-  readonly bytesStored: number;
-  /** What page-batch compression did (mode "off" when off or the peer cannot decompress). */
-  readonly compression: CompressionStats;
-}
-
-interface Pending {
-  seq: number;
-  frame: Uint8Array;
-}
+export type { MigrationChannel, PageBatch } from "./migration_channel.ts";
 
 /** The client's link-facing half, as a channel sees it. */
 export interface ClientLinkSide {
   /** Send on the current link; resolves false when there is none (the channel keeps the chunk). */
   send(m: string | Uint8Array): Promise<boolean>;
+  /** Send a chunk laid out by `layout` on the current link; false when there is none. */
+  sendWire(wire: Uint8Array): Promise<boolean>;
+  /** How the transport lays a binary message out on its wire. */
+  readonly layout: WireLayout;
   /** The client's log. */
   readonly log: LogSink;
 }
@@ -84,6 +60,8 @@ export interface ChannelHooks {
   forget(): void;
   /** Page-batch compression (only "off" unless the peer announced the "lz4" codec). @default "off" */
   compress?: CompressMode;
+  /** Where tunnels of this migration register (tunnel.ts). */
+  tunnels?: TunnelRegistry;
   /** Ask the agent to resolve this migration (on a fresh link when the current one is down). */
   resolve(action: ResolveAction): Promise<ResolveAnswer>;
 }
@@ -100,19 +78,14 @@ export class MigrationChannelImpl implements MigrationChannel {
   bytesStored = 0;
   #seq = 0;
   #acked = 0;
-  #unacked: Pending[] = [];
-  #inflight = 0;
+  #window = new ResendBuffer();
   #error: Error | undefined;
   #done = false;
   #changed = new Signal();
   #restoreWaiter: ((r: ControlOf<"restoreResult">) => void) | undefined;
-  #sentUpTo = 0;
   readonly #compressor: BatchCompressor;
-  // Link-rate sampling for compression "auto": acknowledged bytes over a period, and how much of
-  // it the sender spent blocked (on the socket draining or on the window).
-  #periodAt = 0;
-  #periodAcked = 0;
-  #blockedMs = 0;
+  /** Link-rate sampling for compression "auto". */
+  readonly #rate: LinkRateSampler;
 
   constructor(
     readonly id: string,
@@ -122,6 +95,7 @@ export class MigrationChannelImpl implements MigrationChannel {
     readonly hooks: ChannelHooks,
   ) {
     this.#compressor = new BatchCompressor(hooks.compress ?? "off");
+    this.#rate = new LinkRateSampler(this.#compressor);
   }
 
   get compression(): CompressionStats {
@@ -152,7 +126,7 @@ export class MigrationChannelImpl implements MigrationChannel {
       const end = Math.min(n, at + MAX_BATCH_PAGES);
       await this.#waitWindow();
       const data = batch.data.subarray(at * PAGE_SIZE, end * PAGE_SIZE);
-      const frame = encodePages({
+      const parts = encodePagesParts({
         stream: this.stream,
         seq: this.#seq + 1,
         pid: batch.pid,
@@ -161,7 +135,7 @@ export class MigrationChannelImpl implements MigrationChannel {
         hashes: batch.hashes?.subarray(at * HASH_BYTES, end * HASH_BYTES),
         packed: this.#compressor.pack(data),
       });
-      await this.#queue(frame);
+      await this.#queue(parts);
     }
     await this.#waitWindow();
   }
@@ -177,7 +151,7 @@ export class MigrationChannelImpl implements MigrationChannel {
     for (let at = 0, first = true; first || at < data.length; first = false) {
       const end = Math.min(data.length, at + MAX_FILE_CHUNK);
       await this.#waitWindow();
-      await this.#queue(encodeFile({
+      await this.#queue(encodeFileParts({
         stream: this.stream,
         seq: this.#seq + 1,
         name,
@@ -303,11 +277,7 @@ export class MigrationChannelImpl implements MigrationChannel {
   onAck(seq: number, bytesStored: number): void {
     if (seq > this.#seq) return;
     this.bytesStored = bytesStored;
-    const inflight = this.#inflight;
-    while (this.#unacked.length && this.#unacked[0].seq <= seq) {
-      this.#inflight -= this.#unacked.shift()!.frame.length;
-    }
-    this.#sampleLink(inflight - this.#inflight);
+    this.#rate.acked(this.#window.ack(seq));
     if (seq > this.#acked) this.#acked = seq;
     this.#changed.notify();
   }
@@ -320,7 +290,7 @@ export class MigrationChannelImpl implements MigrationChannel {
   /** @internal after a reconnect: the agent holds chunks up to `seq`; the rest must be resent. */
   resumeFrom(seq: number): void {
     this.onAck(seq, this.bytesStored);
-    this.#sentUpTo = seq;
+    this.#window.resetSent(seq);
   }
 
   /**
@@ -328,19 +298,19 @@ export class MigrationChannelImpl implements MigrationChannel {
    * returns how many were sent — synchronously 0 when there is nothing to send.
    */
   resendUnsent(send: (m: Uint8Array) => Promise<boolean>): number | Promise<number> {
-    if (!this.active || !this.#unacked.some((p) => p.seq > this.#sentUpTo)) return 0;
+    if (!this.active || !this.#window.nextUnsent()) return 0;
     return this.#resend(send);
   }
 
   async #resend(send: (m: Uint8Array) => Promise<boolean>): Promise<number> {
     let sent = 0;
     for (let guard = 0; guard < 1_000_000 && this.active; guard++) {
-      const next = this.#unacked.find((p) => p.seq > this.#sentUpTo);
+      const next = this.#window.nextUnsent();
       if (!next) break;
-      if (!await send(next.frame)) {
+      if (!await send(next.wire)) {
         throw new PeerError("closed", "the link dropped while resending");
       }
-      this.#sentUpTo = Math.max(this.#sentUpTo, next.seq);
+      this.#window.markSent(next.seq);
       sent++;
     }
     return sent;
@@ -349,8 +319,7 @@ export class MigrationChannelImpl implements MigrationChannel {
   /** @internal fail the channel: every pending and later call rejects with `err`. */
   fail(err: Error): Error {
     this.#error ??= err;
-    this.#unacked = [];
-    this.#inflight = 0;
+    this.#window.clear();
     this.#changed.notify();
     return this.#error;
   }
@@ -360,34 +329,21 @@ export class MigrationChannelImpl implements MigrationChannel {
     if (this.#done) throw new PeerError("closed", `migration '${this.id}' is finished`);
   }
 
-  /**
-   * Every ≥ 100 ms of acknowledgements: when the sender spent at least half of it blocked, the
-   * link (or the receiver) set the pace, so acknowledged bytes per second measure its rate.
-   */
-  #sampleLink(acked: number): void {
-    const now = performance.now();
-    if (this.#periodAt === 0) {
-      [this.#periodAt, this.#periodAcked, this.#blockedMs] = [now, 0, 0];
-      return;
-    }
-    this.#periodAcked += acked;
-    const elapsed = now - this.#periodAt;
-    if (elapsed < 100) return;
-    if (this.#blockedMs >= elapsed / 2) this.#compressor.observeLink(this.#periodAcked, elapsed);
-    [this.#periodAt, this.#periodAcked, this.#blockedMs] = [now, 0, 0];
-  }
-
   async #waitWindow(): Promise<void> {
-    const t0 = performance.now();
+    if (this.#window.inflight < this.hooks.windowBytes) return this.#check();
+    this.#rate.waitStart();
     try {
       await this.#waitWindowLoop();
     } finally {
-      this.#blockedMs += performance.now() - t0;
+      this.#rate.waitEnd();
     }
   }
 
   async #waitWindowLoop(): Promise<void> {
-    for (let since = Date.now(), last = this.#acked; this.#inflight >= this.hooks.windowBytes;) {
+    for (
+      let since = Date.now(), last = this.#acked;
+      this.#window.inflight >= this.hooks.windowBytes;
+    ) {
       this.#check();
       await this.#changed.wait(1000);
       if (this.#acked !== last) [last, since] = [this.#acked, Date.now()];
@@ -398,16 +354,21 @@ export class MigrationChannelImpl implements MigrationChannel {
     this.#check();
   }
 
-  async #queue(frame: Uint8Array): Promise<void> {
+  /**
+   * Lay the chunk out for the wire, in a buffer an acknowledged chunk left behind when one fits,
+   * and send it. It stays in the resend buffer until acknowledged.
+   */
+  async #queue(parts: Uint8Array[]): Promise<void> {
     const seq = ++this.#seq;
-    this.#unacked.push({ seq, frame });
-    this.#inflight += frame.length;
-    this.bytesSent += frame.length;
-    // false = link down: the frame waits in #unacked until the client resumes and resends it.
-    const t0 = performance.now();
-    const sent = await this.link.send(frame);
-    this.#blockedMs += performance.now() - t0;
-    if (sent) this.#sentUpTo = Math.max(this.#sentUpTo, seq);
+    let size = 0;
+    for (const p of parts) size += p.length;
+    const wire = this.link.layout(parts, this.#window.spare(size));
+    this.#window.push(seq, wire);
+    this.bytesSent += size;
+    // false = link down: the chunk waits in the window until the client resumes and resends it.
+    this.#rate.waitStart();
+    const sent = await this.link.sendWire(wire).finally(() => this.#rate.waitEnd());
+    if (sent) this.#window.markSent(seq);
   }
 
   async #sendControl(text: string): Promise<void> {

@@ -16,29 +16,29 @@
  *
  * @module
  */
-import { parseHostPort } from "./address.ts";
-import { authenticateAgent } from "./auth.ts";
-import { probeCapabilities } from "./capabilities.ts";
 import { PeerError, ProtocolError } from "./errors.ts";
-import { decodeFrame, FrameKind, type HashesFrame, MAX_FRAME_BYTES } from "./frames.ts";
+import { decodeFrame, FrameKind, type HashesFrame } from "./frames.ts";
 import { type Identity, loadIdentity } from "./identity.ts";
-import type { Link } from "./link.ts";
+import type { Link, WireLayout } from "./link.ts";
 import { type LogSink, silentLog } from "./log.ts";
 import { type ClientLinkSide, type MigrationChannel, MigrationChannelImpl } from "./channel.ts";
 import type { CompressMode } from "./compression.ts";
-import { findPeer, type Peer, setPeerCert } from "./peers.ts";
-import { connectQuicLink } from "./quic.ts";
+import { findPeer, type Peer } from "./peers.ts";
+import { quicWireLayout } from "./quic.ts";
+import { ClientAnswers } from "./client_answers.ts";
+import { resumeChannels } from "./client_resume.ts";
+import { openPeerLink } from "./client_link.ts";
+import { TunnelRoutes } from "./tunnel_handler.ts";
 import type { ResolveAction, ResolveAnswer } from "./agent_context.ts";
 import type { ContainerCheck, ContainerCheckAnswer } from "./container_check.ts";
 import {
   type Capabilities,
   type Control,
-  type ControlOf,
   decodeControl,
   encodeControl,
   MIGRATION_ID_RE,
 } from "./protocol.ts";
-import { connectWsLink } from "./ws_client.ts";
+import { wsWireLayout } from "./ws_client.ts";
 
 export type { MigrationChannel, PageBatch } from "./channel.ts";
 
@@ -112,25 +112,29 @@ function sendOn(link: Link, m: string | Uint8Array): Promise<boolean> {
   return link.send(m).then(() => true, () => false);
 }
 
+function sendWireOn(link: Link, wire: Uint8Array): Promise<boolean> {
+  if (!link.sendWire) return Promise.resolve(false);
+  return link.sendWire(wire).then(() => true, () => false);
+}
+
 class PeerClientImpl implements PeerClient, ClientLinkSide {
   remote!: Capabilities;
   readonly log: LogSink;
+  readonly transport: "ws" | "quic";
+  readonly layout: WireLayout;
   #link: Link | undefined;
   #channels = new Map<number, MigrationChannelImpl>();
   #nextStream = 1;
   #closing = false;
   #reconnecting: Promise<void> | undefined;
-  #hashWaiters = new Map<
-    number,
-    { frames: HashesFrame[]; done: (f: HashesFrame[] | Error) => void }
-  >();
   #prepareWaiters = new Map<string, (m: Control) => void>();
-  #resolveWaiters = new Map<number, (m: ControlOf<"resolved"> | Error) => void>();
-  #checkWaiters = new Map<number, (m: ControlOf<"containerChecked"> | Error) => void>();
-  #nextReq = 1;
+  #tunnels = new TunnelRoutes((m) => this.send(m));
+  #answers = new ClientAnswers();
 
   constructor(readonly identity: Identity, readonly peer: Peer, readonly opts: ConnectPeerOptions) {
     this.log = opts.log ?? silentLog;
+    this.transport = opts.transport ?? "ws";
+    this.layout = this.transport === "quic" ? quicWireLayout : wsWireLayout;
   }
 
   /** First connection: open, authenticate, and make it the current link. */
@@ -140,35 +144,16 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
 
   /** Open and authenticate a link and start reading it (it is not yet the current link). */
   async #open(): Promise<Link> {
-    const addr = parseHostPort(this.peer.address)!;
-    const timeoutMs = this.opts.timeoutMs ?? 10_000;
-    const link = (this.opts.transport ?? "ws") === "quic"
-      ? await this.#openQuic(addr.hostname, addr.port, timeoutMs)
-      : await connectWsLink({
-        hostname: addr.hostname,
-        port: addr.port,
-        timeoutMs,
-        pinnedFingerprint: this.peer.certFingerprint,
-        deadAfterMs: this.opts.deadAfterMs,
-      });
-    try {
-      const { capabilities } = await authenticateAgent(link, {
-        identity: this.identity,
-        peerKey: this.peer.publicKey,
-        pinnedFingerprint: this.peer.certFingerprint,
-        peerName: this.peer.name,
-        timeoutMs,
-      });
-      this.remote = capabilities;
-      this.#learnCert(link);
-      await link.send(encodeControl({
-        type: "hello",
-        capabilities: probeCapabilities({ stateDir: this.opts.stateDir }),
-      }));
-    } catch (e) {
-      link.close(4401, "authentication failed");
-      throw e;
-    }
+    const { link, capabilities } = await openPeerLink({
+      identity: this.identity,
+      peer: this.peer,
+      stateDir: this.opts.stateDir,
+      transport: this.transport,
+      timeoutMs: this.opts.timeoutMs,
+      deadAfterMs: this.opts.deadAfterMs,
+      log: this.log,
+    });
+    this.remote = capabilities;
     this.log({
       level: "info",
       msg: "connected to peer",
@@ -177,58 +162,6 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     });
     this.#readLoop(link);
     return link;
-  }
-
-  /** QUIC verifies against the peer's certificate itself: learn it over WebSocket first if needed. */
-  async #openQuic(hostname: string, port: number, timeoutMs: number): Promise<Link> {
-    if (!this.peer.certPem) {
-      const probe = await connectWsLink({
-        hostname,
-        port,
-        timeoutMs,
-        pinnedFingerprint: this.peer.certFingerprint,
-      });
-      try {
-        await authenticateAgent(probe, {
-          identity: this.identity,
-          peerKey: this.peer.publicKey,
-          pinnedFingerprint: this.peer.certFingerprint,
-          peerName: this.peer.name,
-          timeoutMs,
-        });
-        this.#learnCert(probe);
-      } finally {
-        probe.close(1000, "certificate learnt");
-      }
-      if (!this.peer.certPem) {
-        throw new PeerError(
-          "pin-mismatch",
-          `could not learn the certificate of '${this.peer.name}'`,
-        );
-      }
-    }
-    return await connectQuicLink({
-      hostname,
-      port,
-      certPem: this.peer.certPem,
-      certFingerprint: this.peer.certFingerprint!,
-      timeoutMs,
-      maxMessageBytes: MAX_FRAME_BYTES + 1024,
-      deadAfterMs: this.opts.deadAfterMs,
-    });
-  }
-
-  /** After a signed handshake proved the certificate, remember it (QUIC needs the PEM). */
-  #learnCert(link: Link): void {
-    const pem = link.remoteCertPem, fp = link.remoteCertFingerprint;
-    if (!pem || !fp || this.peer.certPem) return;
-    try {
-      setPeerCert(this.opts.stateDir, this.peer.name, pem, fp);
-      this.peer.certPem = pem;
-      this.peer.certFingerprint = fp;
-    } catch (e) {
-      this.log({ level: "warn", msg: "could not record the peer certificate", error: String(e) });
-    }
   }
 
   async openMigration(
@@ -257,6 +190,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
         forget: () => this.#channels.delete(stream),
         resolve: (action) => this.resolve(id, action),
         compress: this.remote.codecs?.includes("lz4") ? options.compress ?? "off" : "off",
+        tunnels: this.#tunnels,
       },
     );
     const link = this.#link;
@@ -287,29 +221,20 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     if (!this.#link && !this.#closing) this.#link = await this.#open();
     const link = this.#link;
     if (!link) throw new PeerError("closed", "the peer client was closed");
-    const reqId = this.#nextReq++;
-    const reply = new Promise<ControlOf<"resolved"> | Error>((r) =>
-      this.#resolveWaiters.set(reqId, r)
-    );
-    const timer = setTimeout(
-      () => this.#resolveWaiters.get(reqId)?.(new PeerError("timeout", `no answer about '${id}'`)),
-      this.opts.timeoutMs ?? 10_000,
-    );
-    try {
-      if (!await sendOn(link, encodeControl({ type: "resolve", migrationId: id, reqId, action }))) {
-        throw new PeerError("closed", "the link dropped before the request went out");
-      }
-      const r = await reply;
-      if (r instanceof Error) throw r;
-      return {
-        state: r.state,
-        ...(r.pid !== undefined ? { pid: r.pid } : {}),
-        ...(r.error !== undefined ? { error: r.error } : {}),
-      };
-    } finally {
-      clearTimeout(timer);
-      this.#resolveWaiters.delete(reqId);
+    const reqId = this.#answers.nextId();
+    const reply = this.#answers.resolved(reqId, this.opts.timeoutMs ?? 10_000, id);
+    if (!await sendOn(link, encodeControl({ type: "resolve", migrationId: id, reqId, action }))) {
+      this.#answers.fail(
+        reqId,
+        new PeerError("closed", "the link dropped before the request went out"),
+      );
     }
+    const r = await reply;
+    return {
+      state: r.state,
+      ...(r.pid !== undefined ? { pid: r.pid } : {}),
+      ...(r.error !== undefined ? { error: r.error } : {}),
+    };
   }
 
   async checkContainer(id: string, check: ContainerCheck): Promise<ContainerCheckAnswer> {
@@ -318,34 +243,26 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     }
     const link = this.#link;
     if (!link) throw new PeerError("closed", "the link to the peer is down (resuming)");
-    const reqId = this.#nextReq++;
-    const reply = new Promise<ControlOf<"containerChecked"> | Error>((r) =>
-      this.#checkWaiters.set(reqId, r)
-    );
-    const timer = setTimeout(
-      () =>
-        this.#checkWaiters.get(reqId)?.(
-          new PeerError("timeout", "no answer to the container check"),
-        ),
-      this.opts.timeoutMs ?? 30_000,
-    );
-    try {
-      const msg = encodeControl({ type: "containerCheck", migrationId: id, reqId, check });
-      if (!await sendOn(link, msg)) {
-        throw new PeerError("closed", "the link dropped before the check went out");
-      }
-      const r = await reply;
-      if (r instanceof Error) throw r;
-      return r.answer;
-    } finally {
-      clearTimeout(timer);
-      this.#checkWaiters.delete(reqId);
+    const reqId = this.#answers.nextId();
+    const reply = this.#answers.containerChecked(reqId, this.opts.timeoutMs ?? 30_000);
+    const msg = encodeControl({ type: "containerCheck", migrationId: id, reqId, check });
+    if (!await sendOn(link, msg)) {
+      this.#answers.fail(
+        reqId,
+        new PeerError("closed", "the link dropped before the check went out"),
+      );
     }
+    return (await reply).answer;
   }
 
   send(m: string | Uint8Array): Promise<boolean> {
     const link = this.#link;
     return link ? sendOn(link, m) : Promise.resolve(false);
+  }
+
+  sendWire(wire: Uint8Array): Promise<boolean> {
+    const link = this.#link;
+    return link ? sendWireOn(link, wire) : Promise.resolve(false);
   }
 
   #prepare(
@@ -379,23 +296,12 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
   }
 
   async #requestHashes(channel: MigrationChannelImpl, pid: number): Promise<HashesFrame[]> {
-    const reqId = this.#nextReq++;
-    const result = new Promise<HashesFrame[] | Error>((resolve) => {
-      this.#hashWaiters.set(reqId, { frames: [], done: resolve });
-    });
-    const ok = await this.send(
-      encodeControl({ type: "hashes", migrationId: channel.id, pid, reqId }),
-    );
-    if (!ok) this.#hashWaiters.get(reqId)?.done(new PeerError("closed", "link down"));
-    const timer = setTimeout(
-      () => this.#hashWaiters.get(reqId)?.done(new PeerError("timeout", "no hash listing in time")),
-      60_000,
-    );
-    const r = await result;
-    clearTimeout(timer);
-    this.#hashWaiters.delete(reqId);
-    if (r instanceof Error) throw r;
-    return r;
+    const reqId = this.#answers.nextId();
+    const listing = this.#answers.hashes(reqId, 60_000);
+    if (!await this.send(encodeControl({ type: "hashes", migrationId: channel.id, pid, reqId }))) {
+      this.#answers.fail(reqId, new PeerError("closed", "link down"));
+    }
+    return await listing;
   }
 
   async #readLoop(link: Link): Promise<void> {
@@ -413,13 +319,8 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
     }
     const why = await link.closed;
     if (this.#link === link) this.#link = undefined;
-    for (const w of this.#hashWaiters.values()) {
-      w.done(new PeerError("closed", `link closed: ${why}`));
-    }
-    for (const w of this.#resolveWaiters.values()) {
-      w(new PeerError("closed", `link closed: ${why}`));
-    }
-    for (const w of this.#checkWaiters.values()) w(new PeerError("closed", `link closed: ${why}`));
+    this.#answers.linkClosed(why);
+    this.#tunnels.linkDown(why);
     if (this.#closing) return;
     const active = [...this.#channels.values()].filter((c) => c.active);
     if (active.length === 0) return;
@@ -428,53 +329,17 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
   }
 
   async #resume(channels: MigrationChannelImpl[]): Promise<void> {
-    const timeoutMs = this.opts.resumeTimeoutMs ?? 30_000;
-    const deadline = Date.now() + timeoutMs;
-    let lastError = "";
-    for (let attempt = 1; Date.now() < deadline && !this.#closing; attempt++) {
-      let link: Link | undefined;
-      try {
-        link = await this.#open();
-        let dropped = false;
-        link.closed.then(() => dropped = true);
-        for (const ch of channels) {
-          if (!ch.active) continue;
-          const reply = await this.#prepare(link, ch.id, ch.stream, ch.expectedBytes, true);
-          if (reply.type === "abort") {
-            ch.fail(new PeerError("aborted", `peer could not resume '${ch.id}': ${reply.reason}`));
-            this.#channels.delete(ch.stream);
-          } else if (reply.type === "ack") {
-            ch.resumeFrom(reply.seq);
-          }
-        }
-        // Resend until nothing is left unsent, then switch over without yielding in between.
-        const l = link;
-        for (let pass = 0, sent = 1; sent > 0 && pass < 10_000; pass++) {
-          sent = 0;
-          for (const ch of channels) {
-            const r = ch.resendUnsent((m) => sendOn(l, m));
-            sent += typeof r === "number" ? r : await r;
-          }
-        }
-        if (dropped) throw new PeerError("closed", "the new link dropped while resuming");
-        this.#link = link;
-        this.log({ level: "info", msg: "resumed", peer: this.peer.name, attempt });
-        return;
-      } catch (e) {
-        lastError = (e as Error).message;
-        link?.close();
-        if (e instanceof PeerError && (e.code === "auth" || e.code === "pin-mismatch")) break;
-        await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
-      }
-    }
-    const err = new PeerError(
-      "closed",
-      `lost the link to '${this.peer.name}' and could not resume within ${timeoutMs} ms` +
-        (lastError ? ` (${lastError})` : ""),
-    );
-    this.log({ level: "error", msg: "resume failed", peer: this.peer.name, reason: err.message });
-    for (const ch of channels) ch.fail(err);
-    this.#channels.clear();
+    await resumeChannels({
+      channels,
+      open: () => this.#open(),
+      prepare: (link, ch) => this.#prepare(link, ch.id, ch.stream, ch.expectedBytes, true),
+      forget: (ch) => this.#channels.delete(ch.stream),
+      switchTo: (link) => this.#link = link,
+      closing: () => this.#closing,
+      timeoutMs: this.opts.resumeTimeoutMs ?? 30_000,
+      peerName: this.peer.name,
+      log: this.log,
+    });
   }
 
   #onControl(msg: Control): void {
@@ -505,16 +370,20 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
         return;
       }
       case "resolved":
-        this.#resolveWaiters.get(msg.reqId)?.(msg);
+        this.#answers.onResolved(msg);
         return;
       case "containerChecked":
-        this.#checkWaiters.get(msg.reqId)?.(msg);
+        this.#answers.onContainerChecked(msg);
         return;
       case "restoreResult":
         for (const ch of this.#channels.values()) {
           if (ch.id === msg.migrationId) ch.onRestoreResult(msg);
         }
         return;
+      case "tunnelOpen":
+      case "tunnelAck":
+      case "tunnelClose":
+        return this.#tunnels.control(msg);
       case "error":
         this.log({
           level: "warn",
@@ -531,10 +400,10 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
 
   #onFrame(bytes: Uint8Array): void {
     const frame = decodeFrame(bytes);
-    if (frame.kind !== FrameKind.Hashes) throw new ProtocolError("agents send only hash listings");
-    const w = this.#hashWaiters.get(frame.seq);
-    if (!w) return;
-    w.frames.push(frame);
-    if (frame.last) w.done(w.frames);
+    if (frame.kind === FrameKind.Tunnel) return this.#tunnels.frame(frame);
+    if (frame.kind !== FrameKind.Hashes) {
+      throw new ProtocolError("agents send only hash listings and tunnel frames");
+    }
+    this.#answers.onHashes(frame);
   }
 }

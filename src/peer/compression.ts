@@ -182,3 +182,61 @@ export class BatchCompressor {
     return false;
   }
 }
+
+/**
+ * Feeds a {@linkcode BatchCompressor} the link's rate: every ≥ 250 ms of acknowledgements, when
+ * the sender spent at least half of it blocked (on the socket draining or on the window), the link
+ * (or the receiver) set the pace, so acknowledged bytes per second measure its rate. A wait still
+ * in progress counts towards the period it overlaps; each period reports the median rate of the
+ * last few, so acks that arrive bunched (a busy receiver) do not read as a faster link.
+ */
+export class LinkRateSampler {
+  #periodAt = 0;
+  #periodAcked = 0;
+  #blockedMs = 0;
+  #waits = 0;
+  #waitFrom = 0;
+  #rates: number[] = [];
+
+  /** @param compressor the compressor to tell */
+  constructor(readonly compressor: BatchCompressor) {}
+
+  /** The sender starts waiting (for the socket or the window); call {@linkcode waitEnd} after. */
+  waitStart(): void {
+    if (this.#waits++ === 0) this.#waitFrom = performance.now();
+  }
+
+  /** The wait begun by {@linkcode waitStart} is over. */
+  waitEnd(): void {
+    if (--this.#waits === 0) this.#blockedMs += performance.now() - this.#waitFrom;
+  }
+
+  /** `bytes` more were acknowledged. */
+  acked(bytes: number): void {
+    const now = performance.now();
+    if (this.#periodAt === 0) return this.#reset(now);
+    this.#periodAcked += bytes;
+    const elapsed = now - this.#periodAt;
+    if (elapsed < PERIOD_MS) return;
+    const blocked = this.#blockedMs + (this.#waits > 0 ? now - this.#waitFrom : 0);
+    if (blocked >= elapsed / 2) {
+      // The median of the recent periods' rates: one period of acks that arrived bunched (a busy
+      // receiver catching up) must not read as a faster link.
+      this.#rates.push(this.#periodAcked / elapsed);
+      if (this.#rates.length > RATE_SAMPLES) this.#rates.shift();
+      const sorted = [...this.#rates].sort((a, b) => a - b);
+      this.compressor.observeLink(sorted[sorted.length >> 1] * elapsed, elapsed);
+    }
+    this.#reset(now);
+  }
+
+  #reset(now: number): void {
+    [this.#periodAt, this.#periodAcked, this.#blockedMs] = [now, 0, 0];
+    if (this.#waits > 0) this.#waitFrom = now;
+  }
+}
+
+/** Length of a link-rate sampling period. */
+const PERIOD_MS = 250;
+/** Periods whose median rate is reported. */
+const RATE_SAMPLES = 9;

@@ -30,7 +30,20 @@ export interface Link {
   readonly transport: "ws" | "quic";
   /** Remote address, for logs. */
   readonly remoteAddress: string;
+  /**
+   * Send a binary message already laid out for this transport's wire by its {@linkcode WireLayout}
+   * (client links only). The link keeps `wire` until written; the caller may reuse its buffer once
+   * the peer acknowledged the message.
+   */
+  sendWire?(wire: Uint8Array): Promise<void>;
 }
+
+/**
+ * Lays a binary message (the concatenation of `parts`) out as the bytes one transport puts on its
+ * wire (a masked WebSocket frame, a QUIC record), writing into `reuse` when it is large enough.
+ * Such bytes are valid on any link of that transport, so they can be kept for a resend.
+ */
+export type WireLayout = (parts: Uint8Array[], reuse?: ArrayBuffer) => Uint8Array;
 
 /** Limits of an {@linkcode Inbox}. */
 export interface InboxLimits {

@@ -6,6 +6,7 @@
  */
 import type { LogSink } from "./log.ts";
 import { PageStore, type PageStoreOptions } from "./page_store.ts";
+import type { AgentTunnel } from "./tunnel_agent.ts";
 
 /** Where a migration is in its life. */
 export type MigrationStatus = "receiving" | "detached" | "restoring" | "restored" | "aborted";
@@ -28,6 +29,8 @@ export class IncomingMigration {
   result: { ok: boolean; pid?: number; error?: string; restoreMs?: number } | undefined;
   /** When stop-and-copy started and ended (ms since epoch), when reported. */
   stopCopy: { start?: number; end?: number } = {};
+  /** The tunnel the restore handler opened (post-copy page traffic), while it is open. */
+  tunnel: AgentTunnel | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   /**
@@ -71,6 +74,7 @@ export class IncomingMigration {
     if (this.status === "aborted") return;
     this.status = "aborted";
     this.session = undefined;
+    this.closeTunnel();
     this.store.remove();
     log({ level: "warn", msg: "migration aborted", migrationId: this.id, reason });
   }
@@ -88,6 +92,13 @@ export class IncomingMigration {
   drop(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.closeTunnel();
+  }
+
+  /** Close the tunnel, if one is open. */
+  closeTunnel(): void {
+    this.tunnel?.close();
+    this.tunnel = undefined;
   }
 
   /** Release after a finished restore: delete the store. */
@@ -95,6 +106,7 @@ export class IncomingMigration {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.session = undefined;
+    this.closeTunnel();
     this.store.remove();
     log({ level: "info", msg: "migration released", migrationId: this.id, status: this.status });
   }

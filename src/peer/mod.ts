@@ -5,6 +5,9 @@
  *   ways, open {@linkcode MigrationChannel}s for pages, image files and the restore request.
  * - {@linkcode startAgent} (destination side): the daemon behind `u2cm agent`; stores incoming
  *   migrations in {@linkcode PageStore}s and runs the engine's {@linkcode RestoreHandler}.
+ * - {@linkcode openTunnel} (source side) with `ctx.openTunnel` in the {@linkcode RestoreHandler}
+ *   (destination side): loopback TCP endpoints whose connections are carried inside the channel
+ *   (post-copy page traffic between the two CRIUs).
  * - Identity and pinning: {@linkcode initIdentity}, {@linkcode addPeer} and friends.
  *
  * @module
@@ -25,6 +28,8 @@ export type {
   RestoreResult,
 } from "./agent_context.ts";
 export { PageStore } from "./page_store.ts";
+export { carriesTunnels, freeLoopbackPort, openTunnel } from "./tunnel.ts";
+export type { OpenTunnelOptions, Tunnel, TunnelStats } from "./tunnel.ts";
 export type { PageStoreEntry, PageStoreOptions, StoredFile } from "./page_store.ts";
 export type { Capabilities } from "./protocol.ts";
 export { PeerError, ProtocolError } from "./errors.ts";

@@ -17,6 +17,7 @@ import { PagesImage } from "../engine/pages_image.ts";
 import { PeerError } from "./errors.ts";
 import { isValidFileName } from "./frames.ts";
 import { HASH_BYTES, PAGE_SIZE } from "../native/page_hash.ts";
+import { PageIndex } from "./page_index.ts";
 
 /** Options of a {@linkcode PageStore}. */
 export interface PageStoreOptions {
@@ -57,7 +58,7 @@ export class PageStore {
   readonly dir: string;
   /** Where image files are written. */
   readonly imagesDir: string;
-  #index = new Map<number, Map<number, number>>();
+  #index = new Map<number, PageIndex>();
   // Where each slot's page lives: in a kept batch buffer (#slotFrame ≥ 0, page #slotAt) or in the
   // spill file (#slotFrame = -1, page #slotAt of the file).
   #slotFrame = new Int32Array(INITIAL_SLOTS);
@@ -133,7 +134,7 @@ export class PageStore {
   ): void {
     this.#live();
     let pages = this.#index.get(pid);
-    if (!pages) this.#index.set(pid, pages = new Map());
+    if (!pages) this.#index.set(pid, pages = new PageIndex());
     const n = addresses.length;
     let fresh = 0;
     for (let i = 0; i < n; i++) if (!pages.has(addresses[i])) fresh++;
@@ -170,7 +171,9 @@ export class PageStore {
       } else {
         spillAt = this.#slotAt[slot];
       }
-      this.#hashes.set(hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES), slot * HASH_BYTES);
+      for (let b = 0, from = i * HASH_BYTES, to = slot * HASH_BYTES; b < HASH_BYTES; b++) {
+        this.#hashes[to + b] = hashes[from + b];
+      }
       if (inMemory) {
         if (spillAt >= 0) this.#spillFree.push(spillAt);
         this.#slotFrame[slot] = frame;

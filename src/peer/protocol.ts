@@ -36,6 +36,7 @@ const Fingerprint = z.string().regex(/^[0-9a-f]{64}$/);
 const MigrationId = z.string().regex(MIGRATION_ID_RE);
 const Stream = z.number().int().min(1).max(0x7fff_ffff);
 const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const Conn = z.number().int().min(1).max(0x7fff_ffff);
 const Text = (max: number) => z.string().max(max);
 
 /** What a node can do: sent by the agent after authentication, and by the client in `hello`. */
@@ -176,6 +177,23 @@ export const ControlSchema = z.discriminatedUnion("type", [
     migrationId: MigrationId,
   }),
   z.object({ ...base, type: z.literal("abort"), migrationId: MigrationId, reason: Text(1024) }),
+  // Tunnels (tunnel.ts): the agent reports a connection to its endpoint; either side acknowledges
+  // the bytes it wrote to its local socket (flow control) or resets a connection.
+  z.object({ ...base, type: z.literal("tunnelOpen"), migrationId: MigrationId, conn: Conn }),
+  z.object({
+    ...base,
+    type: z.literal("tunnelAck"),
+    migrationId: MigrationId,
+    conn: Conn,
+    bytes: Count,
+  }),
+  z.object({
+    ...base,
+    type: z.literal("tunnelClose"),
+    migrationId: MigrationId,
+    conn: Conn,
+    reason: Text(1024),
+  }),
   z.object({
     ...base,
     type: z.literal("resolve"),

@@ -11,14 +11,16 @@
  * @module
  */
 import { PeerError } from "./errors.ts";
-import { Inbox, type Link, type LinkMessage } from "./link.ts";
+import { Inbox, type Link, type LinkMessage, type WireLayout } from "./link.ts";
+import { PREAMBLE, quicRecord, RecordReader } from "./quic_records.ts";
 
 /** ALPN protocol id of the peer protocol over QUIC. */
 export const QUIC_ALPN = "u2cm/1";
 /** Server name in every agent certificate. */
 export const AGENT_SERVER_NAME = "u2cm-agent";
 
-const PREAMBLE = new Uint8Array([0x55, 0x32, 0x51, 0x31]); // "U2Q1"
+/** Binary messages as bulk-stream records: the client links' {@linkcode WireLayout}. */
+export const quicWireLayout: WireLayout = (parts, reuse) => quicRecord(1, parts, reuse);
 
 function quicApi(): { Endpoint: typeof Deno.QuicEndpoint; connect: typeof Deno.connectQuic } {
   const d = Deno as unknown as {
@@ -180,15 +182,19 @@ class QuicLink implements Link {
     await this.#bulk?.write(PREAMBLE);
   }
 
-  async send(message: LinkMessage): Promise<void> {
-    if (this.#isClosed) throw new PeerError("closed", "the QUIC link is closed");
+  send(message: LinkMessage): Promise<void> {
     const text = typeof message === "string";
     const body = text ? new TextEncoder().encode(message) : message;
-    const record = new Uint8Array(5 + body.length);
-    new DataView(record.buffer).setUint32(0, body.length, true);
-    record[4] = text ? 0 : 1;
-    record.set(body, 5);
-    const writer = !text && this.#bulk ? this.#bulk : this.#control;
+    return this.#sendRecord(quicRecord(text ? 0 : 1, [body]), !text);
+  }
+
+  sendWire(wire: Uint8Array): Promise<void> {
+    return this.#sendRecord(wire, true);
+  }
+
+  async #sendRecord(record: Uint8Array, bulk: boolean): Promise<void> {
+    if (this.#isClosed) throw new PeerError("closed", "the QUIC link is closed");
+    const writer = bulk && this.#bulk ? this.#bulk : this.#control;
     try {
       await writer.ready;
       writer.write(record).catch((e) => this.#finish(`write failed: ${(e as Error).message}`));
@@ -213,37 +219,24 @@ class QuicLink implements Link {
   /** Read records from `stream` into the inbox (checking the preamble unless told not to). */
   async readStream(stream: ReadableStream<Uint8Array>, preamble = true): Promise<void> {
     const reader = stream.getReader();
-    let buf: Uint8Array = new Uint8Array(0);
-    let needPreamble = preamble;
+    const records = new RecordReader(this.maxMessageBytes, preamble);
     try {
       for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
         const { value, done } = await reader.read();
         if (done) break;
-        buf = buf.length ? concat(buf, value) : value;
-        if (needPreamble) {
-          if (buf.length < 4) continue;
-          if (!PREAMBLE.every((b, i) => buf[i] === b)) return this.close(2, "bad stream preamble");
-          buf = buf.subarray(4);
-          needPreamble = false;
-        }
-        while (buf.length >= 5) {
-          const len = new DataView(buf.buffer, buf.byteOffset, 5).getUint32(0, true);
-          if (len > this.maxMessageBytes) return this.close(3, `record of ${len} bytes too large`);
-          if (buf.length < 5 + len) break;
-          const kind = buf[4];
-          const body = buf.slice(5, 5 + len);
-          buf = buf.subarray(5 + len);
+        const bad = records.push(value, (kind, body) => {
           let m: LinkMessage;
           if (kind === 0) {
             try {
               m = new TextDecoder("utf-8", { fatal: true }).decode(body);
             } catch {
-              return this.close(4, "text record is not UTF-8");
+              return "text record is not UTF-8";
             }
           } else if (kind === 1) m = body;
-          else return this.close(4, `unknown record kind ${kind}`);
-          if (!this.#inbox.push(m)) return this.close(5, "peer overran the inbox");
-        }
+          else return `unknown record kind ${kind}`;
+          return this.#inbox.push(m) ? undefined : "peer overran the inbox";
+        });
+        if (bad) return this.close(bad.code, bad.reason);
       }
     } catch (e) {
       this.#finish(`stream error: ${(e as Error).message}`);
@@ -268,13 +261,6 @@ async function firstStream<T>(streams: ReadableStream<T>): Promise<T | undefined
   } finally {
     reader.releaseLock();
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -3,6 +3,7 @@ import { makePodmanPair, type PodmanTestNode, waitLog } from "../support/podman.
 import { memcheckImage } from "../support/container_images.ts";
 import { makeNodes, type TestAgent, u2cm } from "../engine/support/agents.ts";
 import { ExitCode } from "../../src/cli/errors.ts";
+import { retryHandshake } from "./support.ts";
 import {
   imageInfo,
   inspectPodmanContainer,
@@ -52,7 +53,12 @@ async function setup(options: { failRestoreB?: boolean } = {}) {
     U2CM_CGROUP_PARENT: pair.b.cgroupParent,
   });
   const migrate = (args: string[]) =>
-    u2cm(["migrate", ...args, "--to", "b", "--format", "json", "--state-dir", nodes.a], pair.a.env);
+    retryHandshake(() =>
+      u2cm(
+        ["migrate", ...args, "--to", "b", "--format", "json", "--state-dir", nodes.a],
+        pair.a.env,
+      )
+    );
   return {
     ...pair,
     nodes,

@@ -3,6 +3,7 @@ import { makePodmanPair, requireCriu42 } from "../support/podman.ts";
 import { redisImage } from "../support/container_images.ts";
 import { requireCommand } from "../support/env.ts";
 import { makeNodes, u2cm } from "../engine/support/agents.ts";
+import { retryHandshake } from "./support.ts";
 import { inspectPodmanContainer, listPodmanContainers } from "../../src/container/mod.ts";
 
 const KEYS = 100_000;
@@ -71,19 +72,21 @@ Deno.test("a redis container with 100k keys migrates between two agents under re
       stderr: "null",
     }).spawn();
     await new Promise((r) => setTimeout(r, 500));
-    const r = await u2cm([
-      "migrate",
-      "--container",
-      "redis",
-      "--to",
-      "b",
-      "--tcp",
-      "close",
-      "--format",
-      "json",
-      "--state-dir",
-      nodes.a,
-    ], { ...a.env, ...criu.env });
+    const r = await retryHandshake(() =>
+      u2cm([
+        "migrate",
+        "--container",
+        "redis",
+        "--to",
+        "b",
+        "--tcp",
+        "close",
+        "--format",
+        "json",
+        "--state-dir",
+        nodes.a,
+      ], { ...a.env, ...criu.env })
+    );
     assert.equal(r.code, 0, r.stderr + r.stdout + agent.log().slice(-2000));
     const result = JSON.parse(r.stdout);
     assert.equal(result.container.image_sent, false);
