@@ -124,6 +124,9 @@ async function freezeAndScan(
     listen,
     signal: ctx.signal,
     timeoutMs: DUMP_TIMEOUT_MS,
+    // A lazy dump waits for its page server's client for ever, holding the tree: if this
+    // process dies first, the dump must die too (the tree then runs on, as rollback wants).
+    dieWithParent: true,
     ...tcpDumpOptions(ctx.tcp),
   });
   // The scan of what the destination holds starts as soon as CRIU has stopped every thread of
