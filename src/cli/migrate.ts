@@ -24,17 +24,13 @@ import { tcpPageServer } from "../engine/final_post_copy.ts";
 import { ENGINE_CHOICES, EngineUnavailableError, planOf } from "../engine/select.ts";
 import { isAlive, treeMemoryBytes } from "../tracker/proc.ts";
 import { MigrationError, type ProgressEvent } from "../engine/types.ts";
-import {
-  COMPRESS_MODES,
-  type CompressionStats,
-  connectPeer,
-  type PeerClient,
-} from "../peer/mod.ts";
+import { COMPRESS_MODES, type CompressionStats, type PeerClient } from "../peer/mod.ts";
 import { createPolicy, POLICY_NAMES, UnknownPolicyError, withRoundCap } from "../policy/mod.ts";
 import { probeSoftDirty } from "../tracker/probe.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parseNumberInRange, parsePositiveInt, requireProcess } from "./options.ts";
 import { defaultStateDir, peerCliError } from "./peer_errors.ts";
+import { connectWithRetry } from "./connect.ts";
 import { recoverNode } from "./recover.ts";
 import { type ContainerTarget, containerTarget, RUNTIME_CHOICES } from "./migrate_container.ts";
 import { containerSummary } from "../container/types.ts";
@@ -187,7 +183,11 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
       id,
       pid,
       channel: async () => {
-        client = await connectPeer({ stateDir: opts.stateDir, peer: opts.to, resumeTimeoutMs });
+        client = await connectWithRetry({
+          stateDir: opts.stateDir,
+          peer: opts.to,
+          resumeTimeoutMs,
+        });
         // The destination's store quota follows the whole tree (a large child under a tiny init).
         channel = await client.openMigration(id, expectedBytes(pid, target), { compress });
         await target?.prepare(client, channel, id, workDir);

@@ -13,7 +13,8 @@ import {
   type RecoveredMigration,
   recoverMigrations,
 } from "../engine/recover.ts";
-import { connectPeer, type PeerClient } from "../peer/mod.ts";
+import type { PeerClient } from "../peer/mod.ts";
+import { connectWithRetry } from "./connect.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice } from "./options.ts";
 import { defaultStateDir } from "./peer_errors.ts";
@@ -65,7 +66,7 @@ export async function recoverNode(
   const resolve: PeerResolver = async (peer, id, action) => {
     let client = clients.get(peer);
     if (!client) {
-      client = connectPeer({ stateDir, peer, timeoutMs, resumeTimeoutMs: timeoutMs });
+      client = connectWithRetry({ stateDir, peer, timeoutMs, resumeTimeoutMs: timeoutMs });
       client.catch(() => clients.delete(peer));
       clients.set(peer, client);
     }

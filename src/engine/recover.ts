@@ -27,7 +27,7 @@ import {
   recordPath,
   writeRecord,
 } from "./journal.ts";
-import { signalSame, startTimes, waitDead } from "../tracker/proc.ts";
+import { processesWithArg, signalAll, signalSame, startTimes, waitDead } from "../tracker/proc.ts";
 import { removeScratch } from "./scratch.ts";
 import { liftThrottle } from "./throttle.ts";
 import type { MigrationPhase } from "./types.ts";
@@ -107,6 +107,7 @@ async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<Reco
     pending: boolean,
     detail: string,
   ): RecoveredMigration => ({ id: rec.id, peer: rec.peer, from, phase, workload, pending, detail });
+  if (rec.phase !== "committed") await criuDone(rec);
   await removeScratch(rec.scratchDir);
   if (rec.phase !== "committed") {
     // The source owns the workload: the destination never runs a copy without the source's
@@ -196,6 +197,25 @@ async function removeSourceContainer(c: NonNullable<MigrationRecord["container"]
 
 /** Why the last `ask` could not reach its peer (for the record's detail). */
 let lastUnreachable = "";
+
+/** How long recovery lets a CRIU dump the dead `migrate` started finish, in ms. */
+const DUMP_GRACE_MS = 60_000;
+
+/**
+ * Wait until no CRIU of this migration (an argument inside its scratch directory) runs: a dump
+ * that outlived its `migrate` still freezes the tree and leaves it stopped when it ends, so the
+ * source is resumed only after it. One still running after the grace period is killed.
+ */
+async function criuDone(rec: MigrationRecord): Promise<void> {
+  if (!rec.scratchDir) return;
+  const prefix = `${rec.scratchDir}/`;
+  const until = performance.now() + DUMP_GRACE_MS;
+  for (let i = 0; i < 100_000 && performance.now() < until; i++) {
+    if (processesWithArg(prefix).length === 0) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  signalAll(processesWithArg(prefix), "SIGKILL");
+}
 
 async function ask(
   o: RecoverOptions,

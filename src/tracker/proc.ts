@@ -287,6 +287,19 @@ export async function waitDead(
   return false;
 }
 
+/** Pids of processes with an argument that starts with `prefix` (e.g. a CRIU `-D` inside a dir). */
+export function processesWithArg(prefix: string): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const argv = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
+      if (argv.some((a) => a.startsWith(prefix))) out.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
 /**
  * Bytes of memory the tree rooted at `root` holds: the sum over its processes of the
  * proportional set size (a page shared by n processes counts 1/n for each, so shared memory is

@@ -22,7 +22,6 @@ import {
   journal,
   journalPhase,
   spawnU2cm,
-  stopped,
   until,
   watchCopies,
 } from "./support/faults.ts";
@@ -42,6 +41,8 @@ interface CaseEnv {
   cut(down: boolean): void;
   /** Wait until pre-copy is under way: pages went through to the destination. */
   precopying(): Promise<void>;
+  /** Wait until `pred` holds; fails at once when `u2cm migrate` exited first. */
+  wait<T>(what: string, pred: () => T | undefined | false): Promise<T>;
 }
 
 interface Case {
@@ -89,17 +90,34 @@ const CASES: Case[] = [
     winner: "source",
     pause: "dumped",
     recoverWith: "agent",
-    inject: async ({ migrate }) => {
-      await stopped(migrate.pid);
+    inject: async ({ migrate, wait }) => {
+      await wait("migrate to stop itself", () => processState(migrate.pid) === "T");
       migrate.signal("SIGKILL");
+    },
+  },
+  {
+    // The dump outlives its `migrate` and leaves the tree stopped when it ends: recovery waits.
+    fault: "source migrate killed (mid-dump)",
+    phase: "frozen",
+    winner: "source",
+    inject: async ({ w, migrate, wait }) => {
+      const dump = await wait("criu dump", () => {
+        const p = criuProcesses(["dump", "-t", String(w.pid)]);
+        return p.length ? p : undefined;
+      });
+      migrate.signal("SIGKILL");
+      // A slow dump: it is still running when recovery starts, and ends 5 s later.
+      for (const p of dump) Deno.kill(p, "SIGSTOP");
+      setTimeout(() => dump.forEach((p) => Deno.kill(p, "SIGCONT")), 5000);
+      await migrate.done;
     },
   },
   {
     fault: "source migrate killed",
     phase: "restoring",
     winner: "source",
-    inject: async ({ nodes, migrate }) => {
-      await until("criu restore", () => ourRestore(nodes));
+    inject: async ({ nodes, migrate, wait }) => {
+      await wait("criu restore", () => ourRestore(nodes));
       migrate.signal("SIGKILL");
     },
   },
@@ -108,8 +126,8 @@ const CASES: Case[] = [
     phase: "committing",
     winner: "destination",
     pause: "committed",
-    inject: async ({ migrate }) => {
-      await stopped(migrate.pid);
+    inject: async ({ migrate, wait }) => {
+      await wait("migrate to stop itself", () => processState(migrate.pid) === "T");
       migrate.signal("SIGKILL");
     },
   },
@@ -130,8 +148,8 @@ const CASES: Case[] = [
     phase: "frozen",
     winner: "source",
     pause: "dumped",
-    inject: async ({ migrate, agent, restartAgent }) => {
-      await stopped(migrate.pid);
+    inject: async ({ migrate, agent, restartAgent, wait }) => {
+      await wait("migrate to stop itself", () => processState(migrate.pid) === "T");
       await agent().stop("SIGKILL");
       migrate.signal("SIGCONT");
       await migrate.done;
@@ -142,8 +160,8 @@ const CASES: Case[] = [
     fault: "destination agent killed",
     phase: "restoring",
     winner: "source",
-    inject: async ({ nodes, migrate, agent, restartAgent }) => {
-      await until("criu restore", () => ourRestore(nodes));
+    inject: async ({ nodes, migrate, agent, restartAgent, wait }) => {
+      await wait("criu restore", () => ourRestore(nodes));
       await agent().stop("SIGKILL");
       await migrate.done;
       await restartAgent();
@@ -154,8 +172,8 @@ const CASES: Case[] = [
     phase: "committing",
     winner: "destination",
     pause: "committed",
-    inject: async ({ migrate, agent, restartAgent }) => {
-      await stopped(migrate.pid);
+    inject: async ({ migrate, agent, restartAgent, wait }) => {
+      await wait("migrate to stop itself", () => processState(migrate.pid) === "T");
       await agent().stop("SIGKILL");
       migrate.signal("SIGCONT");
       const r = await migrate.done;
@@ -168,8 +186,8 @@ const CASES: Case[] = [
     fault: "CRIU dump killed",
     phase: "frozen",
     winner: "source",
-    inject: async ({ w }) => {
-      const dump = await until("criu dump", () => {
+    inject: async ({ w, wait }) => {
+      const dump = await wait("criu dump", () => {
         const p = criuProcesses(["dump", "-t", String(w.pid)]);
         return p.length ? p : undefined;
       });
@@ -180,8 +198,8 @@ const CASES: Case[] = [
     fault: "CRIU restore killed",
     phase: "restoring",
     winner: "source",
-    inject: async ({ nodes }) => {
-      const pids = await until("criu restore", () => ourRestore(nodes));
+    inject: async ({ nodes, wait }) => {
+      const pids = await wait("criu restore", () => ourRestore(nodes));
       for (const p of pids) Deno.kill(p, "SIGKILL");
     },
   },
@@ -203,8 +221,8 @@ const CASES: Case[] = [
     phase: "frozen",
     winner: "source",
     pause: "dumped",
-    inject: async ({ migrate, cut }) => {
-      await stopped(migrate.pid);
+    inject: async ({ migrate, cut, wait }) => {
+      await wait("migrate to stop itself", () => processState(migrate.pid) === "T");
       cut(true);
       migrate.signal("SIGCONT");
       await migrate.done;
@@ -215,8 +233,8 @@ const CASES: Case[] = [
     fault: "link cut",
     phase: "restoring",
     winner: "source",
-    inject: async ({ nodes, migrate, cut }) => {
-      await until("criu restore", () => ourRestore(nodes));
+    inject: async ({ nodes, migrate, cut, wait }) => {
+      await wait("criu restore", () => ourRestore(nodes));
       cut(true);
       await migrate.done;
       cut(false);
@@ -227,8 +245,8 @@ const CASES: Case[] = [
     phase: "committing",
     winner: "destination",
     pause: "committed",
-    inject: async ({ w, migrate, cut }) => {
-      await stopped(migrate.pid);
+    inject: async ({ w, migrate, cut, wait }) => {
+      await wait("migrate to stop itself", () => processState(migrate.pid) === "T");
       cut(true);
       migrate.signal("SIGCONT");
       const r = await migrate.done;
@@ -333,8 +351,19 @@ async function runCase(c: Case): Promise<void> {
       "--format",
       "json",
     ], c.pause ? { U2CM_FAULT_PAUSE: c.pause } : {});
+    let ended: { code: number; stderr: string } | undefined;
+    migrate.done.then((r) => ended = r);
+    const wait = <T>(what: string, pred: () => T | undefined | false) =>
+      until(what, () => {
+        const v = pred();
+        if ((v === undefined || v === false) && ended) {
+          throw new Error(`u2cm migrate exited (${ended.code}) before ${what}: ${ended.stderr}`);
+        }
+        return v;
+      });
     await c.inject({
       w,
+      wait,
       nodes,
       migrate,
       agent: () => agent,
@@ -346,8 +375,8 @@ async function runCase(c: Case): Promise<void> {
       },
       cut: (down) => proxy.cut(down),
       precopying: async () => {
-        await until("pre-copy", () => journalPhase(nodes.a) === "precopy");
-        await until("pages flowing", () => proxy.forwarded > 8 * 2 ** 20);
+        await wait("pre-copy", () => journalPhase(nodes.a) === "precopy");
+        await wait("pages flowing", () => proxy.forwarded > 8 * 2 ** 20);
       },
     });
     watcher.mark("injected");
@@ -371,7 +400,11 @@ async function runCase(c: Case): Promise<void> {
         console.error(Deno.readTextFileSync(`${bState}/incoming/${e.name}`));
       }
     }
-    assert.equal(rec.code, 0, `u2cm recover: ${rec.stdout}${rec.stderr}`);
+    assert.equal(
+      rec.code,
+      0,
+      `u2cm recover: ${rec.stdout}${rec.stderr}\n${agent.log().slice(-2000)}`,
+    );
     // Exactly one running copy, on the expected side, with its memory intact.
     const [copy] = await until("one running copy", () => {
       const r = runningCopies(w.out);

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { processState } from "../../../src/tracker/proc.ts";
 import { runningCopies } from "./memcheck_pids.ts";
 
 const MAIN = new URL("../../../main.ts", import.meta.url).pathname;
@@ -145,9 +144,4 @@ export function journal(stateDir: string): Record<string, string> | undefined {
     }
   } catch { /* not yet */ }
   return undefined;
-}
-
-/** Wait until process `pid` is in job-control stop (the SIGSTOP a fault point sends itself). */
-export function stopped(pid: number): Promise<true> {
-  return until(`pid ${pid} to stop`, () => processState(pid) === "T");
 }
