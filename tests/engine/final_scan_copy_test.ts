@@ -27,7 +27,8 @@ Deno.test("scan-and-copy migrates a writing memcheck: lazy dump, shim scan, veri
   let restored = 0;
   try {
     await w.waitFor(/^tick 5 /);
-    const plan = planOf("delta", LAZY);
+    // Scan-and-copy is opt-in (U2CM_FREEZE=scan); the plan asks for it here.
+    const plan = { ...planOf("delta", LAZY), freeze: "scan" as const };
     assert.equal(plan.freeze, "scan");
     const out = await runMigration({
       id: "scan1",
@@ -99,7 +100,7 @@ Deno.test("scan-and-copy: a failing restore resumes the source, which still veri
         channel,
         policy: createPolicy("fixed-1"),
         workDir: work,
-      }, planOf("delta", LAZY)),
+      }, { ...planOf("delta", LAZY), freeze: "scan" }),
       (e) => e instanceof MigrationError && e.sourceRunning,
     );
     assert.ok(isAlive(w.pid));
@@ -151,7 +152,7 @@ Deno.test("scan-and-copy without a manifest check: pages images read in place, a
       channel,
       policy: createPolicy("fixed-2"),
       workDir: work,
-    }, planOf("delta", LAZY));
+    }, { ...planOf("delta", LAZY), freeze: "scan" });
     restored = out.destPid;
     assert.ok(composed, "the restore did not read the pages image in place");
     assert.ok(await waitGone(w.pid, 5000), "source still exists");
