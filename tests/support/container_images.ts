@@ -108,7 +108,9 @@ async function importImage(
 function mirror(): string {
   for (const f of ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"]) {
     try {
-      const m = /(https?:\/\/[^\s]+\/debian)\b/.exec(Deno.readTextFileSync(f));
+      // Comment lines name snapshot.debian.org, which is not reachable: read only live lines.
+      const live = Deno.readTextFileSync(f).split("\n").filter((l) => !/^\s*#/.test(l)).join("\n");
+      const m = /(https?:\/\/[^\s]+\/debian)(?![\w-])/.exec(live);
       if (m) return m[1];
     } catch { /* absent */ }
   }
