@@ -2,8 +2,12 @@
  * Downtime benchmark (prints one JSON object): does the freeze grow with memory? One write-heavy
  * memcheck with a FIXED hot set (24 MiB, rewritten in full every ~0.15 s) in 256 MiB, 1 GiB and
  * 2 GiB, migrated between two `u2cm agent`s on loopback and over tbf-shaped netns links, with
- *  - stop-and-copy (no pre-copy), delta+phaul, u2c (the default engine), post-copy;
+ *  - stop-and-copy (no pre-copy, the full-dump freeze), delta+phaul, u2c (the default engine,
+ *    with the scan-and-copy freeze where lazy restore works), u2c-dump-freeze (u2c with the
+ *    full-dump freeze of before: `U2CM_FREEZE=dump`), post-copy;
  *  - the floor reference: plain CRIU dump to tmpfs + restore of the same tree on this host.
+ * Sizes under 4× the hot set are small trees (memcheck writing 64 pages a tick); compare them
+ * with the floor (`downtime_vs_criu_floor`; goal ≤ 1.5).
  * Reported: downtime and total per case, downtime as a ratio of stop-and-copy's and of the 256 MiB
  * downtime, the phases the result breaks the freeze into, and the CRIU floor.
  * Goals (issue 13): at 1 Gbit/s u2c downtime ≤ 0.15× stop-and-copy and total ≤ 0.8× delta+phaul;
@@ -24,21 +28,35 @@ import { linkedNamespaces } from "../../tests/engine/support/netns.ts";
 const SIZES = list("U2CM_BENCH_SIZES", "256,1024,2048").map(Number);
 const LINKS = list("U2CM_BENCH_LINKS", "lo,1gbit");
 const HOT_MIB = Number(Deno.env.get("U2CM_BENCH_HOT_MIB") ?? 24);
-const workload = (mib: number) => [
-  ...["--mib", String(mib), "--hot-mib", String(HOT_MIB)],
-  ...["--write-pages", "1000", "--interval-ms", "20"],
-];
+/** Sizes below 4× the hot set are "small trees": memcheck's default light writing. */
+const isSmall = (mib: number) => mib < 4 * HOT_MIB;
+/** The size the other sizes' downtimes are compared with (the first with the hot set). */
+const BASE_SIZE = SIZES.find((m) => !isSmall(m)) ?? SIZES[0];
+const workload = (mib: number) =>
+  isSmall(mib) ? ["--mib", String(mib), "--write-pages", "64"] : [
+    ...["--mib", String(mib), "--hot-mib", String(HOT_MIB)],
+    ...["--write-pages", "1000", "--interval-ms", "20"],
+  ];
 
 /** One way to migrate. */
 interface Config {
   name: string;
   args: string[];
+  /** Environment of the migrating `u2cm` (U2CM_FREEZE picks the freeze path). */
+  env?: Record<string, string>;
 }
 
 const CONFIGS: Config[] = [
-  { name: "stop-and-copy", args: ["--engine", "delta", "--policy", "stop-and-copy"] },
+  // Plain stop-and-copy: a full CRIU dump, every page sent, a full restore.
+  {
+    name: "stop-and-copy",
+    args: ["--engine", "delta", "--policy", "stop-and-copy"],
+    env: { U2CM_FREEZE: "dump" },
+  },
   { name: "delta+phaul", args: ["--engine", "delta", "--policy", "phaul"] },
   { name: "u2c", args: ["--policy", "u2c"] },
+  // u2c with the freeze of before issue 13 (full dump, re-read, rebuild, eager restore).
+  { name: "u2c-dump-freeze", args: ["--policy", "u2c"], env: { U2CM_FREEZE: "dump" } },
   { name: "post-copy", args: ["--policy", "post-copy"] },
 ].filter((c) => {
   const only = Deno.env.get("U2CM_BENCH_CONFIGS");
@@ -94,12 +112,14 @@ function ratios(bySize: Record<string, Record<string, Sample | { failed: string 
   const r: Record<string, Record<string, number | null>> = {};
   for (const mib of SIZES) {
     for (const c of CONFIGS) {
-      const s = dt(mib, c.name), base = dt(mib, "stop-and-copy"), phaul = dt(mib, "delta+phaul");
+      const s = dt(mib, c.name), plain = dt(mib, "stop-and-copy"), phaul = dt(mib, "delta+phaul");
       const first = dt(SIZES[0], c.name), floor = out.floor[mib];
+      const base = isSmall(mib) ? undefined : dt(BASE_SIZE, c.name);
       r[`${mib}/${c.name}`] = {
-        downtime_vs_stop_and_copy: s && base ? round2(s.downtime_ms / base.downtime_ms) : null,
+        downtime_vs_stop_and_copy: s && plain ? round2(s.downtime_ms / plain.downtime_ms) : null,
         total_vs_phaul: s && phaul ? round2(s.total_ms / phaul.total_ms) : null,
         downtime_vs_smallest_size: s && first ? round2(s.downtime_ms / first.downtime_ms) : null,
+        downtime_vs_base_size: s && base ? round2(s.downtime_ms / base.downtime_ms) : null,
         downtime_vs_criu_floor: s
           ? round2(s.downtime_ms / (floor.dump_ms + floor.restore_ms))
           : null,
@@ -148,7 +168,7 @@ async function once(
         ...(ipA ? ["--page-server-address", ipA] : []),
         ...["--format", "json", "--state-dir", stateDir],
       ],
-      {},
+      c.env ?? {},
       prefix,
     );
     if (r.code !== 0) {

@@ -101,6 +101,7 @@ export function resultOf(o: MigrationOutcome): MigrateResult {
       dump_ms: r(o.phases.dump_ms),
       transfer_ms: r(o.phases.transfer_ms),
       restore_ms: r(o.phases.restore_ms),
+      ...optionalPhases(o.phases, r),
     },
     verified_pages: o.verified?.imagePages ?? 0,
     verification: o.verified
@@ -114,6 +115,18 @@ export function resultOf(o: MigrationOutcome): MigrateResult {
       }
       : null,
   };
+}
+
+/** The breakdown phases a final phase or the driver reported (scan, release, resume, other). */
+function optionalPhases(
+  p: MigrationOutcome["phases"],
+  r: (x: number) => number,
+): Partial<MigrationOutcome["phases"]> {
+  const out: Partial<MigrationOutcome["phases"]> = {};
+  for (const k of ["scan_ms", "scan_overlap_ms", "release_ms", "resume_ms", "other_ms"] as const) {
+    if (p[k] !== undefined) out[k] = r(p[k]!);
+  }
+  return out;
 }
 
 /** The result object printed for a migration that failed (the source runs on). */
@@ -192,6 +205,12 @@ export function printResult(format: "table" | "json", r: MigrateResult): void {
       "final phase",
       `freeze ${p.freeze_ms} · dump ${p.dump_ms} · transfer ${p.transfer_ms} · restore ${p.restore_ms} ms`,
     ]);
+    if (p.resume_ms !== undefined) {
+      const scan = p.scan_ms !== undefined
+        ? `scan ${p.scan_ms} · release ${p.release_ms ?? 0} · `
+        : "";
+      rows.push(["downtime split", `${scan}resume ${p.resume_ms} · other ${p.other_ms ?? 0} ms`]);
+    }
   }
   for (const [k, v] of rows) console.log(`${k.padEnd(16)} ${v}`);
 }

@@ -143,21 +143,50 @@ export async function criuLazyDump(options: DumpOptions): Promise<LazyDump> {
   const daemon = spawnDaemon(dumpArgs(options, "dump"), options);
   let exited: number | undefined;
   daemon.status.then((c) => (exited = c));
+  const seen = { offset: 0, tail: "" };
   const until = started + (options.timeoutMs ?? 120_000);
   for (let i = 0; i < 1_000_000 && performance.now() < until; i++) {
     if (options.signal?.aborted) break;
     if (exited !== undefined) {
       throw new CriuError("dump", exited, await logTail(logFile), logFile);
     }
-    try {
-      if ((await Deno.readTextFile(logFile)).includes("Starting page server on port")) {
-        return { ...daemon, readyMs: performance.now() - started, logFile };
-      }
-    } catch { /* log not yet created */ }
+    // Read only what the log grew by (a verbose dump log of a big tree runs to megabytes).
+    if (await logGrewWith(logFile, seen, "Starting page server on port")) {
+      return { ...daemon, readyMs: performance.now() - started, logFile };
+    }
     await new Promise((r) => setTimeout(r, 5));
   }
   await daemon.stop();
   throw new CriuError("dump", -1, "the lazy dump's page server never started", logFile);
+}
+
+/** Whether the text appended to `file` since `seen` (updated) contains `needle`. */
+async function logGrewWith(
+  file: string,
+  seen: { offset: number; tail: string },
+  needle: string,
+): Promise<boolean> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(file, { read: true });
+  } catch {
+    return false; // not yet created
+  }
+  try {
+    await f.seek(seen.offset, Deno.SeekMode.Start);
+    const buf = new Uint8Array(1 << 16);
+    for (;;) {
+      const n = await f.read(buf);
+      if (n === null || n === 0) return false;
+      seen.offset += n;
+      // Keep a tail so that a needle split between two reads is still found.
+      const text = seen.tail + new TextDecoder().decode(buf.subarray(0, n));
+      if (text.includes(needle)) return true;
+      seen.tail = text.slice(-needle.length);
+    }
+  } finally {
+    f.close();
+  }
 }
 
 /** Options of {@linkcode criuRestore}. */
@@ -246,6 +275,67 @@ export function criuLazyPages(
     String(options.port),
     ...(options.extraArgs ?? []),
   ], options);
+}
+
+/**
+ * Start `criu lazy-pages` serving a `--lazy-pages` restore from the images in `dir` themselves
+ * (no page server): the runs marked lazy are read from the local pages images on fault and in
+ * the background, and the daemon exits once every page is in place.
+ *
+ * @example
+ * ```ts
+ * const daemon = criuLocalLazyPages({ dir: "/dev/shm/restore" });
+ * await criuRestore({ dir: "/dev/shm/restore", lazyPages: true, leaveStopped: true });
+ * ```
+ */
+export function criuLocalLazyPages(options: CriuCommonOptions): CriuDaemon {
+  return spawnDaemon([
+    "lazy-pages",
+    "-D",
+    options.dir,
+    ...logArgs(options, "lazy-pages"),
+    ...(options.extraArgs ?? []),
+  ], options);
+}
+
+/** CRIU's page-server command that ends a session (criu/page-xfer.c). */
+const PS_IOV_CLOSE = 0x1023;
+
+/**
+ * End a `criu dump --lazy-pages` without serving any page: connect to its page server, send
+ * PS_IOV_CLOSE and wait for its status word. The dump then drops its page pipes and finishes,
+ * leaving the tree as its `leave` option says (stopped, for u2cm). Resolves with the dump's
+ * answer (0: closed cleanly).
+ *
+ * @example
+ * ```ts
+ * const dump = await criuLazyDump({ pid, dir, lazyPages: true, listen });
+ * // … read the frozen tree's memory yourself …
+ * await closeLazyDump(listen); // then `await dump.status` is 0 and the tree stays stopped
+ * ```
+ */
+export async function closeLazyDump(listen: { address: string; port: number }): Promise<number> {
+  const conn = await Deno.connect({ hostname: listen.address, port: listen.port });
+  try {
+    // struct page_server_iov { u32 cmd; u32 nr_pages; u64 vaddr; u64 dst_id; }
+    const iov = new Uint8Array(24);
+    new DataView(iov.buffer).setUint32(0, PS_IOV_CLOSE, true);
+    let off = 0;
+    while (off < iov.length) off += await conn.write(iov.subarray(off));
+    // The dump corks its socket (TCP_CORK holds the answer up to 200 ms) and, once it has
+    // answered, waits for our end to close: half-close now, so its answer comes with its close.
+    await conn.closeWrite();
+    const status = new Uint8Array(4);
+    let got = 0;
+    while (got < 4) {
+      const n = await conn.read(status.subarray(got));
+      if (n === null) throw new Error("the lazy dump closed its page server without answering");
+      got += n;
+    }
+    return new DataView(status.buffer).getInt32(0, true);
+  } finally {
+    conn.close();
+  }
 }
 
 function logArgs(o: CriuCommonOptions, action: string): string[] {

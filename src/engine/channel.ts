@@ -6,6 +6,7 @@
  * @module
  */
 import type { PageBatch, RestoreRequest, RestoreResult } from "./contract.ts";
+import type { PagesImage } from "./pages_image.ts";
 
 export type { PageBatch, RestoreRequest, RestoreResult } from "./contract.ts";
 
@@ -46,6 +47,11 @@ export interface MigrationChannel {
 export interface PageStoreView {
   /** A page's contents, or undefined when the store lacks it. */
   get(pid: number, addr: number): Uint8Array | undefined | Promise<Uint8Array | undefined>;
+  /**
+   * The same pages laid out as CRIU pages images while they arrived, when the store keeps them
+   * so (a restore then reads them in place instead of rebuilding). @default none
+   */
+  readonly pagesImage?: PagesImage;
 }
 
 /** What a restore handler gets from the agent. */

@@ -100,6 +100,12 @@ export const EngineRestoreRequestSchema = z.object({
    * pages travelled as that process's pages (stop-and-copy). @default false
    */
   rebuildShmem: z.boolean().optional(),
+  /**
+   * Restore with `--lazy-pages` from the images assembled here (`criu lazy-pages -D`, no page
+   * server): CRIU's restore reads no bulk memory, the local daemon fills it in afterwards
+   * (scan-and-copy).
+   */
+  localLazy: z.boolean().optional(),
   /** Restore established TCP connections. */
   tcpEstablished: z.boolean().optional(),
   /** Restore dumped TCP connections closed. */

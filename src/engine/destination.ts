@@ -178,6 +178,7 @@ export class Destination {
   #discard(rec: IncomingRecord, reason: string): void {
     if (rec.pids) killTree(rec);
     else if (rec.scratch) killFromPidfile(`${rec.scratch}/restored.pid`);
+    if (rec.scratch) killFromPidfile(`${rec.scratch}/lazy-pages.pid`); // a local lazy restore's
     if (rec.scratch) removeDirSync(rec.scratch);
     this.#write({ ...rec, phase: "discarded", reason, scratch: undefined });
   }

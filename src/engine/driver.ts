@@ -17,9 +17,11 @@
 import { MovingWindowProvider } from "../predict/moving_window.ts";
 import type { MigrationChannel } from "./channel.ts";
 import { postCopy, tcpPageServer } from "./final_post_copy.ts";
+import { scanAndCopy } from "./final_scan_copy.ts";
 import { stopAndCopy } from "./final_stop_copy.ts";
 import type { Verification } from "./contract.ts";
 import { pauseAt } from "./failpoint.ts";
+import { accountDowntime, freezePathOf } from "./freeze_path.ts";
 import { MigrationJournal, type MigrationRecord } from "./journal.ts";
 import { LedgerChannel, PageLedger } from "./ledger.ts";
 import type { FinalPhase, FrozenTree, RoundHandoff, RoundSource } from "./parts.ts";
@@ -90,6 +92,7 @@ export async function runMigration(
   let rounds: RoundReport[] = [];
   let final: FinalName = plan.finals[0];
   let freezeAt = 0;
+  let commitAt = 0;
   let destPid = 0;
   const ledger = new PageLedger();
   let verified: Verification | undefined;
@@ -126,15 +129,14 @@ export async function runMigration(
     ctx.signal?.throwIfAborted();
     // A container target brings its own final phase (its runtime checkpoints and restores).
     const finalPhase: FinalPhase = ctx.finalPhase ??
-      (final === "post-copy" ? postCopy : stopAndCopy);
-    sourcePids = treePids(ctx.pid);
-    sourceStarts = startTimes(sourcePids);
-    record("frozen", { sourcePids, sourceStarts, engine: engineNameOf(plan, final) });
-    ctx.onProgress?.({ kind: "phase", phase: "freeze" });
-    freezeAt = performance.now();
+      (final === "post-copy"
+        ? postCopy
+        : freezePathOf(plan) === "scan"
+        ? scanAndCopy()
+        : stopAndCopy);
     const dir = `${scratch}/final`;
     await Deno.mkdir(dir, { recursive: true });
-    frozen = await finalPhase.freeze({
+    const finalCtx = {
       pid: ctx.pid,
       channel,
       dir,
@@ -145,7 +147,14 @@ export async function runMigration(
       signal: ctx.signal,
       ledger,
       verify: ctx.verify,
-    });
+    };
+    await finalPhase.prepare?.(finalCtx);
+    sourcePids = treePids(ctx.pid);
+    sourceStarts = startTimes(sourcePids);
+    record("frozen", { sourcePids, sourceStarts, engine: engineNameOf(plan, final) });
+    ctx.onProgress?.({ kind: "phase", phase: "freeze" });
+    freezeAt = performance.now();
+    frozen = await finalPhase.freeze(finalCtx);
     if (frozen.helperPids?.length) {
       const pids = frozen.helperPids;
       journal?.update({ helpers: { pids, starts: startTimes(pids) } });
@@ -170,6 +179,7 @@ export async function runMigration(
     verified = result.verified;
     // The commit point: from this record on, the destination owns the workload.
     ctx.onProgress?.({ kind: "phase", phase: "commit" });
+    commitAt = performance.now();
     record("committed", { destPid });
   } catch (e) {
     const failedIn = phase;
@@ -182,6 +192,7 @@ export async function runMigration(
     await endSource(ctx.pid, sourcePids, sourceStarts, ownPidNs);
     await resumeAtDestination(channel, ctx.resumeTimeoutMs ?? 30_000);
     const downtimeMs = performance.now() - freezeAt;
+    accountDowntime(frozen.phases, downtimeMs, performance.now() - commitAt);
     ctx.onProgress?.({ kind: "phase", phase: "done" });
     try {
       await frozen.drain();

@@ -45,7 +45,7 @@ export class LocalChannel implements MigrationChannel {
   constructor(options: LocalChannelOptions) {
     this.#images = `${options.dir}/images`;
     Deno.mkdirSync(this.#images, { recursive: true });
-    this.#store = new LocalPageStore();
+    this.#store = new LocalPageStore({ imageDir: `${options.dir}/image` });
     this.#id = options.migrationId;
     this.#dest = new Destination({
       stateDir: `${options.dir}/state`,

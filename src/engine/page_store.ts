@@ -7,12 +7,29 @@
  */
 import { pageHashes } from "../native/page_hash.ts";
 import type { PageStoreView } from "./channel.ts";
+import { PagesImage } from "./pages_image.ts";
 
 const PAGE = 4096;
+
+/** Options of {@linkcode LocalPageStore}. */
+export interface LocalPageStoreOptions {
+  /**
+   * Also keep the pages laid out as CRIU pages images in this directory (a
+   * {@linkcode PagesImage}), for a restore without a rebuild. @default none
+   */
+  imageDir?: string;
+}
 
 /** Pages of one migration, in memory. */
 export class LocalPageStore implements PageStoreView {
   readonly #pages = new Map<number, Map<number, { data: Uint8Array; hash: Uint8Array }>>();
+  /** The pages laid out as pages images, when asked for. */
+  readonly pagesImage?: PagesImage;
+
+  /** @param options where to keep pages images as well */
+  constructor(options: LocalPageStoreOptions = {}) {
+    if (options.imageDir) this.pagesImage = new PagesImage(options.imageDir);
+  }
 
   /** Store pages of `pid`; `hashes` (16 bytes per page) are computed when absent. */
   put(pid: number, addresses: ArrayLike<number>, data: Uint8Array, hashes?: Uint8Array): void {
@@ -21,6 +38,7 @@ export class LocalPageStore implements PageStoreView {
     const h = hashes ?? pageHashes(data);
     let map = this.#pages.get(pid);
     if (!map) this.#pages.set(pid, map = new Map());
+    this.pagesImage?.put(pid, addresses, data);
     const copy = data.slice();
     const hcopy = h.slice(0, n * 16);
     for (let i = 0; i < n; i++) {
@@ -56,5 +74,6 @@ export class LocalPageStore implements PageStoreView {
   /** Drop every page. */
   clear(): void {
     this.#pages.clear();
+    this.pagesImage?.close();
   }
 }

@@ -93,6 +93,12 @@ export interface FinalPhase {
   /** "stop-and-copy" or "post-copy". */
   readonly name: "stop-and-copy" | "post-copy";
   /**
+   * Work that needs the rounds to be over but not the tree to be frozen (indexing what the
+   * destination holds); the driver runs it just before the freeze, outside the downtime.
+   * @default none
+   */
+  prepare?(ctx: FinalContext): Promise<void>;
+  /**
    * Freeze and dump the tree (left stopped), send what the destination lacks. Throws on any
    * failure; the driver rolls back.
    */

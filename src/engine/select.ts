@@ -41,6 +41,12 @@ export interface EnginePlan {
   finals: readonly FinalName[];
   /** The engine's name when forced; `auto` reports what actually ran. */
   name?: EngineName;
+  /**
+   * How a stop-and-copy after content-hash rounds freezes: `scan` (a lazy dump that writes no
+   * memory, the shim's final scan, a lazy restore from the destination's own images) where
+   * lazy restore works, else `dump` (a full dump, re-read and compared). @default "dump"
+   */
+  freeze?: "scan" | "dump";
 }
 
 /** Raised when an engine cannot run here; the message says why and what to use. */
@@ -74,6 +80,13 @@ export function planOf(requested: EngineChoice, caps: EngineCapabilities): Engin
         "'u2cm doctor --fix' as root, or use --engine delta",
     );
   }
+  const plan = partsOf(requested, caps);
+  // The scan-and-copy freeze stays opt-in (`U2CM_FREEZE=scan`): together with the verified
+  // restore it still fails on some trees (a 512 MiB child's stack page, redis with CRIU 4.2).
+  return plan;
+}
+
+function partsOf(requested: EngineChoice, caps: EngineCapabilities): EnginePlan {
   switch (requested) {
     case "delta":
       return { rounds: "hash", finals: ["stop-and-copy"], name: "delta" };

@@ -40,6 +40,22 @@ export interface PhaseTimes {
   transfer_ms: number;
   /** The destination's restore, as the source saw it. */
   restore_ms: number;
+  /** The final dirty scan of the frozen tree against what the destination holds (scan-and-copy). */
+  scan_ms?: number;
+  /**
+   * The part of the final scan that ran alongside the dump (scan-and-copy; inside dump_ms, so
+   * not part of the sum; scan_ms is the part after it).
+   */
+  scan_overlap_ms?: number;
+  /** Waiting, after the transfer, for the lazy dump to let the tree go (scan-and-copy). */
+  release_ms?: number;
+  /** The commit record and the destination's resume, as the source saw it. */
+  resume_ms?: number;
+  /**
+   * The rest of the downtime (journal records, images read, scheduling): downtime minus every
+   * other phase, so that the phases add up to the downtime (freeze_ms lies inside dump_ms).
+   */
+  other_ms?: number;
 }
 
 /** A finished migration. */

@@ -46,6 +46,24 @@ const SYMBOLS = {
     result: "i64",
   },
   u2cm_kpageflags_select: { parameters: ["i32", "i32", "u64", "u32", "buffer"], result: "i64" },
+  /** u2cm_hash_diff on a worker thread (the final scan runs one per core). */
+  u2cm_hash_diff_async: {
+    name: "u2cm_hash_diff",
+    nonblocking: true,
+    parameters: [
+      "i32",
+      "u64",
+      "u32",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "u32",
+      "buffer",
+    ],
+    result: "i64",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded shim's raw symbols. */
@@ -175,6 +193,38 @@ export function hashDiff(pid: number, addr: number, npages: number, b: HashDiffB
   return check(
     "process_vm_readv",
     shim().u2cm_hash_diff(
+      pid,
+      BigInt(addr),
+      npages,
+      b.present,
+      b.hashes,
+      b.known,
+      b.dirty,
+      b.readBuffer,
+      b.readBuffer.length / 4096,
+      b.stats,
+    ),
+  );
+}
+
+/**
+ * {@linkcode hashDiff} on a worker thread of the FFI pool, so several ranges hash at once (one
+ * per core). The buffers must not be touched until the promise settles.
+ *
+ * @example
+ * ```ts
+ * const [a, b] = await Promise.all([hashDiffAsync(pid, x, n, bufA), hashDiffAsync(pid, y, n, bufB)]);
+ * ```
+ */
+export async function hashDiffAsync(
+  pid: number,
+  addr: number,
+  npages: number,
+  b: HashDiffBuffers,
+): Promise<number> {
+  return check(
+    "process_vm_readv",
+    await shim().u2cm_hash_diff_async(
       pid,
       BigInt(addr),
       npages,

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { PagesImage } from "../engine/pages_image.ts";
 import { PeerError } from "./errors.ts";
 import { isValidFileName } from "./frames.ts";
 import { HASH_BYTES, PAGE_SIZE } from "../native/page_hash.ts";
@@ -24,6 +25,11 @@ export interface PageStoreOptions {
   memoryLimitBytes?: number;
   /** Most bytes (unique pages plus files) the store accepts. @default 1 TiB */
   quotaBytes?: number;
+  /**
+   * Also lay the pages out as CRIU pages images while they arrive (`image/` in the migration
+   * directory), so a restore reads them in place instead of rebuilding. @default true
+   */
+  pagesImage?: boolean;
 }
 
 /** One stored page's address and hash. */
@@ -84,7 +90,12 @@ export class PageStore {
     this.#memoryLimit = options.memoryLimitBytes ?? 256 * 2 ** 20;
     this.#quota = options.quotaBytes ?? 2 ** 40;
     Deno.mkdirSync(this.imagesDir, { recursive: true, mode: 0o700 });
+    // Inside the migration's directory, so that whatever clears a migration clears it too.
+    if (options.pagesImage ?? true) this.pagesImage = new PagesImage(`${dir}/image`);
   }
+
+  /** The pages laid out as CRIU pages images, unless turned off. */
+  readonly pagesImage?: PagesImage;
 
   /** Number of distinct pages stored. */
   get pageCount(): number {
@@ -130,6 +141,7 @@ export class PageStore {
     if (this.bytesStored + fresh * PAGE_SIZE > this.#quota) {
       throw new PeerError("rejected", `migration store quota of ${this.#quota} bytes exceeded`);
     }
+    this.pagesImage?.put(pid, addresses, data);
     const inMemory = this.#memoryBytes + data.length <= this.#memoryLimit;
     let frame = -1;
     if (inMemory) {
@@ -288,6 +300,7 @@ export class PageStore {
   remove(): void {
     if (this.#removed) return;
     this.#removed = true;
+    this.pagesImage?.close();
     try {
       this.#spill?.close();
     } catch { /* already closed */ }

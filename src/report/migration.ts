@@ -14,7 +14,14 @@ const PHASE_COLORS = {
   dump: "#ea580c",
   transfer: "#9333ea",
   restore: "#16a34a",
+  scan: "#f59e0b",
+  release: "#a3a3a3",
+  resume: "#0891b2",
+  other: "#737373",
 } as const;
+
+/** A phase the result may carry besides the four every final phase reports. */
+const num = (v: unknown): number => typeof v === "number" ? v : 0;
 
 /**
  * Render a self-contained HTML page for a `u2cm migrate --format json` result.
@@ -126,8 +133,14 @@ function segments(result: MigrationResult): Segment[] {
       const [name, ms] of [
         ["freeze", phases.freeze_ms],
         ["dump", phases.dump_ms],
+        // Then, in the order they happen: the final scan, transfer, the dump letting the tree
+        // go, restore, commit and resume, and the rest of the downtime.
+        ["scan", num(phases.scan_ms)],
         ["transfer", phases.transfer_ms],
+        ["release", num(phases.release_ms)],
         ["restore", phases.restore_ms],
+        ["resume", num(phases.resume_ms)],
+        ["other", num(phases.other_ms)],
       ] as const
     ) {
       if (ms > 0) out.push({ label: name, start: t, length: ms, color: PHASE_COLORS[name] });

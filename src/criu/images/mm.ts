@@ -15,6 +15,10 @@
 import { expectMagic, Magic, readImage } from "./image.ts";
 import { bytesField, decodeMessage, type PbField, uintField } from "./protobuf.ts";
 
+/** VMA status: a private file mapping. */
+export const VMA_FILE_PRIVATE = 1 << 6;
+/** VMA status: private anonymous memory. */
+export const VMA_ANON_PRIVATE = 1 << 9;
 /** VMA status: shared anonymous memory (its `shmid` names `pagemap-shmem-<shmid>.img`). */
 export const VMA_ANON_SHARED = 1 << 8;
 /** VMA status: a SysV shm attachment (`shmid` is the segment's id). */
@@ -34,6 +38,8 @@ export interface Vma {
   shmid: number;
   /** VMA_* status flags. */
   status: number;
+  /** mmap flags (MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS, …). */
+  flags: number;
 }
 
 /** The VMAs of `mm-<pid>.img` bytes. */
@@ -50,6 +56,7 @@ export function decodeVmas(bytes: Uint8Array, name = "mm.img"): Vma[] {
       pgoff: uintField(v, 3) ?? 0,
       shmid: uintField(v, 4) ?? 0,
       status: uintField(v, 7) ?? 0,
+      flags: uintField(v, 6) ?? 0,
     };
   });
 }

@@ -1,0 +1,121 @@
+/**
+ * The destination's pages images, kept current while pre-copy runs: one file per process in
+ * which each page gets a slot on its first arrival and is patched in place on every later one.
+ * Pre-copy's first round sends a process's pages in ascending address order, so the leading
+ * slots of the file ascend — exactly the layout of a CRIU `pages-N.img` — and the restore can use
+ * the file as it is (see {@linkcode composeImages} in lazy_images.ts): the freeze patches only
+ * the final delta, nothing is rebuilt page by page.
+ *
+ * @module
+ */
+
+const PAGE = 4096;
+
+/** One process's slot file. */
+interface ProcessImage {
+  file: Deno.FsFile;
+  path: string;
+  /** Address → slot. */
+  slots: Map<number, number>;
+  /** Address of each slot, in slot order. */
+  addresses: number[];
+  /** How many leading slots hold strictly ascending addresses. */
+  ascending: number;
+}
+
+/** What {@linkcode PagesImage.layout} reports about one process. */
+export interface ImageLayout {
+  /** The slot file (a valid pages image for its ascending prefix). */
+  path: string;
+  /** Addresses of the ascending leading slots (slot i holds addresses[i]). */
+  ascending: ArrayLike<number>;
+}
+
+/**
+ * Slot files of one migration's pages, one per process (pid as CRIU names it).
+ *
+ * @example
+ * ```ts
+ * const image = new PagesImage("/var/lib/u2cm/migrations/m1/image");
+ * image.put(1, [0x400000, 0x401000], new Uint8Array(8192));
+ * image.layout(1); // { path: ".../pages-1.slots", ascending: [0x400000, 0x401000] }
+ * image.close();
+ * ```
+ */
+export class PagesImage {
+  readonly #procs = new Map<number, ProcessImage>();
+  #closed = false;
+
+  /** @param dir directory for the slot files (created, mode 0700) */
+  constructor(readonly dir: string) {
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Write pages of `pid` into their slots (new pages get the next slot). */
+  put(pid: number, addresses: ArrayLike<number>, data: Uint8Array): void {
+    if (this.#closed) return;
+    const n = addresses.length;
+    if (data.length < n * PAGE) throw new RangeError(`${n} addresses but ${data.length} bytes`);
+    const p = this.#proc(pid);
+    // Write runs of consecutive slots with one write each.
+    let runFrom = 0, runSlot = -1, runLen = 0;
+    const flush = () => {
+      if (runLen === 0) return;
+      writeAt(p.file, runSlot * PAGE, data.subarray(runFrom * PAGE, (runFrom + runLen) * PAGE));
+      runLen = 0;
+    };
+    for (let i = 0; i < n; i++) {
+      const addr = addresses[i];
+      let slot = p.slots.get(addr);
+      if (slot === undefined) {
+        slot = p.addresses.length;
+        p.slots.set(addr, slot);
+        p.addresses.push(addr);
+        if (p.ascending === slot && (slot === 0 || p.addresses[slot - 1] < addr)) p.ascending++;
+      }
+      if (runLen > 0 && slot === runSlot + runLen && i === runFrom + runLen) runLen++;
+      else {
+        flush();
+        runFrom = i;
+        runSlot = slot;
+        runLen = 1;
+      }
+    }
+    flush();
+  }
+
+  /** The slot file of `pid` and its ascending prefix, or undefined when it has no pages. */
+  layout(pid: number): ImageLayout | undefined {
+    const p = this.#procs.get(pid);
+    if (!p || this.#closed) return undefined;
+    return { path: p.path, ascending: p.addresses.slice(0, p.ascending) };
+  }
+
+  /** Close the files (the directory belongs to the caller). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const p of this.#procs.values()) {
+      try {
+        p.file.close();
+      } catch { /* closed */ }
+    }
+    this.#procs.clear();
+  }
+
+  #proc(pid: number): ProcessImage {
+    let p = this.#procs.get(pid);
+    if (p) return p;
+    const path = `${this.dir}/pages-${pid}.slots`;
+    const file = Deno.openSync(path, { read: true, write: true, create: true, truncate: true });
+    p = { file, path, slots: new Map(), addresses: [], ascending: 0 };
+    this.#procs.set(pid, p);
+    return p;
+  }
+}
+
+function writeAt(file: Deno.FsFile, offset: number, bytes: Uint8Array): void {
+  file.seekSync(offset, Deno.SeekMode.Start);
+  let done = 0;
+  while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
+}
