@@ -294,15 +294,23 @@ async function compareLive(c: LiveCompare): Promise<number> {
   return c.indices.length;
 }
 
-/** The rseq areas of each process's threads (from their core images). */
+/** Bytes below a thread's stack pointer that may differ after a restore. */
+const DEAD_STACK = 64 * 1024;
+/** The x86_64 ABI's red zone below the stack pointer, which a leaf function may use. */
+const RED_ZONE = 128;
+
+/** The areas of each process's threads that may differ (rseq, the dead stack below sp). */
 function rseqAreas(dump: DumpDir): Map<number, Area[]> {
   const out = new Map<number, Area[]>();
   for (const p of dump.pstree) {
     const areas: Area[] = [];
     for (const tid of p.threads.length ? p.threads : [p.pid]) {
       try {
-        const r = decodeCore(Deno.readFileSync(`${dump.dir}/core-${tid}.img`)).rseq;
-        if (r) areas.push([r.pointer, r.pointer + r.size]);
+        const core = decodeCore(Deno.readFileSync(`${dump.dir}/core-${tid}.img`));
+        if (core.rseq) areas.push([core.rseq.pointer, core.rseq.pointer + core.rseq.size]);
+        // Below the stack pointer (past the 128-byte red zone) a stack holds no live data, and
+        // restoring a stopped thread may write there (a signal frame).
+        if (core.sp) areas.push([core.sp - DEAD_STACK, core.sp - RED_ZONE]);
       } catch { /* no core image for this thread: nothing to mask */ }
     }
     out.set(p.pid, areas);

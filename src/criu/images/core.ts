@@ -30,6 +30,8 @@ export interface CoreFacts {
   taskState?: number;
   /** The thread's registered rseq area, when it has one. */
   rseq?: { pointer: number; size: number };
+  /** The thread's stack pointer (x86_64 `thread_info.gpregs.sp`), when the image has one. */
+  sp?: number;
 }
 
 /** Decode the task state and rseq area of `core-<tid>.img` bytes. */
@@ -41,6 +43,10 @@ export function decodeCore(bytes: Uint8Array, name = "core.img"): CoreFacts {
   const out: CoreFacts = {};
   const tc = bytesField(core, 3);
   if (tc) out.taskState = uintField(decodeMessage(tc), 1);
+  const info = bytesField(core, 2);
+  const regs = info ? bytesField(decodeMessage(info), 2) : undefined;
+  const sp = regs ? uintField(decodeMessage(regs), 20) : undefined;
+  if (sp) out.sp = sp;
   const thread = bytesField(core, 5);
   const rseq = thread ? bytesField(decodeMessage(thread), 15) : undefined;
   if (rseq) {
