@@ -17,7 +17,7 @@ import type { CompressMode } from "../../src/peer/compression.ts";
 import { initIdentity } from "../../src/peer/identity.ts";
 import { addPeer } from "../../src/peer/peers.ts";
 import { spawnAgent } from "../../tests/peer/support/agent_process.ts";
-import { createNetnsPair, netnsUnavailable } from "../../tests/peer/support/netns.ts";
+import { createNetnsPair, netnsUnavailable } from "../../tests/support/netns.ts";
 
 const PAGE = 4096;
 const BATCH = 256; // pages per sendPages call (one frame)
@@ -136,7 +136,7 @@ async function shapedRuns(
   pages: Uint8Array,
   pin: (address: string) => void,
 ): Promise<Record<string, unknown>> {
-  const net = await createNetnsPair(`c${Deno.pid % 10000}`);
+  const net = await createNetnsPair("c");
   const file = `${a}/pages.bin`;
   Deno.writeFileSync(file, pages);
   try {

@@ -23,7 +23,7 @@ import { criuDump, criuRestore } from "../../src/criu/run.ts";
 import { requireCriuBinary, startMemcheck } from "../../tests/criu/support.ts";
 import { makeNodes, u2cm } from "../../tests/engine/support/agents.ts";
 import { runningCopies } from "../../tests/engine/support/memcheck_pids.ts";
-import { linkedNamespaces } from "../../tests/engine/support/netns.ts";
+import { linkedNamespaces } from "../../tests/support/netns.ts";
 
 const SIZES = list("U2CM_BENCH_SIZES", "256,1024,2048").map(Number);
 const LINKS = list("U2CM_BENCH_LINKS", "lo,1gbit");

@@ -18,7 +18,7 @@ import { lz4Compress, lz4Decompress } from "../../src/native/codec.ts";
 import { requireCriuBinary, startMemcheck } from "../../tests/criu/support.ts";
 import { makeNodes, u2cm } from "../../tests/engine/support/agents.ts";
 import { runningCopies } from "../../tests/engine/support/memcheck_pids.ts";
-import { linkedNamespaces } from "../../tests/engine/support/netns.ts";
+import { linkedNamespaces } from "../../tests/support/netns.ts";
 
 const MIB = Number(Deno.env.get("U2CM_BENCH_MIB") ?? 256);
 const LINKS = (Deno.env.get("U2CM_BENCH_LINKS") ?? "1gbit,100mbit").split(",").filter((l) => l);

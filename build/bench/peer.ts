@@ -27,7 +27,7 @@ import { initIdentity, loadIdentity } from "../../src/peer/identity.ts";
 import { pageHashes } from "../../src/native/page_hash.ts";
 import { addPeer } from "../../src/peer/peers.ts";
 import { simdMasking } from "../../src/peer/ws_mask.ts";
-import { createNetnsPair, netnsUnavailable } from "../../tests/peer/support/netns.ts";
+import { createNetnsPair, netnsUnavailable } from "../../tests/support/netns.ts";
 
 const PAGE = 4096;
 const BATCH_PAGES = 1024;
@@ -321,7 +321,7 @@ async function shapedRuns(
   const self = new URL(import.meta.url).pathname;
   const bytes = mib * 2 ** 20;
   for (const rate of rates) {
-    const net = await createNetnsPair(`b${Deno.pid % 10000}`);
+    const net = await createNetnsPair("b");
     try {
       await net.shape(rate);
       addPeer(b, { name: "a", address: `${net.addrA}:1`, publicKey: aKey }, true);

@@ -4,7 +4,7 @@ import { isAlive, processState, waitGone } from "../../src/tracker/proc.ts";
 import { requireCriuBinary } from "../criu/support.ts";
 import { requireCommand } from "../support/env.ts";
 import { makeNodes, u2cm } from "./support/agents.ts";
-import { linkedNamespaces } from "./support/netns.ts";
+import { linkedNamespaces } from "../support/netns.ts";
 
 /**
  * A workload whose memory is compressible: 48 MiB of key-value text (a Python bytearray), a

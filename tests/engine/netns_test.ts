@@ -4,7 +4,7 @@ import { requireCommand } from "../support/env.ts";
 import { requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
 import { makeNodes, u2cm } from "./support/agents.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
-import { linkedNamespaces } from "./support/netns.ts";
+import { linkedNamespaces } from "../support/netns.ts";
 
 for (const engine of ["delta", "hybrid"] as const) {
   Deno.test(`${engine} migration across two network namespaces over a 100 Mbit/s shaped link`, async () => {

@@ -5,7 +5,7 @@ import { isAlive, waitGone } from "../../src/tracker/proc.ts";
 import { requireCommand } from "../support/env.ts";
 import { requireCriuBinary } from "../criu/support.ts";
 import { makeNodes, u2cm } from "./support/agents.ts";
-import { bridgedNamespaces } from "./support/netns.ts";
+import { bridgedNamespaces } from "../support/netns.ts";
 
 const KEYS = 100_000;
 

@@ -4,7 +4,7 @@ import { requireCommand } from "../support/env.ts";
 import { requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
 import { makeNodes, u2cm } from "./support/agents.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
-import { linkedNamespaces, sh } from "./support/netns.ts";
+import { linkedNamespaces, sh } from "../support/netns.ts";
 
 /** TCP connections in namespace `ns` between `ipA` and `ipB`, as "local>peer" strings. */
 function crossConnections(ns: string, ipA: string, ipB: string): string[] {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { inCI } from "../support/env.ts";
 import { spawnAgent } from "./support/agent_process.ts";
-import { createNetnsPair, netnsUnavailable } from "./support/netns.ts";
+import { createNetnsPair, netnsUnavailable } from "../support/netns.ts";
 import { makeNodePair } from "./support/nodes.ts";
 import { spawnSender } from "./support/sender_process.ts";
 
@@ -14,7 +14,7 @@ Deno.test("netns, tbf 100 Mbit: compression auto turns on for text pages; they a
     console.log(`skipping netns test: ${why}`);
     return;
   }
-  const net = await createNetnsPair(`z${Deno.pid % 10000}`);
+  const net = await createNetnsPair("z");
   const pair = await makeNodePair();
   try {
     await net.shape("100mbit");

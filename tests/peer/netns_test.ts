@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { inCI } from "../support/env.ts";
 import { spawnAgent } from "./support/agent_process.ts";
-import { createNetnsPair, netnsUnavailable } from "./support/netns.ts";
+import { createNetnsPair, netnsUnavailable } from "../support/netns.ts";
 import { makeNodePair } from "./support/nodes.ts";
 import { spawnSender } from "./support/sender_process.ts";
 
