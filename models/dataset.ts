@@ -19,26 +19,13 @@ import {
   PageHistory,
   writeWindow,
 } from "../src/predict/mod.ts";
+import { mulberry32, takeOptions } from "./script_args.ts";
 
 /** Sampling and input-shape constants shared with train.py (keep in sync). */
 export const DATASET = { window: 16, radius: 2, horizon: 3, warmup: 16, caps: [60, 20, 5] };
 
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const args = [...Deno.args];
-let out = ".cache/predict-data";
-const oi = args.indexOf("--out");
-if (oi >= 0) {
-  out = args[oi + 1];
-  args.splice(oi, 2);
-}
+const { options, rest: args } = takeOptions(Deno.args, { "--out": ".cache/predict-data" });
+const out = options["--out"];
 await Deno.mkdir(out, { recursive: true });
 const index: { name: string; workload: string; n: number; featureCount: number }[] = [];
 for (const file of args) {

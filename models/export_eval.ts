@@ -25,6 +25,7 @@
  * @module
  */
 import { readTraceFile } from "../src/trace/mod.ts";
+import { mulberry32, takeOptions } from "./script_args.ts";
 import {
   dataShift,
   DEFAULT_PHASE1,
@@ -35,15 +36,6 @@ import {
 } from "../src/predict/mod.ts";
 
 const WARMUP = 16, HORIZON = 3, RADIUS = 2;
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Counts = { tp: number[]; fp: number[]; fn: number[]; tn: number[] };
 const counts = (): Counts => ({
@@ -59,16 +51,12 @@ function add(c: Counts, s: number, p: number, d: boolean): void {
   else c.tn[s]++;
 }
 
-const args = [...Deno.args];
-const opt = (name: string, def: string): string => {
-  const i = args.indexOf(name);
-  if (i < 0) return def;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-};
-const out = opt("--out", ".cache/predict-full");
-const cap = Number(opt("--cap", "200000"));
+const { options, rest: args } = takeOptions(Deno.args, {
+  "--out": ".cache/predict-full",
+  "--cap": "200000",
+});
+const out = options["--out"];
+const cap = Number(options["--cap"]);
 await Deno.mkdir(out, { recursive: true });
 const index = [];
 for (const file of args) {

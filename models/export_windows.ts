@@ -20,6 +20,7 @@
  * @module
  */
 import { readTraceFile } from "../src/trace/mod.ts";
+import { mulberry32, takeOptions } from "./script_args.ts";
 import {
   CHANNELS,
   DEFAULT_PHASE1,
@@ -33,25 +34,12 @@ import {
 
 const WARMUP = 16, WINDOW = 16, RADIUS = 2;
 
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const args = [...Deno.args];
-const opt = (name: string, def: string): string => {
-  const i = args.indexOf(name);
-  if (i < 0) return def;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-};
-const out = opt("--out", ".cache/predict-windows");
-const cap = Number(opt("--cap", "40000"));
+const { options, rest: args } = takeOptions(Deno.args, {
+  "--out": ".cache/predict-windows",
+  "--cap": "40000",
+});
+const out = options["--out"];
+const cap = Number(options["--cap"]);
 await Deno.mkdir(out, { recursive: true });
 const index = [];
 const K = WINDOW_CLASSES_MS.length;
