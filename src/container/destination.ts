@@ -2,7 +2,9 @@
  * The destination's side of a container migration: answer the source's pre-freeze check, and
  * restore the container from what arrived — podman's files and CRIU's images in the migration's
  * directory, pages from the page store, the image archive and volume exports when sent — left
- * stopped for the commit. A failure undoes everything this restore created (container, image
+ * stopped for the commit. With the request's `verify` (the source sent its page manifest), the
+ * assembled images are checked against the manifest before the restore and the restored,
+ * still stopped container is read back against it after: a mismatch fails the restore. A failure undoes everything this restore created (container, image
  * it loaded, volumes it made), so the destination keeps no trace of a migration that fails.
  *
  * @example
@@ -13,9 +15,11 @@
  *
  * @module
  */
-import { processPagesFiles } from "../criu/images/mod.ts";
+import { rebuiltPagesFiles } from "../criu/images/mod.ts";
 import type { RestoreContext, RestoreResult } from "../engine/channel.ts";
+import { type Verification, VerifyRequestSchema } from "../engine/contract.ts";
 import { imagesDirOf, rebuildPages } from "../engine/restore.ts";
+import { verifyAfterRestore, verifyBeforeRestore } from "../engine/verify.ts";
 import { imageInfo, loadImage, removeImage } from "./image.ts";
 import { importPodman, removeContainer } from "./import.ts";
 import { missingMounts, removeVolume } from "./mounts.ts";
@@ -94,6 +98,11 @@ export async function restoreContainer(
     };
   }
   const req = parsed.data;
+  const verify = VerifyRequestSchema.optional().safeParse(ctx.request.verify);
+  if (!verify.success) {
+    return { ok: false, error: `bad verify request: ${verify.error.issues[0]?.message}` };
+  }
+  const shmem = ctx.request.rebuildShmem === true;
   const node = options.nodes.podman;
   const src = imagesDirOf(ctx.dir);
   const scratch = options.scratch ??
@@ -105,8 +114,9 @@ export async function restoreContainer(
     const exportDir = `${scratch}/export`;
     const imagesDir = `${exportDir}/checkpoint`;
     await Deno.mkdir(imagesDir, { recursive: true });
-    // The processes' pages files are rebuilt from the store; shared memory's came whole.
-    const rebuilt = await processPagesFiles(src);
+    // The processes' pages files are rebuilt from the store, and shared memory's that travelled
+    // as their pages; the other shared memory's came whole.
+    const rebuilt = await rebuiltPagesFiles(src, shmem);
     for await (const e of Deno.readDir(src)) {
       if (!e.isFile) continue;
       if (e.name.startsWith(PODMAN_FILE_PREFIX)) {
@@ -129,7 +139,9 @@ export async function restoreContainer(
     for (const f of ["config.dump", "spec.dump"]) {
       if (!req.files.includes(f)) throw new Error(`the checkpoint's ${f} did not arrive`);
     }
-    await rebuildPages({ ...ctx, dir: imagesDir });
+    await rebuildPages({ ...ctx, dir: imagesDir }, false, shmem);
+    // every page assembled here against the source's manifest, before anything is restored
+    const checked = verify.data ? await verifyBeforeRestore(imagesDir, verify.data) : undefined;
     if (req.image.sha256) {
       const had = await imageInfo(node, req.image.id);
       await loadImage(node, {
@@ -165,8 +177,18 @@ export async function restoreContainer(
       throw e;
     });
     undo.push(() => removeContainer(node, restored.id));
+    // the restored container, still stopped, read back against the manifest
+    let verified: Verification | undefined;
+    if (verify.data && checked) {
+      verified = await verifyAfterRestore(restored.pid, imagesDir, verify.data, checked);
+    }
     await options.verify?.(restored.pid, imagesDir);
-    return { ok: true, pid: restored.pid, restoreMs: performance.now() - started };
+    return {
+      ok: true,
+      pid: restored.pid,
+      restoreMs: performance.now() - started,
+      ...(verified ? { verified } : {}),
+    };
   } catch (e) {
     for (const u of undo.reverse()) await u().catch(() => {});
     return {

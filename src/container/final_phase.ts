@@ -3,8 +3,9 @@
  * (src/engine/driver.ts): after u2cm's own pre-copy rounds over the container's processes,
  * `podman container checkpoint --export --compress none` freezes and dumps it (podman's view:
  * exited, checkpointed), only the pages whose hash differs from what the destination already holds
- * are sent, then CRIU's other images, podman's files and — with `--with-volumes` — the volume
- * exports. The restore request carries the container's identity, image and the source's storage
+ * are sent, then CRIU's other images, the page manifest (every page's hash: the destination
+ * checks its images and reads the restored container back against it), podman's files and —
+ * with `--with-volumes` — the volume exports. The restore request carries the container's identity, image and the source's storage
  * roots; the destination restores it left stopped (src/container/destination.ts).
  *
  * Until the commit the source owns the container: any failure inside the phase, and `stop()` on
@@ -20,9 +21,8 @@
  *
  * @module
  */
-import { readDumpDir } from "../criu/images/mod.ts";
-import { sendChangedPages, tcpRestoreRequest } from "../engine/dump_pages.ts";
-import { imageFilesToSend } from "../engine/files.ts";
+import { tcpRestoreRequest } from "../engine/dump_pages.ts";
+import { sendDumpVerified } from "../engine/send_dump.ts";
 import type { FinalContext, FinalPhase, FrozenTree } from "../engine/parts.ts";
 import type { PhaseTimes } from "../engine/types.ts";
 import { checkpointPodman, type PodmanCheckpoint, restoreLocally } from "./checkpoint.ts";
@@ -106,17 +106,13 @@ async function freezeContainer(ctx: FinalContext, o: PodmanFinalOptions): Promis
     phases.freeze_ms = ck.frozenMs ?? ck.checkpointMs;
     ctx.onProgress?.({ kind: "phase", phase: "transfer" });
     const transferAt = performance.now();
-    const images = await readDumpDir(ck.imagesDir);
-    let pages = 0;
-    for (const mem of images.memory) {
-      const file = `${ck.imagesDir}/${mem.pagesFile}`;
-      // The ledger: what this source sent, with the hash each page had when sent.
-      const held = ctx.ledger.held(mem.pid);
-      pages += await sendChangedPages(channel, mem.pid, mem.addresses, file, held);
-    }
-    for (const name of await imageFilesToSend(ck.imagesDir, true)) {
-      await channel.sendFile(name, await Deno.readFile(`${ck.imagesDir}/${name}`));
-    }
+    // every page hashed into the manifest; only what the destination lacks is sent
+    const sent = await sendDumpVerified({
+      channel,
+      dir: ck.imagesDir,
+      ledger: ctx.ledger,
+      verify: ctx.verify,
+    });
     const files = await sendPodmanFiles(ck, (name, data) => channel.sendFile(name, data));
     await channel.flush();
     phases.transfer_ms = performance.now() - transferAt;
@@ -128,8 +124,8 @@ async function freezeContainer(ctx: FinalContext, o: PodmanFinalOptions): Promis
       volumes: ck.volumes,
     });
     return {
-      request: { engine: "delta", rebuildPages: true, ...tcpRestoreRequest(ctx.tcp), container },
-      pages,
+      request: { engine: "delta", ...sent.request, ...tcpRestoreRequest(ctx.tcp), container },
+      pages: sent.pages,
       phases,
       dumpDir: ck.imagesDir,
       drain: async () => {

@@ -5,6 +5,7 @@ import { PAGE_SIZE } from "../../src/criu/images/mod.ts";
 import { ship } from "./support.ts";
 import type { PageStoreView } from "../../src/engine/channel.ts";
 import { processState } from "../../src/tracker/proc.ts";
+import { MANIFEST_FILE } from "../../src/engine/contract.ts";
 import {
   checkContainer,
   checkpointPodman,
@@ -93,10 +94,11 @@ Deno.test("the destination restores a container from shipped files and pages, im
     await Deno.mkdir(`${mig}/images`);
     await Deno.rename(`${mig}/images-tmp.tar`, `${mig}/images/${IMAGE_FILE}`);
     const ck = await checkpointPodman(a, { id: info.id, workDir: work });
-    const { store, files } = await ship(ck, mig);
+    const shipped = await ship(ck, mig);
+    const { store, files } = shipped;
     const request = {
       engine: "delta",
-      rebuildPages: true,
+      ...shipped.request,
       container: containerRestoreRequest({
         info,
         roots: await podmanStore(a),
@@ -114,6 +116,12 @@ Deno.test("the destination restores a container from shipped files and pages, im
     });
     assert.ok(r.ok, r.error);
     assert.equal(processState(r.pid!), "T");
+    // checked against the source's manifest: every image page, then a sample read back
+    assert.ok(r.verified, "the restore reports what it verified");
+    assert.equal(r.verified.mode, "sample");
+    assert.equal(r.verified.manifestPages, shipped.request.verify.pages);
+    assert.equal(r.verified.imagePages, r.verified.manifestPages);
+    assert.ok(r.verified.readBackPages > 0);
     resumeContainer(r.pid!);
     await b.run(["kill", "--signal", "USR1", "mc"]);
     assert.equal(await waitLog(b, "mc", /^verify /), `verify ok ${16 * 256}`);
@@ -133,10 +141,11 @@ Deno.test("a failing container restore leaves no trace: no container, and the im
     await Deno.mkdir(`${mig}/images`);
     const sha = await saveImage(a, info.imageId!, `${mig}/images/${IMAGE_FILE}`);
     const ck = await checkpointPodman(a, { id: info.id, workDir: work });
-    const { store, files } = await ship(ck, mig);
+    const shipped = await ship(ck, mig);
+    const { store, files } = shipped;
     const request = {
       engine: "delta",
-      rebuildPages: true,
+      ...shipped.request,
       container: containerRestoreRequest({
         info,
         roots: await podmanStore(a),
@@ -154,6 +163,19 @@ Deno.test("a failing container restore leaves no trace: no container, and the im
     const r1 = await restore("m1", missing);
     assert.equal(r1.ok, false);
     assert.match(r1.error ?? "", /never arrived/);
+    // a page whose hash is not the manifest's: refused before anything is restored
+    const manifestFile = `${mig}/images/${MANIFEST_FILE}`;
+    const manifest = Deno.readTextFileSync(manifestFile);
+    const json = JSON.parse(manifest);
+    const h = json.processes[0].hashes as string;
+    json.processes[0].hashes = h.slice(0, 40) + (h[40] === "A" ? "B" : "A") + h.slice(41);
+    Deno.writeTextFileSync(manifestFile, JSON.stringify(json));
+    const r0 = await restore("m0", store);
+    assert.equal(r0.ok, false);
+    assert.match(r0.error ?? "", /verification failed: pid 1: page 0x[0-9a-f]+ differs/);
+    assert.deepEqual(await listPodmanContainers(b, { all: true }), []);
+    assert.equal(await imageInfo(b, info.imageId!), undefined, "the loaded image was removed");
+    Deno.writeTextFileSync(manifestFile, manifest);
     // podman refuses the checkpoint after the image was loaded: the image goes again
     const spec = Deno.readTextFileSync(`${mig}/images/podman.spec.dump`);
     Deno.writeTextFileSync(`${mig}/images/podman.spec.dump`, "{ not json");
@@ -223,10 +245,11 @@ Deno.test("--with-volumes: a named volume is exported after the checkpoint and c
     const ck = await checkpointPodman(a, { id: info.id, workDir: work, withVolumes: true });
     assert.deepEqual(ck.volumes, ["data"]);
     const mig = Deno.makeTempDirSync({ dir: b.dir });
-    const { store, files } = await ship(ck, mig);
+    const shipped = await ship(ck, mig);
+    const { store, files } = shipped;
     const request = {
       engine: "delta",
-      rebuildPages: true,
+      ...shipped.request,
       container: containerRestoreRequest({
         info,
         roots: await podmanStore(a),
@@ -238,6 +261,7 @@ Deno.test("--with-volumes: a named volume is exported after the checkpoint and c
       nodes: nodesB,
     });
     assert.ok(r.ok, r.error);
+    assert.ok(r.verified && r.verified.readBackPages > 0);
     resumeContainer(r.pid!);
     const mountB = (await b.run(["volume", "inspect", "--format", "{{.Mountpoint}}", "data"]))
       .trim();

@@ -45,7 +45,7 @@ function lastTick(log: string): number {
 }
 
 /** Two podman nodes with a u2cm agent on b (its env = b's podman), a pinning b. */
-async function setup(options: { failRestoreB?: boolean } = {}) {
+async function setup(options: { failRestoreB?: boolean; corruptRestoreB?: boolean } = {}) {
   const pair = makePodmanPair(undefined, options);
   const nodes = await makeNodes();
   const agent: TestAgent = await nodes.startB(0, [], "127.0.0.1", {
@@ -82,6 +82,10 @@ Deno.test("u2cm migrate --container moves a self-checking podman container betwe
     assert.equal(r.code, 0, r.stderr + r.stdout + t.agent.log().slice(-3000));
     const result = JSON.parse(r.stdout);
     assert.equal(result.ok, true);
+    // ok means verified: every page against the source's manifest, a sample read back
+    assert.ok(result.verified_pages >= MIB * 256, `verified_pages ${result.verified_pages}`);
+    assert.equal(result.verification.mode, "sample");
+    assert.ok(result.verification.read_back_pages > 0);
     assert.deepEqual(result.container, {
       name: "mc1",
       id: src.id,
@@ -177,6 +181,32 @@ Deno.test("when the destination's restore fails after the checkpoint, the contai
     await waitLog(t.a, "mf", new RegExp(`^tick ${before + 5} `));
     assert.deepEqual(await listPodmanContainers(t.b, { all: true }), []);
     assert.equal(await imageInfo(t.b, src.imageId!), undefined, "the image it brought is gone");
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("a container restored with a page that differs from the source's manifest is caught by the read-back: rolled back, the source container runs on with its memory, the destination keeps nothing", async () => {
+  const t = await setup({ corruptRestoreB: true });
+  try {
+    await runMemcheck(t.a, "mr");
+    const src = (await inspectPodmanContainer(t.a, "mr"))!;
+    const r = await t.migrate(["--container", "mr", "--verify", "full"]);
+    assert.equal(r.code, ExitCode.MigrationFailed, r.stderr + r.stdout);
+    assert.match(
+      r.stderr,
+      /verification failed: pid 1: page 0x[0-9a-f]+ differs after the restore/,
+    );
+    const result = JSON.parse(r.stdout);
+    assert.equal(result.ok, false);
+    const after = (await inspectPodmanContainer(t.a, "mr"))!;
+    assert.equal(after.state, "running");
+    assert.equal(after.id, src.id);
+    const before = lastTick(await t.a.run(["logs", "mr"]));
+    await t.a.run(["kill", "--signal", "USR1", "mr"]);
+    assert.equal(await waitLog(t.a, "mr", /^verify /), `verify ok ${MIB * 256}`);
+    await waitLog(t.a, "mr", new RegExp(`^tick ${before + 5} `));
+    assert.deepEqual(await listPodmanContainers(t.b, { all: true }), []);
   } finally {
     await t.cleanup();
   }

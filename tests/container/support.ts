@@ -3,37 +3,42 @@
  *
  * @module
  */
-import { PAGE_SIZE, readDumpDir } from "../../src/criu/images/mod.ts";
-import type { PageStoreView } from "../../src/engine/channel.ts";
+import { PAGE_SIZE } from "../../src/criu/images/mod.ts";
+import type { MigrationChannel, PageBatch, PageStoreView } from "../../src/engine/channel.ts";
+import { PageLedger } from "../../src/engine/ledger.ts";
+import { sendDumpVerified, type SentDump } from "../../src/engine/send_dump.ts";
 import { type PodmanCheckpoint, sendPodmanFiles } from "../../src/container/mod.ts";
 
 /**
- * What the wire would deliver: CRIU's images (pages left out) and podman's files in
- * `<dir>/images`, and the pages in a store.
+ * What the wire would deliver: CRIU's images (pages left out), the page manifest and podman's
+ * files in `<dir>/images`, the pages in a store — sent by the source's own
+ * {@linkcode sendDumpVerified} over a channel that writes them down. `request` holds the restore
+ * request's fields that go with it (rebuild, verify).
  */
 export async function ship(
   ck: PodmanCheckpoint,
   dir: string,
-): Promise<{ store: PageStoreView; files: string[] }> {
+): Promise<{ store: PageStoreView; files: string[]; request: SentDump["request"] }> {
   await Deno.mkdir(`${dir}/images`, { recursive: true });
   const pages = new Map<string, Uint8Array>();
-  const dump = await readDumpDir(ck.imagesDir);
-  for (const mem of dump.memory) {
-    const data = await Deno.readFile(`${ck.imagesDir}/${mem.pagesFile}`);
-    mem.addresses.forEach((addr, i) => {
-      pages.set(`${mem.pid}:${addr}`, data.slice(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
-    });
-  }
-  for await (const e of Deno.readDir(ck.imagesDir)) {
-    if (e.isFile && !/^pages-\d+\.img$/.test(e.name) && !e.name.endsWith(".log")) {
-      await Deno.copyFile(`${ck.imagesDir}/${e.name}`, `${dir}/images/${e.name}`);
-    }
-  }
-  const files = await sendPodmanFiles(
-    ck,
-    (name, data) => Deno.writeFile(`${dir}/images/${name}`, data),
-  );
-  return { store: { get: (pid, addr) => pages.get(`${pid}:${addr}`) }, files };
+  const write = (name: string, data: Uint8Array) => Deno.writeFile(`${dir}/images/${name}`, data);
+  const channel = {
+    sendPages: (b: PageBatch) => {
+      Array.from(b.addresses).forEach((addr, i) => {
+        pages.set(`${b.pid}:${addr}`, b.data.slice(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+      });
+      return Promise.resolve();
+    },
+    sendFile: write,
+    flush: () => Promise.resolve(),
+  } as unknown as MigrationChannel;
+  const sent = await sendDumpVerified({ channel, dir: ck.imagesDir, ledger: new PageLedger() });
+  const files = await sendPodmanFiles(ck, write);
+  return {
+    store: { get: (pid, addr) => pages.get(`${pid}:${addr}`) },
+    files,
+    request: sent.request,
+  };
 }
 
 /**

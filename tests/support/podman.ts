@@ -42,6 +42,11 @@ export interface PodmanNodeOptions {
   criu?: string;
   /** Fault injection: the node's runc fails every `restore` (checks and runs still work). */
   failRestore?: boolean;
+  /**
+   * Fault injection: before every `restore` the node's runc flips one byte in the middle of the
+   * largest pages image it restores from (after u2cm checked the images, before CRIU reads them).
+   */
+  corruptRestore?: boolean;
 }
 
 /** Create a podman node (needs root, podman, runc and a CRIU). */
@@ -66,7 +71,19 @@ export function makePodmanNode(options: PodmanNodeOptions): PodmanTestNode {
   const fail = options.failRestore
     ? `for a in "$@"; do [ "$a" = restore ] && { echo "injected restore failure" >&2; exit 1; }; done\n`
     : "";
-  Deno.writeTextFileSync(wrapper, `#!/bin/sh\n${fail}exec ${runcBin} --root ${dir}/runc "$@"\n`);
+  const corrupt = options.corruptRestore
+    ? [
+      'img=""; prev=""',
+      'for a in "$@"; do [ "$prev" = --image-path ] && img="$a"; prev="$a"; done',
+      'if [ -n "$img" ]; then f=$(ls -S "$img"/pages-*.img | head -n 1); s=$(stat -L -c %s "$f")',
+      '  printf "\\377" | dd of="$f" bs=1 seek=$((s / 2)) conv=notrunc status=none; fi',
+      "",
+    ].join("\n")
+    : "";
+  Deno.writeTextFileSync(
+    wrapper,
+    `#!/bin/sh\n${fail}${corrupt}exec ${runcBin} --root ${dir}/runc "$@"\n`,
+  );
   Deno.chmodSync(wrapper, 0o755);
   Deno.symlinkSync(criu, `${dir}/bin/criu`);
   Deno.writeTextFileSync(
@@ -117,14 +134,23 @@ export function makePodmanNode(options: PodmanNodeOptions): PodmanTestNode {
 }
 
 /** Create nodes `a` and `b` under one temp dir (`criu`: the CRIU both run). */
-export function makePodmanPair(criu?: string, options: { failRestoreB?: boolean } = {}): {
+export function makePodmanPair(
+  criu?: string,
+  options: { failRestoreB?: boolean; corruptRestoreB?: boolean } = {},
+): {
   a: PodmanTestNode;
   b: PodmanTestNode;
   cleanup(): Promise<void>;
 } {
   const root = Deno.makeTempDirSync({ prefix: "u2cm-podman-" });
   const a = makePodmanNode({ tag: "a", root, criu });
-  const b = makePodmanNode({ tag: "b", root, criu, failRestore: options.failRestoreB });
+  const b = makePodmanNode({
+    tag: "b",
+    root,
+    criu,
+    failRestore: options.failRestoreB,
+    corruptRestore: options.corruptRestoreB,
+  });
   return {
     a,
     b,
