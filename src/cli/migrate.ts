@@ -43,7 +43,7 @@ export function register(program: Command): void {
     .command("migrate")
     .description("live-migrate a process tree to a peer's agent")
     .option("--pid <pid>", "root pid of the process tree to migrate")
-    .option("--container <name|id>", "a container to migrate (podman; see --runtime)")
+    .option("--container <name|id>", "a container to migrate (podman or runc; see --runtime)")
     .option("--runtime <runtime>", `container runtime: ${RUNTIME_CHOICES.join("|")}`, "auto")
     .option("--with-volumes", "copy the container's named volumes (default: they must exist there)")
     .option("--to <peer>", "destination peer (a name from 'u2cm peer list')")
@@ -114,6 +114,7 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
     runtime,
     withVolumes: opts.withVolumes === true,
     containers: readConfigOrDefault(opts.config).containers,
+    stateDir: opts.stateDir,
   });
   if (target && !["auto", "delta"].includes(opts.engine)) {
     throw new CliError(

@@ -3,14 +3,16 @@
  * container target adds to a migration — resolving the container (its init's host pid is the
  * tree the driver pre-copies), asking the destination before anything is frozen (image present?
  * name free? volumes and bind mounts there?), sending the exact image when the destination lacks
- * it (digest checked there), and the container's own final phase (podman checkpoint/restore).
+ * it (digest checked there), and the container's own final phase (podman's or runc's checkpoint;
+ * a runc bundle the destination lacks travels in the freeze).
  *
  * @module
  */
 import { podmanFinalFacts, podmanFinalPhase } from "../container/final_phase.ts";
 import type { StoreRoots } from "../container/import.ts";
 import { imageInfo, saveImage } from "../container/image.ts";
-import { runtimeNodes } from "../container/node.ts";
+import { type RuntimeNodes, runtimeNodes } from "../container/node.ts";
+import { runcFinalPhase } from "../container/runc_final_phase.ts";
 import { resolveContainer } from "../container/resolve.ts";
 import { containerCheckFor } from "../container/source.ts";
 import { IMAGE_FILE } from "../container/transfer.ts";
@@ -52,13 +54,22 @@ export interface ContainerTarget {
   journal(): ContainerJournal;
 }
 
-/** Resolve `--container` into a target; CLI errors for what the user can fix. */
-export async function containerTarget(options: {
+/** What {@linkcode containerTarget} resolves. */
+export interface ContainerTargetOptions {
+  /** `--container`. */
   ref: string;
+  /** `--runtime`. */
   runtime: RuntimeChoice;
+  /** `--with-volumes`. */
   withVolumes: boolean;
+  /** The config file's `containers` keys. */
   containers?: ContainersConfig;
-}): Promise<ContainerTarget> {
+  /** The state directory (a rolled-back runc container's log goes below it). */
+  stateDir: string;
+}
+
+/** Resolve `--container` into a target; CLI errors for what the user can fix. */
+export async function containerTarget(options: ContainerTargetOptions): Promise<ContainerTarget> {
   const nodes = runtimeNodes(options.containers);
   let info: ContainerInfo;
   try {
@@ -76,14 +87,7 @@ export async function containerTarget(options: {
     }
     throw e;
   }
-  if (info.runtime !== "podman") {
-    throw new CliError(
-      `container '${info.name}' runs under runc directly: runc bundles checkpoint and restore ` +
-        "(src/container/runc_checkpoint.ts) but are not migrated through agents yet; run it " +
-        "under podman",
-      ExitCode.Environment,
-    );
-  }
+  if (info.runtime === "runc") return runcTarget(info, nodes, options);
   let imageSha256: string | undefined;
   let facts: { roots: StoreRoots; userdata: string } | undefined;
   const image = await imageInfo(nodes.podman, info.imageId!).catch(() => undefined);
@@ -139,4 +143,54 @@ export async function containerTarget(options: {
         }).freeze(ctx),
     }),
   };
+}
+
+/**
+ * A container runc runs from an OCI bundle: the destination is asked whether it has the bundle
+ * at its path (otherwise the bundle travels inside the freeze, once the rootfs is still), and
+ * runc's own checkpoint is the final phase.
+ */
+function runcTarget(
+  info: ContainerInfo,
+  nodes: RuntimeNodes,
+  options: ContainerTargetOptions,
+): ContainerTarget {
+  if (options.withVolumes) {
+    throw new CliError("--with-volumes: runc containers have no named volumes", ExitCode.Usage);
+  }
+  let sendBundle = false;
+  const logFile = `${options.stateDir}/containers/runc-${info.id}.log`;
+  return {
+    info,
+    get imageSent() {
+      return sendBundle;
+    },
+    async prepare(client, _channel, id) {
+      const answer = await client.checkContainer(id, containerCheckFor(info));
+      if (!answer.runtimeOk || answer.problems.length > 0) {
+        throw new CliError(
+          `the destination cannot take runc container '${info.id}' (nothing was frozen): ` +
+            answer.problems.join("; "),
+          ExitCode.MigrationFailed,
+        );
+      }
+      sendBundle = !answer.imagePresent;
+      await Deno.mkdir(`${options.stateDir}/containers`, { recursive: true, mode: 0o700 });
+    },
+    journal: () => ({
+      runtime: "runc",
+      id: info.id,
+      env: pathEnv(nodes.runc.env),
+      runc: { bin: nodes.runc.bin, root: nodes.runc.root, bundle: info.bundle!, logFile },
+    }),
+    finalPhase: () => ({
+      name: "stop-and-copy",
+      freeze: (ctx) => runcFinalPhase({ info, node: nodes.runc, sendBundle, logFile }).freeze(ctx),
+    }),
+  };
+}
+
+function pathEnv(env: Record<string, string>): Record<string, string> {
+  const path = env.PATH ?? Deno.env.get("PATH");
+  return path === undefined ? {} : { PATH: path };
 }

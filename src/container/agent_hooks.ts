@@ -1,7 +1,7 @@
 /**
  * What `u2cm agent` does for containers, on top of the engine's Destination: answer pre-checks,
- * restore container migrations through the runtime (other restore requests go to the engine's
- * own handler), and keep a small record per restored container
+ * restore container migrations through the runtime — podman, or runc from a bundle (other restore
+ * requests go to the engine's own handler) — and keep a small record per restored container
  * (`<state dir>/containers/<migration id>.json`: its ID and what the migration brought — the image
  * it loaded) so that a copy discarded later (the source rolled back, or recovery after a restart)
  * is removed from podman too, image included, leaving no trace.
@@ -20,10 +20,13 @@ import type { ContainerCheck, ContainerCheckAnswer } from "../peer/container_che
 import { checkContainer, discardContainer, restoreContainer } from "./destination.ts";
 import { imageInfo } from "./image.ts";
 import type { RuntimeNodes } from "./node.ts";
-import { ContainerRestoreSchema } from "./transfer.ts";
+import { discardRunc, restoreRuncContainer } from "./runc_destination.ts";
+import { ContainerRestoreSchema, containerRuntimeOf, RuncRestoreSchema } from "./transfer.ts";
 
 /** A restored container's record. */
 interface ContainerRecord {
+  /** Its runtime. @default "podman" (records before runc) */
+  runtime?: "podman" | "runc";
   /** Container ID. */
   id: string;
   /** The image this migration loaded (removed with a discarded copy). */
@@ -69,13 +72,29 @@ export function containerAgentHooks(
   const discard = async (id: string) => {
     const rec = read(id);
     if (!rec) return;
-    await discardContainer(nodes, rec.id, { imageId: rec.loadedImage, volumes: rec.volumes });
+    if (rec.runtime === "runc") await discardRunc(nodes, dir, id, rec.id);
+    else await discardContainer(nodes, rec.id, { imageId: rec.loadedImage, volumes: rec.volumes });
     await drop(id);
   };
   return {
     check: (check) => checkContainer(check, nodes),
     restore: (fallback) => async (ctx, opts) => {
       if (ctx.request.container === undefined) return await fallback(ctx, opts);
+      if (containerRuntimeOf(ctx.request.container) === "runc") {
+        // recorded first: an agent killed mid-restore leaves what recovery must remove
+        const parsed = RuncRestoreSchema.safeParse(ctx.request.container);
+        if (parsed.success) {
+          const rec: ContainerRecord = { runtime: "runc", id: parsed.data.id, volumes: [] };
+          Deno.writeTextFileSync(file(ctx.migrationId), JSON.stringify(rec));
+        }
+        const result = await restoreRuncContainer(ctx, {
+          nodes,
+          containersDir: dir,
+          scratch: opts.scratch,
+        });
+        if (!result.ok) await drop(ctx.migrationId);
+        return result;
+      }
       const parsed = ContainerRestoreSchema.safeParse(ctx.request.container);
       const had = parsed.success &&
         (await imageInfo(nodes.podman, parsed.data.image.id)) !== undefined;

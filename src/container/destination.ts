@@ -25,6 +25,7 @@ import { importPodman, removeContainer } from "./import.ts";
 import { missingMounts, removeVolume } from "./mounts.ts";
 import { inspectPodmanContainer, podmanStore } from "./podman.ts";
 import type { RuntimeNodes } from "./node.ts";
+import { checkRunc } from "./runc_destination.ts";
 import {
   type ContainerCheck,
   type ContainerCheckAnswer,
@@ -39,14 +40,8 @@ export async function checkContainer(
   check: ContainerCheck,
   nodes: RuntimeNodes,
 ): Promise<ContainerCheckAnswer> {
+  if (check.runtime === "runc") return await checkRunc(check, nodes);
   const problems: string[] = [];
-  if (check.runtime === "runc") {
-    return {
-      runtimeOk: false,
-      imagePresent: false,
-      problems: ["runc bundles are not accepted by this agent yet (podman containers are)"],
-    };
-  }
   let runtimeOk = true;
   try {
     await podmanStore(nodes.podman);

@@ -22,3 +22,6 @@ export * from "./source.ts";
 export * from "./runc_checkpoint.ts";
 export * from "./final_phase.ts";
 export * from "./agent_hooks.ts";
+export * from "./runc_final_phase.ts";
+export * from "./runc_destination.ts";
+export * from "./recover_container.ts";

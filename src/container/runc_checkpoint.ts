@@ -95,18 +95,25 @@ export interface RuncRestoreOptions {
 /** Restore runc container `id`; resolves with its init's host pid. */
 export async function restoreRunc(node: RuncNode, options: RuncRestoreOptions): Promise<number> {
   const { id, imagesDir, bundle, workDir, leaveStopped = true, tcpEstablished = false } = options;
-  const spec = JSON.parse(await Deno.readTextFile(`${bundle}/config.json`));
-  const rootPath = String(spec.root?.path ?? "rootfs");
-  spec.root = { ...spec.root, path: rootPath.startsWith("/") ? rootPath : `${bundle}/${rootPath}` };
-  const restoreBundle = `${workDir}/bundle`;
-  await Deno.mkdir(restoreBundle, { recursive: true });
   const conf = `${workDir}/criu-restore.conf`;
-  spec.annotations = { ...(spec.annotations ?? {}) };
+  await Deno.mkdir(workDir, { recursive: true });
+  // Left stopped: a bundle of its own whose config.json names a CRIU config (runc has no flag);
+  // otherwise (a rollback on the source) the original bundle as it is.
+  let restoreBundle = bundle;
   if (leaveStopped) {
+    const spec = JSON.parse(await Deno.readTextFile(`${bundle}/config.json`));
+    const rootPath = String(spec.root?.path ?? "rootfs");
+    spec.root = {
+      ...spec.root,
+      path: rootPath.startsWith("/") ? rootPath : `${bundle}/${rootPath}`,
+    };
+    restoreBundle = `${workDir}/bundle`;
+    await Deno.mkdir(restoreBundle, { recursive: true });
+    spec.annotations = { ...(spec.annotations ?? {}) };
     await Deno.writeTextFile(conf, "leave-stopped\n");
     spec.annotations["org.criu.config"] = conf;
+    await Deno.writeTextFile(`${restoreBundle}/config.json`, JSON.stringify(spec));
   }
-  await Deno.writeTextFile(`${restoreBundle}/config.json`, JSON.stringify(spec));
   const pidFile = `${workDir}/restored.pid`;
   const work = `${workDir}/criu-restore-work`;
   await Deno.mkdir(work, { recursive: true });

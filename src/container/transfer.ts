@@ -15,6 +15,9 @@ export const PODMAN_FILE_PREFIX = "podman.";
 /** The image archive (`podman save` of the exact image ID) travels as this file. */
 export const IMAGE_FILE = "container-image.tar";
 
+/** A runc bundle sent because the destination lacks it (`tar` of the bundle directory). */
+export const BUNDLE_FILE = "container-bundle.tar";
+
 /** A named volume's export travels as `volume.<name>.tar`. */
 export function volumeFile(name: string): string {
   return `volume.${name}.tar`;
@@ -56,6 +59,27 @@ export const ContainerRestoreSchema = z.object({
 
 /** A validated container restore request. */
 export type ContainerRestore = z.infer<typeof ContainerRestoreSchema>;
+
+/** The `container` field of a restore request for a container runc runs from an OCI bundle. */
+export const RuncRestoreSchema = z.object({
+  runtime: z.literal("runc"),
+  /** runc's container ID (kept on the destination). */
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/),
+  /** The bundle's path on the source (used as it is when the destination has it). */
+  bundle: HostPath,
+  /** sha256 of the bundle archive ({@linkcode BUNDLE_FILE}), when it was sent. */
+  bundleSha256: Hex64.optional(),
+}).strict();
+
+/** A validated runc restore request. */
+export type RuncRestore = z.infer<typeof RuncRestoreSchema>;
+
+/** Which runtime's restore a request asks for, before its own schema checks it. */
+export function containerRuntimeOf(container: unknown): "podman" | "runc" | undefined {
+  if (typeof container !== "object" || container === null) return undefined;
+  const rt = (container as { runtime?: unknown }).runtime;
+  return rt === "podman" || rt === "runc" ? rt : undefined;
+}
 
 export {
   type ContainerCheck,

@@ -58,11 +58,16 @@ export interface MigrationRecord {
 /** What the journal keeps of a container target. */
 export interface ContainerJournal {
   /** The runtime. */
-  runtime: "podman";
+  runtime: "podman" | "runc";
   /** Container ID. */
   id: string;
   /** Environment the runtime ran with (CONTAINERS_STORAGE_CONF, CONTAINERS_CONF, PATH). */
   env: Record<string, string>;
+  /**
+   * runc: its binary and state dir, the bundle, and the log a container restored here writes
+   * to (the checkpoint is `<scratch>/final/checkpoint`).
+   */
+  runc?: { bin: string; root: string; bundle: string; logFile: string };
 }
 
 /** Phases after which a migration needs nothing more from anyone. */

@@ -16,9 +16,7 @@
  *
  * @module
  */
-import { restoreLocally } from "../container/checkpoint.ts";
-import { removeContainer } from "../container/import.ts";
-import { podman } from "../container/podman.ts";
+import { containerRunsAgain, removeSourceContainer } from "../container/recover_container.ts";
 import {
   FINISHED_PHASES,
   listMigrations,
@@ -93,6 +91,18 @@ export async function recoverMigrations(options: RecoverOptions): Promise<Recove
 }
 
 async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<RecoveredMigration> {
+  try {
+    return await recoverRecord(o, rec);
+  } finally {
+    // (a runc container's checkpoint is in it: removed only after it may have been restored)
+    await removeScratch(rec.scratchDir);
+  }
+}
+
+async function recoverRecord(
+  o: RecoverOptions,
+  rec: MigrationRecord,
+): Promise<RecoveredMigration> {
   const from = rec.phase;
   const save = (change: Partial<MigrationRecord>) =>
     writeRecord(recordPath(o.stateDir, rec.id), {
@@ -108,7 +118,6 @@ async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<Reco
     detail: string,
   ): RecoveredMigration => ({ id: rec.id, peer: rec.peer, from, phase, workload, pending, detail });
   if (rec.phase !== "committed") await criuDone(rec);
-  await removeScratch(rec.scratchDir);
   if (rec.phase !== "committed") {
     // The source owns the workload: the destination never runs a copy without the source's
     // resume, so the source runs again here even when the destination cannot be reached.
@@ -127,7 +136,9 @@ async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<Reco
       );
     }
     if (rec.phase !== "precopy") signalSame(rec.sourcePids, rec.sourceStarts, "SIGCONT");
-    if (rec.phase !== "precopy" && rec.container) await containerRunsAgain(rec);
+    if (rec.phase !== "precopy" && rec.container) {
+      await containerRunsAgain(rec.container, rec.scratchDir);
+    }
     const ok = cleared !== undefined;
     const error = rec.error ?? "u2cm exited mid-migration; source resumed on recovery";
     save({ phase: "rolled-back", peerCleared: ok, error });
@@ -153,7 +164,7 @@ async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<Reco
   }
   if (held.state === "unknown" || held.state === "discarded") {
     signalSame(rec.sourcePids, rec.sourceStarts, "SIGCONT");
-    if (rec.container) await containerRunsAgain(rec);
+    if (rec.container) await containerRunsAgain(rec.container, rec.scratchDir);
     const error = `committed, but the destination holds no copy (${held.state}); source resumed`;
     save({ phase: "rolled-back", peerCleared: true, error });
     return result("rolled-back", "source", false, error);
@@ -173,26 +184,6 @@ async function recoverOne(o: RecoverOptions, rec: MigrationRecord): Promise<Reco
   }
   save({ error: `committed; the destination is ${held.state}: waiting` });
   return result("committed", "frozen", true, `destination is ${held.state}; try again`);
-}
-
-/**
- * A container target the source owns again: when its runtime holds it checkpointed (the final
- * phase had dumped it), restore it here from that checkpoint; a running one is left alone.
- */
-async function containerRunsAgain(rec: MigrationRecord): Promise<void> {
-  const c = rec.container!;
-  const node = { bin: "podman", env: c.env };
-  const state = await podman(node, ["inspect", "--format", "{{.State.Status}}", c.id])
-    .then((s) => s.trim(), () => "gone");
-  if (state === "running") return;
-  await restoreLocally(node, { id: c.id, tcpEstablished: true }).catch(() =>
-    restoreLocally(node, { id: c.id })
-  );
-}
-
-/** The source's checkpointed container, once the destination owns the workload. */
-async function removeSourceContainer(c: NonNullable<MigrationRecord["container"]>): Promise<void> {
-  await removeContainer({ bin: "podman", env: c.env }, c.id);
 }
 
 /** Why the last `ask` could not reach its peer (for the record's detail). */
