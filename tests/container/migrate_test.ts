@@ -272,3 +272,57 @@ Deno.test("u2cm migrate killed while the destination restores: u2cm recover rest
     await t.cleanup();
   }
 });
+
+Deno.test("--with-volumes through two agents: without it a container whose named volume the destination lacks is refused before the freeze; with it the volume's contents arrive and the container runs there, memory verified", async () => {
+  const t = await setup();
+  try {
+    const img = await memcheckImage(t.a);
+    await t.a.run(["volume", "create", "data"]);
+    const mount = (await t.a.run(["volume", "inspect", "--format", "{{.Mountpoint}}", "data"]))
+      .trim();
+    Deno.writeTextFileSync(`${mount}/note.txt`, "kept across the migration\n");
+    await t.a.run([
+      "run",
+      "-d",
+      "--name",
+      "mv",
+      "--network",
+      "none",
+      "--cgroup-parent",
+      t.a.cgroupParent,
+      "-v",
+      "data:/data",
+      img.name,
+      ...MEMCHECK,
+    ]);
+    await waitLog(t.a, "mv", /^tick 10 /);
+    const pid = (await inspectPodmanContainer(t.a, "mv"))!.initPid;
+    const refused = await t.migrate(["--container", "mv"]);
+    assert.equal(refused.code, ExitCode.MigrationFailed, refused.stderr);
+    assert.match(refused.stderr, /nothing was frozen.*named volume data does not exist here/);
+    assert.equal((await inspectPodmanContainer(t.a, "mv"))!.initPid, pid, "never checkpointed");
+    const r = await t.migrate(["--container", "mv", "--with-volumes"]);
+    assert.equal(r.code, 0, r.stderr + r.stdout + t.agent.log().slice(-3000));
+    const result = JSON.parse(r.stdout);
+    assert.equal(result.ok, true);
+    assert.ok(result.verified_pages >= MIB * 256);
+    const dest = (await inspectPodmanContainer(t.b, "mv"))!;
+    assert.equal(dest.state, "running");
+    assert.deepEqual(dest.mounts.map((m) => [m.type, m.name, m.destination]), [[
+      "volume",
+      "data",
+      "/data",
+    ]]);
+    const mountB = (await t.b.run(["volume", "inspect", "--format", "{{.Mountpoint}}", "data"]))
+      .trim();
+    assert.ok(mountB.startsWith(`${t.b.dir}/`), mountB);
+    assert.equal(Deno.readTextFileSync(`${mountB}/note.txt`), "kept across the migration\n");
+    await t.b.run(["kill", "--signal", "USR1", "mv"]);
+    assert.equal(await waitLog(t.b, "mv", /^verify /), `verify ok ${MIB * 256}`);
+    assert.deepEqual(await listPodmanContainers(t.a, { all: true }), [], "gone from a's podman");
+    // the source's volume is the user's: u2cm leaves it where it was
+    assert.equal(Deno.readTextFileSync(`${mount}/note.txt`), "kept across the migration\n");
+  } finally {
+    await t.cleanup();
+  }
+});
