@@ -16,6 +16,7 @@
  * @module
  */
 import { makePodmanPair, waitLog } from "../../tests/support/podman.ts";
+import { startMemcheckContainer } from "../../tests/support/podman_agents.ts";
 import { memcheckImage } from "../../tests/support/container_images.ts";
 import { makeNodes, u2cm } from "../../tests/engine/support/agents.ts";
 
@@ -50,23 +51,8 @@ const agent = await nodes.startB(0, [], "127.0.0.1", {
   ...b.env,
   U2CM_CGROUP_PARENT: b.cgroupParent,
 });
-const start = async (name: string) => {
-  await a.run([
-    "run",
-    "-d",
-    "--name",
-    name,
-    "--network",
-    "none",
-    "--cgroup-parent",
-    a.cgroupParent,
-    img.name,
-    "/bin/memcheck",
-    ...ARGS,
-  ]);
-  await waitLog(a, name, /^tick 50 /, { timeoutMs: 60_000 });
-};
-const img = await memcheckImage(a);
+const start = (name: string) =>
+  startMemcheckContainer(a, name, ARGS, { tick: 50, timeoutMs: 60_000 });
 try {
   await memcheckImage(b);
   for (let rep = 0; rep < REPS; rep++) {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { makePodmanPair, type PodmanTestNode, waitLog } from "../support/podman.ts";
+import { startMemcheckContainer } from "../support/podman_agents.ts";
 import { memcheckImage } from "../support/container_images.ts";
 import { PAGE_SIZE } from "../../src/criu/images/mod.ts";
 import { ship } from "./support.ts";
@@ -22,24 +23,11 @@ import {
   saveImage,
 } from "../../src/container/mod.ts";
 
-const MEMCHECK = ["/bin/memcheck", "--mib", "16", "--interval-ms", "20"];
+const MEMCHECK = ["--mib", "16", "--interval-ms", "20"];
 
 /** Start memcheck as container `name` on `node`. */
 async function startMemcheck(node: PodmanTestNode, name: string): Promise<ContainerInfo> {
-  const img = await memcheckImage(node);
-  await node.run([
-    "run",
-    "-d",
-    "--name",
-    name,
-    "--network",
-    "none",
-    "--cgroup-parent",
-    node.cgroupParent,
-    img.name,
-    ...MEMCHECK,
-  ]);
-  await waitLog(node, name, /^tick 10 /);
+  await startMemcheckContainer(node, name, MEMCHECK);
   return (await inspectPodmanContainer(node, name))!;
 }
 
@@ -201,27 +189,12 @@ Deno.test("--with-volumes: a named volume is exported after the checkpoint and c
   const pair = makePodmanPair();
   const { a, b } = pair;
   try {
-    const img = await memcheckImage(a);
     await memcheckImage(b);
     await a.run(["volume", "create", "data"]);
     const mount = (await a.run(["volume", "inspect", "--format", "{{.Mountpoint}}", "data"]))
       .trim();
     Deno.writeTextFileSync(`${mount}/note.txt`, "kept across the migration\n");
-    await a.run([
-      "run",
-      "-d",
-      "--name",
-      "mv",
-      "--network",
-      "none",
-      "--cgroup-parent",
-      a.cgroupParent,
-      "-v",
-      "data:/data",
-      img.name,
-      ...MEMCHECK,
-    ]);
-    await waitLog(a, "mv", /^tick 10 /);
+    await startMemcheckContainer(a, "mv", MEMCHECK, { runArgs: ["-v", "data:/data"] });
     const info = (await inspectPodmanContainer(a, "mv"))!;
     assert.deepEqual(info.mounts.map((m) => [m.type, m.name, m.destination]), [[
       "volume",

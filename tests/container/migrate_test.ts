@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { makePodmanPair, type PodmanTestNode, waitLog } from "../support/podman.ts";
-import { memcheckImage } from "../support/container_images.ts";
-import { makeNodes, type TestAgent, u2cm } from "../engine/support/agents.ts";
+import { type PodmanTestNode, waitLog } from "../support/podman.ts";
+import { podmanAgents, startMemcheckContainer } from "../support/podman_agents.ts";
+import { u2cm } from "../engine/support/agents.ts";
 import { ExitCode } from "../../src/cli/errors.ts";
-import { retryHandshake } from "./support.ts";
 import {
   imageInfo,
   inspectPodmanContainer,
@@ -12,31 +11,10 @@ import {
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const MIB = 32;
-const MEMCHECK = [
-  "/bin/memcheck",
-  "--mib",
-  String(MIB),
-  "--write-pages",
-  "64",
-  "--interval-ms",
-  "20",
-];
+const MEMCHECK = ["--mib", String(MIB), "--write-pages", "64", "--interval-ms", "20"];
 
-async function runMemcheck(node: PodmanTestNode, name: string): Promise<void> {
-  const img = await memcheckImage(node);
-  await node.run([
-    "run",
-    "-d",
-    "--name",
-    name,
-    "--network",
-    "none",
-    "--cgroup-parent",
-    node.cgroupParent,
-    img.name,
-    ...MEMCHECK,
-  ]);
-  await waitLog(node, name, /^tick 20 /);
+function runMemcheck(node: PodmanTestNode, name: string, runArgs: string[] = []): Promise<void> {
+  return startMemcheckContainer(node, name, MEMCHECK, { tick: 20, runArgs });
 }
 
 function lastTick(log: string): number {
@@ -45,32 +23,7 @@ function lastTick(log: string): number {
 }
 
 /** Two podman nodes with a u2cm agent on b (its env = b's podman), a pinning b. */
-async function setup(options: { failRestoreB?: boolean; corruptRestoreB?: boolean } = {}) {
-  const pair = makePodmanPair(undefined, options);
-  const nodes = await makeNodes();
-  const agent: TestAgent = await nodes.startB(0, [], "127.0.0.1", {
-    ...pair.b.env,
-    U2CM_CGROUP_PARENT: pair.b.cgroupParent,
-  });
-  const migrate = (args: string[]) =>
-    retryHandshake(() =>
-      u2cm(
-        ["migrate", ...args, "--to", "b", "--format", "json", "--state-dir", nodes.a],
-        pair.a.env,
-      )
-    );
-  return {
-    ...pair,
-    nodes,
-    agent,
-    migrate,
-    cleanup: async () => {
-      await agent.stop();
-      nodes.cleanup();
-      await pair.cleanup();
-    },
-  };
-}
+const setup = podmanAgents;
 
 Deno.test("u2cm migrate --container moves a self-checking podman container between two agents' stores: image sent when missing, not when present, podman ps consistent, memory verified", async () => {
   const t = await setup();
@@ -130,23 +83,8 @@ Deno.test("u2cm migrate --container moves a self-checking podman container betwe
 Deno.test("a container whose bind mount the destination lacks is refused before anything is frozen", async () => {
   const t = await setup();
   try {
-    const img = await memcheckImage(t.a);
     const host = Deno.makeTempDirSync({ dir: t.a.dir });
-    await t.a.run([
-      "run",
-      "-d",
-      "--name",
-      "mb",
-      "--network",
-      "none",
-      "--cgroup-parent",
-      t.a.cgroupParent,
-      "-v",
-      `${host}:/data`,
-      img.name,
-      ...MEMCHECK,
-    ]);
-    await waitLog(t.a, "mb", /^tick 10 /);
+    await runMemcheck(t.a, "mb", ["-v", `${host}:/data`]);
     const pid = (await inspectPodmanContainer(t.a, "mb"))!.initPid;
     Deno.removeSync(host, { recursive: true }); // the source keeps its mount; b has no such path
     const r = await t.migrate(["--container", "mb"]);
@@ -276,26 +214,11 @@ Deno.test("u2cm migrate killed while the destination restores: u2cm recover rest
 Deno.test("--with-volumes through two agents: without it a container whose named volume the destination lacks is refused before the freeze; with it the volume's contents arrive and the container runs there, memory verified", async () => {
   const t = await setup();
   try {
-    const img = await memcheckImage(t.a);
     await t.a.run(["volume", "create", "data"]);
     const mount = (await t.a.run(["volume", "inspect", "--format", "{{.Mountpoint}}", "data"]))
       .trim();
     Deno.writeTextFileSync(`${mount}/note.txt`, "kept across the migration\n");
-    await t.a.run([
-      "run",
-      "-d",
-      "--name",
-      "mv",
-      "--network",
-      "none",
-      "--cgroup-parent",
-      t.a.cgroupParent,
-      "-v",
-      "data:/data",
-      img.name,
-      ...MEMCHECK,
-    ]);
-    await waitLog(t.a, "mv", /^tick 10 /);
+    await runMemcheck(t.a, "mv", ["-v", "data:/data"]);
     const pid = (await inspectPodmanContainer(t.a, "mv"))!.initPid;
     const refused = await t.migrate(["--container", "mv"]);
     assert.equal(refused.code, ExitCode.MigrationFailed, refused.stderr);

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { makePodmanPair, requireCriu42, waitLog } from "../support/podman.ts";
+import { startMemcheckContainer } from "../support/podman_agents.ts";
 import { memcheckImage, redisImage } from "../support/container_images.ts";
+import { fillRedis, redisBenchmark, redisCli, startRedisContainer } from "../support/redis.ts";
 import { requireCommand } from "../support/env.ts";
 import { ship } from "./support.ts";
 import {
@@ -16,22 +18,6 @@ import {
 
 const KEYS = 100_000;
 
-async function cli(port: number, args: string[], stdin?: string): Promise<string> {
-  const child = new Deno.Command("redis-cli", {
-    args: ["-p", String(port), ...args],
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  return new TextDecoder().decode(out.stdout).trim();
-}
-
 Deno.test("a bridge-networked redis container with a published port and 100k keys moves under redis-benchmark (--tcp close): same IP and port, every key there", async () => {
   requireCommand("redis-cli", "redis-tools");
   requireCommand("redis-benchmark", "redis-tools");
@@ -41,49 +27,22 @@ Deno.test("a bridge-networked redis container with a published port and 100k key
   const port = 20000 + (Deno.pid % 20000);
   let bench: Deno.ChildProcess | undefined;
   try {
-    const img = await redisImage(a);
     await redisImage(b);
-    await a.run([
-      "run",
-      "-d",
-      "--name",
-      "rd",
-      "--cgroup-parent",
-      a.cgroupParent,
-      "-p",
-      `127.0.0.1:${port}:6379`,
-      img.name,
-      "redis-server",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--protected-mode",
-      "no",
-    ]);
-    for (let i = 0; i < 200 && (await cli(port, ["PING"])) !== "PONG"; i++) {
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    let pipe = "";
-    for (let i = 0; i < KEYS; i++) pipe += `SET key:${i} value-${i}\r\n`;
-    await cli(port, ["--pipe"], pipe);
-    assert.equal(await cli(port, ["DBSIZE"]), String(KEYS));
+    await startRedisContainer(a, "rd", port);
+    await fillRedis(port, KEYS);
+    assert.equal(await redisCli(port, ["DBSIZE"]), String(KEYS));
     const info = (await inspectPodmanContainer(a, "rd"))!;
     const ip = (await a.run(["inspect", "--format", "{{.NetworkSettings.IPAddress}}", "rd"]))
       .trim();
-    bench = new Deno.Command("redis-benchmark", {
-      args: ["-p", String(port), "-t", "get,ping", "-n", "100000000", "-c", "4", "-q"],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    bench = redisBenchmark(port);
     await new Promise((r) => setTimeout(r, 500));
     const work = Deno.makeTempDirSync({ dir: a.dir });
     const ck = await checkpointPodman(a, { id: info.id, workDir: work, tcpEstablished: true });
     const mig = Deno.makeTempDirSync({ dir: b.dir });
-    const { store, files } = await ship(ck, mig);
+    const { store, files, request: shipped } = await ship(ck, mig);
     const request = {
       engine: "delta",
-      rebuildPages: true,
+      ...shipped,
       tcpClose: true,
       container: containerRestoreRequest({ info, roots: await podmanStore(a), files }),
     };
@@ -98,9 +57,9 @@ Deno.test("a bridge-networked redis container with a published port and 100k key
     assert.ok(r.ok, r.error);
     await removeContainer(a, info.id);
     resumeContainer(r.pid!);
-    assert.equal(await cli(port, ["DBSIZE"]), String(KEYS));
+    assert.equal(await redisCli(port, ["DBSIZE"]), String(KEYS));
     for (const i of [0, 4242, 99_999]) {
-      assert.equal(await cli(port, ["GET", `key:${i}`]), `value-${i}`);
+      assert.equal(await redisCli(port, ["GET", `key:${i}`]), `value-${i}`);
     }
     const ipB = (await b.run(["inspect", "--format", "{{.NetworkSettings.IPAddress}}", "rd"]))
       .trim();
@@ -120,32 +79,17 @@ Deno.test("a --network host container checkpoints and restores between two store
   const pair = makePodmanPair();
   const { a, b } = pair;
   try {
-    const img = await memcheckImage(a);
     await memcheckImage(b);
-    await a.run([
-      "run",
-      "-d",
-      "--name",
-      "mh",
-      "--network",
-      "host",
-      "--cgroup-parent",
-      a.cgroupParent,
-      img.name,
-      "/bin/memcheck",
-      "--mib",
-      "16",
-    ]);
-    await waitLog(a, "mh", /^tick 10 /);
+    await startMemcheckContainer(a, "mh", ["--mib", "16"], { network: "host" });
     const info = (await inspectPodmanContainer(a, "mh"))!;
     assert.equal(info.networkMode, "host");
     const work = Deno.makeTempDirSync({ dir: a.dir });
     const ck = await checkpointPodman(a, { id: info.id, workDir: work });
     const mig = Deno.makeTempDirSync({ dir: b.dir });
-    const { store, files } = await ship(ck, mig);
+    const { store, files, request: shipped } = await ship(ck, mig);
     const request = {
       engine: "delta",
-      rebuildPages: true,
+      ...shipped,
       container: containerRestoreRequest({ info, roots: await podmanStore(a), files }),
     };
     const r = await restoreContainer({ migrationId: "mh1", dir: mig, store, request }, {

@@ -1,36 +1,21 @@
 import assert from "node:assert/strict";
 import { makeNodes, type TestAgent, u2cm } from "../engine/support/agents.ts";
-import { memcheckRootfs } from "../support/container_images.ts";
+import { lastTick, memcheckBundle, waitLine } from "../support/runc_bundle.ts";
 import { requireCommand, requireRoot } from "../support/env.ts";
 import { requireCriu } from "../../src/criu/locate.ts";
 import { ExitCode } from "../../src/cli/errors.ts";
 import { listRuncContainers, type RuncNode, runLogged } from "../../src/container/mod.ts";
-import { retryHandshake } from "./support.ts";
+import { retryHandshake } from "../support/podman_agents.ts";
 
 const MIB = 16;
 
-/** The lines of a log file so far. */
-function lines(path: string): string[] {
-  try {
-    return Deno.readTextFileSync(path).split("\n");
-  } catch {
-    return [];
-  }
-}
-
-async function waitLine(path: string, re: RegExp, timeoutMs = 20_000): Promise<string> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const hit = lines(path).find((l) => re.test(l));
-    if (hit) return hit;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no line matching ${re} in ${path}; last: ${lines(path).slice(-3).join(" | ")}`);
-}
-
-function lastTick(path: string): number {
-  const line = lines(path).filter((l) => l.startsWith("tick ")).at(-1) ?? "tick 0";
-  return Number(line.split(" ")[1]);
+/** memcheck in container `pid` logging to `log` goes on counting, and its memory verifies. */
+async function assertRunsVerified(log: string, pid: number): Promise<void> {
+  await waitLine(log, /^tick /);
+  const before = lastTick(log);
+  await waitLine(log, new RegExp(`^tick ${before + 5} `));
+  Deno.kill(pid, "SIGUSR1");
+  assert.equal(await waitLine(log, /^verify /), `verify ok ${MIB * 256}`);
 }
 
 /**
@@ -67,23 +52,14 @@ async function setup(options: { hideBundles?: boolean; failRestoreB?: boolean } 
   const a: RuncNode = { bin: runcBin, root: envA.U2CM_RUNC_ROOT, env: { PATH: envA.PATH } };
   const b: RuncNode = { bin: runcBin, root: envB.U2CM_RUNC_ROOT, env: { PATH: envB.PATH } };
   const bundles = `${root}/bundles`;
-  const bundle = `${bundles}/mc`;
-  Deno.mkdirSync(`${bundle}/rootfs`, { recursive: true });
-  new Deno.Command("tar", { args: ["-C", `${bundle}/rootfs`, "-xf", memcheckRootfs()] })
-    .outputSync();
-  new Deno.Command(runcBin, { args: ["spec"], cwd: bundle }).outputSync();
-  const spec = JSON.parse(Deno.readTextFileSync(`${bundle}/config.json`));
-  spec.process.terminal = false;
-  spec.process.args = [
-    "/bin/memcheck",
+  const bundle = memcheckBundle(`${bundles}/mc`, [
     "--mib",
     String(MIB),
     "--write-pages",
     "32",
     "--interval-ms",
     "20",
-  ];
-  Deno.writeTextFileSync(`${bundle}/config.json`, JSON.stringify(spec));
+  ]);
   const nodes = await makeNodes();
   const prefix = options.hideBundles
     ? [
@@ -158,13 +134,8 @@ Deno.test("u2cm migrate --runtime runc moves a runc bundle container between two
     assert.deepEqual(onB.map((c) => [c.id, c.status]), [["mc", "running"]]);
     assert.equal(result.dest_pid, onB[0].pid, "dest_pid is the container's init on b");
     assert.deepEqual(await listRuncContainers(t.a), [], "runc on a no longer has it");
-    const logB = t.logB();
-    assert.notEqual(logB, "");
-    await waitLine(logB, /^tick /);
-    const before = lastTick(logB);
-    await waitLine(logB, new RegExp(`^tick ${before + 5} `));
-    Deno.kill(onB[0].pid, "SIGUSR1");
-    assert.equal(await waitLine(logB, /^verify /), `verify ok ${MIB * 256}`);
+    assert.notEqual(t.logB(), "");
+    await assertRunsVerified(t.logB(), onB[0].pid);
   } finally {
     await t.cleanup();
   }
@@ -184,10 +155,7 @@ Deno.test("u2cm migrate --runtime runc sends the bundle when the destination has
     assert.ok(onB[0].bundle.startsWith(`${t.nodes.b}/containers/runc-`), onB[0].bundle);
     const spec = JSON.parse(Deno.readTextFileSync(`${onB[0].bundle}/config.json`));
     assert.match(spec.root.path, /\/source-bundle\/rootfs$/, "rootfs from the bundle sent");
-    const logB = t.logB();
-    await waitLine(logB, /^tick /);
-    Deno.kill(onB[0].pid, "SIGUSR1");
-    assert.equal(await waitLine(logB, /^verify /), `verify ok ${MIB * 256}`);
+    await assertRunsVerified(t.logB(), onB[0].pid);
   } finally {
     await t.cleanup();
   }
@@ -203,10 +171,7 @@ Deno.test("when the destination's runc restore fails, the runc container runs on
     const onA = await listRuncContainers(t.a);
     assert.deepEqual(onA.map((c) => [c.id, c.status]), [["mc", "running"]]);
     // its stdout now goes to the log u2cm gave the restored container
-    const log = `${t.nodes.a}/containers/runc-mc.log`;
-    await waitLine(log, /^tick /);
-    Deno.kill(onA[0].pid, "SIGUSR1");
-    assert.equal(await waitLine(log, /^verify /), `verify ok ${MIB * 256}`);
+    await assertRunsVerified(`${t.nodes.a}/containers/runc-mc.log`, onA[0].pid);
     assert.deepEqual(await listRuncContainers(t.b), []);
     assert.deepEqual(
       [...Deno.readDirSync(`${t.nodes.b}/containers`)].map((e) => e.name),
@@ -256,10 +221,8 @@ Deno.test("u2cm migrate killed after runc's checkpoint: u2cm recover restores th
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const onA = await listRuncContainers(t.a);
     assert.deepEqual(onA.map((c) => [c.id, c.status]), [["mc", "running"]]);
-    const log = `${t.nodes.a}/containers/runc-mc.log`;
-    await waitLine(log, /^tick /);
-    Deno.kill(onA[0].pid, "SIGUSR1");
-    assert.equal(await waitLine(log, /^verify /), `verify ok ${MIB * 256}`);
+    // its stdout now goes to the log u2cm gave the restored container
+    await assertRunsVerified(`${t.nodes.a}/containers/runc-mc.log`, onA[0].pid);
     assert.deepEqual(await listRuncContainers(t.b), []);
   } finally {
     await t.cleanup();

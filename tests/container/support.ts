@@ -40,19 +40,3 @@ export async function ship(
     request: sent.request,
   };
 }
-
-/**
- * Run `run` again (twice at most) when the peer handshake timed out before anything started
- * (exit 7, "authentication failed": the agent allows 10 s for it, which a box at load 16+ on two
- * cores can miss; tests/peer/auth_test.ts shows the same). Any other outcome is returned as is.
- */
-export async function retryHandshake(
-  run: () => Promise<{ code: number; stdout: string; stderr: string }>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  let r = await run();
-  for (let i = 0; i < 2 && r.code === 7 && /authentication failed/.test(r.stderr); i++) {
-    console.error(`peer handshake timed out (loaded box); retrying: ${r.stderr.trim()}`);
-    r = await run();
-  }
-  return r;
-}
