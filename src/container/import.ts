@@ -147,11 +147,19 @@ export async function importPodman(
   }
   const restoreMs = performance.now() - t1;
   const id = String(config.id);
-  const out = await podman(node, ["inspect", "--format", "{{.State.Pid}} {{.Name}}", id]);
-  const [pidText, restoredName] = out.trim().split(" ");
-  const pid = Number(pidText);
+  // the restored init's pid as runc wrote it (no podman round trip on the downtime path)
+  const pid = await readPid(config.pid_file).catch(async () =>
+    Number((await podman(node, ["inspect", "--format", "{{.State.Pid}}", id])).trim())
+  );
   if (!(pid > 0)) throw new Error(`container ${id} restored but reports no pid`);
-  return { id, name: restoredName, pid, packMs, restoreMs };
+  return { id, name: name ?? String(config.name ?? ""), pid, packMs, restoreMs };
+}
+
+async function readPid(file: unknown): Promise<number> {
+  if (typeof file !== "string" || file === "") throw new Error("no pid file");
+  const pid = Number((await Deno.readTextFile(file)).trim());
+  if (!(pid > 0)) throw new Error(`no pid in ${file}`);
+  return pid;
 }
 
 /**
