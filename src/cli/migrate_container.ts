@@ -9,6 +9,7 @@
  * @module
  */
 import { podmanFinalFacts, podmanFinalPhase } from "../container/final_phase.ts";
+import { podmanLazyFinalPhase } from "../container/lazy_final_phase.ts";
 import type { StoreRoots } from "../container/import.ts";
 import { imageInfo, saveImage } from "../container/image.ts";
 import { type RuntimeNodes, runtimeNodes } from "../container/node.ts";
@@ -133,14 +134,12 @@ export async function containerTarget(options: ContainerTargetOptions): Promise<
     // built when the driver freezes: by then `prepare` knows whether the image was sent
     finalPhase: () => ({
       name: "stop-and-copy",
-      freeze: (ctx) =>
-        podmanFinalPhase({
-          info,
-          node: nodes.podman,
-          imageSha256,
-          withVolumes: options.withVolumes,
-          ...facts,
-        }).freeze(ctx),
+      freeze: (ctx) => {
+        const o = { info, node: nodes.podman, imageSha256, withVolumes: options.withVolumes };
+        // opt-in: podman's checkpoint as a lazy dump, only changed pages read in the freeze
+        const lazy = Deno.env.get("U2CM_CONTAINER_FREEZE") === "lazy";
+        return (lazy ? podmanLazyFinalPhase : podmanFinalPhase)({ ...o, ...facts }).freeze(ctx);
+      },
     }),
   };
 }

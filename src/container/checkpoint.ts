@@ -17,6 +17,7 @@
  */
 import { podman } from "./podman.ts";
 import { runRuntime } from "./command.ts";
+import { withCriuOnPath } from "./criu_path.ts";
 import type { PodmanNode } from "./types.ts";
 
 /** Options of {@linkcode checkpointPodman}. */
@@ -34,6 +35,13 @@ export interface CheckpointOptions {
   withVolumes?: boolean;
   /** The container's userdata directory (`podman inspect` .StaticDir). @default asked for */
   userdata?: string;
+  /**
+   * Leave the container running in podman's view (`--leave-running`); with a CRIU configuration
+   * saying `leave-stopped` its tasks stay stopped instead. @default false
+   */
+  leaveRunning?: boolean;
+  /** A command prefix podman runs under (e.g. a mount namespace of its own). @default none */
+  wrap?: string[];
   /** Cancels the checkpoint (podman is killed; the container may be left stopped). */
   signal?: AbortSignal;
 }
@@ -69,6 +77,7 @@ export async function checkpointPodman(
   options: CheckpointOptions,
 ): Promise<PodmanCheckpoint> {
   const { id, workDir, tcpEstablished = false, withVolumes = false, signal } = options;
+  const { leaveRunning = false, wrap = [] } = options;
   const userdata = options.userdata ??
     (await podman(node, ["inspect", "--format", "{{.StaticDir}}", id], { signal })).trim();
   const dir = `${workDir}/export`;
@@ -83,7 +92,7 @@ export async function checkpointPodman(
   const t0 = performance.now();
   let out: string;
   try {
-    out = await podman(node, [
+    const args = [
       "container",
       "checkpoint",
       id,
@@ -94,7 +103,14 @@ export async function checkpointPodman(
       "--print-stats",
       ...(tcpEstablished ? ["--tcp-established"] : []),
       ...(withVolumes ? [] : ["--ignore-volumes"]),
-    ], { signal });
+      ...(leaveRunning ? ["--leave-running"] : []),
+    ];
+    out = wrap.length === 0
+      ? await podman(node, args, { signal })
+      : await runRuntime(wrap[0], [...wrap.slice(1), node.bin, ...args], {
+        signal,
+        env: withCriuOnPath(node.env),
+      });
   } catch (e) {
     // unblock a reader still waiting for a writer
     await Deno.open(fifo, { write: true }).then((f) => f.close(), () => {});

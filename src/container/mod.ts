@@ -25,3 +25,4 @@ export * from "./agent_hooks.ts";
 export * from "./runc_final_phase.ts";
 export * from "./runc_destination.ts";
 export * from "./recover_container.ts";
+export * from "./lazy_final_phase.ts";

@@ -38,6 +38,15 @@ export interface SendDumpOptions {
   verify?: VerifyMode;
   /** Leave out image files for which this returns true (files sent another way). */
   skipFile?: (name: string) => boolean;
+  /**
+   * The processes' pages were sent and added to `manifest` by the caller (a lazy dump left them
+   * in memory): only shared memory and the other files go here. @default true
+   */
+  processPages?: boolean;
+  /** The manifest to complete. @default a new one */
+  manifest?: ManifestBuilder;
+  /** Read the dump as a lazy one (pages files hold the eager pages only). @default false */
+  lazyDump?: boolean;
 }
 
 /** What {@linkcode sendDumpVerified} sent. */
@@ -52,11 +61,11 @@ export interface SentDump {
 
 /** Send the dump in `dir` and its manifest; see the module doc. */
 export async function sendDumpVerified(options: SendDumpOptions): Promise<SentDump> {
-  const { channel, dir, ledger, verify = "sample", skipFile } = options;
-  const images = await readDumpDir(dir);
-  const manifest = new ManifestBuilder();
+  const { channel, dir, ledger, verify = "sample", skipFile, processPages = true } = options;
+  const images = await readDumpDir(dir, options.lazyDump ?? false);
+  const manifest = options.manifest ?? new ManifestBuilder();
   let pages = 0;
-  for (const mem of images.memory) {
+  for (const mem of processPages ? images.memory : []) {
     pages += await sendChangedPages(
       channel,
       mem.pid,

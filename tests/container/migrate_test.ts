@@ -249,3 +249,47 @@ Deno.test("--with-volumes through two agents: without it a container whose named
     await t.cleanup();
   }
 });
+
+Deno.test("U2CM_CONTAINER_FREEZE=lazy: podman's checkpoint as a lazy dump (only changed pages read in the freeze) moves the container verified; a failed restore leaves it running at the source, never checkpointed in podman's view", async () => {
+  const lazy = { U2CM_CONTAINER_FREEZE: "lazy" };
+  const t = await setup();
+  try {
+    await runMemcheck(t.a, "ml");
+    const src = (await inspectPodmanContainer(t.a, "ml"))!;
+    const r = await t.migrate(["--container", "ml", "--verify", "full"], lazy);
+    assert.equal(r.code, 0, r.stderr + r.stdout + t.agent.log().slice(-3000));
+    const result = JSON.parse(r.stdout);
+    assert.equal(result.ok, true);
+    assert.ok(result.verified_pages >= MIB * 256, `verified_pages ${result.verified_pages}`);
+    assert.ok(result.verification.read_back_pages >= MIB * 256, "every page read back");
+    const dest = (await inspectPodmanContainer(t.b, "ml"))!;
+    assert.equal(dest.id, src.id);
+    assert.equal(result.dest_pid, dest.initPid);
+    assert.deepEqual(await listPodmanContainers(t.a, { all: true }), [], "gone from a");
+    assert.equal(Deno.statSync("/etc").isDirectory, true);
+    assert.throws(() => Deno.statSync("/etc/criu/runc.conf"), "the host's /etc untouched");
+    const before = lastTick(await t.b.run(["logs", "ml"]));
+    await waitLog(t.b, "ml", new RegExp(`^tick ${before + 10} `));
+    await t.b.run(["kill", "--signal", "USR1", "ml"]);
+    assert.equal(await waitLog(t.b, "ml", /^verify /), `verify ok ${MIB * 256}`);
+  } finally {
+    await t.cleanup();
+  }
+  const f = await setup({ failRestoreB: true });
+  try {
+    await runMemcheck(f.a, "mf");
+    const src = (await inspectPodmanContainer(f.a, "mf"))!;
+    const r = await f.migrate(["--container", "mf"], lazy);
+    assert.equal(r.code, ExitCode.MigrationFailed, r.stderr + r.stdout);
+    const after = (await inspectPodmanContainer(f.a, "mf"))!;
+    assert.equal(after.state, "running");
+    assert.equal(after.initPid, src.initPid, "the same process runs on (resumed, not restored)");
+    const before = lastTick(await f.a.run(["logs", "mf"]));
+    await waitLog(f.a, "mf", new RegExp(`^tick ${before + 5} `));
+    await f.a.run(["kill", "--signal", "USR1", "mf"]);
+    assert.equal(await waitLog(f.a, "mf", /^verify /), `verify ok ${MIB * 256}`);
+    assert.deepEqual(await listPodmanContainers(f.b, { all: true }), []);
+  } finally {
+    await f.cleanup();
+  }
+});

@@ -56,8 +56,8 @@ export interface PodmanAgents {
   nodes: TestNodes;
   /** b's agent. */
   agent: TestAgent;
-  /** `u2cm migrate ARGS --to b --format json` from a (handshake timeouts retried). */
-  migrate(args: string[]): Promise<Ran>;
+  /** `u2cm migrate ARGS --to b --format json` from a (handshake timeouts retried; `env` added). */
+  migrate(args: string[], env?: Record<string, string>): Promise<Ran>;
   /** Stop the agent, remove both nodes and state directories. */
   cleanup(): Promise<void>;
 }
@@ -84,11 +84,11 @@ export async function podmanAgents(options: PodmanAgentsOptions = {}): Promise<P
     b: pair.b,
     nodes,
     agent,
-    migrate: (args) =>
+    migrate: (args, env = {}) =>
       retryHandshake(() =>
         u2cm(
           ["migrate", ...args, "--to", "b", "--format", "json", "--state-dir", nodes.a],
-          { ...pair.a.env, ...criu?.env },
+          { ...pair.a.env, ...criu?.env, ...env },
           prefixA,
         )
       ),
