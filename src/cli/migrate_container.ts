@@ -90,7 +90,7 @@ export async function containerTarget(options: ContainerTargetOptions): Promise<
   }
   if (info.runtime === "runc") return runcTarget(info, nodes, options);
   let imageSha256: string | undefined;
-  let facts: { roots: StoreRoots; userdata: string } | undefined;
+  let facts: { roots: StoreRoots; userdata: string; criuConfig?: string } | undefined;
   const image = await imageInfo(nodes.podman, info.imageId!).catch(() => undefined);
   return {
     info,
@@ -136,9 +136,12 @@ export async function containerTarget(options: ContainerTargetOptions): Promise<
       name: "stop-and-copy",
       freeze: (ctx) => {
         const o = { info, node: nodes.podman, imageSha256, withVolumes: options.withVolumes };
-        // opt-in: podman's checkpoint as a lazy dump, only changed pages read in the freeze
-        const lazy = Deno.env.get("U2CM_CONTAINER_FREEZE") === "lazy";
-        return (lazy ? podmanLazyFinalPhase : podmanFinalPhase)({ ...o, ...facts }).freeze(ctx);
+        // opt-in: podman's checkpoint as a lazy dump, only changed pages read in the freeze —
+        // not for a container whose spec names a CRIU config of its own (runc reads that one)
+        const lazy = Deno.env.get("U2CM_CONTAINER_FREEZE") === "lazy" &&
+          facts?.criuConfig === undefined;
+        const { criuConfig: _, ...known } = facts ?? {};
+        return (lazy ? podmanLazyFinalPhase : podmanFinalPhase)({ ...o, ...known }).freeze(ctx);
       },
     }),
   };

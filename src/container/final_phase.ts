@@ -57,10 +57,17 @@ export interface PodmanFinalOptions {
 export async function podmanFinalFacts(
   node: PodmanNode,
   id: string,
-): Promise<{ roots: StoreRoots; userdata: string }> {
+): Promise<{ roots: StoreRoots; userdata: string; criuConfig?: string }> {
   const roots = await podmanStore(node);
   const userdata = (await podman(node, ["inspect", "--format", "{{.StaticDir}}", id])).trim();
-  return { roots, userdata };
+  // runc hands CRIU this annotation's file instead of /etc/criu/runc.conf (the lazy freeze's way)
+  let criuConfig: string | undefined;
+  try {
+    const spec = JSON.parse(await Deno.readTextFile(`${userdata}/config.json`));
+    const v = spec.annotations?.["org.criu.config"];
+    if (typeof v === "string") criuConfig = v;
+  } catch { /* no spec to read: assume none */ }
+  return { roots, userdata, ...(criuConfig !== undefined ? { criuConfig } : {}) };
 }
 
 /** The podman container final phase for the driver. */

@@ -272,6 +272,12 @@ Deno.test("U2CM_CONTAINER_FREEZE=lazy: podman's checkpoint as a lazy dump (only 
     await waitLog(t.b, "ml", new RegExp(`^tick ${before + 10} `));
     await t.b.run(["kill", "--signal", "USR1", "ml"]);
     assert.equal(await waitLog(t.b, "ml", /^verify /), `verify ok ${MIB * 256}`);
+    // a container whose spec names a CRIU config of its own takes podman's full checkpoint
+    await runMemcheck(t.a, "ma", ["--annotation", "org.criu.config=/nonexistent/criu.conf"]);
+    const r2 = await t.migrate(["--container", "ma"], lazy);
+    assert.equal(r2.code, 0, r2.stderr + r2.stdout + t.agent.log().slice(-3000));
+    await t.b.run(["kill", "--signal", "USR1", "ma"]);
+    assert.equal(await waitLog(t.b, "ma", /^verify /), `verify ok ${MIB * 256}`);
   } finally {
     await t.cleanup();
   }
