@@ -102,84 +102,20 @@ async function benchLink(net: LinkedNamespaces | undefined) {
   const u2cmRuns: Record<string, U2cmRun[]> = {};
   const runs: PodmanRun[] = [];
   const tag = net ? "n" : "l";
+  for (const freeze of FREEZES) u2cmRuns[freeze] = [];
+  const where = net ? "netns" : "lo";
   try {
-    for (const freeze of FREEZES) {
-      u2cmRuns[freeze] = [];
-      for (let rep = 0; rep < REPS; rep++) {
-        const name = `u2cm${tag}${freeze}${rep}`;
-        await startMemcheckContainer(a, name, ARGS, { tick: 50, timeoutMs: 60_000 });
-        const r = await retryHandshake(() =>
-          u2cm(
-            [
-              "migrate",
-              "--container",
-              name,
-              "--to",
-              "b",
-              "--policy",
-              "u2c",
-              "--format",
-              "json",
-              "--state-dir",
-              nodes.a,
-            ],
-            a.env,
-            net?.enter("a") ?? [],
-          )
-        );
-        if (r.code !== 0) {
-          throw new Error(`u2cm migrate failed: ${r.stderr}${agent.log().slice(-1500)}`);
-        }
-        const res = JSON.parse(r.stdout);
-        await b.run(["kill", "--signal", "USR1", name]);
-        const verify = await waitLog(b, name, /^verify /, { timeoutMs: 30_000 });
-        const run: U2cmRun = {
-          total_ms: res.total_ms,
-          downtime_ms: res.downtime_ms,
-          bytes_sent: res.bytes_sent,
-          precopy_rounds: res.precopy_rounds,
-          verified_pages: res.verified_pages,
-          phases: res.phases,
-          verified: verify === `verify ok ${MIB * 256}` && res.verified_pages >= MIB * 256,
-        };
-        u2cmRuns[freeze].push(run);
-        console.error(
-          `${net ? "netns" : "lo"} u2cm ${freeze} run ${rep + 1}/${REPS}: ${JSON.stringify(run)}`,
-        );
-        await b.run(["rm", "--force", "--time", "0", name]);
-      }
-    }
+    // interleaved (u2cm with each freeze, then podman, per repetition): a load that changes
+    // during the run weighs on every series alike
     for (let rep = 0; rep < REPS; rep++) {
-      const name = `bench${tag}${rep}`;
-      await startMemcheckContainer(a, name, ARGS, { tick: 50, timeoutMs: 60_000 });
-      const tar = `${a.dir}/tmp/${name}.tar`;
-      const arrived = `${b.dir}/tmp/${name}.tar`;
-      const receiver = net ? receive(net, arrived) : undefined;
-      const t0 = performance.now();
-      await a.run(["container", "checkpoint", name, "--export", tar, "--compress", "none"]);
-      const t1 = performance.now();
-      if (net) await send(net, tar, receiver!);
-      else Deno.renameSync(tar, arrived);
-      const t2 = performance.now();
-      await b.run(["container", "restore", "--import", arrived]);
-      const t3 = performance.now();
-      await b.run(["kill", "--signal", "USR1", name]);
-      const verify = await waitLog(b, name, /^verify /, { timeoutMs: 30_000 });
-      const run: PodmanRun = {
-        checkpoint_ms: round(t1 - t0),
-        wire_ms: round(t2 - t1),
-        restore_ms: round(t3 - t2),
-        downtime_ms: round(t3 - t0),
-        export_bytes: Deno.statSync(arrived).size,
-        verified: verify === `verify ok ${MIB * 256}`,
-      };
+      for (const freeze of FREEZES) {
+        const run = await u2cmRun(`u2cm${tag}${freeze}${rep}`, freeze, nodes.a, net, agent);
+        u2cmRuns[freeze].push(run);
+        console.error(`${where} u2cm ${freeze} run ${rep + 1}/${REPS}: ${JSON.stringify(run)}`);
+      }
+      const run = await podmanRun(`bench${tag}${rep}`, net);
       runs.push(run);
-      console.error(
-        `${net ? "netns" : "lo"} podman run ${rep + 1}/${REPS}: ${JSON.stringify(run)}`,
-      );
-      await a.run(["rm", "--force", "--time", "0", name]);
-      await b.run(["rm", "--force", "--time", "0", name]);
-      for (const f of [tar, arrived]) await Deno.remove(f).catch(() => {});
+      console.error(`${where} podman run ${rep + 1}/${REPS}: ${JSON.stringify(run)}`);
     }
   } finally {
     await agent.stop();
@@ -222,6 +158,69 @@ async function benchLink(net: LinkedNamespaces | undefined) {
     podman_restore_ratio: round(med(runs.map((r) => r.restore_ms)) / podmanDowntime * 100) / 100,
     all_verified: runs.every((r) => r.verified) &&
       Object.values(u2cmRuns).every((rs) => rs.every((r) => r.verified)),
+  };
+}
+
+/** One u2cm migration of a fresh container with container freeze `freeze`, verified. */
+async function u2cmRun(
+  name: string,
+  freeze: string,
+  stateDir: string,
+  net: LinkedNamespaces | undefined,
+  agent: { log(): string },
+): Promise<U2cmRun> {
+  await startMemcheckContainer(a, name, ARGS, { tick: 50, timeoutMs: 60_000 });
+  const args = ["migrate", "--container", name, "--to", "b", "--policy", "u2c"];
+  const r = await retryHandshake(() =>
+    u2cm(
+      [...args, "--format", "json", "--state-dir", stateDir],
+      { ...a.env, U2CM_CONTAINER_FREEZE: freeze },
+      net?.enter("a") ?? [],
+    )
+  );
+  if (r.code !== 0) throw new Error(`u2cm migrate failed: ${r.stderr}${agent.log().slice(-1500)}`);
+  const res = JSON.parse(r.stdout);
+  await b.run(["kill", "--signal", "USR1", name]);
+  const verify = await waitLog(b, name, /^verify /, { timeoutMs: 30_000 });
+  await b.run(["rm", "--force", "--time", "0", name]);
+  return {
+    total_ms: res.total_ms,
+    downtime_ms: res.downtime_ms,
+    bytes_sent: res.bytes_sent,
+    precopy_rounds: res.precopy_rounds,
+    verified_pages: res.verified_pages,
+    phases: res.phases,
+    verified: verify === `verify ok ${MIB * 256}` && res.verified_pages >= MIB * 256,
+  };
+}
+
+/** podman's own stop-and-copy of a fresh container: checkpoint, the export over the link, restore. */
+async function podmanRun(name: string, net: LinkedNamespaces | undefined): Promise<PodmanRun> {
+  await startMemcheckContainer(a, name, ARGS, { tick: 50, timeoutMs: 60_000 });
+  const tar = `${a.dir}/tmp/${name}.tar`;
+  const arrived = `${b.dir}/tmp/${name}.tar`;
+  const receiver = net ? receive(net, arrived) : undefined;
+  const t0 = performance.now();
+  await a.run(["container", "checkpoint", name, "--export", tar, "--compress", "none"]);
+  const t1 = performance.now();
+  if (net) await send(net, tar, receiver!);
+  else Deno.renameSync(tar, arrived);
+  const t2 = performance.now();
+  await b.run(["container", "restore", "--import", arrived]);
+  const t3 = performance.now();
+  await b.run(["kill", "--signal", "USR1", name]);
+  const verify = await waitLog(b, name, /^verify /, { timeoutMs: 30_000 });
+  const bytes = Deno.statSync(arrived).size;
+  await a.run(["rm", "--force", "--time", "0", name]);
+  await b.run(["rm", "--force", "--time", "0", name]);
+  for (const f of [tar, arrived]) await Deno.remove(f).catch(() => {});
+  return {
+    checkpoint_ms: round(t1 - t0),
+    wire_ms: round(t2 - t1),
+    restore_ms: round(t3 - t2),
+    downtime_ms: round(t3 - t0),
+    export_bytes: bytes,
+    verified: verify === `verify ok ${MIB * 256}`,
   };
 }
 

@@ -36,8 +36,7 @@ import { closeLazyDump } from "../criu/run.ts";
 import { tcpRestoreRequest } from "../engine/dump_pages.ts";
 import { sendChangedPages } from "../engine/dump_pages.ts";
 import { heldIndex, scanChanged } from "../engine/final_scan.ts";
-import { lazyRuns, presentAndLazy } from "../engine/final_scan_copy.ts";
-import type { HeldPages } from "../engine/ledger.ts";
+import { addFromLedger, lazyRuns, presentAndLazy } from "../engine/final_scan_copy.ts";
 import { ManifestBuilder } from "../engine/manifest.ts";
 import { PageReader, sendLivePages } from "../engine/page_reader.ts";
 import type { FinalContext, FinalPhase, FrozenTree } from "../engine/parts.ts";
@@ -111,12 +110,15 @@ async function freezeLazy(ctx: FinalContext, o: PodmanFinalOptions): Promise<Fro
     const manifest = new ManifestBuilder();
     const finals = new Map<string, Uint8Array>();
     let pages = 0;
+    let scanMs = 0;
     for (const mem of images.memory) {
       const host = hostOf.get(mem.pid);
       if (host === undefined) throw new Error(`pid ${mem.pid} of the dump has no host pid`);
       const runs = lazyRuns(mem.pagemap);
       if (runs.length > 0) {
+        const t = performance.now();
         const changed = await scanChanged(host, runs, heldIndex(ctx.ledger.held(mem.pid)));
+        scanMs += performance.now() - t;
         const reader = new PageReader(host);
         try {
           const sent = await sendLivePages(channel, reader, mem.pid, changed);
@@ -139,10 +141,13 @@ async function freezeLazy(ctx: FinalContext, o: PodmanFinalOptions): Promise<Fro
       finals.set(mem.pagemapFile, encodePagemap(final));
       addFromLedger(manifest, mem.pid, storedAddresses(final), ctx.ledger.held(mem.pid));
     }
+    phases.scan_ms = scanMs;
     // the memory is read: CRIU may finish (the tasks stay stopped), podman writes its export
+    const releaseAt = performance.now();
     const answer = await release();
     if (answer !== 0) throw new Error(`the lazy dump's page server answered ${answer}`);
     const ck: PodmanCheckpoint = await checkpointing;
+    phases.release_ms = performance.now() - releaseAt;
     phases.freeze_ms = ck.frozenMs ?? phases.dump_ms;
     for (const [name, bytes] of finals) await Deno.writeFile(`${ck.imagesDir}/${name}`, bytes);
     const sent = await sendDumpVerified({
@@ -157,7 +162,8 @@ async function freezeLazy(ctx: FinalContext, o: PodmanFinalOptions): Promise<Fro
     pages += sent.pages;
     const files = await sendPodmanFiles(ck, (name, data) => channel.sendFile(name, data));
     await channel.flush();
-    phases.transfer_ms = performance.now() - transferAt;
+    // the scan and the release are phases of their own (the phases add up to the downtime)
+    phases.transfer_ms = performance.now() - transferAt - scanMs - (phases.release_ms ?? 0);
     const container = containerRestoreRequest({
       info: o.info,
       roots,
@@ -182,22 +188,6 @@ async function freezeLazy(ctx: FinalContext, o: PodmanFinalOptions): Promise<Fro
     await checkpointing.catch(() => {});
     throw e;
   }
-}
-
-/** Add process `pid`'s pages `addresses` to the manifest with the hashes the ledger holds. */
-function addFromLedger(
-  manifest: ManifestBuilder,
-  pid: number,
-  addresses: number[],
-  held: HeldPages,
-): void {
-  const hashes = new Uint8Array(addresses.length * 16);
-  for (let i = 0; i < addresses.length; i++) {
-    const h = held.get(addresses[i]);
-    if (!h) throw new Error(`page 0x${addresses[i].toString(16)} of pid ${pid} was never sent`);
-    hashes.set(h, i * 16);
-  }
-  manifest.add("process", pid, addresses, hashes);
 }
 
 /**

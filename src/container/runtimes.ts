@@ -107,7 +107,7 @@ export async function detectRuntimes(
       detail: version === null
         ? `not installed (apt-get install ${name})`
         : name === "runc"
-        ? "bundles migrated with runc checkpoint/restore (bundle present on the destination)"
+        ? "bundles migrated with runc checkpoint/restore (the bundle at its path there, or sent)"
         : hasCriu
         ? 'used through podman (runtime = "crun"); bare crun containers are not a target yet'
         : "built without CRIU (no +CRIU): cannot checkpoint",

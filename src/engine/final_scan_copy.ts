@@ -281,7 +281,7 @@ async function freezeAndScan(
 }
 
 /** Add the pages `addresses` of process `pid` to the manifest with the ledger's hashes. */
-function addFromLedger(
+export function addFromLedger(
   manifest: ManifestBuilder,
   pid: number,
   addresses: number[],

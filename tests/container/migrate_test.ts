@@ -262,6 +262,7 @@ Deno.test("U2CM_CONTAINER_FREEZE=lazy: podman's checkpoint as a lazy dump (only 
     assert.equal(result.ok, true);
     assert.ok(result.verified_pages >= MIB * 256, `verified_pages ${result.verified_pages}`);
     assert.ok(result.verification.read_back_pages >= MIB * 256, "every page read back");
+    assert.equal(typeof result.phases.scan_ms, "number", "the lazy freeze ran (it scans)");
     const dest = (await inspectPodmanContainer(t.b, "ml"))!;
     assert.equal(dest.id, src.id);
     assert.equal(result.dest_pid, dest.initPid);
@@ -276,6 +277,7 @@ Deno.test("U2CM_CONTAINER_FREEZE=lazy: podman's checkpoint as a lazy dump (only 
     await runMemcheck(t.a, "ma", ["--annotation", "org.criu.config=/nonexistent/criu.conf"]);
     const r2 = await t.migrate(["--container", "ma"], lazy);
     assert.equal(r2.code, 0, r2.stderr + r2.stdout + t.agent.log().slice(-3000));
+    assert.equal(JSON.parse(r2.stdout).phases.scan_ms, undefined, "podman's full checkpoint");
     await t.b.run(["kill", "--signal", "USR1", "ma"]);
     assert.equal(await waitLog(t.b, "ma", /^verify /), `verify ok ${MIB * 256}`);
   } finally {
