@@ -148,7 +148,8 @@ async function freezeLazy(ctx: FinalContext, o: PodmanFinalOptions): Promise<Fro
     if (answer !== 0) throw new Error(`the lazy dump's page server answered ${answer}`);
     const ck: PodmanCheckpoint = await checkpointing;
     phases.release_ms = performance.now() - releaseAt;
-    phases.freeze_ms = ck.frozenMs ?? phases.dump_ms;
+    // (podman's frozen_time statistic is meaningless for a lazy dump: the dump's own part)
+    phases.freeze_ms = phases.dump_ms;
     for (const [name, bytes] of finals) await Deno.writeFile(`${ck.imagesDir}/${name}`, bytes);
     const sent = await sendDumpVerified({
       channel,
