@@ -22,9 +22,9 @@
  * @module
  */
 import { tcpRestoreRequest } from "../engine/dump_pages.ts";
-import { sendDumpVerified } from "../engine/send_dump.ts";
+import { sendDumpVerified, type SentDump } from "../engine/send_dump.ts";
 import type { FinalContext, FinalPhase, FrozenTree } from "../engine/parts.ts";
-import type { PhaseTimes } from "../engine/types.ts";
+import type { PhaseTimes, RestoreRequestBase } from "../engine/types.ts";
 import { checkpointPodman, type PodmanCheckpoint, restoreLocally } from "./checkpoint.ts";
 import { removeContainer } from "./import.ts";
 import { podman, podmanStore } from "./podman.ts";
@@ -123,21 +123,12 @@ async function freezeContainer(ctx: FinalContext, o: PodmanFinalOptions): Promis
     const files = await sendPodmanFiles(ck, (name, data) => channel.sendFile(name, data));
     await channel.flush();
     phases.transfer_ms = performance.now() - transferAt;
-    const container = containerRestoreRequest({
-      info: o.info,
-      roots,
-      files,
-      imageSha256: o.imageSha256,
-      volumes: ck.volumes,
-    });
     return {
-      request: { engine: "delta", ...sent.request, ...tcpRestoreRequest(ctx.tcp), container },
+      request: podmanRestoreRequest({ o, roots, ck, files, sent, tcp: ctx.tcp }),
       pages: sent.pages,
       phases,
       dumpDir: ck.imagesDir,
-      drain: async () => {
-        if (o.removeSource ?? true) await removeContainer(o.node, o.info.id);
-      },
+      drain: () => removeSourceAfterCommit(o),
       stop: () => rollback("the migration rolled back"),
     };
   } catch (e) {
@@ -147,4 +138,38 @@ async function freezeContainer(ctx: FinalContext, o: PodmanFinalOptions): Promis
     });
     throw e;
   }
+}
+
+/** What {@linkcode podmanRestoreRequest} is made of. */
+export interface PodmanRequestParts {
+  /** The final phase's options. */
+  o: PodmanFinalOptions;
+  /** The source's storage roots. */
+  roots: StoreRoots;
+  /** The checkpoint. */
+  ck: PodmanCheckpoint;
+  /** podman's files sent. */
+  files: string[];
+  /** What the dump's sending returned (its request fields). */
+  sent: Pick<SentDump, "request">;
+  /** The TCP mode. */
+  tcp?: "close" | "established";
+}
+
+/** The restore request of a podman checkpoint sent to the destination. */
+export function podmanRestoreRequest(parts: PodmanRequestParts): RestoreRequestBase {
+  const { o, roots, ck, files, sent, tcp } = parts;
+  const container = containerRestoreRequest({
+    info: o.info,
+    roots,
+    files,
+    imageSha256: o.imageSha256,
+    volumes: ck.volumes,
+  });
+  return { engine: "delta", ...sent.request, ...tcpRestoreRequest(tcp), container };
+}
+
+/** After the commit: remove the source's container (unless told to keep it). */
+export async function removeSourceAfterCommit(o: PodmanFinalOptions): Promise<void> {
+  if (o.removeSource ?? true) await removeContainer(o.node, o.info.id);
 }

@@ -33,7 +33,6 @@
  */
 import { encodePagemap, readDumpDir, storedAddresses } from "../criu/images/mod.ts";
 import { closeLazyDump } from "../criu/run.ts";
-import { tcpRestoreRequest } from "../engine/dump_pages.ts";
 import { sendChangedPages } from "../engine/dump_pages.ts";
 import { heldIndex, scanChanged } from "../engine/final_scan.ts";
 import { addFromLedger, lazyRuns, presentAndLazy } from "../engine/final_scan_copy.ts";
@@ -44,10 +43,13 @@ import { sendDumpVerified } from "../engine/send_dump.ts";
 import type { PhaseTimes } from "../engine/types.ts";
 import { pidNamespaceMap } from "../tracker/proc.ts";
 import { checkpointPodman, type PodmanCheckpoint } from "./checkpoint.ts";
-import { removeContainer } from "./import.ts";
-import type { PodmanFinalOptions } from "./final_phase.ts";
+import {
+  type PodmanFinalOptions,
+  podmanRestoreRequest,
+  removeSourceAfterCommit,
+} from "./final_phase.ts";
 import { podmanStore } from "./podman.ts";
-import { containerRestoreRequest, sendPodmanFiles } from "./source.ts";
+import { sendPodmanFiles } from "./source.ts";
 
 /** How long the lazy dump may take to come up. */
 const READY_TIMEOUT_MS = 60_000;
@@ -165,21 +167,12 @@ async function freezeLazy(ctx: FinalContext, o: PodmanFinalOptions): Promise<Fro
     await channel.flush();
     // the scan and the release are phases of their own (the phases add up to the downtime)
     phases.transfer_ms = performance.now() - transferAt - scanMs - (phases.release_ms ?? 0);
-    const container = containerRestoreRequest({
-      info: o.info,
-      roots,
-      files,
-      imageSha256: o.imageSha256,
-      volumes: ck.volumes,
-    });
     return {
-      request: { engine: "delta", ...sent.request, ...tcpRestoreRequest(ctx.tcp), container },
+      request: podmanRestoreRequest({ o, roots, ck, files, sent, tcp: ctx.tcp }),
       pages,
       phases,
       dumpDir: ck.imagesDir,
-      drain: async () => {
-        if (o.removeSource ?? true) await removeContainer(o.node, o.info.id);
-      },
+      drain: () => removeSourceAfterCommit(o),
       // the container runs on in podman's view: the driver's rollback resumes its tasks
       stop: () => channel.abort("source rolls back").then(() => {}, () => {}),
     };
