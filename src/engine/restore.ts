@@ -1,10 +1,12 @@
 /**
  * The destination's restore handler: rebuild each process's `pages-<id>.img` from the pages the
  * source sent (its pagemap, sent as a file, lists which pages in which order) — or, for a
- * scan-and-copy (`localLazy`) without a manifest to check, read the store's own pages images in
- * place (lazy_images.ts) — then run `criu restore --leave-stopped` (CRIU dies with its agent;
- * with `localLazy` and a big tree, `--lazy-pages` from those local images through a local
- * `criu lazy-pages` daemon) and check the restored tree before reporting it ready. The tree runs only when the source commits (destination.ts resumes it).
+ * scan-and-copy (`localLazy`), read the store's own pages images in place (lazy_images.ts) and
+ * check that composed layout against the manifest — then run `criu restore --leave-stopped`
+ * (CRIU dies with its agent; with `localLazy`, no manifest and a big tree, `--lazy-pages` from
+ * those local images through a local `criu lazy-pages` daemon) and check the restored tree
+ * before reporting it ready. The tree runs only when the source commits (destination.ts
+ * resumes it).
  * Nothing it writes leaves the migration's directory and its own scratch directory.
  *
  * @module
@@ -97,19 +99,20 @@ export async function restoreMigration(
     if (req.sourceBootId !== undefined && req.sourceBootId === bootId()) {
       await dropSameKernelState(dir);
     }
-    // A local lazy restore reads the destination's own pages images in place when it keeps
-    // them and nothing else needs flat images (the manifest check reads flat pages files, so a
-    // verified restore rebuilds them); otherwise the images are rebuilt.
-    const composed = req.localLazy && !req.verify && !shmem && !req.lazy && ctx.store.pagesImage
+    // A scan-and-copy restore (`localLazy`) reads the processes' pages in place from the
+    // destination's own pages images, kept current while they arrived, plus a small parent
+    // image of the out-of-order ones: nothing is rebuilt page by page. The manifest check then
+    // covers that composed layout, with the hashes taken of the bytes written into each slot.
+    const composed = req.localLazy && req.rebuildPages && !req.lazy && ctx.store.pagesImage
       ? await composeImages(dir, ctx.store.pagesImage, ctx.store)
       : undefined;
-    const rebuilt = req.rebuildPages && !composed
-      ? await rebuildPages({ ...ctx, dir }, req.lazy !== undefined, shmem)
+    const rebuilt = req.rebuildPages
+      ? await rebuildPages({ ...ctx, dir }, req.lazy !== undefined, shmem, !composed)
       : 0;
     const pages = composed ? composed.inPlace + composed.copied : rebuilt;
     if (req.verify && req.lazy) throw new Error("a lazy restore cannot be verified before it runs");
     const checked: ImagesChecked | undefined = req.verify
-      ? await verifyBeforeRestore(dir, req.verify)
+      ? await verifyBeforeRestore(dir, req.verify, composed)
       : undefined;
     if (req.lazy) {
       let target = req.lazy;
@@ -253,17 +256,19 @@ const WRITE_PAGES = 2048;
  * Write `pages-<id>.img` of every live process of the dump from the page store (zombies have
  * no memory images), and with `shmem` those of the shared-memory objects whose pages travelled
  * as pages of the process mapping them ({@linkcode rebuildableShmem}). For a lazy restore, runs
- * still marked lazy are left out (the lazy-pages daemon fetches them).
+ * still marked lazy are left out (the lazy-pages daemon fetches them). Without `processes` only
+ * the shared-memory objects are rebuilt (the processes' pages are composed in place).
  */
 export async function rebuildPages(
   ctx: RestoreContext,
   lazyRestore = false,
   shmem = false,
+  processes = true,
 ): Promise<number> {
   const pstree = decodePstree(await Deno.readFile(`${ctx.dir}/pstree.img`));
   const buf = new Uint8Array(WRITE_PAGES * PAGE_SIZE);
   let total = 0;
-  for (const p of pstree) {
+  for (const p of processes ? pstree : []) {
     const name = `pagemap-${p.pid}.img`;
     let bytes: Uint8Array;
     try {

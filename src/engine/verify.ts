@@ -34,6 +34,9 @@ import {
 import { decodeManifest, type PageList, type PageManifest } from "./manifest.ts";
 import { BATCH_PAGES, PageReader } from "./page_reader.ts";
 import { pidNamespaceMap } from "../tracker/proc.ts";
+import type { ComposeResult } from "./lazy_images.ts";
+import { checkComposed, composedPage } from "./verify_composed.ts";
+import { VerificationError } from "./verify_error.ts";
 
 const PAGE = 4096;
 const HASH = 16;
@@ -42,14 +45,7 @@ const READ_PAGES = 2048;
 /** Pages read back per mapping in "sample" mode (first, last and evenly spread ones). */
 export const SAMPLE_PAGES_PER_MAPPING = 8;
 
-/** A page that differs from the manifest, or a manifest that does not fit the images. */
-export class VerificationError extends Error {
-  /** @param message what differs */
-  constructor(message: string) {
-    super(`verification failed: ${message}`);
-    this.name = "VerificationError";
-  }
-}
+export { VerificationError } from "./verify_error.ts";
 
 /** The manifest and the images check, done before `criu restore`. */
 export interface ImagesChecked {
@@ -59,13 +55,20 @@ export interface ImagesChecked {
   imagePages: number;
   /** Milliseconds the check took. */
   imageMs: number;
+  /** The composed layout the processes are restored from, when not from flat pages files. */
+  composed?: ComposeResult;
 }
 
 /**
  * The check before restoring: decode the manifest the source sent ({@linkcode MANIFEST_FILE}
- * in `dir`), cross-check its page count with the request, and check every image page.
+ * in `dir`), cross-check its page count with the request, and check every image page — of the
+ * flat pages files, or with `composed` of the composed layout the processes are restored from.
  */
-export async function verifyBeforeRestore(dir: string, req: VerifyRequest): Promise<ImagesChecked> {
+export async function verifyBeforeRestore(
+  dir: string,
+  req: VerifyRequest,
+  composed?: ComposeResult,
+): Promise<ImagesChecked> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(`${dir}/${MANIFEST_FILE}`);
@@ -79,8 +82,8 @@ export async function verifyBeforeRestore(dir: string, req: VerifyRequest): Prom
       `the manifest names ${manifest.pages} pages, the request ${req.pages}`,
     );
   }
-  const imagePages = await checkImages(dir, manifest);
-  return { manifest, imagePages, imageMs: performance.now() - started };
+  const imagePages = await checkImages(dir, manifest, composed);
+  return { manifest, imagePages, imageMs: performance.now() - started, composed };
 }
 
 /** The check after restoring (tree still stopped): read back and report what was verified. */
@@ -96,6 +99,7 @@ export async function verifyAfterRestore(
     dir,
     manifest: checked.manifest,
     mode: req.mode,
+    composed: checked.composed,
   });
   return {
     mode: req.mode,
@@ -109,13 +113,18 @@ export async function verifyAfterRestore(
 
 /**
  * Check the images in `dir` against `manifest`: the same processes and shared-memory objects,
- * the same pages, every page's hash equal. Returns the pages checked.
+ * the same pages, every page's hash equal. With `composed`, the processes' pages are those of
+ * that layout ({@linkcode checkComposed}). Returns the pages checked.
  */
-export async function checkImages(dir: string, manifest: PageManifest): Promise<number> {
-  const dump = await readDumpDir(dir);
-  let checked = 0;
-  const seen = { process: new Set<number>(), shmem: new Set<number>() };
-  for (const mem of dump.memory) {
+export async function checkImages(
+  dir: string,
+  manifest: PageManifest,
+  composed?: ComposeResult,
+): Promise<number> {
+  const dump = await readDumpDir(dir, false, { checkSizes: !composed });
+  let checked = composed ? checkComposed(composed, manifest) : 0;
+  const seen = { process: new Set<number>(composed?.processes.keys()), shmem: new Set<number>() };
+  for (const mem of composed ? [] : dump.memory) {
     const what = `pid ${mem.pid}`;
     seen.process.add(mem.pid);
     checked += await checkFile(
@@ -195,6 +204,8 @@ export interface ReadBackOptions {
   mode?: VerifyMode;
   /** Pages per mapping in sample mode. @default SAMPLE_PAGES_PER_MAPPING */
   samplePages?: number;
+  /** The composed layout the processes were restored from, when not flat pages files. */
+  composed?: ComposeResult;
 }
 
 /**
@@ -203,7 +214,8 @@ export interface ReadBackOptions {
  */
 export async function readBackTree(options: ReadBackOptions): Promise<number> {
   const { root, dir, manifest, mode = "sample", samplePages = SAMPLE_PAGES_PER_MAPPING } = options;
-  const dump = await readDumpDir(dir);
+  const { composed } = options;
+  const dump = await readDumpDir(dir, false, { checkSizes: !composed });
   const hostOf = new Map<number, number>();
   for (const [host, ns] of pidNamespaceMap(root)) hostOf.set(ns, host);
   const rseq = rseqAreas(dump);
@@ -227,7 +239,10 @@ export async function readBackTree(options: ReadBackOptions): Promise<number> {
       indices: picked,
       list,
       rseq: rseq.get(mem.pid) ?? [],
-      imagePage: (k) => readPage(`${dir}/${mem.pagesFile}`, k),
+      imagePage: (k) =>
+        composed
+          ? composedPage(composed, mem.pid, list.addresses[k])
+          : readPage(`${dir}/${mem.pagesFile}`, k),
     });
   }
   const mappings = await shmemMappings(dump);
