@@ -156,7 +156,11 @@ export async function checkImages(
   return checked;
 }
 
-async function checkFile(
+/**
+ * Check one flat pages file holding `addresses` (in order) against its manifest list: the same
+ * pages, each hashing to the manifest's value. Returns the pages checked.
+ */
+export async function checkFile(
   file: string,
   addresses: number[],
   list: PageList | undefined,
