@@ -7,6 +7,10 @@ import assert from "node:assert/strict";
 import { runMigration } from "../../src/engine/driver.ts";
 import { POST_COPY_LINK_RISK } from "../../src/engine/final_post_copy.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
+import { startLazyCheck } from "../../src/engine/lazy_check.ts";
+import { decodeManifest, ManifestBuilder } from "../../src/engine/manifest.ts";
+import { pageServerIovBytes } from "../../src/criu/page_server.ts";
+import { pageHashes } from "../../src/native/page_hash.ts";
 import type { PageServerEndpoint } from "../../src/engine/parts.ts";
 import { planOf } from "../../src/engine/select.ts";
 import { MigrationError } from "../../src/engine/types.ts";
@@ -160,4 +164,94 @@ function corruptingPageServer() {
       }
     },
   };
+}
+
+Deno.test("the relay speaks both page-server layouts (CRIU 4.1's 24-byte and 4.2's 32-byte commands) and refuses a page that differs", async () => {
+  for (const version of ["4.1.1", "4.2.1"]) {
+    for (const corrupt of [false, true]) {
+      const page = new Uint8Array(4096).fill(7);
+      const builder = new ManifestBuilder();
+      builder.add("process", 5, [0x10000, 0x11000], pageHashes(concat(page, page)));
+      const manifest = decodeManifest(builder.encode());
+      const size = pageServerIovBytes(version);
+      const iov = (cmd: number, nr: number, vaddr: number, pid: number) => {
+        const b = new Uint8Array(size);
+        const v = new DataView(b.buffer);
+        v.setUint32(0, cmd, true);
+        if (size === 24) v.setUint32(4, nr, true);
+        else v.setBigUint64(8, BigInt(nr), true);
+        v.setBigUint64(size === 24 ? 8 : 16, BigInt(vaddr), true);
+        v.setBigUint64(size === 24 ? 16 : 24, BigInt(pid), true);
+        return b;
+      };
+      // A page server: answers a GET with the pages, a CLOSE with status 0.
+      const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const served = (async () => {
+        const c = await server.accept();
+        try {
+          for (;;) {
+            const req = await readExactly(c, size);
+            if (!req) return;
+            const cmd = new DataView(req.buffer).getUint32(0, true);
+            if (cmd === 0x1023) {
+              await c.write(new Uint8Array(4));
+              continue;
+            }
+            const data = concat(page, page);
+            if (corrupt) data[5000] ^= 1;
+            await c.write(concat(iov(6 | (1 << 16), 2, 0x10000, 5), data));
+          }
+        } finally {
+          c.close();
+        }
+      })();
+      const check = startLazyCheck({
+        upstream: { address: "127.0.0.1", port: (server.addr as Deno.NetAddr).port },
+        manifest,
+        expectedPages: 2,
+        criuVersion: version,
+      });
+      // The daemon's side: one GET, then CLOSE.
+      const d = await Deno.connect({ hostname: "127.0.0.1", port: check.port });
+      await d.write(iov(7, 2, 0x10000, 5));
+      const answer = await readExactly(d, size + 8192);
+      if (!corrupt) {
+        assert.ok(answer, version);
+        assert.deepEqual(answer!.subarray(size), concat(page, page));
+        await d.write(iov(0x1023, 0, 0, 0));
+        assert.deepEqual(await readExactly(d, 4), new Uint8Array(4));
+      } else {
+        assert.equal(answer, undefined, "a differing page reached the daemon");
+      }
+      d.close();
+      const stats = await check.done;
+      assert.equal(stats.requests, 1);
+      assert.equal(stats.checkedPages, corrupt ? 0 : 2, version);
+      assert.equal(stats.closed, !corrupt);
+      if (corrupt) assert.match(stats.mismatch ?? "", /pid 5: page 0x11000 differs/);
+      server.close();
+      await served.catch(() => {});
+    }
+  }
+});
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+async function readExactly(c: Deno.Conn, n: number): Promise<Uint8Array | undefined> {
+  const out = new Uint8Array(n);
+  let got = 0;
+  while (got < n) {
+    const r = await c.read(out.subarray(got)).catch(() => null);
+    if (r === null || r === 0) return undefined;
+    got += r;
+  }
+  return out;
 }
