@@ -85,6 +85,8 @@ export function coverOf(vmas: Vma[]): (addr: number) => Cover {
 export interface ComposedProcess {
   /** Every page the restore maps in, in pagemap order: from the slot file, then the parent. */
   addresses: number[];
+  /** How many of `addresses` (the first ones, ascending) come from the slot file. */
+  fileCount: number;
   /** The hash of each of those pages (16 bytes each), of the bytes CRIU will read. */
   hashes: Uint8Array;
   /** Addresses of pages the final dump lacks, restored as the slot holds them (not in a manifest). */
@@ -259,6 +261,7 @@ function composedProcess(
   hashes.set(parentHashes, fileAddrs.length * 16);
   return {
     addresses,
+    fileCount: fileAddrs.length,
     hashes,
     covered: plan.covered,
     page: (index) =>
