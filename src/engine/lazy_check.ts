@@ -2,7 +2,9 @@
  * Post-copy pages checked as they arrive: a loopback relay between the destination's
  * `criu lazy-pages` daemon and the source's page server (directly, or the peer channel's tunnel
  * end) that reads CRIU's page-server protocol on the way. Each page of every answer is hashed
- * and compared with the source's manifest before the daemon sees it; a page that differs, or
+ * and compared with the source's manifest before the daemon sees it (a page touching a thread's
+ * rseq area or dead stack by its hash with those bytes zeroed, as the source hashed it:
+ * page_allowance.ts); a page that differs, or
  * one the manifest does not name, is never delivered: the relay cuts both connections and calls
  * `onMismatch` (the restored copy must not run on memory that is not the workload's).
  *
@@ -25,6 +27,7 @@ import { pageHashes } from "../native/page_hash.ts";
 import { pageServerIovBytes, PS_IOV_CLOSE } from "../criu/page_server.ts";
 import type { LazyCheckReport } from "./contract.ts";
 import type { PageManifest } from "./manifest.ts";
+import { type Area, areasOn, maskedPageHash } from "./page_allowance.ts";
 
 const PAGE = 4096;
 const HASH = 16;
@@ -55,6 +58,12 @@ export interface LazyCheckOptions {
   manifest: PageManifest;
   /** Pages expected to arrive lazily (for the report). */
   expectedPages: number;
+  /**
+   * The areas of each process whose bytes may legitimately differ (page_allowance.ts's
+   * `allowedAreas` of the dump): a page touching one is compared by its masked hash, as the
+   * source hashed it. @default none
+   */
+  allowance?: Map<number, Area[]>;
   /** The CRIU version of the daemon (the iov layout follows it). */
   criuVersion?: string;
   /** Called once when a page is refused. */
@@ -131,6 +140,7 @@ export function startLazyCheck(options: LazyCheckOptions): LazyCheck {
       daemon,
       iovBytes,
       options.manifest,
+      options.allowance ?? new Map(),
       stats,
       () => closing,
       refuse,
@@ -184,6 +194,7 @@ async function relayAnswers(
   to: Deno.Conn,
   iovBytes: number,
   manifest: PageManifest,
+  allowance: Map<number, Area[]>,
   stats: LazyCheckStats,
   closing: () => boolean,
   refuse: (why: string) => void,
@@ -213,7 +224,7 @@ async function relayAnswers(
     if (nr > MAX_ANSWER_PAGES) return refuse(`an answer of ${nr} pages`);
     const data = await reader.read(nr * PAGE);
     if (!data) return;
-    const why = checkPages(manifest, lookups, pid, vaddr, data);
+    const why = checkPages(manifest, allowance.get(pid) ?? [], lookups, pid, vaddr, data);
     if (why) return refuse(why);
     stats.checkedPages += nr;
     await writeAll(to, iov);
@@ -224,6 +235,7 @@ async function relayAnswers(
 /** Undefined when every page matches its manifest hash, else why not. */
 function checkPages(
   manifest: PageManifest,
+  areas: Area[],
   lookups: Map<number, Map<number, number>>,
   pid: number,
   vaddr: number,
@@ -241,8 +253,12 @@ function checkPages(
     const addr = vaddr + i * PAGE;
     const k = index.get(addr);
     if (k === undefined) return `pid ${pid}: page 0x${addr.toString(16)} is not in the manifest`;
+    const on = areasOn(areas, addr);
+    const got = on.length
+      ? maskedPageHash(data.subarray(i * PAGE, (i + 1) * PAGE), addr, on)
+      : hashes.subarray(i * HASH, (i + 1) * HASH);
     for (let b = 0; b < HASH; b++) {
-      if (hashes[i * HASH + b] !== list.hashes[k * HASH + b]) {
+      if (got[b] !== list.hashes[k * HASH + b]) {
         return `pid ${pid}: page 0x${addr.toString(16)} differs from the manifest`;
       }
     }

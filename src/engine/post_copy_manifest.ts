@@ -2,7 +2,8 @@
  * The page manifest of a post-copy final phase, taken while the lazy dump holds the tree
  * stopped: every page of every process (the eager ones with the hashes the ledger holds or
  * CRIU's pages file gives, the lazy ones read from the frozen tree and hashed) and every
- * shared-memory object (whose pages CRIU writes eagerly). The destination checks the eager
+ * shared-memory object (whose pages CRIU writes eagerly). A lazy page touching a thread's rseq
+ * area or dead stack is hashed with those bytes zeroed (page_allowance.ts). The destination checks the eager
  * pages before it restores and each lazy page as it arrives (lazy_check.ts).
  *
  * @example
@@ -25,6 +26,7 @@ import { pageHashes } from "../native/page_hash.ts";
 import type { HeldPages } from "./ledger.ts";
 import { ManifestBuilder } from "./manifest.ts";
 import { PageReader } from "./page_reader.ts";
+import { allowedAreas, type Area, areasOn, maskedPageHash } from "./page_allowance.ts";
 
 const HASH = 16;
 const READ_PAGES = 2048;
@@ -52,6 +54,9 @@ export async function postCopyManifest(
 ): Promise<{ manifest: ManifestBuilder; lazyPages: number }> {
   const manifest = new ManifestBuilder();
   let lazyPages = 0;
+  // A lazy page touching an area that may legitimately differ (page_allowance.ts) is hashed
+  // with those bytes zeroed; the destination's relay hashes what arrives the same way.
+  const allowed = allowedAreas(o.images);
   for (const mem of o.images.memory) {
     const pagemap = o.final.get(mem.pid) ?? mem.pagemap;
     const host = o.hostOf.get(mem.pid);
@@ -68,7 +73,7 @@ export async function postCopyManifest(
       addresses.push(...run);
       if (lazy) {
         if (host === undefined) throw new Error(`pid ${mem.pid} of the dump has no host pid`);
-        parts.push(await hashLive(host, run, mem.pid));
+        parts.push(await hashLive(host, run, mem.pid, allowed.get(mem.pid) ?? []));
         lazyPages += run.length;
         continue;
       }
@@ -103,8 +108,16 @@ async function hashFile(file: string): Promise<Uint8Array> {
   return pageHashes(data.subarray(0, data.length - (data.length % PAGE_SIZE)));
 }
 
-/** Read pages `addresses` of the stopped process `host` and hash them. */
-function hashLive(host: number, addresses: number[], pid: number): Promise<Uint8Array> {
+/**
+ * Read pages `addresses` of the stopped process `host` and hash them (a page touching `areas`
+ * with the bytes inside them zeroed).
+ */
+function hashLive(
+  host: number,
+  addresses: number[],
+  pid: number,
+  areas: Area[],
+): Promise<Uint8Array> {
   const reader = new PageReader(host);
   const out = new Uint8Array(addresses.length * HASH);
   const buf = new Uint8Array(READ_PAGES * PAGE_SIZE);
@@ -120,6 +133,12 @@ function hashLive(host: number, addresses: number[], pid: number): Promise<Uint8
         );
       }
       out.set(pageHashes(data), base * HASH);
+      for (let i = 0; i < addrs.length; i++) {
+        const on = areasOn(areas, addrs[i]);
+        if (on.length === 0) continue;
+        const page = data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
+        out.set(maskedPageHash(page, addrs[i], on), (base + i) * HASH);
+      }
     }
   } finally {
     reader.close();

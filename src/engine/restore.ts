@@ -34,6 +34,7 @@ import {
 import { composeImages } from "./lazy_images.ts";
 import { type LazyCheck, registerLazyCheck, startLazyCheck } from "./lazy_check.ts";
 import { verifyBeforeLazyRestore } from "./verify_lazy.ts";
+import { allowedAreas } from "./page_allowance.ts";
 import { criuVersionOf } from "../criu/probe.ts";
 import type { RestoreContext, RestoreResult } from "./channel.ts";
 import { bootId, isAlive, signalAll, treePids } from "../tracker/proc.ts";
@@ -136,6 +137,7 @@ export async function restoreMigration(
           upstream: target,
           manifest: lazyChecked.checked.manifest,
           expectedPages: lazyChecked.lazyPages,
+          allowance: allowedAreas(await readDumpDir(dir, false, { checkSizes: false })),
           criuVersion: await criuVersionOf(),
           onMismatch: () => {
             if (restoredRoot) killTree(restoredRoot);

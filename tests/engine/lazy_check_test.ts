@@ -8,6 +8,7 @@ import { runMigration } from "../../src/engine/driver.ts";
 import { POST_COPY_LINK_RISK } from "../../src/engine/final_post_copy.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
 import { startLazyCheck } from "../../src/engine/lazy_check.ts";
+import { type Area, areasOn, maskedPageHash } from "../../src/engine/page_allowance.ts";
 import { decodeManifest, ManifestBuilder } from "../../src/engine/manifest.ts";
 import { pageServerIovBytes } from "../../src/criu/page_server.ts";
 import { pageHashes } from "../../src/native/page_hash.ts";
@@ -255,3 +256,65 @@ async function readExactly(c: Deno.Conn, n: number): Promise<Uint8Array | undefi
   }
   return out;
 }
+
+Deno.test("the relay allows what the read-back allows: a lazy page differing only in a thread's dead stack or rseq area passes, one differing outside is refused", async () => {
+  const size = pageServerIovBytes("4.2.1");
+  const page = new Uint8Array(4096).fill(9);
+  // The allowance of pid 5: an area inside its second page (as allowedAreas gives for a thread).
+  const areas: Area[] = [[0x11000 + 900, 0x11000 + 1200]];
+  for (const [at, passes] of [[4096 + 1000, true], [4096 + 2000, false]] as const) {
+    const builder = new ManifestBuilder();
+    // The source hashes a page touching an allowed area with those bytes zeroed.
+    const hashes = concat(pageHashes(page), maskedPageHash(page, 0x11000, areasOn(areas, 0x11000)));
+    builder.add("process", 5, [0x10000, 0x11000], hashes);
+    const iov = (cmd: number, nr: number, vaddr: number) => {
+      const b = new Uint8Array(size);
+      const v = new DataView(b.buffer);
+      v.setUint32(0, cmd, true);
+      v.setBigUint64(8, BigInt(nr), true);
+      v.setBigUint64(16, BigInt(vaddr), true);
+      v.setBigUint64(24, 5n, true);
+      return b;
+    };
+    const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const served = (async () => {
+      const c = await server.accept();
+      try {
+        for (;;) {
+          const req = await readExactly(c, size);
+          if (!req) return;
+          if (new DataView(req.buffer).getUint32(0, true) === 0x1023) {
+            await c.write(new Uint8Array(4));
+            continue;
+          }
+          const data = concat(page, page);
+          data[at] ^= 0x40; // the byte CRIU or the kernel changed
+          await c.write(concat(iov(6 | (1 << 16), 2, 0x10000), data));
+        }
+      } finally {
+        c.close();
+      }
+    })();
+    const check = startLazyCheck({
+      upstream: { address: "127.0.0.1", port: (server.addr as Deno.NetAddr).port },
+      manifest: decodeManifest(builder.encode()),
+      expectedPages: 2,
+      criuVersion: "4.2.1",
+      allowance: new Map([[5, areas]]),
+    });
+    const d = await Deno.connect({ hostname: "127.0.0.1", port: check.port });
+    await d.write(iov(7, 2, 0x10000));
+    const answer = await readExactly(d, size + 8192);
+    assert.equal(answer !== undefined, passes, `byte ${at}`);
+    if (passes) {
+      await d.write(iov(0x1023, 0, 0));
+      assert.deepEqual(await readExactly(d, 4), new Uint8Array(4));
+    }
+    d.close();
+    const stats = await check.done;
+    assert.equal(stats.checkedPages, passes ? 2 : 0);
+    if (!passes) assert.match(stats.mismatch ?? "", /pid 5: page 0x11000 differs/);
+    server.close();
+    await served.catch(() => {});
+  }
+});
