@@ -194,7 +194,9 @@ async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
 /** What post-copy risks until its last page arrived (stated in every post-copy result). */
 export const POST_COPY_LINK_RISK =
   "between the resume and the last page's arrival the workload ran at the destination with " +
-  "part of its memory still at the source: a link or source failure then would have lost it";
+  "part of its memory still at the source: a link or source failure, or a page the destination " +
+  "refused as differing from the manifest, then would have lost it (the source copy ended at " +
+  "the commit)";
 
 /**
  * The post-copy figures from the destination's report; throws unless every lazy page arrived and
