@@ -2,9 +2,9 @@
  * Downtime benchmark (prints one JSON object): does the freeze grow with memory? One write-heavy
  * memcheck with a FIXED hot set (24 MiB, rewritten in full every ~0.15 s) in 256 MiB, 1 GiB and
  * 2 GiB, migrated between two `u2cm agent`s on loopback and over tbf-shaped netns links, with
- *  - stop-and-copy (no pre-copy, the full-dump freeze), delta+phaul, u2c (the default engine,
- *    with the scan-and-copy freeze where lazy restore works), u2c-dump-freeze (u2c with the
- *    full-dump freeze of before: `U2CM_FREEZE=dump`), post-copy;
+ *  - stop-and-copy (no pre-copy, the full-dump freeze), delta+phaul and u2c (the default engine
+ *    with the default freeze, scan-and-copy where a lazy dump works), u2c-dump-freeze (u2c with
+ *    the full-dump fallback: `U2CM_FREEZE=dump`), post-copy;
  *  - the floor reference: plain CRIU dump to tmpfs + restore of the same tree on this host.
  * Sizes under 4× the hot set are small trees (memcheck writing 64 pages a tick); compare them
  * with the floor (`downtime_vs_criu_floor`; goal ≤ 1.5).
@@ -65,11 +65,17 @@ const CONFIGS: Config[] = [
 
 /** What one migration reported. */
 interface Sample {
+  ok: boolean;
   total_ms: number;
   downtime_ms: number;
   bytes_sent: number;
   precopy_rounds: number;
   phases: Record<string, number>;
+  /** Pages checked against the source's manifest, and what was verified how. */
+  verified_pages: number;
+  verification: unknown;
+  /** Post-copy only: what was fetched after the resume, and how it was checked. */
+  post_copy?: unknown;
 }
 
 requireCriuBinary();
@@ -180,8 +186,19 @@ async function once(
       `${mib} MiB ${c.name}: total ${res.total_ms} ms, downtime ${res.downtime_ms} ms, ` +
         `${res.precopy_rounds} rounds, ${(res.bytes_sent / 2 ** 20).toFixed(0)} MiB`,
     );
-    const { total_ms, downtime_ms, bytes_sent, precopy_rounds, phases } = res;
-    return { total_ms, downtime_ms, bytes_sent, precopy_rounds, phases };
+    const { ok, total_ms, downtime_ms, bytes_sent, precopy_rounds, phases } = res;
+    const { verified_pages, verification, post_copy } = res;
+    return {
+      ok,
+      total_ms,
+      downtime_ms,
+      bytes_sent,
+      precopy_rounds,
+      phases,
+      verified_pages,
+      verification,
+      ...(post_copy ? { post_copy } : {}),
+    };
   } finally {
     for (const pid of runningCopies(w.out)) Deno.kill(pid, "SIGKILL");
     await w.stop();

@@ -14,6 +14,7 @@ import { type Config, ConfigError, loadConfig } from "../ops/config.ts";
 import { startAgentOps } from "../ops/agent_ops.ts";
 import { Destination } from "../engine/destination.ts";
 import { restoreMigration } from "../engine/restore.ts";
+import { lazyCheckReport } from "../engine/lazy_check.ts";
 import { containerAgentHooks } from "../container/agent_hooks.ts";
 import { runtimeNodes } from "../container/node.ts";
 import { recoverNode } from "./recover.ts";
@@ -125,7 +126,12 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
     log({ level: "error", msg: "container sweep failed", error: String(e) })
   );
   const onResolve: ResolveHandler = async (id, owner, action) => {
-    const answer = destination.resolve(id, owner, action);
+    const base = destination.resolve(id, owner, action);
+    // After post-copy: what the check of the pages that arrived saw.
+    const lazy = action === "query" && base.state !== "unknown"
+      ? await lazyCheckReport(id, 5000)
+      : undefined;
+    const answer = lazy ? { ...base, lazy } : base;
     if (!answer.error || answer.state === "discarded") {
       await containers.afterResolve(id, answer.state).catch((e) =>
         log({ level: "error", msg: "container cleanup failed", migrationId: id, error: String(e) })

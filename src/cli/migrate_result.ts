@@ -28,8 +28,13 @@ export interface MigrateResult {
    * before restoring (every page of every private and shared mapping); 0 when not verified.
    */
   verified_pages: number;
-  /** The verification in detail, or null when the engine does not verify (post-copy). */
+  /** The verification in detail, or null when the engine does not verify. */
   verification: VerificationResult | null;
+  /**
+   * Post-copy final phases only: the pages fetched after the resume, each checked against the
+   * source's manifest as it arrived, the page requests and remote faults, and the risk run.
+   */
+  post_copy?: PostCopyResult;
   /**
    * The container migrated (`--container`): name, ID, runtime, image, and whether the image had
    * to be sent (the destination lacked it).
@@ -51,6 +56,20 @@ export interface VerificationResult {
   /** Milliseconds the image check and the read-back took (part of restore_ms). */
   image_ms: number;
   read_back_ms: number;
+}
+
+/** The `post_copy` object of the JSON result. */
+export interface PostCopyResult {
+  /** Pages left at the source after the restore. */
+  lazy_pages: number;
+  /** Of them, pages that arrived and matched the manifest (all of them: otherwise not ok). */
+  checked_pages: number;
+  /** Page requests of the destination's lazy-pages daemon (faults and background fetches). */
+  requests: number;
+  /** Faults of the running tree served from the source, when the destination counted them. */
+  remote_faults: number | null;
+  /** The link-loss risk post-copy ran. */
+  link_risk: string;
 }
 
 /** The `compression` object of the JSON result. */
@@ -103,7 +122,8 @@ export function resultOf(o: MigrationOutcome): MigrateResult {
       restore_ms: r(o.phases.restore_ms),
       ...optionalPhases(o.phases, r),
     },
-    verified_pages: o.verified?.imagePages ?? 0,
+    // Post-copy checks its lazy pages as they arrive: they count once all of them matched.
+    verified_pages: (o.verified?.imagePages ?? 0) + (o.postCopy?.checkedPages ?? 0),
     verification: o.verified
       ? {
         mode: o.verified.mode,
@@ -114,6 +134,17 @@ export function resultOf(o: MigrationOutcome): MigrateResult {
         read_back_ms: o.verified.readBackMs,
       }
       : null,
+    ...(o.postCopy
+      ? {
+        post_copy: {
+          lazy_pages: o.postCopy.lazyPages,
+          checked_pages: o.postCopy.checkedPages,
+          requests: o.postCopy.requests,
+          remote_faults: o.postCopy.remoteFaults ?? null,
+          link_risk: o.postCopy.linkRisk,
+        },
+      }
+      : {}),
   };
 }
 
@@ -123,7 +154,15 @@ function optionalPhases(
   r: (x: number) => number,
 ): Partial<MigrationOutcome["phases"]> {
   const out: Partial<MigrationOutcome["phases"]> = {};
-  for (const k of ["scan_ms", "scan_overlap_ms", "release_ms", "resume_ms", "other_ms"] as const) {
+  const keys = [
+    "scan_ms",
+    "scan_overlap_ms",
+    "release_ms",
+    "manifest_ms",
+    "resume_ms",
+    "other_ms",
+  ] as const;
+  for (const k of keys) {
     if (p[k] !== undefined) out[k] = r(p[k]!);
   }
   return out;

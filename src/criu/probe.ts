@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { requireCriu } from "./locate.ts";
 
 /** What a CRIU binary says about itself and this kernel. */
 export interface CriuProbe {
@@ -59,4 +60,34 @@ export async function criuFeature(path: string, feature: string): Promise<boolea
 
 function lastLines(text: string, n = 3): string {
   return text.split("\n").filter((l) => l.trim() !== "").slice(-n).join(" | ") || "(no output)";
+}
+
+const versions = new Map<string, Promise<string | undefined>>();
+
+/**
+ * The version of the CRIU binary u2cm runs (`criu --version`, asked once per binary), or
+ * undefined when it cannot be told.
+ *
+ * @example
+ * ```ts
+ * await criuVersionOf(); // "4.1.1"
+ * ```
+ */
+export function criuVersionOf(path?: string): Promise<string | undefined> {
+  let bin = path;
+  if (!bin) {
+    try {
+      bin = requireCriu().path;
+    } catch {
+      return Promise.resolve(undefined);
+    }
+  }
+  let v = versions.get(bin);
+  if (!v) {
+    v = runCriuQuiet(bin, ["--version"]).then((r) =>
+      r.code === 0 ? /Version:\s*(\S+)/.exec(r.output)?.[1] : undefined
+    );
+    versions.set(bin, v);
+  }
+  return v;
 }

@@ -11,6 +11,9 @@
  * @module
  */
 import { requireCriu } from "./locate.ts";
+import { criuVersionInLog } from "./page_server.ts";
+
+export { closeLazyDump } from "./page_server.ts";
 
 /** Raised when a CRIU command fails; `logTail` holds the last error lines of its log. */
 export class CriuError extends Error {
@@ -127,6 +130,8 @@ export interface LazyDump extends CriuDaemon {
   readyMs: number;
   /** The log file. */
   logFile: string;
+  /** The CRIU version the dump runs, from its log (the page server's wire format follows it). */
+  criuVersion?: string;
 }
 
 /**
@@ -152,12 +157,30 @@ export async function criuLazyDump(options: DumpOptions): Promise<LazyDump> {
     }
     // Read only what the log grew by (a verbose dump log of a big tree runs to megabytes).
     if (await logGrewWith(logFile, seen, "Starting page server on port")) {
-      return { ...daemon, readyMs: performance.now() - started, logFile };
+      const head = await readHead(logFile);
+      return {
+        ...daemon,
+        readyMs: performance.now() - started,
+        logFile,
+        criuVersion: criuVersionInLog(head),
+      };
     }
     await new Promise((r) => setTimeout(r, 5));
   }
   await daemon.stop();
   throw new CriuError("dump", -1, "the lazy dump's page server never started", logFile);
+}
+
+/** The first 4 KiB of `file` as text (empty when unreadable). */
+async function readHead(file: string): Promise<string> {
+  try {
+    using f = await Deno.open(file, { read: true });
+    const buf = new Uint8Array(4096);
+    const n = await f.read(buf);
+    return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+  } catch {
+    return "";
+  }
 }
 
 /** Whether the text appended to `file` since `seen` (updated) contains `needle`. */
@@ -296,46 +319,6 @@ export function criuLocalLazyPages(options: CriuCommonOptions): CriuDaemon {
     ...logArgs(options, "lazy-pages"),
     ...(options.extraArgs ?? []),
   ], options);
-}
-
-/** CRIU's page-server command that ends a session (criu/page-xfer.c). */
-const PS_IOV_CLOSE = 0x1023;
-
-/**
- * End a `criu dump --lazy-pages` without serving any page: connect to its page server, send
- * PS_IOV_CLOSE and wait for its status word. The dump then drops its page pipes and finishes,
- * leaving the tree as its `leave` option says (stopped, for u2cm). Resolves with the dump's
- * answer (0: closed cleanly).
- *
- * @example
- * ```ts
- * const dump = await criuLazyDump({ pid, dir, lazyPages: true, listen });
- * // … read the frozen tree's memory yourself …
- * await closeLazyDump(listen); // then `await dump.status` is 0 and the tree stays stopped
- * ```
- */
-export async function closeLazyDump(listen: { address: string; port: number }): Promise<number> {
-  const conn = await Deno.connect({ hostname: listen.address, port: listen.port });
-  try {
-    // struct page_server_iov { u32 cmd; u32 nr_pages; u64 vaddr; u64 dst_id; }
-    const iov = new Uint8Array(24);
-    new DataView(iov.buffer).setUint32(0, PS_IOV_CLOSE, true);
-    let off = 0;
-    while (off < iov.length) off += await conn.write(iov.subarray(off));
-    // The dump corks its socket (TCP_CORK holds the answer up to 200 ms) and, once it has
-    // answered, waits for our end to close: half-close now, so its answer comes with its close.
-    await conn.closeWrite();
-    const status = new Uint8Array(4);
-    let got = 0;
-    while (got < 4) {
-      const n = await conn.read(status.subarray(got));
-      if (n === null) throw new Error("the lazy dump closed its page server without answering");
-      got += n;
-    }
-    return new DataView(status.buffer).getInt32(0, true);
-  } finally {
-    conn.close();
-  }
 }
 
 function logArgs(o: CriuCommonOptions, action: string): string[] {

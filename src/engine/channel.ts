@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { PageBatch, RestoreRequest, RestoreResult } from "./contract.ts";
+import type { LazyCheckReport, PageBatch, RestoreRequest, RestoreResult } from "./contract.ts";
 import type { PagesImage } from "./pages_image.ts";
 
 export type { PageBatch, RestoreRequest, RestoreResult } from "./contract.ts";
@@ -30,6 +30,12 @@ export interface MigrationChannel {
    * included. Resolves true once the destination confirmed, false when it could not be told.
    */
   abort(reason: string): Promise<boolean | void>;
+  /**
+   * After post-copy, once the source's page server is drained: what the destination's check of
+   * the pages that arrived saw (undefined when it did not check). Absent on channels that
+   * cannot ask. @default none
+   */
+  postCopyReport?(): Promise<LazyCheckReport | undefined>;
   /** Bytes put on the wire so far. */
   readonly bytesSent: number;
   /** What page-batch compression did so far, when the channel compresses. */

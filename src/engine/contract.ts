@@ -159,6 +159,28 @@ export const VerificationSchema = z.object({
 export type Verification = z.infer<typeof VerificationSchema>;
 
 /**
+ * What the destination's check of post-copy pages saw (lazy_check.ts), as the source asks for
+ * it once its page server is drained: every page that arrived hashed as the manifest says.
+ */
+export const LazyCheckReportSchema = z.object({
+  /** Page requests the lazy-pages daemon sent (faults and background fetches). */
+  requests: z.number().int().min(0).max(2 ** 40),
+  /** Pages that arrived and matched the manifest. */
+  checkedPages: z.number().int().min(0).max(MAX_MANIFEST_PAGES),
+  /** Pages the manifest expected to arrive after the restore. */
+  expectedPages: z.number().int().min(0).max(MAX_MANIFEST_PAGES),
+  /** Whether the daemon ended its session normally (every page in place). */
+  closed: z.boolean(),
+  /** Faults of the restored tree the daemon served ("#PF" in its log), once it exited. */
+  faults: z.number().int().min(0).max(2 ** 40).optional(),
+  /** Why a page was refused (the restored copy was then stopped for good). */
+  mismatch: z.string().max(1024).optional(),
+}).strict();
+
+/** A post-copy check report. */
+export type LazyCheckReport = z.infer<typeof LazyCheckReportSchema>;
+
+/**
  * What the destination answers to a restore request: `ok` means the tree is restored, checked
  * and left stopped, ready to resume when the source commits.
  */

@@ -37,6 +37,7 @@ import {
   MigrationError,
   type MigrationOutcome,
   type MigrationPhase,
+  type PostCopyReport,
   type RoundReport,
 } from "./types.ts";
 
@@ -194,8 +195,9 @@ export async function runMigration(
     const downtimeMs = performance.now() - freezeAt;
     accountDowntime(frozen.phases, downtimeMs, performance.now() - commitAt);
     ctx.onProgress?.({ kind: "phase", phase: "done" });
+    let fetched: PostCopyReport | undefined;
     try {
-      await frozen.drain();
+      fetched = (await frozen.drain()) ?? undefined;
     } catch (e) {
       record("failed", { error: (e as Error).message });
       throw new MigrationError((e as Error).message, "committed", false);
@@ -214,6 +216,7 @@ export async function runMigration(
       finalPages: frozen.pages,
       lazyPages: frozen.lazyPages,
       ...(verified ? { verified } : {}),
+      ...(fetched ? { postCopy: fetched } : {}),
     };
   } catch (e) {
     if (e instanceof MigrationError) throw e;

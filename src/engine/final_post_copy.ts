@@ -21,7 +21,7 @@ import { criuLazyDump } from "../criu/run.ts";
 import { sameHash, sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from "./dump_pages.ts";
 import { imageFilesToSend } from "./files.ts";
 import { type HeldPages, LedgerChannel } from "./ledger.ts";
-import { bootId } from "../tracker/proc.ts";
+import { bootId, pidNamespaceMap } from "../tracker/proc.ts";
 import { pageHashes } from "../native/page_hash.ts";
 import { PageReader } from "./page_reader.ts";
 import {
@@ -31,7 +31,10 @@ import {
   type Tunnel,
 } from "../peer/mod.ts";
 import type { FinalContext, FinalPhase, FrozenTree, PageServerEndpoint } from "./parts.ts";
-import type { PhaseTimes } from "./types.ts";
+import type { PhaseTimes, PostCopyReport } from "./types.ts";
+import { MANIFEST_FILE } from "./contract.ts";
+import type { LazyCheckReport } from "./contract.ts";
+import { postCopyManifest } from "./post_copy_manifest.ts";
 
 const PAGE = 4096;
 
@@ -122,11 +125,11 @@ async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
     const transferAt = performance.now();
     const precopied = handoff.pidMap.size > 0;
     let pages = 0;
-    let lazyPages = 0;
+    const hostOf = new Map<number, number>();
+    for (const [host, ns] of pidNamespaceMap(ctx.pid)) if (!hostOf.has(ns)) hostOf.set(ns, host);
+    const images = await readDumpDir(dir, true);
+    const final = new Map<number, Pagemap>();
     if (precopied) {
-      const hostOf = new Map<number, number>();
-      for (const [host, ns] of handoff.pidMap) if (!hostOf.has(ns)) hostOf.set(ns, host);
-      const images = await readDumpDir(dir, true);
       for (const mem of images.memory) {
         const held = ctx.ledger.held(mem.pid);
         // Eager pages CRIU wrote to the file (non-anonymous memory): send what differs.
@@ -137,34 +140,94 @@ async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
           ? mem.pagemap
           : eagerWhereHeld(mem.pagemap, host, held);
         await Deno.writeFile(`${dir}/${mem.pagemapFile}`, encodePagemap(rewritten));
-        for (const e of rewritten.entries) if (e.flags & PE_LAZY) lazyPages += e.nrPages;
+        final.set(mem.pid, rewritten);
       }
     }
+    // The manifest: every page, the lazy ones hashed from the frozen tree (the destination
+    // checks each as it arrives), the eager ones with the hashes the destination now holds.
+    const manifestAt = performance.now();
+    const { manifest, lazyPages } = await postCopyManifest({
+      dir,
+      images,
+      final,
+      hostOf,
+      held: precopied ? (pid) => ctx.ledger.held(pid) : undefined,
+    });
+    const manifestMs = performance.now() - manifestAt;
     for (const name of await imageFilesToSend(dir, precopied)) {
       await channel.sendFile(name, await Deno.readFile(`${dir}/${name}`));
     }
+    await channel.sendFile(MANIFEST_FILE, manifest.encode());
     await channel.flush();
-    phases.transfer_ms = performance.now() - transferAt;
+    phases.manifest_ms = manifestMs;
+    phases.transfer_ms = performance.now() - transferAt - manifestMs;
     return {
       request: {
         engine: "lazy",
         rebuildPages: precopied,
         lazy: pageServer.remote(listen),
         sourceBootId: bootId(),
+        verify: { mode: ctx.verify ?? "sample", pages: manifest.pages },
         ...tcpRestoreRequest(ctx.tcp),
       },
       pages,
-      lazyPages: precopied ? lazyPages : undefined,
+      lazyPages,
       phases,
       dumpDir: dir,
       helperPids: [dump.pid],
-      drain: () => drained(dump.status).finally(() => pageServer.close?.()),
+      drain: async () => {
+        try {
+          await drained(dump.status);
+        } finally {
+          await pageServer.close?.();
+        }
+        return postCopyReport(await channel.postCopyReport?.(), lazyPages);
+      },
       stop,
     };
   } catch (e) {
     await stop();
     throw e;
   }
+}
+
+/** What post-copy risks until its last page arrived (stated in every post-copy result). */
+export const POST_COPY_LINK_RISK =
+  "between the resume and the last page's arrival the workload ran at the destination with " +
+  "part of its memory still at the source: a link or source failure, or a page the destination " +
+  "refused as differing from the manifest, then would have lost it (the source copy ended at " +
+  "the commit)";
+
+/**
+ * The post-copy figures from the destination's report; throws unless every lazy page arrived and
+ * matched the manifest (only then is the migration verified).
+ */
+export function postCopyReport(
+  report: LazyCheckReport | undefined,
+  lazyPages: number,
+): PostCopyReport {
+  if (!report) {
+    throw new Error("post-copy not verified: the destination reported no check of the pages");
+  }
+  if (report.mismatch) {
+    throw new Error(
+      `post-copy verification failed at the destination: ${report.mismatch}; the restored copy ` +
+        "was stopped",
+    );
+  }
+  if (!report.closed || report.checkedPages !== lazyPages) {
+    throw new Error(
+      `post-copy not verified: ${report.checkedPages} of ${lazyPages} lazy pages arrived and ` +
+        `matched the manifest${report.closed ? "" : " (the page session did not end cleanly)"}`,
+    );
+  }
+  return {
+    lazyPages,
+    checkedPages: report.checkedPages,
+    requests: report.requests,
+    remoteFaults: report.faults,
+    linkRisk: POST_COPY_LINK_RISK,
+  };
 }
 
 async function drained(status: Promise<number>): Promise<void> {

@@ -129,31 +129,13 @@ async function freezeAndScan(
     dieWithParent: true,
     ...tcpDumpOptions(ctx.tcp),
   });
-  // The scan of what the destination holds starts as soon as CRIU has stopped every thread of
-  // the tree (it keeps them stopped until the dump is released), alongside the rest of the dump.
-  const scanning = (async () => {
-    if (!(await whenStopped(ctx.pid, dumping))) return undefined;
-    const at = performance.now();
-    const out = new Map<number, { changed: number[]; unreadable: number[] }>();
-    for (const [ns, h] of held) {
-      const host = hostOf.get(ns);
-      if (host === undefined) continue; // exited since the rounds
-      const unreadable: number[] = [];
-      const changed = await scanChanged(host, h.runs, h.index, { ...options, unreadable });
-      out.set(ns, { changed, unreadable });
-    }
-    return { at, done: performance.now(), out };
-  })();
-  scanning.catch(() => {});
-  const dump = await dumping.catch(async (e) => {
-    await scanning.catch(() => {});
-    throw e;
-  });
+  const dump = await dumping;
   let closing: Promise<void> | undefined;
   /** Close the dump's page server; the dump finishes and leaves the tree stopped. */
   const release = () =>
     closing ??= (async () => {
-      const answer = await closeLazyDump(listen).catch((e) => e as Error);
+      const answer = await closeLazyDump(listen, { criuVersion: dump.criuVersion })
+        .catch((e) => e as Error);
       const code = await withTimeout(dump.status, DUMP_TIMEOUT_MS, -1);
       if (typeof answer !== "number" || answer !== 0 || code !== 0) {
         await dump.stop();
@@ -164,10 +146,11 @@ async function freezeAndScan(
   try {
     phases.dump_ms = dump.readyMs;
     const readyAt = performance.now();
-    // The final scan: which pages CRIU left in memory differ from what the destination holds
-    // (scanned above), plus the pages it does not hold at all.
-    const scanned = await scanning;
-    if (!scanned) throw new Error("the tree was not seen stopped by the dump");
+    // The final scan, once the dump is ready: CRIU has seized every thread, run and removed its
+    // parasite, and delivered the signals it lets the tree handle while seizing, so nothing in
+    // the tree runs until the dump is released. (A scan alongside the dump could miss a page the
+    // tree writes while CRIU seizes it: a signal handler's, for one.)
+    const scanned = await scanHeld(ctx.pid, held, hostOf, options);
     const images = await readDumpDir(dir, true);
     const changed = new Map<number, number[]>();
     for (const mem of images.memory) {
@@ -193,8 +176,8 @@ async function freezeAndScan(
       );
     }
     const scanEnd = performance.now();
-    phases.scan_ms = Math.max(0, scanEnd - Math.max(readyAt, scanned.at));
-    phases.scan_overlap_ms = Math.max(0, Math.min(readyAt, scanned.done) - scanned.at);
+    phases.scan_ms = Math.max(0, scanEnd - readyAt);
+    phases.scan_overlap_ms = 0;
     // Transfer: the changed pages, the eager pages CRIU wrote, then the image files.
     ctx.onProgress?.({ kind: "phase", phase: "transfer" });
     const transferAt = performance.now();
@@ -318,49 +301,28 @@ export function presentAndLazy(pagemap: Pagemap): Pagemap {
   };
 }
 
-/**
- * Resolve true once every thread of the tree under `root` is stopped (CRIU seized it: it stays
- * so until the dump is released), false when the dump ended first.
- */
-async function whenStopped(root: number, dumping: Promise<unknown>): Promise<boolean> {
-  let ended = false;
-  dumping.then(() => {}, () => {}).finally(() => ended = true);
-  let seen = "";
-  for (let i = 0; i < 1_000_000; i++) {
-    // A dump that is ready has seized the whole tree long before.
-    const now = stoppedTree(root);
-    // Twice the same stopped tree: no process forked in between the listings.
-    if (now !== undefined && now === seen) return true;
-    seen = now ?? "";
-    if (ended && now === undefined) return false;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  return false;
+/** What the scan found per process: pages that differ from the held copy, and unreadable ones. */
+interface Scanned {
+  out: Map<number, { changed: number[]; unreadable: number[] }>;
 }
 
-/** The tree's pids and threads as a key when every thread is stopped, else undefined. */
-function stoppedTree(root: number): string | undefined {
-  const ids: number[] = [];
-  for (const pid of treePids(root)) {
-    let tasks: Deno.DirEntry[];
-    try {
-      tasks = [...Deno.readDirSync(`/proc/${pid}/task`)];
-    } catch {
-      continue; // gone
-    }
-    for (const t of tasks) {
-      let stat: string;
-      try {
-        stat = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/stat`);
-      } catch {
-        continue;
-      }
-      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-      if (state !== "t" && state !== "T" && state !== "Z" && state !== "X") return undefined;
-      ids.push(Number(t.name));
-    }
+/** Scan the held runs of every process of the (stopped) tree against the held hashes. */
+async function scanHeld(
+  root: number,
+  held: Map<number, Held>,
+  hostOf: Map<number, number>,
+  options: ScanAndCopyOptions,
+): Promise<Scanned> {
+  const out = new Map<number, { changed: number[]; unreadable: number[] }>();
+  for (const [ns, h] of held) {
+    const host = hostOf.get(ns);
+    if (host === undefined) continue; // exited since the rounds
+    const unreadable: number[] = [];
+    const changed = await scanChanged(host, h.runs, h.index, { ...options, unreadable });
+    out.set(ns, { changed, unreadable });
   }
-  return ids.sort((a, b) => a - b).join(",");
+  if (treePids(root).length === 0) throw new Error("the tree vanished during the dump");
+  return { out };
 }
 
 /** The addresses (ascending) that lie in one of the (ascending) runs. */

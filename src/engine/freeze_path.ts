@@ -36,7 +36,8 @@ export function freezePathOf(plan: EnginePlan): "scan" | "dump" {
  */
 export function accountDowntime(phases: PhaseTimes, downtimeMs: number, resumeMs: number): void {
   phases.resume_ms = resumeMs;
-  const named = phases.dump_ms + (phases.scan_ms ?? 0) + phases.transfer_ms +
+  const named = phases.dump_ms + (phases.scan_ms ?? 0) + (phases.manifest_ms ?? 0) +
+    phases.transfer_ms +
     (phases.release_ms ?? 0) + phases.restore_ms + resumeMs;
   phases.other_ms = Math.max(0, downtimeMs - named);
 }

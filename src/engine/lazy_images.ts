@@ -26,6 +26,7 @@ import {
   VMA_ANON_PRIVATE,
   VMA_FILE_PRIVATE,
 } from "../criu/images/mod.ts";
+import { pageHashes } from "../native/page_hash.ts";
 import type { PageStoreView } from "./channel.ts";
 import type { PagesImage } from "./pages_image.ts";
 
@@ -42,6 +43,8 @@ export interface ProcessPlan {
   inFile: number;
   /** Covered slots whose page must read as zeros (their slot is to be zeroed first). */
   zero: number[];
+  /** Every covered slot's address (zeroed or kept): pages the final dump lacks. */
+  covered: Set<number>;
 }
 
 /**
@@ -78,12 +81,28 @@ export function coverOf(vmas: Vma[]): (addr: number) => Cover {
   };
 }
 
+/** The pages one process is restored with, in a {@linkcode ComposeResult}. */
+export interface ComposedProcess {
+  /** Every page the restore maps in, in pagemap order: from the slot file, then the parent. */
+  addresses: number[];
+  /** How many of `addresses` (the first ones, ascending) come from the slot file. */
+  fileCount: number;
+  /** The hash of each of those pages (16 bytes each), of the bytes CRIU will read. */
+  hashes: Uint8Array;
+  /** Addresses of pages the final dump lacks, restored as the slot holds them (not in a manifest). */
+  covered: Set<number>;
+  /** Read one restored page: `index` into `addresses`. */
+  page(index: number): Promise<Uint8Array>;
+}
+
 /** What {@linkcode composeImages} did. */
 export interface ComposeResult {
   /** Pages served from the slot files in place. */
   inPlace: number;
   /** Pages copied into the parent image. */
   copied: number;
+  /** Per process (pid as CRIU names it): what the restore reads, for the manifest check. */
+  processes: Map<number, ComposedProcess>;
 }
 
 /**
@@ -105,6 +124,7 @@ export function planProcess(
   const entries: PagemapEntry[] = [];
   const parent: number[] = [];
   const zero: number[] = [];
+  const covered = new Set<number>();
   let usable = ascending.length; // slots before the first stale one
   let k = 0; // next slot of the file
   let inFile = 0;
@@ -143,6 +163,7 @@ export function planProcess(
           break;
         }
         if (how === "zero") zero.push(ascending[k]);
+        covered.add(ascending[k]);
         push(ascending[k], 1, PE_PRESENT);
         k++;
         inFile++;
@@ -157,7 +178,7 @@ export function planProcess(
       }
     }
   }
-  return { entries, parent, inFile, zero };
+  return { entries, parent, inFile, zero, covered };
 }
 
 /**
@@ -199,6 +220,7 @@ export async function composeImages(
   const withParent = plans.some((x) => x.plan.parent.length > 0);
   if (withParent) await Deno.mkdir(`${dir}/parent`, { mode: 0o700 });
   let inPlace = 0, copied = 0;
+  const processes = new Map<number, ComposedProcess>();
   for (const { pid, pagemap, plan, slots } of plans) {
     const pages = `${dir}/pages-${pagemap.pagesId}.img`;
     await Deno.remove(pages).catch(() => {});
@@ -208,21 +230,68 @@ export async function composeImages(
       `${dir}/pagemap-${pid}.img`,
       encodePagemap({ ...pagemap, entries: plan.entries }),
     );
-    if (withParent) await writeParent(`${dir}/parent`, pid, pagemap, plan.parent, store);
+    const parentHashes = withParent
+      ? await writeParent(`${dir}/parent`, pid, pagemap, plan.parent, store)
+      : new Uint8Array(0);
+    processes.set(pid, composedProcess(dir, pagemap.pagesId, plan, image, pid, parentHashes));
     inPlace += plan.inFile;
     copied += plan.parent.length;
   }
-  return { inPlace, copied };
+  return { inPlace, copied, processes };
 }
 
-/** The parent image of one process: its out-of-order pages, from the store. */
+/** What one process is restored with: the slot file's pages in order, then the parent's. */
+function composedProcess(
+  dir: string,
+  pagesId: number,
+  plan: ProcessPlan,
+  image: PagesImage,
+  pid: number,
+  parentHashes: Uint8Array,
+): ComposedProcess {
+  const layout = image.layout(pid);
+  const fileAddrs: number[] = [];
+  for (const e of plan.entries) {
+    if ((e.flags & PE_PRESENT) === 0 || (e.flags & PE_PARENT) !== 0) continue;
+    for (let i = 0; i < e.nrPages; i++) fileAddrs.push(e.vaddr + i * PAGE_SIZE);
+  }
+  const addresses = [...fileAddrs, ...plan.parent];
+  const hashes = new Uint8Array(addresses.length * 16);
+  for (let i = 0; i < fileAddrs.length; i++) hashes.set(layout!.hashOfSlot(i), i * 16);
+  hashes.set(parentHashes, fileAddrs.length * 16);
+  return {
+    addresses,
+    fileCount: fileAddrs.length,
+    hashes,
+    covered: plan.covered,
+    page: (index) =>
+      index < fileAddrs.length
+        ? readPageAt(`${dir}/pages-${pagesId}.img`, index)
+        : readPageAt(`${dir}/parent/pages-${pagesId}.img`, index - fileAddrs.length),
+  };
+}
+
+async function readPageAt(file: string, index: number): Promise<Uint8Array> {
+  using f = await Deno.open(file, { read: true });
+  await f.seek(index * PAGE_SIZE, Deno.SeekMode.Start);
+  const page = new Uint8Array(PAGE_SIZE);
+  let off = 0;
+  while (off < PAGE_SIZE) {
+    const n = await f.read(page.subarray(off));
+    if (n === null || n === 0) throw new Error(`${file} ends before page ${index}`);
+    off += n;
+  }
+  return page;
+}
+
+/** The parent image of one process: its out-of-order pages, from the store; their hashes. */
 async function writeParent(
   dir: string,
   pid: number,
   pagemap: Pagemap,
   addresses: number[],
   store: PageStoreView,
-): Promise<void> {
+): Promise<Uint8Array> {
   const entries: PagemapEntry[] = [];
   const data = new Uint8Array(addresses.length * PAGE_SIZE);
   for (let i = 0; i < addresses.length; i++) {
@@ -238,4 +307,5 @@ async function writeParent(
   }
   await Deno.writeFile(`${dir}/pages-${pagemap.pagesId}.img`, data);
   await Deno.writeFile(`${dir}/pagemap-${pid}.img`, encodePagemap({ ...pagemap, entries }));
+  return pageHashes(data);
 }

@@ -17,6 +17,7 @@
  */
 import { pageHashes } from "../native/page_hash.ts";
 import type { MigrationChannel, PageBatch, RestoreRequest, RestoreResult } from "./channel.ts";
+import type { LazyCheckReport } from "./contract.ts";
 
 const HASH = 16;
 
@@ -88,6 +89,11 @@ export class LedgerChannel implements MigrationChannel {
 
   abort(reason: string): Promise<boolean | void> {
     return this.inner.abort(reason);
+  }
+
+  /** The inner channel's post-copy report, when it can ask. */
+  postCopyReport(): Promise<LazyCheckReport | undefined> {
+    return this.inner.postCopyReport?.() ?? Promise.resolve(undefined);
   }
 
   get bytesSent(): number {

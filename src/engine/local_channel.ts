@@ -9,6 +9,8 @@
 import { Destination } from "./destination.ts";
 import { isValidImageName } from "./files.ts";
 import type { MigrationChannel, PageBatch, RestoreRequest, RestoreResult } from "./channel.ts";
+import type { LazyCheckReport } from "./contract.ts";
+import { lazyCheckReport } from "./lazy_check.ts";
 import { LocalPageStore } from "./page_store.ts";
 import { restoreMigration } from "./restore.ts";
 
@@ -99,6 +101,11 @@ export class LocalChannel implements MigrationChannel {
       return Promise.reject(new Error(answer.error ?? `destination copy is ${answer.state}`));
     }
     return Promise.resolve();
+  }
+
+  /** The destination's check of the post-copy pages (same process: its registry). */
+  postCopyReport(): Promise<LazyCheckReport | undefined> {
+    return lazyCheckReport(this.#id, 5000);
   }
 
   abort(reason: string): Promise<boolean> {

@@ -9,12 +9,17 @@
  * @module
  */
 
+import { pageHashes } from "../native/page_hash.ts";
+
 const PAGE = 4096;
+const HASH = 16;
 
 /** One process's slot file. */
 interface ProcessImage {
   file: Deno.FsFile;
   path: string;
+  /** Each slot's 16-byte page hash, taken from the bytes written (capacity grows by doubling). */
+  hashes: Uint8Array;
   /** Address → slot. */
   slots: Map<number, number>;
   /** Address of each slot, in slot order. */
@@ -29,6 +34,8 @@ export interface ImageLayout {
   path: string;
   /** Addresses of the ascending leading slots (slot i holds addresses[i]). */
   ascending: ArrayLike<number>;
+  /** The hash of what slot i holds (16 bytes each), for every slot of the file. */
+  hashOfSlot(slot: number): Uint8Array;
 }
 
 /**
@@ -51,12 +58,16 @@ export class PagesImage {
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
-  /** Write pages of `pid` into their slots (new pages get the next slot). */
+  /**
+   * Write pages of `pid` into their slots (new pages get the next slot). Each slot's hash is
+   * taken here from the bytes written, never from what a sender claims.
+   */
   put(pid: number, addresses: ArrayLike<number>, data: Uint8Array): void {
     if (this.#closed) return;
     const n = addresses.length;
     if (data.length < n * PAGE) throw new RangeError(`${n} addresses but ${data.length} bytes`);
     const p = this.#proc(pid);
+    const hashes = pageHashes(data.subarray(0, n * PAGE));
     // Write runs of consecutive slots with one write each.
     let runFrom = 0, runSlot = -1, runLen = 0;
     const flush = () => {
@@ -72,7 +83,13 @@ export class PagesImage {
         p.slots.set(addr, slot);
         p.addresses.push(addr);
         if (p.ascending === slot && (slot === 0 || p.addresses[slot - 1] < addr)) p.ascending++;
+        if ((slot + 1) * HASH > p.hashes.length) {
+          const grown = new Uint8Array(Math.max(p.hashes.length * 2, (slot + 1) * HASH, 4096));
+          grown.set(p.hashes);
+          p.hashes = grown;
+        }
       }
+      p.hashes.set(hashes.subarray(i * HASH, (i + 1) * HASH), slot * HASH);
       if (runLen > 0 && slot === runSlot + runLen && i === runFrom + runLen) runLen++;
       else {
         flush();
@@ -88,7 +105,11 @@ export class PagesImage {
   layout(pid: number): ImageLayout | undefined {
     const p = this.#procs.get(pid);
     if (!p || this.#closed) return undefined;
-    return { path: p.path, ascending: p.addresses.slice(0, p.ascending) };
+    return {
+      path: p.path,
+      ascending: p.addresses.slice(0, p.ascending),
+      hashOfSlot: (slot) => p.hashes.subarray(slot * HASH, (slot + 1) * HASH),
+    };
   }
 
   /** Close the files (the directory belongs to the caller). */
@@ -108,7 +129,7 @@ export class PagesImage {
     if (p) return p;
     const path = `${this.dir}/pages-${pid}.slots`;
     const file = Deno.openSync(path, { read: true, write: true, create: true, truncate: true });
-    p = { file, path, slots: new Map(), addresses: [], ascending: 0 };
+    p = { file, path, hashes: new Uint8Array(0), slots: new Map(), addresses: [], ascending: 0 };
     this.#procs.set(pid, p);
     return p;
   }

@@ -11,7 +11,7 @@ import type { PageSet } from "../tracker/types.ts";
 import type { MigrationChannel } from "./channel.ts";
 import type { VerifyMode } from "./contract.ts";
 import type { PageLedger } from "./ledger.ts";
-import type { PhaseTimes, ProgressEvent, RestoreRequestBase } from "./types.ts";
+import type { PhaseTimes, PostCopyReport, ProgressEvent, RestoreRequestBase } from "./types.ts";
 
 /** What the pre-copy rounds look like after the baseline or a round. */
 export interface RoundState {
@@ -81,9 +81,10 @@ export interface FrozenTree {
   helperPids?: number[];
   /**
    * After the destination resumed the tree: wait until nothing of the source is needed any more
-   * (post-copy: every lazy page fetched). Throws when that failed.
+   * (post-copy: every lazy page fetched, and checked against the manifest at the destination:
+   * the report says so). Throws when that failed or was not verified.
    */
-  drain(): Promise<void>;
+  drain(): Promise<PostCopyReport | void>;
   /** Stop whatever the final phase started (a lazy dump's page server); safe to call twice. */
   stop(): Promise<void>;
 }

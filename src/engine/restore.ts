@@ -1,10 +1,12 @@
 /**
  * The destination's restore handler: rebuild each process's `pages-<id>.img` from the pages the
  * source sent (its pagemap, sent as a file, lists which pages in which order) — or, for a
- * scan-and-copy (`localLazy`) without a manifest to check, read the store's own pages images in
- * place (lazy_images.ts) — then run `criu restore --leave-stopped` (CRIU dies with its agent;
- * with `localLazy` and a big tree, `--lazy-pages` from those local images through a local
- * `criu lazy-pages` daemon) and check the restored tree before reporting it ready. The tree runs only when the source commits (destination.ts resumes it).
+ * scan-and-copy (`localLazy`), read the store's own pages images in place (lazy_images.ts) and
+ * check that composed layout against the manifest — then run `criu restore --leave-stopped`
+ * (CRIU dies with its agent; with `localLazy`, no manifest and a big tree, `--lazy-pages` from
+ * those local images through a local `criu lazy-pages` daemon) and check the restored tree
+ * before reporting it ready. The tree runs only when the source commits (destination.ts
+ * resumes it).
  * Nothing it writes leaves the migration's directory and its own scratch directory.
  *
  * @module
@@ -30,6 +32,10 @@ import {
   criuRestore,
 } from "../criu/run.ts";
 import { composeImages } from "./lazy_images.ts";
+import { type LazyCheck, registerLazyCheck, startLazyCheck } from "./lazy_check.ts";
+import { verifyBeforeLazyRestore } from "./verify_lazy.ts";
+import { allowedAreas } from "./page_allowance.ts";
+import { criuVersionOf } from "../criu/probe.ts";
 import type { RestoreContext, RestoreResult } from "./channel.ts";
 import { bootId, isAlive, signalAll, treePids } from "../tracker/proc.ts";
 import { EngineRestoreRequestSchema } from "./contract.ts";
@@ -83,6 +89,8 @@ export async function restoreMigration(
   // Peer agents keep image files under `<migration dir>/images`; accept both layouts.
   ctx = { ...ctx, dir: imagesDirOf(ctx.dir) };
   let lazyDaemon: CriuDaemon | undefined;
+  let lazyCheck: LazyCheck | undefined;
+  let restoredRoot: number | undefined;
   let tunnel: { localPort: number; close(): Promise<void> } | undefined;
   // Rebuilt images go to tmpfs: CRIU reads them once, right away, on the downtime path.
   const ownScratch = options.scratch === undefined;
@@ -97,20 +105,23 @@ export async function restoreMigration(
     if (req.sourceBootId !== undefined && req.sourceBootId === bootId()) {
       await dropSameKernelState(dir);
     }
-    // A local lazy restore reads the destination's own pages images in place when it keeps
-    // them and nothing else needs flat images (the manifest check reads flat pages files, so a
-    // verified restore rebuilds them); otherwise the images are rebuilt.
-    const composed = req.localLazy && !req.verify && !shmem && !req.lazy && ctx.store.pagesImage
+    // A scan-and-copy restore (`localLazy`) reads the processes' pages in place from the
+    // destination's own pages images, kept current while they arrived, plus a small parent
+    // image of the out-of-order ones: nothing is rebuilt page by page. The manifest check then
+    // covers that composed layout, with the hashes taken of the bytes written into each slot.
+    const composed = req.localLazy && req.rebuildPages && !req.lazy && ctx.store.pagesImage
       ? await composeImages(dir, ctx.store.pagesImage, ctx.store)
       : undefined;
-    const rebuilt = req.rebuildPages && !composed
-      ? await rebuildPages({ ...ctx, dir }, req.lazy !== undefined, shmem)
+    const rebuilt = req.rebuildPages
+      ? await rebuildPages({ ...ctx, dir }, req.lazy !== undefined, shmem, !composed)
       : 0;
     const pages = composed ? composed.inPlace + composed.copied : rebuilt;
-    if (req.verify && req.lazy) throw new Error("a lazy restore cannot be verified before it runs");
-    const checked: ImagesChecked | undefined = req.verify
-      ? await verifyBeforeRestore(dir, req.verify)
+    // Post-copy: the eager pages now, each lazy page as it arrives (lazy_check.ts).
+    const lazyChecked = req.verify && req.lazy
+      ? await verifyBeforeLazyRestore(dir, req.verify)
       : undefined;
+    const checked: ImagesChecked | undefined = lazyChecked?.checked ??
+      (req.verify ? await verifyBeforeRestore(dir, req.verify, composed) : undefined);
     if (req.lazy) {
       let target = req.lazy;
       if ("tunnel" in target) {
@@ -118,6 +129,21 @@ export async function restoreMigration(
         // criu lazy-pages talks to our end of the tunnel; the channel carries it to the source.
         tunnel = await ctx.openTunnel();
         target = { address: "127.0.0.1", port: tunnel.localPort };
+      }
+      if (lazyChecked) {
+        // Every page the daemon fetches passes the check first; a refused page stops the
+        // restored copy for good (its memory would not be the workload's).
+        lazyCheck = startLazyCheck({
+          upstream: target,
+          manifest: lazyChecked.checked.manifest,
+          expectedPages: lazyChecked.lazyPages,
+          allowance: allowedAreas(await readDumpDir(dir, false, { checkSizes: false })),
+          criuVersion: await criuVersionOf(),
+          onMismatch: () => {
+            if (restoredRoot) killTree(restoredRoot);
+          },
+        });
+        target = { address: "127.0.0.1", port: lazyCheck.port };
       }
       lazyDaemon = criuLazyPages({
         dir,
@@ -127,7 +153,14 @@ export async function restoreMigration(
         dieWithParent: true,
       });
       const open = tunnel;
-      lazyDaemon.status.finally(() => open?.close());
+      const check = lazyCheck;
+      lazyDaemon.status.finally(() => {
+        open?.close();
+        check?.close();
+      });
+      if (check) {
+        registerLazyCheck(ctx.migrationId, check, lazyDaemon.status, `${dir}/lazy-pages.log`);
+      }
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     } else if (req.localLazy && !req.verify && req.rebuildPages && pages >= LOCAL_LAZY_MIN_PAGES) {
       // (A verified restore reads the tree back, and remote reads of memory a userfaultfd still
@@ -150,13 +183,30 @@ export async function restoreMigration(
       leaveStopped: true,
       dieWithParent: true,
     });
+    restoredRoot = restored.pid;
     if (!isAlive(restored.pid)) {
       return { ok: false, error: `restored pid ${restored.pid} is not alive` };
+    }
+    const refused = lazyCheck?.stats().mismatch;
+    if (refused) {
+      killTree(restored.pid);
+      throw new Error(`verification failed: ${refused}`);
     }
     // The tree is stopped: read it back against the manifest (then the agent's own check).
     let verified;
     try {
-      if (req.verify && checked) {
+      if (req.verify && checked && lazyChecked) {
+        // The lazy pages are not there yet (reading them would fail): they are checked as they
+        // arrive; the eager ones were checked in the images.
+        verified = {
+          mode: req.verify.mode,
+          manifestPages: checked.manifest.pages,
+          imagePages: checked.imagePages,
+          readBackPages: 0,
+          imageMs: Math.round(checked.imageMs * 10) / 10,
+          readBackMs: 0,
+        };
+      } else if (req.verify && checked) {
         verified = await verifyAfterRestore(restored.pid, dir, req.verify, checked);
       }
       await options.verify?.(restored.pid, dir);
@@ -173,14 +223,20 @@ export async function restoreMigration(
       ...(verified ? { verified } : {}),
     };
   } catch (e) {
+    // A page refused by the post-copy check ends the daemon, and so the restore: say why.
+    const refused = lazyCheck?.stats().mismatch;
+    const cause = refused && !(e instanceof Error && e.message.includes(refused))
+      ? new Error(`verification failed: ${refused}`)
+      : e;
     await lazyDaemon?.stop();
+    lazyCheck?.close();
     await tunnel?.close();
     // Keep CRIU's log for post-mortems and name it in the error.
     const keep = options.keepLog ?? `${ctx.dir}/restore.log`;
     const kept = await Deno.copyFile(`${dir}/restore.log`, keep).then(() => true, () => false);
-    const why = e instanceof CriuError
-      ? e.message.replace(/\(log: [^)]*\)$/, "")
-      : `restore failed: ${(e as Error).message}`;
+    const why = cause instanceof CriuError
+      ? cause.message.replace(/\(log: [^)]*\)$/, "")
+      : `restore failed: ${(cause as Error).message}`;
     const error = kept ? `${why} (CRIU log kept: ${keep})` : why;
     return { ok: false, error, restoreMs: performance.now() - started };
   } finally {
@@ -253,17 +309,19 @@ const WRITE_PAGES = 2048;
  * Write `pages-<id>.img` of every live process of the dump from the page store (zombies have
  * no memory images), and with `shmem` those of the shared-memory objects whose pages travelled
  * as pages of the process mapping them ({@linkcode rebuildableShmem}). For a lazy restore, runs
- * still marked lazy are left out (the lazy-pages daemon fetches them).
+ * still marked lazy are left out (the lazy-pages daemon fetches them). Without `processes` only
+ * the shared-memory objects are rebuilt (the processes' pages are composed in place).
  */
 export async function rebuildPages(
   ctx: RestoreContext,
   lazyRestore = false,
   shmem = false,
+  processes = true,
 ): Promise<number> {
   const pstree = decodePstree(await Deno.readFile(`${ctx.dir}/pstree.img`));
   const buf = new Uint8Array(WRITE_PAGES * PAGE_SIZE);
   let total = 0;
-  for (const p of pstree) {
+  for (const p of processes ? pstree : []) {
     const name = `pagemap-${p.pid}.img`;
     let bytes: Uint8Array;
     try {

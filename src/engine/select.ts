@@ -43,8 +43,9 @@ export interface EnginePlan {
   name?: EngineName;
   /**
    * How a stop-and-copy after content-hash rounds freezes: `scan` (a lazy dump that writes no
-   * memory, the shim's final scan, a lazy restore from the destination's own images) where
-   * lazy restore works, else `dump` (a full dump, re-read and compared). @default "dump"
+   * memory, the shim's final scan, a restore from the destination's own images in place) where
+   * a lazy dump works — {@linkcode planOf} sets it so — else `dump` (a full dump, re-read and
+   * compared). @default "dump"
    */
   freeze?: "scan" | "dump";
 }
@@ -81,8 +82,9 @@ export function planOf(requested: EngineChoice, caps: EngineCapabilities): Engin
     );
   }
   const plan = partsOf(requested, caps);
-  // The scan-and-copy freeze stays opt-in (`U2CM_FREEZE=scan`): together with the verified
-  // restore it still fails on some trees (a 512 MiB child's stack page, redis with CRIU 4.2).
+  // After content-hash rounds the freeze is scan-and-copy where a lazy dump works (it needs
+  // userfaultfd on this host); else, and with `U2CM_FREEZE=dump`, the full dump.
+  if (plan.rounds === "hash" && caps.lazy) plan.freeze = "scan";
   return plan;
 }
 

@@ -49,6 +49,8 @@ export interface PhaseTimes {
   scan_overlap_ms?: number;
   /** Waiting, after the transfer, for the lazy dump to let the tree go (scan-and-copy). */
   release_ms?: number;
+  /** Hashing the frozen tree's lazy pages for the manifest (post-copy). */
+  manifest_ms?: number;
   /** The commit record and the destination's resume, as the source saw it. */
   resume_ms?: number;
   /**
@@ -84,6 +86,22 @@ export interface MigrationOutcome {
   lazyPages?: number;
   /** What the destination verified against the final page manifest (absent: not verified). */
   verified?: Verification;
+  /** Post-copy: what was fetched after the resume and how it was checked. */
+  postCopy?: PostCopyReport;
+}
+
+/** What a post-copy final phase fetched after the resume, and how it was checked. */
+export interface PostCopyReport {
+  /** Pages left at the source for the destination to fetch after the restore. */
+  lazyPages: number;
+  /** Of them, the pages that arrived and matched the source's manifest (all, when verified). */
+  checkedPages: number;
+  /** Page requests the destination's lazy-pages daemon sent (faults and background fetches). */
+  requests: number;
+  /** Faults of the running tree served remotely (from the daemon's log), when known. */
+  remoteFaults?: number;
+  /** The risk post-copy ran, in words. */
+  linkRisk: string;
 }
 
 /** Progress events for a live display. */

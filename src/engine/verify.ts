@@ -4,9 +4,9 @@
  * shared memory) hashes to the manifest's value, and the images hold exactly the manifest's
  * pages. After `criu restore --leave-stopped`, with the tree still stopped: pages read back from
  * the restored processes (/proc/PID/mem) hash to the manifest's values — a sample per mapping,
- * or every page. The one legitimate difference is each thread's rseq area, which the kernel
- * rewrites (cpu id) on the way back to user space: such a page is compared with its image page
- * outside that area. Any mismatch throws {@linkcode VerificationError}.
+ * or every page. The legitimate differences (each thread's rseq area and the dead stack below its
+ * stack pointer, page_allowance.ts) are allowed: such a page is compared with its image page
+ * outside those areas. Any mismatch throws {@linkcode VerificationError}.
  *
  * @example
  * ```ts
@@ -18,13 +18,7 @@
  * @module
  */
 import { pageHashes } from "../native/page_hash.ts";
-import {
-  decodeCore,
-  decodeVmas,
-  type DumpDir,
-  readDumpDir,
-  shmemMappings,
-} from "../criu/images/mod.ts";
+import { decodeVmas, readDumpDir, shmemMappings } from "../criu/images/mod.ts";
 import {
   MANIFEST_FILE,
   type Verification,
@@ -34,6 +28,10 @@ import {
 import { decodeManifest, type PageList, type PageManifest } from "./manifest.ts";
 import { BATCH_PAGES, PageReader } from "./page_reader.ts";
 import { pidNamespaceMap } from "../tracker/proc.ts";
+import type { ComposeResult } from "./lazy_images.ts";
+import { checkComposed, composedPage } from "./verify_composed.ts";
+import { VerificationError } from "./verify_error.ts";
+import { allowedAreas, type Area, areasOn, sameOutside } from "./page_allowance.ts";
 
 const PAGE = 4096;
 const HASH = 16;
@@ -42,14 +40,7 @@ const READ_PAGES = 2048;
 /** Pages read back per mapping in "sample" mode (first, last and evenly spread ones). */
 export const SAMPLE_PAGES_PER_MAPPING = 8;
 
-/** A page that differs from the manifest, or a manifest that does not fit the images. */
-export class VerificationError extends Error {
-  /** @param message what differs */
-  constructor(message: string) {
-    super(`verification failed: ${message}`);
-    this.name = "VerificationError";
-  }
-}
+export { VerificationError } from "./verify_error.ts";
 
 /** The manifest and the images check, done before `criu restore`. */
 export interface ImagesChecked {
@@ -59,13 +50,20 @@ export interface ImagesChecked {
   imagePages: number;
   /** Milliseconds the check took. */
   imageMs: number;
+  /** The composed layout the processes are restored from, when not from flat pages files. */
+  composed?: ComposeResult;
 }
 
 /**
  * The check before restoring: decode the manifest the source sent ({@linkcode MANIFEST_FILE}
- * in `dir`), cross-check its page count with the request, and check every image page.
+ * in `dir`), cross-check its page count with the request, and check every image page — of the
+ * flat pages files, or with `composed` of the composed layout the processes are restored from.
  */
-export async function verifyBeforeRestore(dir: string, req: VerifyRequest): Promise<ImagesChecked> {
+export async function verifyBeforeRestore(
+  dir: string,
+  req: VerifyRequest,
+  composed?: ComposeResult,
+): Promise<ImagesChecked> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(`${dir}/${MANIFEST_FILE}`);
@@ -79,8 +77,8 @@ export async function verifyBeforeRestore(dir: string, req: VerifyRequest): Prom
       `the manifest names ${manifest.pages} pages, the request ${req.pages}`,
     );
   }
-  const imagePages = await checkImages(dir, manifest);
-  return { manifest, imagePages, imageMs: performance.now() - started };
+  const imagePages = await checkImages(dir, manifest, composed);
+  return { manifest, imagePages, imageMs: performance.now() - started, composed };
 }
 
 /** The check after restoring (tree still stopped): read back and report what was verified. */
@@ -96,6 +94,7 @@ export async function verifyAfterRestore(
     dir,
     manifest: checked.manifest,
     mode: req.mode,
+    composed: checked.composed,
   });
   return {
     mode: req.mode,
@@ -109,13 +108,18 @@ export async function verifyAfterRestore(
 
 /**
  * Check the images in `dir` against `manifest`: the same processes and shared-memory objects,
- * the same pages, every page's hash equal. Returns the pages checked.
+ * the same pages, every page's hash equal. With `composed`, the processes' pages are those of
+ * that layout ({@linkcode checkComposed}). Returns the pages checked.
  */
-export async function checkImages(dir: string, manifest: PageManifest): Promise<number> {
-  const dump = await readDumpDir(dir);
-  let checked = 0;
-  const seen = { process: new Set<number>(), shmem: new Set<number>() };
-  for (const mem of dump.memory) {
+export async function checkImages(
+  dir: string,
+  manifest: PageManifest,
+  composed?: ComposeResult,
+): Promise<number> {
+  const dump = await readDumpDir(dir, false, { checkSizes: !composed });
+  let checked = composed ? checkComposed(composed, manifest) : 0;
+  const seen = { process: new Set<number>(composed?.processes.keys()), shmem: new Set<number>() };
+  for (const mem of composed ? [] : dump.memory) {
     const what = `pid ${mem.pid}`;
     seen.process.add(mem.pid);
     checked += await checkFile(
@@ -147,7 +151,11 @@ export async function checkImages(dir: string, manifest: PageManifest): Promise<
   return checked;
 }
 
-async function checkFile(
+/**
+ * Check one flat pages file holding `addresses` (in order) against its manifest list: the same
+ * pages, each hashing to the manifest's value. Returns the pages checked.
+ */
+export async function checkFile(
   file: string,
   addresses: number[],
   list: PageList | undefined,
@@ -195,6 +203,8 @@ export interface ReadBackOptions {
   mode?: VerifyMode;
   /** Pages per mapping in sample mode. @default SAMPLE_PAGES_PER_MAPPING */
   samplePages?: number;
+  /** The composed layout the processes were restored from, when not flat pages files. */
+  composed?: ComposeResult;
 }
 
 /**
@@ -203,10 +213,11 @@ export interface ReadBackOptions {
  */
 export async function readBackTree(options: ReadBackOptions): Promise<number> {
   const { root, dir, manifest, mode = "sample", samplePages = SAMPLE_PAGES_PER_MAPPING } = options;
-  const dump = await readDumpDir(dir);
+  const { composed } = options;
+  const dump = await readDumpDir(dir, false, { checkSizes: !composed });
   const hostOf = new Map<number, number>();
   for (const [host, ns] of pidNamespaceMap(root)) hostOf.set(ns, host);
-  const rseq = rseqAreas(dump);
+  const rseq = allowedAreas(dump);
   let matched = 0;
   for (const mem of dump.memory) {
     const host = hostOf.get(mem.pid);
@@ -227,7 +238,10 @@ export async function readBackTree(options: ReadBackOptions): Promise<number> {
       indices: picked,
       list,
       rseq: rseq.get(mem.pid) ?? [],
-      imagePage: (k) => readPage(`${dir}/${mem.pagesFile}`, k),
+      imagePage: (k) =>
+        composed
+          ? composedPage(composed, mem.pid, list.addresses[k])
+          : readPage(`${dir}/${mem.pagesFile}`, k),
     });
   }
   const mappings = await shmemMappings(dump);
@@ -264,8 +278,6 @@ interface LiveCompare {
   imagePage: (k: number) => Promise<Uint8Array>;
 }
 
-type Area = [start: number, end: number];
-
 async function compareLive(c: LiveCompare): Promise<number> {
   if (c.indices.length === 0) return 0;
   const reader = new PageReader(c.host);
@@ -281,7 +293,7 @@ async function compareLive(c: LiveCompare): Promise<number> {
         const addr = addrs[i];
         if (!ok[i]) throw new VerificationError(`${c.what}: page 0x${hex(addr)} is unreadable`);
         if (equalAt(hashes, i * HASH, c.list.hashes, idx[i] * HASH)) continue;
-        const areas = c.rseq.filter(([s, e]) => s < addr + PAGE && e > addr);
+        const areas = areasOn(c.rseq, addr);
         const live = data.subarray(i * PAGE, (i + 1) * PAGE);
         if (areas.length === 0 || !sameOutside(live, await c.imagePage(idx[i]), addr, areas)) {
           throw new VerificationError(`${c.what}: page 0x${hex(addr)} differs after the restore`);
@@ -292,30 +304,6 @@ async function compareLive(c: LiveCompare): Promise<number> {
     reader.close();
   }
   return c.indices.length;
-}
-
-/** Bytes below a thread's stack pointer that may differ after a restore. */
-const DEAD_STACK = 64 * 1024;
-/** The x86_64 ABI's red zone below the stack pointer, which a leaf function may use. */
-const RED_ZONE = 128;
-
-/** The areas of each process's threads that may differ (rseq, the dead stack below sp). */
-function rseqAreas(dump: DumpDir): Map<number, Area[]> {
-  const out = new Map<number, Area[]>();
-  for (const p of dump.pstree) {
-    const areas: Area[] = [];
-    for (const tid of p.threads.length ? p.threads : [p.pid]) {
-      try {
-        const core = decodeCore(Deno.readFileSync(`${dump.dir}/core-${tid}.img`));
-        if (core.rseq) areas.push([core.rseq.pointer, core.rseq.pointer + core.rseq.size]);
-        // Below the stack pointer (past the 128-byte red zone) a stack holds no live data, and
-        // restoring a stopped thread may write there (a signal frame).
-        if (core.sp) areas.push([core.sp - DEAD_STACK, core.sp - RED_ZONE]);
-      } catch { /* no core image for this thread: nothing to mask */ }
-    }
-    out.set(p.pid, areas);
-  }
-  return out;
 }
 
 /** Call `each(from, to)` for every run of consecutive indices with the same key (≥ 0). */
@@ -337,15 +325,6 @@ function pick(from: number, to: number, mode: VerifyMode, n: number, out: number
     return;
   }
   for (let i = 0; i < n; i++) out.push(from + Math.round(i * (count - 1) / (n - 1)));
-}
-
-function sameOutside(live: Uint8Array, image: Uint8Array, addr: number, areas: Area[]): boolean {
-  for (let b = 0; b < PAGE; b++) {
-    const at = addr + b;
-    if (areas.some(([s, e]) => at >= s && at < e)) continue;
-    if (live[b] !== image[b]) return false;
-  }
-  return true;
 }
 
 async function readPage(file: string, index: number): Promise<Uint8Array> {

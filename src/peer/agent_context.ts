@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { RestoreRequest, RestoreResult } from "../engine/contract.ts";
+import type { LazyCheckReport, RestoreRequest, RestoreResult } from "../engine/contract.ts";
 import type { NonceLog } from "./auth.ts";
 import type { Identity } from "./identity.ts";
 import type { LogSink } from "./log.ts";
@@ -43,6 +43,8 @@ export interface ResolveAnswer {
   pid?: number;
   /** Why the action could not be done. */
   error?: string;
+  /** To a query after post-copy: what the check of the arriving pages saw. */
+  lazy?: LazyCheckReport;
 }
 
 /** The engine's hook for restored migrations: resume, discard or report one (owner-checked). */

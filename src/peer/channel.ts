@@ -33,6 +33,7 @@ import type {
   RestoreResult,
 } from "./agent_context.ts";
 import type { MigrationChannel, PageBatch } from "./migration_channel.ts";
+import type { LazyCheckReport } from "../engine/contract.ts";
 import { Signal } from "./signal.ts";
 import type { TunnelRegistry } from "./tunnel_handler.ts";
 
@@ -238,6 +239,11 @@ export class MigrationChannelImpl implements MigrationChannel {
         `peer did not resume '${this.id}': ${answer.error ?? answer.state}`,
       );
     }
+  }
+
+  /** After post-copy: what the destination's check of the arriving pages saw, if it checked. */
+  async postCopyReport(): Promise<LazyCheckReport | undefined> {
+    return (await this.hooks.resolve("query")).lazy;
   }
 
   async abort(reason: string): Promise<boolean> {

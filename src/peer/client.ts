@@ -234,6 +234,7 @@ class PeerClientImpl implements PeerClient, ClientLinkSide {
       state: r.state,
       ...(r.pid !== undefined ? { pid: r.pid } : {}),
       ...(r.error !== undefined ? { error: r.error } : {}),
+      ...(r.lazy !== undefined ? { lazy: r.lazy } : {}),
     };
   }
 

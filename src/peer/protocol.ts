@@ -9,7 +9,7 @@
  * @module
  */
 import { z } from "zod";
-import { RestoreResultSchema } from "../engine/contract.ts";
+import { LazyCheckReportSchema, RestoreResultSchema } from "../engine/contract.ts";
 import { ProtocolError } from "./errors.ts";
 import { ContainerCheckAnswerSchema, ContainerCheckSchema } from "./container_check.ts";
 
@@ -209,6 +209,8 @@ export const ControlSchema = z.discriminatedUnion("type", [
     state: z.enum(RESOLVE_STATES),
     pid: z.number().int().min(1).max(0x7fff_ffff).optional(),
     error: Text(1024).optional(),
+    /** To a query after post-copy: what the destination's check of the arriving pages saw. */
+    lazy: LazyCheckReportSchema.optional(),
   }),
   z.object({
     ...base,

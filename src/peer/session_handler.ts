@@ -162,6 +162,7 @@ export class SessionHandler {
       state: answer.state,
       ...(answer.pid !== undefined ? { pid: answer.pid } : {}),
       ...(answer.error !== undefined ? { error: answer.error.slice(0, 1000) } : {}),
+      ...(answer.lazy !== undefined ? { lazy: answer.lazy } : {}),
     }));
   }
 

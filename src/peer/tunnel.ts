@@ -119,7 +119,12 @@ function sourceTunnel(opts: OpenTunnelOptions): Tunnel {
       const pipe: TunnelPipe = new TunnelPipe({
         conn,
         stream: () => channel.stream,
-        socket: Deno.connect({ hostname: "127.0.0.1", port: localPort }),
+        // Page requests and answers are small and one at a time: no Nagle delay (the agent's
+        // end does the same).
+        socket: Deno.connect({ hostname: "127.0.0.1", port: localPort }).then((s) => {
+          s.setNoDelay(true);
+          return s;
+        }),
         send: {
           frame: (bytes) => side.send(bytes),
           ack: (bytes) => control({ type: "tunnelAck", migrationId: channel.id, conn, bytes }),

@@ -298,11 +298,11 @@ for (const c of CASES) {
   });
 }
 
-/** A tmpfs of `mib` MiB at a fresh directory (the disk-full cases). */
-function smallTmpfs(mib: number): string {
+/** A tmpfs of `size` (tmpfs's `size=`: "4k", "12m") at a fresh directory (the disk-full cases). */
+function smallTmpfs(size: string): string {
   const dir = Deno.makeTempDirSync({ prefix: "u2cm-full-" });
   const r = new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", `size=${mib}m`, "tmpfs", dir],
+    args: ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir],
   }).outputSync();
   if (!r.success) throw new Error(`mount tmpfs failed: ${new TextDecoder().decode(r.stderr)}`);
   return dir;
@@ -321,12 +321,13 @@ async function runCase(c: Case): Promise<void> {
   const agentEnv = { ...c.agentEnv };
   if (c.fault === "destination disk full") {
     if (c.phase === "restoring") {
-      // Rebuilding the pages image for CRIU runs out of room.
-      agentEnv.U2CM_RESTORE_TMP = smallTmpfs(4);
+      // The restore's scratch runs out of room: the image files and the parent image of the
+      // out-of-order pages do not fit in one page (the pages themselves are read in place).
+      agentEnv.U2CM_RESTORE_TMP = smallTmpfs("4k");
       mounts.push(agentEnv.U2CM_RESTORE_TMP);
     } else {
       // The page store spills to a state dir with room for a fraction of the pages.
-      bState = smallTmpfs(12);
+      bState = smallTmpfs("12m");
       mounts.push(bState);
       for (const e of Deno.readDirSync(nodes.b)) {
         if (e.isFile) Deno.copyFileSync(`${nodes.b}/${e.name}`, `${bState}/${e.name}`);

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { runMigration } from "../../src/engine/driver.ts";
+import type { MigrationChannel, PageBatch } from "../../src/engine/channel.ts";
 import { LocalChannel } from "../../src/engine/local_channel.ts";
+import { pageHashes } from "../../src/native/page_hash.ts";
 import { isAlive, processState, waitGone } from "../../src/tracker/proc.ts";
 import { restoreMigration } from "../../src/engine/restore.ts";
 import { planOf } from "../../src/engine/select.ts";
@@ -23,12 +25,24 @@ Deno.test("scan-and-copy migrates a writing memcheck: lazy dump, shim scan, veri
   const w = await startMemcheck(["--mib", "64", "--hot-mib", "4", "--write-pages", "256"]);
   const dest = Deno.makeTempDirSync({ prefix: "u2cm-dest-" });
   const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
-  const channel = new LocalChannel({ dir: dest, migrationId: "scan1" });
+  let composed = false;
+  const channel = new LocalChannel({
+    dir: dest,
+    migrationId: "scan1",
+    // The verified restore reads the pages in place (pages-1.img is the store's slot file).
+    onRestore: (ctx, options) =>
+      restoreMigration(ctx, {
+        ...options,
+        verify: async (_pid, dir) => {
+          composed = (await Deno.readLink(`${dir}/pages-1.img`).catch(() => "")) !== "";
+        },
+      }),
+  });
   let restored = 0;
   try {
     await w.waitFor(/^tick 5 /);
-    // Scan-and-copy is opt-in (U2CM_FREEZE=scan); the plan asks for it here.
-    const plan = { ...planOf("delta", LAZY), freeze: "scan" as const };
+    // Scan-and-copy is the default freeze after content-hash rounds where a lazy dump works.
+    const plan = planOf("delta", LAZY);
     assert.equal(plan.freeze, "scan");
     const out = await runMigration({
       id: "scan1",
@@ -38,12 +52,16 @@ Deno.test("scan-and-copy migrates a writing memcheck: lazy dump, shim scan, veri
       workDir: work,
     }, plan);
     restored = out.destPid;
+    assert.ok(composed, "the verified restore rebuilt flat pages images");
+    const v = out.verified;
+    assert.ok(v && v.imagePages > 0 && v.readBackPages > 0, JSON.stringify(v));
+    assert.equal(v.imagePages, v.manifestPages);
     // The freeze sent only what changed since the last round, not the 16 384 resident pages.
     assert.ok(out.finalPages > 0 && out.finalPages < 8192, `final sent ${out.finalPages}`);
     const p = out.phases;
-    // The scan runs alongside the dump once CRIU has stopped the tree; the rest is scan_ms.
-    assert.ok(p.scan_ms !== undefined && p.scan_overlap_ms !== undefined, JSON.stringify(p));
-    assert.ok(p.scan_ms + p.scan_overlap_ms > 0, `no final scan time: ${JSON.stringify(p)}`);
+    // The scan runs once the dump is ready (the tree is quiescent then): all of it is scan_ms.
+    assert.ok(p.scan_ms !== undefined && p.scan_overlap_ms === 0, JSON.stringify(p));
+    assert.ok(p.scan_ms > 0, `no final scan time: ${JSON.stringify(p)}`);
     assert.ok(p.resume_ms !== undefined && p.other_ms !== undefined);
     const named = p.dump_ms + p.scan_ms + p.transfer_ms + (p.release_ms ?? 0) + p.restore_ms +
       p.resume_ms + p.other_ms;
@@ -173,4 +191,63 @@ Deno.test("scan-and-copy without a manifest check: pages images read in place, a
     for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
   }
   assertNoScratch("scan3");
+});
+
+Deno.test("scan-and-copy: a page corrupted in flight at the freeze fails the composed layout's manifest check; the source runs on", async () => {
+  requireCriuBinary();
+  const w = await startMemcheck(["--mib", "32", "--hot-mib", "2", "--write-pages", "128"]);
+  const dest = Deno.makeTempDirSync({ prefix: "u2cm-dest-" });
+  const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
+  const inner = new LocalChannel({ dir: dest, migrationId: "scan4" });
+  let frozen = false, corrupted = false;
+  // Inside the driver's ledger: the ledger (and so the manifest) keeps the true hash, the
+  // destination receives a flipped byte with a batch hash that matches it.
+  const channel: MigrationChannel = {
+    sendPages: (b: PageBatch) => {
+      if (!frozen || corrupted) return inner.sendPages(b);
+      corrupted = true;
+      const data = b.data.slice();
+      data[77] ^= 0x5a;
+      return inner.sendPages({ ...b, data, hashes: pageHashes(data) });
+    },
+    sendFile: (name, data) => inner.sendFile(name, data),
+    flush: () => inner.flush(),
+    restore: (req) => inner.restore(req),
+    resume: () => inner.resume(),
+    abort: (reason) => inner.abort(reason),
+    get bytesSent() {
+      return inner.bytesSent;
+    },
+  };
+  try {
+    await w.waitFor(/^tick 5 /);
+    await assert.rejects(
+      runMigration({
+        id: "scan4",
+        pid: w.pid,
+        channel,
+        policy: createPolicy("fixed-1"),
+        workDir: work,
+        onProgress: (ev) => frozen ||= ev.kind === "phase" && ev.phase === "transfer",
+      }, planOf("delta", LAZY)),
+      (e: unknown) => {
+        assert.ok(e instanceof MigrationError && e.sourceRunning, String(e));
+        assert.match(e.message, /verification failed: pid \d+: page 0x[0-9a-f]+ differs/);
+        return true;
+      },
+    );
+    assert.ok(corrupted, "no page travelled in the freeze");
+    assert.ok(isAlive(w.pid));
+    const mark = w.lines();
+    await w.waitFor(/^tick /, 5000, mark);
+    Deno.kill(w.pid, "SIGUSR1");
+    await w.waitFor(/^verify ok/, 10_000, mark);
+    assert.equal(w.last(/CORRUPT|FAIL/), undefined);
+    assert.deepEqual(runningCopies(w.out), [w.pid], "exactly one copy runs");
+  } finally {
+    inner.close();
+    await w.stop();
+    for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
+  }
+  assertNoScratch("scan4");
 });

@@ -144,6 +144,10 @@ Deno.test("redis with 100k keys migrates under redis-benchmark load: every key p
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const result = JSON.parse(r.stdout);
     dest = result.dest_pid;
+    // The default freeze (scan-and-copy, whose lazy dump CRIU 4.2 ends on its own page-server
+    // format), verified against the manifest.
+    assert.ok(result.phases.scan_ms !== undefined, `not scan-and-copy: ${r.stdout}`);
+    assert.ok(result.ok && result.verified_pages > 0, r.stdout);
     net.moveVip("b");
     const pongsAtMove = probe.pongs();
     for (let i = 0; i < 400 && probe.pongs() <= pongsAtMove + 5; i++) {

@@ -82,6 +82,14 @@ for (const engine of ["lazy", "hybrid"] as const) {
       const result = JSON.parse(r.stdout);
       assert.equal(result.engine, engine);
       dest = result.dest_pid;
+      // "ok" means verified: every page against the manifest, the lazy ones as they arrived
+      // through the tunnel; the requests, faults and the risk run are in the result.
+      const pc = result.post_copy;
+      assert.ok(result.ok && pc, r.stdout);
+      assert.equal(pc.checked_pages, pc.lazy_pages);
+      assert.ok(pc.lazy_pages > 0 && pc.requests > 0 && pc.remote_faults !== null, r.stdout);
+      assert.match(pc.link_risk, /link/);
+      assert.equal(result.verified_pages, result.verification.manifest_pages);
       assert.ok(await waitGone(w.pid, 5000), "source still exists");
       assert.deepEqual(runningCopies(w.out), [dest]);
       const before = tickOf(w.last(/^tick /));

@@ -6,6 +6,8 @@ import { engineNameOf, EngineUnavailableError, finalOf, planOf } from "../../src
 import { createPolicy, withRoundCap } from "../../src/policy/mod.ts";
 import { subtractPages, unionPages } from "../../src/engine/pageset.ts";
 import { EngineRestoreRequestSchema } from "../../src/engine/restore.ts";
+import { freezePathOf } from "../../src/engine/freeze_path.ts";
+import { postCopyReport } from "../../src/engine/final_post_copy.ts";
 
 Deno.test("pre-dump chain: each round's parent is the previous round's directory", () => {
   assert.deepEqual(chainLink("/w", 0), { dir: "/w/pre-0", prevImagesDir: undefined });
@@ -74,6 +76,43 @@ Deno.test("engine names are part combinations; the policy's final phase is obeye
   assert.equal(planOf("lazy", hashHost).rounds, "none");
   assert.throws(() => planOf("predump", { softDirty: false, lazy: true }), EngineUnavailableError);
   assert.throws(() => planOf("lazy", { softDirty: true, lazy: false }), /doctor --fix/);
+});
+
+Deno.test("scan-and-copy is the default freeze after hash rounds where a lazy dump works; U2CM_FREEZE=dump falls back", () => {
+  const lazyHost = { softDirty: false, lazy: true };
+  assert.equal(planOf("delta", lazyHost).freeze, "scan");
+  assert.equal(planOf("auto", lazyHost).freeze, "scan");
+  assert.equal(planOf("hybrid", lazyHost).freeze, "scan");
+  assert.equal(planOf("delta", { softDirty: false, lazy: false }).freeze, undefined);
+  assert.equal(planOf("auto", { softDirty: true, lazy: true }).freeze, undefined, "pre-dump chain");
+  const before = Deno.env.get("U2CM_FREEZE");
+  try {
+    Deno.env.delete("U2CM_FREEZE");
+    assert.equal(freezePathOf(planOf("delta", lazyHost)), "scan");
+    assert.equal(freezePathOf(planOf("delta", { softDirty: false, lazy: false })), "dump");
+    Deno.env.set("U2CM_FREEZE", "dump");
+    assert.equal(freezePathOf(planOf("delta", lazyHost)), "dump");
+  } finally {
+    if (before === undefined) Deno.env.delete("U2CM_FREEZE");
+    else Deno.env.set("U2CM_FREEZE", before);
+  }
+});
+
+Deno.test("post-copy is ok only when the destination checked every lazy page and none differed", () => {
+  const report = { requests: 10, checkedPages: 100, expectedPages: 100, closed: true, faults: 4 };
+  const ok = postCopyReport(report, 100);
+  assert.deepEqual(
+    { ...ok, linkRisk: undefined },
+    { lazyPages: 100, checkedPages: 100, requests: 10, remoteFaults: 4, linkRisk: undefined },
+  );
+  assert.match(ok.linkRisk, /link/);
+  assert.throws(() => postCopyReport(undefined, 100), /not verified: the destination reported no/);
+  assert.throws(() => postCopyReport({ ...report, checkedPages: 99 }, 100), /99 of 100/);
+  assert.throws(() => postCopyReport({ ...report, closed: false }, 100), /did not end cleanly/);
+  assert.throws(
+    () => postCopyReport({ ...report, mismatch: "pid 1: page 0x1000 differs" }, 100),
+    /verification failed at the destination: pid 1: page 0x1000 differs/,
+  );
 });
 
 Deno.test("a round cap lives in the policy: after N rounds the answer is the final phase", () => {

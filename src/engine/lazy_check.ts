@@ -1,0 +1,365 @@
+/**
+ * Post-copy pages checked as they arrive: a loopback relay between the destination's
+ * `criu lazy-pages` daemon and the source's page server (directly, or the peer channel's tunnel
+ * end) that reads CRIU's page-server protocol on the way. Each page of every answer is hashed
+ * and compared with the source's manifest before the daemon sees it (a page touching a thread's
+ * rseq area or dead stack by its hash with those bytes zeroed, as the source hashed it:
+ * page_allowance.ts); a page that differs, or
+ * one the manifest does not name, is never delivered: the relay cuts both connections and calls
+ * `onMismatch` (the restored copy must not run on memory that is not the workload's).
+ *
+ * The protocol (criu/page-xfer.c): the daemon sends `struct page_server_iov` commands
+ * (`PS_IOV_GET` for a fault or a background fetch, `PS_IOV_CLOSE` at the end); the server answers
+ * each GET with an iov (the pages' address, count and pid) followed by the pages, and the CLOSE
+ * with a 4-byte status. The iov is 24 bytes before CRIU 4.2 and 32 from 4.2 on
+ * ({@linkcode pageServerIovBytes}).
+ *
+ * @example
+ * ```ts
+ * const check = await startLazyCheck({ upstream, expected, criuVersion: "4.1.1" });
+ * // criu lazy-pages connects to 127.0.0.1:check.port instead of upstream
+ * const stats = await check.done; // once the daemon closed its session
+ * ```
+ *
+ * @module
+ */
+import { pageHashes } from "../native/page_hash.ts";
+import { pageServerIovBytes, PS_IOV_CLOSE } from "../criu/page_server.ts";
+import type { LazyCheckReport } from "./contract.ts";
+import type { PageManifest } from "./manifest.ts";
+import { type Area, areasOn, maskedPageHash } from "./page_allowance.ts";
+
+const PAGE = 4096;
+const HASH = 16;
+const PS_IOV_GET = 7;
+const PS_IOV_FORCE_CLOSE = 0x1024;
+/** Pages one answer may carry (a bound on what the relay buffers: 64 MiB). */
+const MAX_ANSWER_PAGES = 16_384;
+
+/** What the relay saw; `mismatch` set when it refused a page. */
+export interface LazyCheckStats {
+  /** GET requests the daemon sent (faults and background fetches). */
+  requests: number;
+  /** Pages that arrived and matched the manifest. */
+  checkedPages: number;
+  /** Pages the manifest expects to arrive lazily. */
+  expectedPages: number;
+  /** Whether the daemon ended its session (CLOSE answered). */
+  closed: boolean;
+  /** Why a page was refused, when one was. */
+  mismatch?: string;
+}
+
+/** Options of {@linkcode startLazyCheck}. */
+export interface LazyCheckOptions {
+  /** Where the source's page server is reached (a loopback tunnel end, or the source). */
+  upstream: { address: string; port: number };
+  /** The manifest: the lazy pages must hash to its values. */
+  manifest: PageManifest;
+  /** Pages expected to arrive lazily (for the report). */
+  expectedPages: number;
+  /**
+   * The areas of each process whose bytes may legitimately differ (page_allowance.ts's
+   * `allowedAreas` of the dump): a page touching one is compared by its masked hash, as the
+   * source hashed it. @default none
+   */
+  allowance?: Map<number, Area[]>;
+  /** The CRIU version of the daemon (the iov layout follows it). */
+  criuVersion?: string;
+  /** Called once when a page is refused. */
+  onMismatch?: (why: string) => void;
+}
+
+/** A running relay. */
+export interface LazyCheck {
+  /** The loopback port the daemon connects to. */
+  port: number;
+  /** The figures so far. */
+  stats(): LazyCheckStats;
+  /** Resolves with the figures when the daemon's session ended (or was cut). */
+  done: Promise<LazyCheckStats>;
+  /** Stop listening and cut any session. */
+  close(): void;
+}
+
+/** Start the relay on a free loopback port; it serves the daemon's one session. */
+export function startLazyCheck(options: LazyCheckOptions): LazyCheck {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const iovBytes = pageServerIovBytes(options.criuVersion);
+  const stats: LazyCheckStats = {
+    requests: 0,
+    checkedPages: 0,
+    expectedPages: options.expectedPages,
+    closed: false,
+  };
+  const conns: Deno.Conn[] = [];
+  const cut = () => {
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+  };
+  const done = (async () => {
+    let daemon: Deno.Conn;
+    try {
+      daemon = await listener.accept();
+    } catch {
+      return stats; // closed before the daemon came
+    } finally {
+      try {
+        listener.close();
+      } catch { /* closed */ }
+    }
+    conns.push(daemon);
+    let source: Deno.Conn;
+    try {
+      source = await Deno.connect({
+        hostname: options.upstream.address,
+        port: options.upstream.port,
+      });
+    } catch (e) {
+      stats.mismatch = `cannot reach the source's page server: ${(e as Error).message}`;
+      cut();
+      return stats;
+    }
+    conns.push(source);
+    // Small requests and answers, one at a time: no Nagle delay on either hop.
+    for (const c of [daemon, source] as Deno.TcpConn[]) c.setNoDelay(true);
+    let closing = false;
+    const refuse = (why: string) => {
+      if (stats.mismatch) return;
+      stats.mismatch = why;
+      options.onMismatch?.(why);
+      cut();
+    };
+    const up = relayCommands(daemon, source, iovBytes, stats, () => closing = true);
+    const down = relayAnswers(
+      source,
+      daemon,
+      iovBytes,
+      options.manifest,
+      options.allowance ?? new Map(),
+      stats,
+      () => closing,
+      refuse,
+    );
+    // Once either direction ends the session is over: close both ends (a half-close is not
+    // enough for the page server, which waits for the connection to close).
+    await Promise.race([up, down]).catch(() => {});
+    if (stats.closed) await up.catch(() => {}); // the daemon closes once it has the status
+    cut();
+    await Promise.allSettled([up, down]);
+    return stats;
+  })();
+  return {
+    port,
+    stats: () => ({ ...stats }),
+    done,
+    close: () => {
+      try {
+        listener.close();
+      } catch { /* closed */ }
+      cut();
+    },
+  };
+}
+
+/** Daemon → source: pass every command on, counting GETs and noting the CLOSE. */
+async function relayCommands(
+  from: Deno.Conn,
+  to: Deno.Conn,
+  iovBytes: number,
+  stats: LazyCheckStats,
+  onClose: () => void,
+): Promise<void> {
+  const reader = new ExactReader(from);
+  for (;;) {
+    const iov = await reader.read(iovBytes);
+    if (!iov) break;
+    const cmd = new DataView(iov.buffer, iov.byteOffset).getUint32(0, true) & 0xffff;
+    if (cmd === PS_IOV_GET) stats.requests++;
+    if (cmd === PS_IOV_CLOSE || cmd === PS_IOV_FORCE_CLOSE) onClose();
+    await writeAll(to, iov);
+  }
+  try {
+    await to.closeWrite();
+  } catch { /* closed */ }
+}
+
+/** Source → daemon: each answer's pages checked against the manifest before they go on. */
+async function relayAnswers(
+  from: Deno.Conn,
+  to: Deno.Conn,
+  iovBytes: number,
+  manifest: PageManifest,
+  allowance: Map<number, Area[]>,
+  stats: LazyCheckStats,
+  closing: () => boolean,
+  refuse: (why: string) => void,
+): Promise<void> {
+  const reader = new ExactReader(from);
+  const lookups = new Map<number, Map<number, number>>();
+  for (;;) {
+    // The first 4 bytes: an answer's cmd, or once the daemon sent CLOSE (the flag is set before
+    // the command reaches the server) the status word that answers it.
+    const head = await reader.read(4);
+    if (!head) return;
+    if (closing()) {
+      // The session is over: the relay closes both ends (the server waits for our close).
+      await writeAll(to, head);
+      stats.closed = true;
+      return;
+    }
+    const rest = await reader.read(iovBytes - 4);
+    if (!rest) return;
+    const iov = new Uint8Array(iovBytes);
+    iov.set(head);
+    iov.set(rest, 4);
+    const view = new DataView(iov.buffer, iov.byteOffset);
+    const nr = iovBytes === 24 ? view.getUint32(4, true) : Number(view.getBigUint64(8, true));
+    const vaddr = Number(view.getBigUint64(iovBytes === 24 ? 8 : 16, true));
+    const pid = Number(view.getBigUint64(iovBytes === 24 ? 16 : 24, true));
+    if (nr > MAX_ANSWER_PAGES) return refuse(`an answer of ${nr} pages`);
+    const data = await reader.read(nr * PAGE);
+    if (!data) return;
+    const why = checkPages(manifest, allowance.get(pid) ?? [], lookups, pid, vaddr, data);
+    if (why) return refuse(why);
+    stats.checkedPages += nr;
+    await writeAll(to, iov);
+    await writeAll(to, data);
+  }
+}
+
+/** Undefined when every page matches its manifest hash, else why not. */
+function checkPages(
+  manifest: PageManifest,
+  areas: Area[],
+  lookups: Map<number, Map<number, number>>,
+  pid: number,
+  vaddr: number,
+  data: Uint8Array,
+): string | undefined {
+  const list = manifest.processes.get(pid);
+  if (!list) return `pid ${pid} is not in the manifest`;
+  let index = lookups.get(pid);
+  if (!index) {
+    index = new Map(list.addresses.map((a, i) => [a, i]));
+    lookups.set(pid, index);
+  }
+  const hashes = pageHashes(data);
+  for (let i = 0; i < data.length / PAGE; i++) {
+    const addr = vaddr + i * PAGE;
+    const k = index.get(addr);
+    if (k === undefined) return `pid ${pid}: page 0x${addr.toString(16)} is not in the manifest`;
+    const on = areasOn(areas, addr);
+    const got = on.length
+      ? maskedPageHash(data.subarray(i * PAGE, (i + 1) * PAGE), addr, on)
+      : hashes.subarray(i * HASH, (i + 1) * HASH);
+    for (let b = 0; b < HASH; b++) {
+      if (got[b] !== list.hashes[k * HASH + b]) {
+        return `pid ${pid}: page 0x${addr.toString(16)} differs from the manifest`;
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Reads exactly n bytes at a time from a connection (undefined at a clean end). */
+class ExactReader {
+  #buf = new Uint8Array(1 << 16);
+  #start = 0;
+  #end = 0;
+  constructor(private readonly conn: Deno.Conn) {}
+
+  async read(n: number): Promise<Uint8Array | undefined> {
+    const out = new Uint8Array(n);
+    let got = 0;
+    while (got < n) {
+      if (this.#start === this.#end) {
+        let r: number | null;
+        try {
+          r = await this.conn.read(this.#buf);
+        } catch {
+          r = null;
+        }
+        if (r === null || r === 0) return undefined;
+        this.#start = 0;
+        this.#end = r;
+      }
+      const take = Math.min(n - got, this.#end - this.#start);
+      out.set(this.#buf.subarray(this.#start, this.#start + take), got);
+      this.#start += take;
+      got += take;
+    }
+    return out;
+  }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+/** Running checks of this agent process, by migration id (what a source's query reads). */
+const running = new Map<
+  string,
+  { check: LazyCheck; daemonExit: Promise<number>; logFile: string; exited: boolean }
+>();
+
+/**
+ * Keep a check for migration `id` until its report is read (or a minute after its daemon
+ * exited): `daemonExit` is the lazy-pages daemon's exit, `logFile` its log (faults are counted
+ * from it).
+ */
+export function registerLazyCheck(
+  id: string,
+  check: LazyCheck,
+  daemonExit: Promise<number>,
+  logFile: string,
+): void {
+  const entry = { check, daemonExit, logFile, exited: false };
+  running.set(id, entry);
+  daemonExit.finally(() => {
+    entry.exited = true;
+    setTimeout(() => {
+      if (running.get(id) === entry) running.delete(id);
+    }, 60_000);
+  });
+}
+
+/**
+ * The report of migration `id`'s post-copy check, waiting up to `waitMs` for the daemon's
+ * session and exit; undefined when this process ran no check for it.
+ *
+ * @example
+ * ```ts
+ * const report = await lazyCheckReport("m1", 5000); // { requests, checkedPages, … }
+ * ```
+ */
+export async function lazyCheckReport(
+  id: string,
+  waitMs: number,
+): Promise<LazyCheckReport | undefined> {
+  const entry = running.get(id);
+  if (!entry) return undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((r) => timer = setTimeout(r, waitMs));
+  await Promise.race([entry.check.done.then(() => entry.daemonExit), late]).catch(() => {});
+  clearTimeout(timer);
+  const s = entry.check.stats();
+  let faults: number | undefined;
+  if (entry.exited) {
+    const log = await Deno.readTextFile(entry.logFile).catch(() => "");
+    faults = log.match(/#PF at /g)?.length ?? 0;
+  }
+  return {
+    requests: s.requests,
+    checkedPages: s.checkedPages,
+    expectedPages: s.expectedPages,
+    closed: s.closed,
+    ...(faults !== undefined ? { faults } : {}),
+    ...(s.mismatch !== undefined ? { mismatch: s.mismatch.slice(0, 1000) } : {}),
+  };
+}
