@@ -33,6 +33,8 @@
  */
 import { encodePagemap, readDumpDir, storedAddresses } from "../criu/images/mod.ts";
 import { closeLazyDump } from "../criu/run.ts";
+import { criuVersionInLog } from "../criu/page_server.ts";
+import { criuVersionOf } from "../criu/probe.ts";
 import { sendChangedPages } from "../engine/dump_pages.ts";
 import { heldIndex, scanChanged } from "../engine/final_scan.ts";
 import { addFromLedger, lazyRuns, presentAndLazy } from "../engine/final_scan_copy.ts";
@@ -101,7 +103,10 @@ async function freezeLazy(ctx: FinalContext, o: PodmanFinalOptions): Promise<Fro
   let settled = false;
   checkpointing.then(() => settled = true, () => settled = true);
   let released: Promise<number> | undefined;
-  const release = () => released ??= closeLazyDump(listen);
+  const release = () =>
+    released ??= dumpCriuVersion(userdata).then((criuVersion) =>
+      closeLazyDump(listen, { criuVersion })
+    );
   try {
     await untilListening(listen.port, () => settled);
     phases.dump_ms = performance.now() - t0;
@@ -208,4 +213,23 @@ function freePort(): number {
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
+}
+
+/**
+ * The CRIU version podman's checkpoint runs, which fixes the page server's wire format (CRIU 4.2
+ * grew its command from 24 to 32 bytes). The dump log's first line names it; runc writes that log
+ * in its work path, the container's userdata. Without a readable log: the version of u2cm's own
+ * CRIU, the one runtimes get first on PATH.
+ */
+async function dumpCriuVersion(userdata: string): Promise<string | undefined> {
+  for (const log of [`${userdata}/dump.log`, `${userdata}/checkpoint/dump.log`]) {
+    try {
+      using f = await Deno.open(log, { read: true });
+      const head = new Uint8Array(4096);
+      const n = await f.read(head);
+      const version = criuVersionInLog(new TextDecoder().decode(head.subarray(0, n ?? 0)));
+      if (version) return version;
+    } catch { /* not there */ }
+  }
+  return await criuVersionOf();
 }
