@@ -60,7 +60,14 @@ async function main(): Promise<void> {
   const ib = await initIdentity(b);
   addPeer(b, { name: "a", address: "127.0.0.1:1", publicKey: ia.publicKey });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, "--serve", b],
+    args: [
+      "run",
+      "-A",
+      ...(Deno.env.get("U2CM_BENCH_AGENT_FLAGS") ?? "").split(" ").filter(Boolean),
+      new URL(import.meta.url).pathname,
+      "--serve",
+      b,
+    ],
     stdout: "piped",
     stderr: "inherit",
     stdin: "null",
@@ -229,8 +236,14 @@ async function rawRun(
   return ms;
 }
 
-async function channelRun(stateDir: string, batches: ReturnType<typeof makeBatches>, id: string) {
-  const client = await connectPeer({ stateDir, peer: "b" });
+async function channelRun(
+  stateDir: string,
+  batches: ReturnType<typeof makeBatches>,
+  id: string,
+  bulk = true,
+) {
+  const client = await connectPeer({ stateDir, peer: "b", bulk });
+  if (bulk && !client.sealedBulk) throw new Error("the channel did not get its sealed bulk stream");
   const total = batches.reduce((s, b) => s + b.data.length, 0);
   const ch = await client.openMigration(id, total);
   const started = performance.now();

@@ -36,6 +36,21 @@ export interface Link {
    * the peer acknowledged the message.
    */
   sendWire?(wire: Uint8Array): Promise<void>;
+  /**
+   * Where a sealed bulk stream attached to this link delivers its frames (agent links of the
+   * WebSocket transport; bulk_server.ts).
+   */
+  bulkSink?(): BulkSink;
+}
+
+/** The agent session's side of one sealed bulk stream (bulk_server.ts). */
+export interface BulkSink {
+  /** A binary frame arrived; false when the inbox is full (the stream is dropped). */
+  push(frame: Uint8Array): boolean;
+  /** The stream ended or failed after it attached (the session closes its link). */
+  fail(reason: string): void;
+  /** Settles when the session's link closed (the bulk connection is then closed too). */
+  readonly closed: Promise<unknown>;
 }
 
 /**
