@@ -39,6 +39,12 @@ export function register(program: Command): void {
     )
     .option("--max-migrations <n>", "migrations received at once", "8")
     .option(
+      "--bulk-port <port>",
+      "TCP port of the sealed bulk stream for page and file frames (0 = any free port, " +
+        "announced to authenticated peers; 'off' = every frame over the WebSocket)",
+      "0",
+    )
+    .option(
       "--config <file>",
       "node configuration (as 'u2cm install' writes it): listen, state dir, transport, log level, " +
         "limits, metrics port; flags given on the command line win",
@@ -57,6 +63,7 @@ interface AgentOptions {
   resumeTimeout: string;
   memoryLimit: string;
   maxMigrations: string;
+  bulkPort: string;
 }
 
 /** The options with the config file's values where no flag was given; keeps the config. */
@@ -98,6 +105,9 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
   const memoryLimitBytes = parseNumberInRange("--memory-limit", opts.memoryLimit, 1, 1 << 20) *
     2 ** 20;
   const maxMigrations = parseNumberInRange("--max-migrations", opts.maxMigrations, 1, 1024);
+  const bulkPort = opts.bulkPort === "off"
+    ? null
+    : Math.floor(parseNumberInRange("--bulk-port", opts.bulkPort, 0, 65535));
   const log = createLogger(level);
   // With a config: the Prometheus endpoint (migrations received by outcome, bytes stored).
   const ops = opts.loaded
@@ -159,6 +169,7 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
       resumeTimeoutMs,
       memoryLimitBytes,
       maxMigrations: Math.floor(maxMigrations),
+      bulkPort,
       onRestore,
       onResolve,
       onContainerCheck: (check) => containers.check(check),

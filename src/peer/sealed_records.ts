@@ -29,8 +29,8 @@ export const TOKEN_BYTES = 16;
 /** Nonce label of client → agent records. */
 export const CLIENT_LABEL = 0x4b4c5542; // "BULK"
 
-/** Bytes of one receive arena (see Arena). */
-const ARENA_BYTES = 8 * 2 ** 20;
+/** Largest records one receive arena holds (see Arena). */
+const ARENA_RECORDS = 4;
 /** Largest send buffer kept (bigger records get a one-off buffer). */
 const KEEP_BUFFER_BYTES = 2 * 2 ** 20;
 
@@ -177,7 +177,7 @@ export async function readSealed(
   const head = new Uint8Array(4);
   let headFill = 0;
   let first = true;
-  const arena = new Arena();
+  const arena = new Arena(ARENA_RECORDS * (maxPayloadBytes + TAG_BYTES + 4 + 8));
   try {
     for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
       // The length first (up to 4 bytes, possibly left over from the previous read).
@@ -219,19 +219,23 @@ export async function readSealed(
 }
 
 /**
- * Record buffers carved out of 8 MiB arenas. The receiver keeps payloads (the page store adopts
- * them), so each needs memory of its own; on this VM the first touch of fresh memory is the
- * receiver's largest cost, and 1 MiB allocations cost two to three times more per byte than
- * large ones (glibc clears recycled heap chunks, then the kernel copies in).
+ * Record buffers carved out of arenas of four largest records (about 4 MiB). The receiver keeps
+ * payloads (the page store adopts them), so each needs memory of its own; on this VM the first
+ * touch of fresh memory is the receiver's largest cost, and 1 MiB allocations cost two to three
+ * times more per byte than 4 MiB ones (glibc clears recycled heap chunks, then the kernel copies
+ * in). An arena lives while any of its payloads does: at most four frames' worth per live page,
+ * where a buffer per frame held one.
  */
 class Arena {
   #buffer = new Uint8Array(0);
   #at = 0;
 
+  constructor(readonly size: number) {}
+
   take(n: number): Uint8Array {
-    if (n > ARENA_BYTES / 4) return new Uint8Array(n);
+    if (n > this.size) return new Uint8Array(n);
     if (this.#at + n > this.#buffer.length) {
-      [this.#buffer, this.#at] = [new Uint8Array(ARENA_BYTES), 0];
+      [this.#buffer, this.#at] = [new Uint8Array(this.size), 0];
     }
     const out = this.#buffer.subarray(this.#at, this.#at + n);
     this.#at += (n + 7) & ~7;
