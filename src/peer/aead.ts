@@ -30,6 +30,8 @@ export const KEY_BYTES = 32;
 export const TAG_BYTES = 16;
 
 const EVP_CTRL_GCM_GET_TAG = 0x10;
+/** Parts at least this large are encrypted off the event loop's thread by the async calls. */
+const ASYNC_MIN_BYTES = 64 * 1024;
 const EVP_CTRL_GCM_SET_TAG = 0x11;
 
 const SYMBOLS = {
@@ -53,6 +55,20 @@ const SYMBOLS = {
     parameters: ["pointer", "buffer", "buffer", "buffer", "i32"],
     result: "i32",
   },
+  // The bulk of a record, on a thread of Deno's blocking pool: the event loop reads the next
+  // record (or lays out the next chunk) meanwhile.
+  EncryptUpdateBulk: {
+    name: "EVP_EncryptUpdate",
+    parameters: ["pointer", "buffer", "buffer", "buffer", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  DecryptUpdateBulk: {
+    name: "EVP_DecryptUpdate",
+    parameters: ["pointer", "buffer", "buffer", "buffer", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
   EVP_DecryptFinal_ex: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
   EVP_CIPHER_CTX_ctrl: { parameters: ["pointer", "i32", "i32", "buffer"], result: "i32" },
 } as const;
@@ -66,6 +82,11 @@ export interface Sealer {
    * ciphertext, the tag. `out` needs 4 + length + 16 bytes. Returns the bytes written.
    */
   seal(parts: Uint8Array[], out: Uint8Array): number;
+  /**
+   * {@linkcode Sealer.seal}, encrypting parts of 64 KiB and more off the event loop's thread.
+   * No other call on this sealer may start before it settles.
+   */
+  sealAsync(parts: Uint8Array[], out: Uint8Array): Promise<number>;
   /** Records sealed so far. */
   readonly records: number;
   /** Free the cipher context. */
@@ -80,6 +101,11 @@ export interface Opener {
    * garbage and the stream must be dropped).
    */
   open(head: Uint8Array, body: Uint8Array, tag: Uint8Array): boolean;
+  /**
+   * {@linkcode Opener.open}, decrypting bodies of 64 KiB and more off the event loop's thread.
+   * No other call on this opener may start before it settles.
+   */
+  openAsync(head: Uint8Array, body: Uint8Array, tag: Uint8Array): Promise<boolean>;
   /** Free the cipher context. */
   close(): void;
 }
@@ -122,31 +148,53 @@ class OpenSslAead implements Aead {
     const iv = nonceBuffer(label);
     const outl = new Int32Array(1);
     let records = 0;
+    const begin = (parts: Uint8Array[], out: Uint8Array): number => {
+      let n = 0;
+      for (const p of parts) n += p.length;
+      if (out.length < 4 + n + TAG_BYTES) throw new RangeError("sealed record does not fit");
+      new DataView(out.buffer, out.byteOffset, 4).setUint32(0, n, true);
+      setCounter(iv, records++);
+      if (lib.EVP_EncryptInit_ex(ctx, null, null, null, iv) !== 1) fail("EncryptInit");
+      if (lib.EVP_EncryptUpdate(ctx, null, outl, out.subarray(0, 4), 4) !== 1) fail("AAD");
+      return n;
+    };
+    const update = (p: Uint8Array, out: Uint8Array): number => {
+      if (p.length === 0) return 0;
+      if (lib.EVP_EncryptUpdate(ctx, out, outl, p, p.length) !== 1) fail("EncryptUpdate");
+      return outl[0];
+    };
+    const finish = (out: Uint8Array, at: number): number => {
+      let o = at;
+      if (lib.EVP_EncryptFinal_ex(ctx, out.subarray(o), outl) !== 1) fail("EncryptFinal");
+      o += outl[0];
+      const tag = out.subarray(o, o + TAG_BYTES);
+      if (lib.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_BYTES, tag) !== 1) fail("tag");
+      return o + TAG_BYTES;
+    };
     return {
       get records() {
         return records;
       },
       seal(parts, out) {
-        let n = 0;
-        for (const p of parts) n += p.length;
-        if (out.length < 4 + n + TAG_BYTES) throw new RangeError("sealed record does not fit");
-        new DataView(out.buffer, out.byteOffset, 4).setUint32(0, n, true);
-        setCounter(iv, records++);
-        if (lib.EVP_EncryptInit_ex(ctx, null, null, null, iv) !== 1) fail("EncryptInit");
-        if (lib.EVP_EncryptUpdate(ctx, null, outl, out.subarray(0, 4), 4) !== 1) fail("AAD");
+        const n = begin(parts, out);
+        let o = 4;
+        for (const p of parts) o += update(p, out.subarray(o));
+        return finish(out, o);
+      },
+      async sealAsync(parts, out) {
+        const n = begin(parts, out);
         let o = 4;
         for (const p of parts) {
-          if (p.length === 0) continue;
-          if (lib.EVP_EncryptUpdate(ctx, out.subarray(o), outl, p, p.length) !== 1) {
-            fail("EncryptUpdate");
+          if (p.length < ASYNC_MIN_BYTES) o += update(p, out.subarray(o));
+          else {
+            if (await lib.EncryptUpdateBulk(ctx, out.subarray(o), outl, p, p.length) !== 1) {
+              fail("EncryptUpdate");
+            }
+            o += outl[0];
           }
-          o += outl[0];
         }
-        if (lib.EVP_EncryptFinal_ex(ctx, out.subarray(o), outl) !== 1) fail("EncryptFinal");
-        o += outl[0];
-        const tag = out.subarray(o, o + TAG_BYTES);
-        if (lib.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_BYTES, tag) !== 1) fail("tag");
-        return o + TAG_BYTES;
+        if (o !== 4 + n) fail("EncryptUpdate length");
+        return finish(out, o);
       },
       close: () => lib.EVP_CIPHER_CTX_free(ctx),
     };
@@ -159,20 +207,37 @@ class OpenSslAead implements Aead {
     const outl = new Int32Array(1);
     const scratch = new Uint8Array(TAG_BYTES);
     let records = 0;
+    const begin = (head: Uint8Array, tag: Uint8Array): boolean => {
+      if (head.length !== 4 || tag.length !== TAG_BYTES) return false;
+      setCounter(iv, records++);
+      if (lib.EVP_DecryptInit_ex(ctx, null, null, null, iv) !== 1) return false;
+      return lib.EVP_DecryptUpdate(ctx, null, outl, head, 4) === 1;
+    };
+    const finish = (tag: Uint8Array): boolean => {
+      scratch.set(tag);
+      if (lib.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_BYTES, scratch) !== 1) {
+        return false;
+      }
+      return lib.EVP_DecryptFinal_ex(ctx, scratch, outl) === 1;
+    };
     return {
       open(head, body, tag) {
-        if (head.length !== 4 || tag.length !== TAG_BYTES) return false;
-        setCounter(iv, records++);
-        if (lib.EVP_DecryptInit_ex(ctx, null, null, null, iv) !== 1) return false;
-        if (lib.EVP_DecryptUpdate(ctx, null, outl, head, 4) !== 1) return false;
+        if (!begin(head, tag)) return false;
         if (body.length && lib.EVP_DecryptUpdate(ctx, body, outl, body, body.length) !== 1) {
           return false;
         }
-        scratch.set(tag);
-        if (lib.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_BYTES, scratch) !== 1) {
+        return finish(tag);
+      },
+      async openAsync(head, body, tag) {
+        if (!begin(head, tag)) return false;
+        if (body.length >= ASYNC_MIN_BYTES) {
+          if (await lib.DecryptUpdateBulk(ctx, body, outl, body, body.length) !== 1) return false;
+        } else if (
+          body.length && lib.EVP_DecryptUpdate(ctx, body, outl, body, body.length) !== 1
+        ) {
           return false;
         }
-        return lib.EVP_DecryptFinal_ex(ctx, scratch, outl) === 1;
+        return finish(tag);
       },
       close: () => lib.EVP_CIPHER_CTX_free(ctx),
     };

@@ -113,7 +113,7 @@ export class SealedWriter {
           if (out.length <= KEEP_BUFFER_BYTES) this.#buffers[which] = out;
         }
         // The other buffer may still be on its way to the kernel; this one is free.
-        const n = this.#sealer.seal([payload], out);
+        const n = await this.#sealer.sealAsync([payload], out);
         if (inflight) await inflight;
         inflight = writeAll(this.#conn, out.subarray(0, n)).then(() => {
           this.queued -= payload.length;
@@ -176,19 +176,36 @@ export async function readSealed(
 ): Promise<string> {
   const head = new Uint8Array(4);
   let headFill = 0;
-  let first = true;
   const arena = new Arena(ARENA_RECORDS * (maxPayloadBytes + TAG_BYTES + 4 + 8));
+  // Record k is decrypted (off the event loop's thread) while record k + 1 is read; it is
+  // delivered as soon as it opened.
+  let opening: Promise<void> | undefined;
+  let failed: string | undefined;
+  const deliver = async (): Promise<string | undefined> => {
+    await opening;
+    return failed;
+  };
+  // A record that fails ends the stream at once (a read may be waiting for more).
+  const stop = (why: string) => {
+    failed ??= why;
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  };
   try {
-    for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
+    for (let index = 0; index < Number.MAX_SAFE_INTEGER; index++) {
       // The length first (up to 4 bytes, possibly left over from the previous read).
       while (headFill < 4) {
         const n = await conn.read(head.subarray(headFill));
-        if (n === null) return headFill === 0 ? "connection closed" : "bulk stream cut mid-record";
+        if (n === null) {
+          return await deliver() ??
+            (headFill === 0 ? "connection closed" : "bulk stream cut mid-record");
+        }
         headFill += n;
       }
       const len = new DataView(head.buffer).getUint32(0, true);
       if (len > maxPayloadBytes) return `sealed record of ${len} bytes is too large`;
-      if (first && len !== 0) return "the bulk stream did not start with its proof record";
+      if (index === 0 && len !== 0) return "the bulk stream did not start with its proof record";
       // Room for the body, the tag and the next record's length: one read can finish a record
       // and start the next.
       const buf = arena.take(len + TAG_BYTES + 4);
@@ -196,24 +213,27 @@ export async function readSealed(
       let fill = 0;
       while (fill < end) {
         const n = await conn.read(buf.subarray(fill));
-        if (n === null) return "bulk stream cut mid-record";
+        if (n === null) return await deliver() ?? "bulk stream cut mid-record";
         fill += n;
       }
+      if (await deliver()) return failed!;
       const body = buf.subarray(0, len);
-      if (!opener.open(head, body, buf.subarray(len, end))) {
-        return "a sealed record failed to open (forged, corrupted, replayed or out of order)";
-      }
+      // openAsync takes `head` (the authenticated length) before it first yields.
+      opening = opener.openAsync(head, body, buf.subarray(len, end)).then((ok) => {
+        if (!ok) {
+          stop("a sealed record failed to open (forged, corrupted, replayed or out of order)");
+        } else if (index === 0) sink.proven();
+        else if (!sink.message(body)) stop("the receiver's inbox is full");
+      }, (e) => stop(`bulk stream error: ${(e as Error).message}`));
       headFill = fill - end;
       head.set(buf.subarray(end, fill));
-      if (first) {
-        first = false;
-        sink.proven();
-      } else if (!sink.message(body)) return "the receiver's inbox is full";
     }
     return "connection closed";
   } catch (e) {
-    return `bulk stream error: ${(e as Error).message}`;
+    await opening;
+    return failed ?? `bulk stream error: ${(e as Error).message}`;
   } finally {
+    await opening; // the opener is in use until its call returns
     opener.close();
   }
 }
