@@ -319,7 +319,13 @@ async function sendOnce(
     console.log(JSON.stringify({ ms }));
     return;
   }
-  const client = await connectPeer({ stateDir, peer: "b", transport: transport as "ws" | "quic" });
+  const windowMib = Number(Deno.env.get("U2CM_BENCH_WINDOW_MIB") ?? 32);
+  const client = await connectPeer({
+    stateDir,
+    peer: "b",
+    transport: transport as "ws" | "quic",
+    windowBytes: windowMib * 2 ** 20,
+  });
   // Warm up (the first link to a peer also learns its certificate), then measure.
   const warm = await client.openMigration(`warm-${transport}-${Date.now()}`, 4 << 20);
   for (const b of batches.slice(0, 4)) await warm.sendPages(b);

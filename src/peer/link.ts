@@ -64,7 +64,7 @@ export type WireLayout = (parts: Uint8Array[], reuse?: ArrayBuffer) => Uint8Arra
 export interface InboxLimits {
   /** Most messages waiting. @default 4096 */
   maxMessages?: number;
-  /** Most bytes waiting. @default 64 MiB */
+  /** Most bytes waiting (twice the default window of a migration). @default 128 MiB */
   maxBytes?: number;
 }
 
@@ -84,7 +84,7 @@ export class Inbox {
   /** @param limits bounds on waiting messages */
   constructor(limits: InboxLimits = {}) {
     this.#maxMessages = limits.maxMessages ?? 4096;
-    this.#maxBytes = limits.maxBytes ?? 64 * 1024 * 1024;
+    this.#maxBytes = limits.maxBytes ?? 128 * 1024 * 1024;
   }
 
   /** Add a message; false when the inbox is over its bounds (caller closes the link). */

@@ -31,7 +31,7 @@ import { type Control, type ControlOf, encodeControl } from "./protocol.ts";
 import type { Tunnel } from "./tunnel.ts";
 import { acceptTunnel } from "./tunnel_agent.ts";
 
-/** Chunks stored between acknowledgements at most (a quarter of the default 32 MiB window). */
+/** Chunks stored between acknowledgements at most (an eighth of the default 64 MiB window). */
 const ACK_EVERY = 8;
 
 /** @internal see the module doc. */
