@@ -119,6 +119,8 @@ export class SealedWriter {
           this.queued -= payload.length;
           this.#wake();
         });
+        // Awaited on the next turn; until then a failed write must not go unhandled.
+        inflight.catch(() => {});
       }
       await inflight?.catch(() => {}); // closed meanwhile
     } catch (e) {

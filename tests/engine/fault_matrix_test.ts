@@ -356,7 +356,9 @@ async function runCase(c: Case): Promise<void> {
       nodes.a,
       "--format",
       "json",
-    ], c.pause ? { U2CM_FAULT_PAUSE: c.pause } : {});
+      // The forwarder stands for the link, so every byte must pass it: no sealed bulk stream
+      // (which goes to its own port, around the forwarder).
+    ], { U2CM_BULK: "ws", ...(c.pause ? { U2CM_FAULT_PAUSE: c.pause } : {}) });
     let ended: { code: number; stderr: string } | undefined;
     migrate.done.then((r) => ended = r);
     const wait = <T>(what: string, pred: () => T | undefined | false) =>

@@ -49,7 +49,8 @@ Deno.test("killing the destination agent mid pre-copy fails the migration; the s
       "1",
       "--state-dir",
       nodes.a,
-    ]);
+      // The forwarder counts the link's bytes: no sealed bulk stream around it.
+    ], { U2CM_BULK: "ws" });
     // Kill the agent once pre-copy is under way: 16 MiB of pages went through.
     await until("pages flowing", () => proxy.forwarded > 16 * 2 ** 20);
     await agent.stop("SIGKILL");
