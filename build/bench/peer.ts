@@ -7,9 +7,13 @@
  *      page store, acknowledged window),
  * alternately, `--runs` times each, and prints one JSON object: MB/s of each, `ratio` (best
  * authenticated against best raw; goal ≥ 0.8), the ratio of every pair of neighbouring runs, and
- * the CPU each side spent. For reference it also times Deno's own WebSocket over Deno's TLS
- * (wss://, the same sink) in the same rounds: `deno_wss_ratio` is what TLS alone leaves of raw. Batches carry their page hashes, as the engines' batches do (they hash
- * each page once when they read it).
+ * the CPU each side spent. The authenticated run must get the sealed bulk stream (page and file
+ * frames as AES-256-GCM records on their own TCP connection). In the same rounds it also times the
+ * channel with every frame on the WebSocket (`ws_only_ratio`, the path before the bulk stream),
+ * raw ws:// into a sink that keeps what it receives (`keep_ratio`: that against the channel; the
+ * page store must keep what arrives) and Deno's own WebSocket over Deno's TLS (wss://, the
+ * dropping sink): `deno_wss_ratio` is what TLS alone leaves of raw. Batches carry their page
+ * hashes, as the engines' batches do (they hash each page once when they read it).
  *
  * As root it also moves the same amount between two network namespaces joined by a veth pair
  * shaped with tbf (`--rates`, default 100mbit and 1gbit): a plain TCP stream (the line's real
@@ -18,7 +22,9 @@
  * `ws_tcp_ratio` / `quic_tcp_ratio`: against the plain TCP stream.
  *
  * Usage: `deno run -A build/bench/peer.ts [--mib 256] [--runs 3] [--rates 100mbit,1gbit]
- *         [--no-shaped] [--no-loopback]`
+ *         [--no-shaped] [--no-loopback]`. `U2CM_BENCH_AGENT_FLAGS` adds Deno flags to the agent
+ * child (e.g. `--cpu-prof --cpu-prof-dir=DIR`), `U2CM_BENCH_TRANSPORTS` picks the shaped runs
+ * (default `tcp,ws,quic`), `U2CM_BENCH_WINDOW_MIB` their window (default: the client's).
  *
  * @module
  */
@@ -319,12 +325,12 @@ async function sendOnce(
     console.log(JSON.stringify({ ms }));
     return;
   }
-  const windowMib = Number(Deno.env.get("U2CM_BENCH_WINDOW_MIB") ?? 32);
+  const windowMib = Deno.env.get("U2CM_BENCH_WINDOW_MIB");
   const client = await connectPeer({
     stateDir,
     peer: "b",
     transport: transport as "ws" | "quic",
-    windowBytes: windowMib * 2 ** 20,
+    ...(windowMib ? { windowBytes: Number(windowMib) * 2 ** 20 } : {}),
   });
   // Warm up (the first link to a peer also learns its certificate), then measure.
   const warm = await client.openMigration(`warm-${transport}-${Date.now()}`, 4 << 20);
