@@ -45,6 +45,11 @@ export function register(program: Command): void {
       "0",
     )
     .option(
+      "--bulk-advertise <port>",
+      "bulk port announced to peers when another port forwards to --bulk-port " +
+        "(NAT, port mapping); peers dial it on the host they reached the agent at",
+    )
+    .option(
       "--config <file>",
       "node configuration (as 'u2cm install' writes it): listen, state dir, transport, log level, " +
         "limits, metrics port; flags given on the command line win",
@@ -64,6 +69,7 @@ interface AgentOptions {
   memoryLimit: string;
   maxMigrations: string;
   bulkPort: string;
+  bulkAdvertise?: string;
 }
 
 /** The options with the config file's values where no flag was given; keeps the config. */
@@ -108,6 +114,21 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
   const bulkPort = opts.bulkPort === "off"
     ? null
     : Math.floor(parseNumberInRange("--bulk-port", opts.bulkPort, 0, 65535));
+  const bulkAdvertise = opts.bulkAdvertise === undefined
+    ? undefined
+    : parseNumberInRange("--bulk-advertise", opts.bulkAdvertise, 1, 65535);
+  if (bulkAdvertise !== undefined && !Number.isInteger(bulkAdvertise)) {
+    throw new CliError(
+      `--bulk-advertise must be a port, got '${opts.bulkAdvertise}'`,
+      ExitCode.Usage,
+    );
+  }
+  if (bulkAdvertise !== undefined && bulkPort === null) {
+    throw new CliError(
+      "--bulk-advertise needs a bulk stream (not --bulk-port off)",
+      ExitCode.Usage,
+    );
+  }
   const log = createLogger(level);
   // With a config: the Prometheus endpoint (migrations received by outcome, bytes stored).
   const ops = opts.loaded
@@ -170,6 +191,7 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
       memoryLimitBytes,
       maxMigrations: Math.floor(maxMigrations),
       bulkPort,
+      bulkAdvertise,
       onRestore,
       onResolve,
       onContainerCheck: (check) => containers.check(check),

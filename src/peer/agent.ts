@@ -60,12 +60,20 @@ export interface StartAgentOptions {
    * @default 0
    */
   bulkPort?: number | null;
+  /**
+   * The bulk port announced to peers when it differs from the bound one: a port forwarded to
+   * `bulkPort` (NAT, a firewall's port mapping, a relay). Peers dial it on the host they reached
+   * the agent at. @default the bound bulk port
+   */
+  bulkAdvertise?: number;
 }
 
 /** A running agent. */
 export interface RunningAgent {
   /** The bound port. */
   port: number;
+  /** The bound port of the sealed bulk stream, when there is one. */
+  bulkPort?: number;
   /** Stop listening, drop connections and delete unfinished migrations' stores. */
   close(): Promise<void>;
 }
@@ -110,7 +118,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
     capabilities: () =>
       Promise.resolve({
         ...probeCapabilities({ stateDir, transports: [transport] }),
-        ...(bulk ? { bulkPort: bulk.port } : {}),
+        ...(bulk ? { bulkPort: opts.bulkAdvertise ?? bulk.port } : {}),
       }),
     bulk,
     onRestore: opts.onRestore,
@@ -187,11 +195,13 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
     hostname: addr.hostname,
     port: listening.port,
     bulkPort: bulk?.port,
+    bulkAdvertise: bulk ? opts.bulkAdvertise : undefined,
     publicKey: identity.publicKey,
     certFingerprint: identity.certFingerprint,
   });
   return {
     port: listening.port,
+    bulkPort: bulk?.port,
     close: async () => {
       await listening.close();
       bulk?.close();

@@ -7,7 +7,7 @@ import { MigrationError } from "../../src/engine/types.ts";
 import { connectPeer } from "../../src/peer/mod.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
 import { type Memcheck, requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
-import { makeNodes, u2cm } from "./support/agents.ts";
+import { makeNodes, startAgentProcess, u2cm } from "./support/agents.ts";
 import { startProxy } from "../peer/support/proxy.ts";
 import { until, watchCopies } from "./support/faults.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
@@ -27,9 +27,15 @@ async function assertSourceHealthy(w: Memcheck): Promise<void> {
 Deno.test("killing the destination agent mid pre-copy fails the migration; the source runs on", async () => {
   requireCriuBinary();
   const nodes = await makeNodes();
-  const agent = await nodes.startB();
-  // Through a forwarder, whose byte count says when pages are flowing.
-  const proxy = startProxy(agent.port);
+  // Through a forwarder (both the agent's port and its bulk stream's: the agent announces the
+  // forwarder's), whose byte count says when pages are flowing.
+  const proxy = startProxy(0);
+  const agent = await startAgentProcess(nodes.b, 0, 3, [], "127.0.0.1", {}, [
+    "--bulk-advertise",
+    String(proxy.bulkPort),
+  ]);
+  assert.ok(agent.bulkPort, "the agent has a sealed bulk stream");
+  proxy.retarget(agent.port, agent.bulkPort);
   nodes.pinB(`127.0.0.1:${proxy.port}`);
   const w = await startMemcheck(["--mib", "128", "--write-pages", "200", "--hot-percent", "20"]);
   try {
@@ -49,10 +55,10 @@ Deno.test("killing the destination agent mid pre-copy fails the migration; the s
       "1",
       "--state-dir",
       nodes.a,
-      // The forwarder counts the link's bytes: no sealed bulk stream around it.
-    ], { U2CM_BULK: "ws" });
-    // Kill the agent once pre-copy is under way: 16 MiB of pages went through.
-    await until("pages flowing", () => proxy.forwarded > 16 * 2 ** 20);
+    ]);
+    // Kill the agent once pre-copy is under way: 16 MiB of pages went through, on the sealed
+    // bulk stream (the default path).
+    await until("pages flowing", () => proxy.bulkForwarded > 16 * 2 ** 20);
     await agent.stop("SIGKILL");
     const r = await run;
     assert.ok(
