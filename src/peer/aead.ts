@@ -176,7 +176,7 @@ class OpenSslAead implements Aead {
         return records;
       },
       seal(parts, out) {
-        const n = begin(parts, out);
+        begin(parts, out);
         let o = 4;
         for (const p of parts) o += update(p, out.subarray(o));
         return finish(out, o);

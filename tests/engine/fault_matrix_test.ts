@@ -468,8 +468,14 @@ async function runCase(c: Case): Promise<void> {
       assert.notEqual(result.code, 0, `the fault must fail the migration: ${result.stdout}`);
     }
     // The path under test carried the pages: the sealed bulk stream, or only the WebSocket.
+    // (Where few bytes crossed, the agent refused the migration at its start: no room.)
     if (c.bulk === "ws") assert.equal(proxy.bulkConnections, 0, "no bulk stream with U2CM_BULK=ws");
-    else assert.ok(proxy.bulkForwarded > 2 ** 20, `bulk bytes: ${proxy.bulkForwarded}`);
+    else {
+      assert.ok(proxy.bulkConnections >= 1, "a sealed bulk stream attached");
+      if (proxy.forwarded > 4 * 2 ** 20) {
+        assert.ok(proxy.bulkForwarded > 2 ** 20, `bulk bytes: ${proxy.bulkForwarded}`);
+      }
+    }
     const id = journal(nodes.a)?.id;
     assert.ok(id, "the migration was journalled");
     // Recovery: `u2cm recover` (or the source node's agent starting) asks the destination.
