@@ -90,6 +90,43 @@ Deno.test("u2cm agent --bulk-port off announces no bulk stream; peer check says 
   }
 });
 
+Deno.test("u2cm agent --bulk-advertise announces that port; a source that cannot reach it keeps frames on the WebSocket", async () => {
+  const pair = await makeNodePair();
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closed = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const agent = await spawnAgent([
+    "--listen",
+    "127.0.0.1:0",
+    "--state-dir",
+    pair.b,
+    "--bulk-advertise",
+    String(closed),
+  ]);
+  try {
+    pair.pinB(`127.0.0.1:${agent.port}`);
+    const r = await u2cm(["peer", "check", "b", "--state-dir", pair.a, "--format", "json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.capabilities.bulkPort, closed);
+    assert.equal(out.sealed_bulk, false);
+    for (
+      const args of [["--bulk-advertise", "0"], ["--bulk-advertise", "1.5"], [
+        "--bulk-port",
+        "off",
+        "--bulk-advertise",
+        "7071",
+      ]]
+    ) {
+      const bad = await u2cm(["agent", "--listen", "127.0.0.1:0", "--state-dir", pair.b, ...args]);
+      assert.equal(bad.code, ExitCode.Usage, `${args.join(" ")}: ${bad.stderr}`);
+    }
+  } finally {
+    await agent.stop();
+    pair.cleanup();
+  }
+});
+
 Deno.test("u2cm agent without an identity or with a bad address fails clearly", async () => {
   const dir = Deno.makeTempDirSync();
   try {
