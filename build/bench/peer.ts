@@ -7,9 +7,13 @@
  *      page store, acknowledged window),
  * alternately, `--runs` times each, and prints one JSON object: MB/s of each, `ratio` (best
  * authenticated against best raw; goal ≥ 0.8), the ratio of every pair of neighbouring runs, and
- * the CPU each side spent. For reference it also times Deno's own WebSocket over Deno's TLS
- * (wss://, the same sink) in the same rounds: `deno_wss_ratio` is what TLS alone leaves of raw. Batches carry their page hashes, as the engines' batches do (they hash
- * each page once when they read it).
+ * the CPU each side spent. The authenticated run must get the sealed bulk stream (page and file
+ * frames as AES-256-GCM records on their own TCP connection). In the same rounds it also times the
+ * channel with every frame on the WebSocket (`ws_only_ratio`, the path before the bulk stream),
+ * raw ws:// into a sink that keeps what it receives (`keep_ratio`: that against the channel; the
+ * page store must keep what arrives) and Deno's own WebSocket over Deno's TLS (wss://, the
+ * dropping sink): `deno_wss_ratio` is what TLS alone leaves of raw. Batches carry their page
+ * hashes, as the engines' batches do (they hash each page once when they read it).
  *
  * As root it also moves the same amount between two network namespaces joined by a veth pair
  * shaped with tbf (`--rates`, default 100mbit and 1gbit): a plain TCP stream (the line's real
@@ -18,7 +22,9 @@
  * `ws_tcp_ratio` / `quic_tcp_ratio`: against the plain TCP stream.
  *
  * Usage: `deno run -A build/bench/peer.ts [--mib 256] [--runs 3] [--rates 100mbit,1gbit]
- *         [--no-shaped] [--no-loopback]`
+ *         [--no-shaped] [--no-loopback]`. `U2CM_BENCH_AGENT_FLAGS` adds Deno flags to the agent
+ * child (e.g. `--cpu-prof --cpu-prof-dir=DIR`), `U2CM_BENCH_TRANSPORTS` picks the shaped runs
+ * (default `tcp,ws,quic`), `U2CM_BENCH_WINDOW_MIB` their window (default: the client's).
  *
  * @module
  */
@@ -60,7 +66,14 @@ async function main(): Promise<void> {
   const ib = await initIdentity(b);
   addPeer(b, { name: "a", address: "127.0.0.1:1", publicKey: ia.publicKey });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, "--serve", b],
+    args: [
+      "run",
+      "-A",
+      ...(Deno.env.get("U2CM_BENCH_AGENT_FLAGS") ?? "").split(" ").filter(Boolean),
+      new URL(import.meta.url).pathname,
+      "--serve",
+      b,
+    ],
     stdout: "piped",
     stderr: "inherit",
     stdin: "null",
@@ -102,20 +115,28 @@ async function loopbackRuns(
   await rawRun(rawPort, batches.slice(0, 4));
   await channelRun(stateDir, batches.slice(0, 4), "warm");
   const raw: number[] = [], auth: number[] = [], wss: number[] = [];
-  const cpu = { raw: { source: 0, agent: 0 }, auth: { source: 0, agent: 0 }, wssAgent: 0 };
+  const wsOnly: number[] = [], rawKeep: number[] = [];
+  const zero = () => ({ source: 0, agent: 0 });
+  const cpu = { raw: zero(), auth: zero(), wsOnly: zero(), rawKeep: zero(), wssAgent: 0 };
+  const timed = async (
+    into: number[],
+    c: { source: number; agent: number },
+    run: () => Promise<number>,
+  ) => {
+    const before = [cpuMs(Deno.pid), cpuMs(agentPid)];
+    into.push(await run());
+    c.source += cpuMs(Deno.pid) - before[0];
+    c.agent += cpuMs(agentPid) - before[1];
+  };
   for (let i = 0; i < runs; i++) {
-    let before = [cpuMs(Deno.pid), cpuMs(agentPid)];
-    raw.push(await rawRun(rawPort, batches));
-    cpu.raw.source += cpuMs(Deno.pid) - before[0];
-    cpu.raw.agent += cpuMs(agentPid) - before[1];
-    before = [cpuMs(Deno.pid), cpuMs(agentPid)];
-    auth.push(await channelRun(stateDir, batches, `bench-${i}`));
-    cpu.auth.source += cpuMs(Deno.pid) - before[0];
-    cpu.auth.agent += cpuMs(agentPid) - before[1];
+    await timed(raw, cpu.raw, () => rawRun(rawPort, batches));
+    await timed(auth, cpu.auth, () => channelRun(stateDir, batches, `bench-${i}`));
+    await timed(wsOnly, cpu.wsOnly, () => channelRun(stateDir, batches, `ws-${i}`, false));
+    await timed(rawKeep, cpu.rawKeep, () => rawRun(rawPort, batches, "ws", "/keep"));
     if (wssPort) {
-      before = [cpuMs(agentPid)];
+      const before = cpuMs(agentPid);
       wss.push(await wssRun(wssPort, mib));
-      cpu.wssAgent += cpuMs(agentPid) - before[0];
+      cpu.wssAgent += cpuMs(agentPid) - before;
     }
   }
   const mbps = (ms: number) => Math.round(totalBytes / 1e6 / (ms / 1000));
@@ -133,17 +154,27 @@ async function loopbackRuns(
     ratio: r3(rawMs / authMs),
     goal_ratio: 0.8,
     pair_ratios: raw.map((r, i) => r3(r / auth[i])),
+    // The same channel with every frame on the WebSocket over TLS (bulk: false), as before the
+    // sealed bulk stream; and raw ws:// into a sink that keeps what it receives, as a store must.
+    ws_only_channel_ms: Math.round(Math.min(...wsOnly)),
+    ws_only_ratio: r3(rawMs / Math.min(...wsOnly)),
+    raw_ws_keep_ms: Math.round(Math.min(...rawKeep)),
+    keep_ratio: r3(Math.min(...rawKeep) / authMs),
     // Deno's own wss:// against ws:// (the same sink, TLS added): what TLS alone leaves.
     deno_wss_ms: wss.length ? Math.round(Math.min(...wss)) : undefined,
     deno_wss_ratio: wss.length ? r3(rawMs / Math.min(...wss)) : undefined,
     runs: {
       raw_ms: raw.map(Math.round),
       auth_ms: auth.map(Math.round),
+      ws_only_ms: wsOnly.map(Math.round),
+      raw_keep_ms: rawKeep.map(Math.round),
       deno_wss_ms: wss.map(Math.round),
     },
     cpu_ms_per_run: {
       raw: per(cpu.raw),
       auth: per(cpu.auth),
+      ws_only: per(cpu.wsOnly),
+      raw_keep: per(cpu.rawKeep),
       deno_wss: { agent: Math.round(cpu.wssAgent / runs) },
     },
     simd_masking: simdMasking(),
@@ -200,8 +231,9 @@ async function rawRun(
   port: number,
   batches: { data: Uint8Array }[],
   scheme = "ws",
+  path = "/",
 ): Promise<number> {
-  const ws = new WebSocket(`${scheme}://127.0.0.1:${port}/`);
+  const ws = new WebSocket(`${scheme}://127.0.0.1:${port}${path}`);
   ws.binaryType = "arraybuffer";
   await new Promise((resolve, reject) => {
     ws.onopen = resolve;
@@ -229,8 +261,14 @@ async function rawRun(
   return ms;
 }
 
-async function channelRun(stateDir: string, batches: ReturnType<typeof makeBatches>, id: string) {
-  const client = await connectPeer({ stateDir, peer: "b" });
+async function channelRun(
+  stateDir: string,
+  batches: ReturnType<typeof makeBatches>,
+  id: string,
+  bulk = true,
+) {
+  const client = await connectPeer({ stateDir, peer: "b", bulk });
+  if (bulk && !client.sealedBulk) throw new Error("the channel did not get its sealed bulk stream");
   const total = batches.reduce((s, b) => s + b.data.length, 0);
   const ch = await client.openMigration(id, total);
   const started = performance.now();
@@ -287,7 +325,13 @@ async function sendOnce(
     console.log(JSON.stringify({ ms }));
     return;
   }
-  const client = await connectPeer({ stateDir, peer: "b", transport: transport as "ws" | "quic" });
+  const windowMib = Deno.env.get("U2CM_BENCH_WINDOW_MIB");
+  const client = await connectPeer({
+    stateDir,
+    peer: "b",
+    transport: transport as "ws" | "quic",
+    ...(windowMib ? { windowBytes: Number(windowMib) * 2 ** 20 } : {}),
+  });
   // Warm up (the first link to a peer also learns its certificate), then measure.
   const warm = await client.openMigration(`warm-${transport}-${Date.now()}`, 4 << 20);
   for (const b of batches.slice(0, 4)) await warm.sendPages(b);
@@ -414,13 +458,23 @@ async function serve(stateDir: string, listen: string, tcpBytes: number): Promis
     log: createLogger("warn"),
   });
   let received = 0;
+  // "/keep" keeps every message until the run ends, as the agent's page store keeps pages: on
+  // this VM the first touch of fresh memory is a large part of what receiving costs.
+  let kept: ArrayBuffer[] = [];
   const sink = (req: Request) => {
     const { socket, response } = Deno.upgradeWebSocket(req);
+    const keep = new URL(req.url).pathname === "/keep";
     socket.binaryType = "arraybuffer";
     received = 0;
+    kept = [];
     socket.onmessage = (e) => {
-      if (typeof e.data === "string") socket.send(String(received));
-      else received += (e.data as ArrayBuffer).byteLength;
+      if (typeof e.data === "string") {
+        socket.send(String(received));
+        kept = [];
+      } else {
+        received += (e.data as ArrayBuffer).byteLength;
+        if (keep) kept.push(e.data as ArrayBuffer);
+      }
     };
     return response;
   };

@@ -40,6 +40,17 @@ export function register(program: Command): void {
     )
     .option("--max-migrations <n>", "migrations received at once", "8")
     .option(
+      "--bulk-port <port>",
+      "TCP port of the sealed bulk stream for page and file frames (0 = any free port, " +
+        "announced to authenticated peers; 'off' = every frame over the WebSocket)",
+      "0",
+    )
+    .option(
+      "--bulk-advertise <port>",
+      "bulk port announced to peers when another port forwards to --bulk-port " +
+        "(NAT, port mapping); peers dial it on the host they reached the agent at",
+    )
+    .option(
       "--config <file>",
       "node configuration (as 'u2cm install' writes it): listen, state dir, transport, log level, " +
         "limits, metrics port; flags given on the command line win",
@@ -58,6 +69,8 @@ interface AgentOptions {
   resumeTimeout: string;
   memoryLimit: string;
   maxMigrations: string;
+  bulkPort: string;
+  bulkAdvertise?: string;
 }
 
 /** The options with the config file's values where no flag was given; keeps the config. */
@@ -99,6 +112,24 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
   const memoryLimitBytes = parseNumberInRange("--memory-limit", opts.memoryLimit, 1, 1 << 20) *
     2 ** 20;
   const maxMigrations = parseNumberInRange("--max-migrations", opts.maxMigrations, 1, 1024);
+  const bulkPort = opts.bulkPort === "off"
+    ? null
+    : Math.floor(parseNumberInRange("--bulk-port", opts.bulkPort, 0, 65535));
+  const bulkAdvertise = opts.bulkAdvertise === undefined
+    ? undefined
+    : parseNumberInRange("--bulk-advertise", opts.bulkAdvertise, 1, 65535);
+  if (bulkAdvertise !== undefined && !Number.isInteger(bulkAdvertise)) {
+    throw new CliError(
+      `--bulk-advertise must be a port, got '${opts.bulkAdvertise}'`,
+      ExitCode.Usage,
+    );
+  }
+  if (bulkAdvertise !== undefined && bulkPort === null) {
+    throw new CliError(
+      "--bulk-advertise needs a bulk stream (not --bulk-port off)",
+      ExitCode.Usage,
+    );
+  }
   const log = createLogger(level);
   // With a config: the Prometheus endpoint (migrations received by outcome, bytes stored).
   const ops = opts.loaded
@@ -165,6 +196,8 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
       resumeTimeoutMs,
       memoryLimitBytes,
       maxMigrations: Math.floor(maxMigrations),
+      bulkPort,
+      bulkAdvertise,
       onRestore,
       onResolve,
       onContainerCheck: (check) => containers.check(check),

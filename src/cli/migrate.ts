@@ -20,6 +20,7 @@ import { hostFacts, LAZY_PIPE_MAX_SIZE } from "../criu/host.ts";
 import type { MigrationChannel } from "../engine/channel.ts";
 import { VERIFY_MODES } from "../engine/contract.ts";
 import { runMigration } from "../engine/driver.ts";
+import { freezePathOf } from "../engine/freeze_path.ts";
 import { tcpPageServer } from "../engine/final_post_copy.ts";
 import { ENGINE_CHOICES, EngineUnavailableError, planOf } from "../engine/select.ts";
 import { isAlive, treeMemoryBytes } from "../tracker/proc.ts";
@@ -189,8 +190,12 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
           peer: opts.to,
           resumeTimeoutMs,
         });
-        // The destination's store quota follows the whole tree (a large child under a tiny init).
-        channel = await client.openMigration(id, expectedBytes(pid, target), { compress });
+        // The destination's store quota follows the whole tree (a large child under a tiny init);
+        // only the scan-and-copy freeze restores from pages images kept as the pages arrive.
+        channel = await client.openMigration(id, expectedBytes(pid, target), {
+          compress,
+          pagesImage: freezePathOf(plan) === "scan",
+        });
         await target?.prepare(client, channel, id, workDir);
         return channel;
       },

@@ -106,12 +106,21 @@ export function register(program: Command): void {
       }
       const connectMs = Math.round((performance.now() - started) * 10) / 10;
       const remote = client.remote;
+      // Whether page and file frames would take the sealed bulk stream (WebSocket transport).
+      const sealedBulk = client.sealedBulk;
       await client.close();
       if (format === "json") {
-        console.log(JSON.stringify({ peer: name, transport, connectMs, capabilities: remote }));
+        console.log(JSON.stringify({
+          peer: name,
+          transport,
+          connectMs,
+          capabilities: remote,
+          sealed_bulk: sealedBulk,
+        }));
         return;
       }
       console.log(`peer '${name}' authenticated over ${transport} in ${connectMs} ms`);
+      console.log(`  ${"sealed bulk".padEnd(16)} ${sealedBulk ? "yes" : "no"}`);
       for (const [k, v] of Object.entries(remote)) {
         console.log(`  ${k.padEnd(16)} ${typeof v === "object" ? JSON.stringify(v) : v}`);
       }

@@ -12,7 +12,9 @@
  * @module
  */
 import { parseHostPort } from "./address.ts";
+import { loadAead } from "./aead.ts";
 import { NonceLog } from "./auth.ts";
+import { serveBulk } from "./bulk_server.ts";
 import { probeCapabilities } from "./capabilities.ts";
 import type { ContainerCheckHandler } from "./container_check.ts";
 import { PeerError } from "./errors.ts";
@@ -51,12 +53,27 @@ export interface StartAgentOptions {
   maxMigrations?: number;
   /** Close a connection after this long without any message. @default 120000 */
   idleTimeoutMs?: number;
+  /**
+   * TCP port of the sealed bulk stream (bulk_server.ts) on the listen address; 0 picks a free one
+   * (peers learn it after authenticating), null turns it off (every frame then travels over the
+   * WebSocket). Needs the system's OpenSSL (`libcrypto.so.3`); without it there is none.
+   * @default 0
+   */
+  bulkPort?: number | null;
+  /**
+   * The bulk port announced to peers when it differs from the bound one: a port forwarded to
+   * `bulkPort` (NAT, a firewall's port mapping, a relay). Peers dial it on the host they reached
+   * the agent at. @default the bound bulk port
+   */
+  bulkAdvertise?: number;
 }
 
 /** A running agent. */
 export interface RunningAgent {
   /** The bound port. */
   port: number;
+  /** The bound port of the sealed bulk stream, when there is one. */
+  bulkPort?: number;
   /** Stop listening, drop connections and delete unfinished migrations' stores. */
   close(): Promise<void>;
 }
@@ -75,12 +92,22 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
     idleTimeoutMs = 120_000,
   } = opts;
   const log: LogSink = opts.log ?? silentLog;
-  const addr = parseHostPort(opts.listen, true);
-  if (!addr) {
+  const parsed = parseHostPort(opts.listen, true);
+  if (!parsed) {
     throw new PeerError("rejected", `listen address '${opts.listen}' is not HOST:PORT`);
   }
+  const addr = parsed;
   const identity = await loadIdentity(stateDir);
   clearStaleMigrations(stateDir, log);
+  const aead = opts.bulkPort === null ? null : loadAead();
+  const bulk = aead
+    ? await serveBulk({
+      hostname: addr.hostname,
+      port: opts.bulkPort ?? 0,
+      aead,
+      maxMessageBytes: MAX_FRAME_BYTES + 1024,
+    })
+    : undefined;
   const migrations = new Map<string, IncomingMigration>();
   const ctx: AgentContext = {
     identity,
@@ -88,7 +115,12 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
     migrations,
     nonces: new NonceLog(),
     findPeer: (key) => findPeerByKey(stateDir, key),
-    capabilities: () => Promise.resolve(probeCapabilities({ stateDir, transports: [transport] })),
+    capabilities: () =>
+      Promise.resolve({
+        ...probeCapabilities({ stateDir, transports: [transport] }),
+        ...(bulk ? { bulkPort: opts.bulkAdvertise ?? bulk.port } : {}),
+      }),
+    bulk,
     onRestore: opts.onRestore,
     onResolve: opts.onResolve,
     onContainerCheck: opts.onContainerCheck,
@@ -110,7 +142,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
     sessions.add(s);
     s.finally(() => sessions.delete(s));
   };
-  let server: { port: number; close(): Promise<void> };
+  let listening: { port: number; close(): Promise<void> };
   const ws = (port: number) =>
     serveWs({
       hostname: addr.hostname,
@@ -121,47 +153,58 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
       onLink,
       onError: (e) => log({ level: "error", msg: "listener error", error: String(e) }),
     });
-  if (transport === "quic") {
-    // QUIC on UDP, plus WebSocket on the same TCP port: peers fetch and pin the certificate there
-    // (QUIC verifies against the pinned PEM) and can fall back to it.
-    const quic = await serveQuic({
-      hostname: addr.hostname,
-      port: addr.port,
-      cert: identity.certPem,
-      key: identity.keyPem,
-      maxMessageBytes: MAX_FRAME_BYTES + 1024,
-      onLink,
-    });
-    let tcp;
-    try {
-      tcp = await ws(quic.port);
-    } catch (e) {
-      await quic.close();
-      throw e;
-    }
-    server = {
-      port: quic.port,
-      close: async () => {
+  try {
+    listening = await listen();
+  } catch (e) {
+    bulk?.close();
+    throw e;
+  }
+  async function listen(): Promise<{ port: number; close(): Promise<void> }> {
+    if (transport === "quic") {
+      // QUIC on UDP, plus WebSocket on the same TCP port: peers fetch and pin the certificate there
+      // (QUIC verifies against the pinned PEM) and can fall back to it.
+      const quic = await serveQuic({
+        hostname: addr.hostname,
+        port: addr.port,
+        cert: identity.certPem,
+        key: identity.keyPem,
+        maxMessageBytes: MAX_FRAME_BYTES + 1024,
+        onLink,
+      });
+      let tcp;
+      try {
+        tcp = await ws(quic.port);
+      } catch (e) {
         await quic.close();
-        await tcp.close();
-      },
-    };
-  } else {
-    server = await ws(addr.port);
+        throw e;
+      }
+      return {
+        port: quic.port,
+        close: async () => {
+          await quic.close();
+          await tcp.close();
+        },
+      };
+    }
+    return await ws(addr.port);
   }
   log({
     level: "info",
     msg: "agent listening",
     transport,
     hostname: addr.hostname,
-    port: server.port,
+    port: listening.port,
+    bulkPort: bulk?.port,
+    bulkAdvertise: bulk ? opts.bulkAdvertise : undefined,
     publicKey: identity.publicKey,
     certFingerprint: identity.certFingerprint,
   });
   return {
-    port: server.port,
+    port: listening.port,
+    bulkPort: bulk?.port,
     close: async () => {
-      await server.close();
+      await listening.close();
+      bulk?.close();
       await Promise.race([
         Promise.allSettled([...sessions]),
         new Promise((r) => setTimeout(r, 2000)),

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { BulkServer } from "./bulk_server.ts";
 import type { LazyCheckReport, RestoreRequest, RestoreResult } from "../engine/contract.ts";
 import type { NonceLog } from "./auth.ts";
 import type { Identity } from "./identity.ts";
@@ -71,6 +72,8 @@ export interface AgentContext {
   memoryLimitBytes: number;
   maxMigrations: number;
   idleTimeoutMs: number;
+  /** The sealed bulk listener, when this agent has one (bulk_server.ts). */
+  bulk?: BulkServer;
 }
 
 /** Migrations still being received or restored (finished ones do not count against limits). */

@@ -13,7 +13,9 @@
  * @module
  */
 import { parseHostPort } from "./address.ts";
+import { loadAead } from "./aead.ts";
 import { authenticateAgent } from "./auth.ts";
+import { openBulk } from "./bulk_client.ts";
 import { probeCapabilities } from "./capabilities.ts";
 import { PeerError } from "./errors.ts";
 import { MAX_FRAME_BYTES } from "./frames.ts";
@@ -42,6 +44,11 @@ export interface OpenPeerLinkOptions {
   deadAfterMs?: number;
   /** Log sink. */
   log: LogSink;
+  /**
+   * Send binary frames on a sealed bulk stream when the agent offers one (WebSocket transport
+   * only; see bulk_client.ts). @default true
+   */
+  bulk?: boolean;
 }
 
 /** Open and authenticate a link; resolves with it and the agent's capabilities. */
@@ -70,16 +77,39 @@ export async function openPeerLink(
       pinnedCertPem: pem,
       deadAfterMs: opts.deadAfterMs,
     });
+  let capabilities: Capabilities;
   try {
-    const { capabilities } = await authenticate(link, opts, timeoutMs);
+    capabilities = (await authenticate(link, opts, timeoutMs)).capabilities;
     await link.send(encodeControl({
       type: "hello",
       capabilities: probeCapabilities({ stateDir: opts.stateDir }),
     }));
-    return { link, capabilities };
   } catch (e) {
     link.close(4401, "authentication failed");
     throw e;
+  }
+  const aead = opts.transport === "ws" && opts.bulk !== false && capabilities.bulkPort
+    ? loadAead()
+    : null;
+  if (!aead || !capabilities.bulkPort) return { link, capabilities };
+  try {
+    const sealed = await openBulk(link, {
+      hostname: addr.hostname,
+      port: capabilities.bulkPort,
+      aead,
+      timeoutMs,
+    });
+    return { link: sealed, capabilities };
+  } catch (e) {
+    // The agent may still answer on this link: start over on a fresh one, frames on the WebSocket.
+    link.close(1000, "bulk stream failed");
+    opts.log({
+      level: "warn",
+      msg: "no sealed bulk stream; sending frames over the WebSocket",
+      peer: peer.name,
+      error: (e as Error).message,
+    });
+    return await openPeerLink({ ...opts, bulk: false });
   }
 }
 

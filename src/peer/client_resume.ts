@@ -30,6 +30,8 @@ export interface ResumeOptions {
   forget(ch: MigrationChannelImpl): void;
   /** Make `link` the client's current link. */
   switchTo(link: Link): void;
+  /** Send one kept chunk on `link`; false when it did not go. @default link.sendWire */
+  sendWire?(link: Link, wire: Uint8Array): Promise<boolean>;
   /** Whether the client is closing (stop trying). */
   closing(): boolean;
   /** How long to keep trying. */
@@ -64,7 +66,11 @@ export async function resumeChannels(o: ResumeOptions): Promise<void> {
       // Resend until nothing is left unsent, then switch over without yielding in between.
       const l = link;
       const send = (m: Uint8Array) =>
-        l.sendWire ? l.sendWire(m).then(() => true, () => false) : Promise.resolve(false);
+        o.sendWire
+          ? o.sendWire(l, m)
+          : l.sendWire
+          ? l.sendWire(m).then(() => true, () => false)
+          : Promise.resolve(false);
       for (let pass = 0, sent = 1; sent > 0 && pass < 10_000; pass++) {
         sent = 0;
         for (const ch of channels) {

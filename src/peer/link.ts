@@ -36,6 +36,21 @@ export interface Link {
    * the peer acknowledged the message.
    */
   sendWire?(wire: Uint8Array): Promise<void>;
+  /**
+   * Where a sealed bulk stream attached to this link delivers its frames (agent links of the
+   * WebSocket transport; bulk_server.ts).
+   */
+  bulkSink?(): BulkSink;
+}
+
+/** The agent session's side of one sealed bulk stream (bulk_server.ts). */
+export interface BulkSink {
+  /** A binary frame arrived; false when the inbox is full (the stream is dropped). */
+  push(frame: Uint8Array): boolean;
+  /** The stream ended or failed after it attached (the session closes its link). */
+  fail(reason: string): void;
+  /** Settles when the session's link closed (the bulk connection is then closed too). */
+  readonly closed: Promise<unknown>;
 }
 
 /**
@@ -49,7 +64,7 @@ export type WireLayout = (parts: Uint8Array[], reuse?: ArrayBuffer) => Uint8Arra
 export interface InboxLimits {
   /** Most messages waiting. @default 4096 */
   maxMessages?: number;
-  /** Most bytes waiting. @default 64 MiB */
+  /** Most bytes waiting (twice the default window of a migration). @default 128 MiB */
   maxBytes?: number;
 }
 
@@ -69,7 +84,7 @@ export class Inbox {
   /** @param limits bounds on waiting messages */
   constructor(limits: InboxLimits = {}) {
     this.#maxMessages = limits.maxMessages ?? 4096;
-    this.#maxBytes = limits.maxBytes ?? 64 * 1024 * 1024;
+    this.#maxBytes = limits.maxBytes ?? 128 * 1024 * 1024;
   }
 
   /** Add a message; false when the inbox is over its bounds (caller closes the link). */

@@ -27,7 +27,9 @@ export interface PageStoreOptions {
   quotaBytes?: number;
   /**
    * Also lay the pages out as CRIU pages images while they arrive (`image/` in the migration
-   * directory), so a restore reads them in place instead of rebuilding. @default true
+   * directory), so a restore reads them in place instead of rebuilding. It writes every page a
+   * second time (to fresh file pages), which costs the agent about as much CPU as receiving it;
+   * agents turn it on when the source asks (`prepare.pagesImage`). @default false
    */
   pagesImage?: boolean;
 }
@@ -91,7 +93,7 @@ export class PageStore {
     this.#quota = options.quotaBytes ?? 2 ** 40;
     Deno.mkdirSync(this.imagesDir, { recursive: true, mode: 0o700 });
     // Inside the migration's directory, so that whatever clears a migration clears it too.
-    if (options.pagesImage ?? true) this.pagesImage = new PagesImage(`${dir}/image`);
+    if (options.pagesImage ?? false) this.pagesImage = new PagesImage(`${dir}/image`);
   }
 
   /** The pages laid out as CRIU pages images, unless turned off. */

@@ -62,6 +62,11 @@ export const CapabilitiesSchema = z.object({
    * source compresses only for an agent that lists the codec.
    */
   codecs: z.array(Text(16)).max(8).optional(),
+  /**
+   * TCP port of the agent's sealed bulk stream (bulk_server.ts), on the agent's address. Absent
+   * when the agent has none: the source then sends every frame over the WebSocket.
+   */
+  bulkPort: z.number().int().min(1).max(65535).optional(),
 });
 
 /** A node's capabilities. */
@@ -134,6 +139,11 @@ export const ControlSchema = z.discriminatedUnion("type", [
     stream: Stream,
     expectedBytes: z.number().int().min(0).max(MAX_EXPECTED_BYTES),
     resume: z.boolean(),
+    /**
+     * Also lay the pages out as CRIU pages images while they arrive (page_store.ts), for a
+     * freeze that restores from them in place (scan-and-copy). Absent: no pages images.
+     */
+    pagesImage: z.boolean().optional(),
   }),
   z.object({
     ...base,
@@ -226,6 +236,11 @@ export const ControlSchema = z.discriminatedUnion("type", [
     reqId: z.number().int().min(1).max(0x7fff_ffff),
     answer: ContainerCheckAnswerSchema,
   }),
+  // The sealed bulk stream (bulk_server.ts): the client gives the agent, over this authenticated
+  // TLS link, the token its TCP connection will present and the key its records are sealed with;
+  // the agent answers once that connection proved the key (or not, in time).
+  z.object({ ...base, type: z.literal("bulkOpen"), token: b64url(16), key: b64url(32) }),
+  z.object({ ...base, type: z.literal("bulkAttached"), token: b64url(16), ok: z.boolean() }),
   z.object({ ...base, type: z.literal("error"), code: Text(32), message: Text(1024) }),
 ]);
 

@@ -17,8 +17,8 @@
 /** Chunks at least this large are laid out in reused buffers. */
 const REUSE_MIN_BYTES = 64 * 1024;
 
-/** Acknowledged buffers kept for reuse (a 32 MiB window holds about 32 chunks of 1 MiB). */
-const SPARE_BUFFERS = 40;
+/** Acknowledged buffers kept for reuse (a 64 MiB window holds about 64 chunks of 1 MiB). */
+const SPARE_BUFFERS = 72;
 
 interface Pending {
   seq: number;

@@ -26,11 +26,12 @@ import {
 import type { Link } from "./link.ts";
 import { IncomingMigration } from "./migration.ts";
 import { HASH_BYTES } from "../native/page_hash.ts";
+import { fromBase64url } from "./keys.ts";
 import { type Control, type ControlOf, encodeControl } from "./protocol.ts";
 import type { Tunnel } from "./tunnel.ts";
 import { acceptTunnel } from "./tunnel_agent.ts";
 
-/** Chunks stored between acknowledgements at most (a quarter of the default 32 MiB window). */
+/** Chunks stored between acknowledgements at most (an eighth of the default 64 MiB window). */
 const ACK_EVERY = 8;
 
 /** @internal see the module doc. */
@@ -98,6 +99,8 @@ export class SessionHandler {
         return await this.#resolve(msg);
       case "containerCheck":
         return await this.#containerCheck(msg);
+      case "bulkOpen":
+        return await this.#bulkOpen(msg);
       default:
         throw new ProtocolError(`'${msg.type}' is not a message an agent accepts`);
     }
@@ -116,6 +119,20 @@ export class SessionHandler {
     }
     const answer = await this.ctx.onResolve?.(id, this.peer.publicKey, "discard");
     return answer ?? { state: mig ? "discarded" : "unknown" };
+  }
+
+  /**
+   * Attach the client's sealed bulk stream to this link: its frames then arrive in this link's
+   * inbox like the WebSocket's. Answers whether the stream came and proved the key in time.
+   */
+  async #bulkOpen(msg: ControlOf<"bulkOpen">): Promise<void> {
+    const { bulk } = this.ctx;
+    const sink = this.link.bulkSink?.();
+    const ok = bulk && sink
+      ? await bulk.expect(fromBase64url(msg.token), fromBase64url(msg.key), sink)
+      : false;
+    this.ctx.log({ level: ok ? "debug" : "warn", msg: "bulk stream", peer: this.peer.name, ok });
+    await this.link.send(encodeControl({ type: "bulkAttached", token: msg.token, ok }));
   }
 
   /** Answer a container pre-check through the engine's hook (none: containers not taken). */
@@ -282,6 +299,7 @@ export class SessionHandler {
       {
         memoryLimitBytes: ctx.memoryLimitBytes,
         quotaBytes: Math.max(2 * msg.expectedBytes, 256 * 2 ** 20),
+        pagesImage: msg.pagesImage === true,
       },
     );
     mig.attach(this, msg.stream);

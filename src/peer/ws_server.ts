@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Inbox, type Link, type LinkMessage } from "./link.ts";
+import { type BulkSink, Inbox, type Link, type LinkMessage } from "./link.ts";
 import { WS_PATH } from "./ws_client.ts";
 
 /** Options of {@linkcode serveWs}. */
@@ -86,8 +86,10 @@ class ServerLink implements Link {
   #socket: WebSocket;
   #inbox = new Inbox();
   #resolveClosed!: (reason: string) => void;
+  #maxMessageBytes: number;
 
   constructor(socket: WebSocket, readonly remoteAddress: string, maxMessageBytes: number) {
+    this.#maxMessageBytes = maxMessageBytes;
     this.#socket = socket;
     socket.binaryType = "arraybuffer";
     this.closed = new Promise((r) => this.#resolveClosed = r);
@@ -116,6 +118,19 @@ class ServerLink implements Link {
 
   get queued(): number {
     return this.#inbox.size;
+  }
+
+  bulkSink(): BulkSink {
+    return {
+      push: (frame) => {
+        if (frame.length > this.#maxMessageBytes) return false;
+        if (this.#inbox.push(frame)) return true;
+        this.close(1008, "peer overran the agent's inbox");
+        return false;
+      },
+      fail: (reason) => this.close(1011, reason),
+      closed: this.closed,
+    };
   }
 
   next(timeoutMs: number): Promise<LinkMessage | null> {

@@ -21,6 +21,9 @@ Deno.test("u2cm agent serves pinned peers; u2cm peer check authenticates against
     const out = JSON.parse(r.stdout);
     assert.equal(out.peer, "b");
     assert.equal(out.capabilities.arch, Deno.build.arch);
+    // Page and file frames would take the sealed bulk stream the agent announced.
+    assert.equal(typeof out.capabilities.bulkPort, "number");
+    assert.equal(out.sealed_bulk, true);
     await agent.waitFor((l) => l.msg === "peer authenticated" && l.peer === "a");
     // Every line the agent itself writes is a JSON record (Deno's own download notes are not ours).
     for (const l of agent.logs.filter((l) => l.msg !== "non-json stderr")) {
@@ -50,6 +53,76 @@ Deno.test("u2cm agent serves pinned peers; u2cm peer check authenticates against
   } finally {
     const status = await agent.stop();
     assert.equal(status.code, 0);
+    pair.cleanup();
+  }
+});
+
+Deno.test("u2cm agent --bulk-port off announces no bulk stream; peer check says so", async () => {
+  const pair = await makeNodePair();
+  const agent = await spawnAgent([
+    "--listen",
+    "127.0.0.1:0",
+    "--state-dir",
+    pair.b,
+    "--bulk-port",
+    "off",
+  ]);
+  try {
+    pair.pinB(`127.0.0.1:${agent.port}`);
+    const r = await u2cm(["peer", "check", "b", "--state-dir", pair.a, "--format", "json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.capabilities.bulkPort, undefined);
+    assert.equal(out.sealed_bulk, false);
+    const bad = await u2cm([
+      "agent",
+      "--listen",
+      "127.0.0.1:0",
+      "--state-dir",
+      pair.b,
+      "--bulk-port",
+      "x",
+    ]);
+    assert.equal(bad.code, ExitCode.Usage, bad.stderr);
+  } finally {
+    await agent.stop();
+    pair.cleanup();
+  }
+});
+
+Deno.test("u2cm agent --bulk-advertise announces that port; a source that cannot reach it keeps frames on the WebSocket", async () => {
+  const pair = await makeNodePair();
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closed = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const agent = await spawnAgent([
+    "--listen",
+    "127.0.0.1:0",
+    "--state-dir",
+    pair.b,
+    "--bulk-advertise",
+    String(closed),
+  ]);
+  try {
+    pair.pinB(`127.0.0.1:${agent.port}`);
+    const r = await u2cm(["peer", "check", "b", "--state-dir", pair.a, "--format", "json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.capabilities.bulkPort, closed);
+    assert.equal(out.sealed_bulk, false);
+    for (
+      const args of [["--bulk-advertise", "0"], ["--bulk-advertise", "1.5"], [
+        "--bulk-port",
+        "off",
+        "--bulk-advertise",
+        "7071",
+      ]]
+    ) {
+      const bad = await u2cm(["agent", "--listen", "127.0.0.1:0", "--state-dir", pair.b, ...args]);
+      assert.equal(bad.code, ExitCode.Usage, `${args.join(" ")}: ${bad.stderr}`);
+    }
+  } finally {
+    await agent.stop();
     pair.cleanup();
   }
 });

@@ -5,6 +5,11 @@
  * requires exactly one running copy with its memory intact; a watcher samples the process table
  * throughout and fails the case on any instant with two running copies.
  *
+ * The cases run on the default path: page and file frames on the sealed bulk stream, which the
+ * agent (`--bulk-advertise`) sends through the proxy's second port, so a link cut cuts it too and
+ * the bulk connection can be cut alone. The link-cut cases run again with every frame on the
+ * WebSocket (`U2CM_BULK=ws`).
+ *
  * Phases: pre-copy (rounds running), frozen (tree dumped, state at the destination), restoring
  * (the destination's `criu restore` running), committing (commit record written, destination not
  * yet told to resume). Cells that cannot happen (a CRIU dump outside the frozen phase, …) are
@@ -13,7 +18,7 @@
 import assert from "node:assert/strict";
 import { processState } from "../../src/tracker/proc.ts";
 import { type Memcheck, requireCriuBinary, startMemcheck } from "../criu/support.ts";
-import { startProxy } from "../peer/support/proxy.ts";
+import { type Proxy, startProxy } from "../peer/support/proxy.ts";
 import { makeNodes, type TestAgent, type TestNodes, u2cm } from "./support/agents.ts";
 import { startAgentProcess } from "./support/agents.ts";
 import {
@@ -39,6 +44,8 @@ interface CaseEnv {
   /** Restart b's agent (after killing it), behind the same forwarder. */
   restartAgent(): Promise<void>;
   cut(down: boolean): void;
+  /** The forwarder (both ports: the agent's and its bulk stream's). */
+  proxy: Proxy;
   /** Wait until pre-copy is under way: pages went through to the destination. */
   precopying(): Promise<void>;
   /** Wait until `pred` holds; fails at once when `u2cm migrate` exited first. */
@@ -57,6 +64,10 @@ interface Case {
   /** Agent environment and flags. */
   agentEnv?: Record<string, string>;
   agentArgs?: string[];
+  /** `ws`: every frame on the WebSocket (`U2CM_BULK=ws`). @default the sealed bulk stream */
+  bulk?: "ws";
+  /** The migration survives the fault (it resumes) and must succeed. @default it fails */
+  survives?: boolean;
   /** Inject the fault. */
   inject(env: CaseEnv): Promise<void>;
   /** How the case is recovered. @default u2cm recover */
@@ -267,6 +278,49 @@ const CASES: Case[] = [
       cut(false);
     },
   },
+  // the bulk connection alone cut: the source resumes (a new bulk stream, or the WebSocket)
+  {
+    fault: "bulk stream cut (reattached)",
+    phase: "pre-copy",
+    winner: "destination",
+    survives: true,
+    inject: async ({ proxy, wait }) => {
+      // Mid-record, in the first round (32 MiB of pages); the resumed link gets a fresh stream.
+      const cut = await proxy.cutBulkAt(8 * 2 ** 20, false);
+      assert.ok(cut >= 1, "a bulk connection was open at the cut");
+      await wait("a second bulk stream", () => proxy.bulkConnections >= 2);
+    },
+  },
+  {
+    fault: "bulk stream cut (port stays down)",
+    phase: "pre-copy",
+    winner: "destination",
+    survives: true,
+    inject: async ({ proxy, migrate }) => {
+      // The resumed link cannot attach a bulk stream: its frames go over the WebSocket.
+      const cut = await proxy.cutBulkAt(8 * 2 ** 20, true);
+      assert.ok(cut >= 1, "a bulk connection was open at the cut");
+      const ws = () => proxy.forwarded - proxy.bulkForwarded;
+      const before = ws();
+      await migrate.done;
+      assert.equal(proxy.bulkConnections, 1, "no bulk stream attached after the cut");
+      // The rest of the first round (24 MiB) and the later rounds crossed on the WebSocket.
+      assert.ok(ws() - before > 16 * 2 ** 20, `WebSocket bytes after the cut: ${ws() - before}`);
+    },
+  },
+  {
+    fault: "bulk stream cut (reattached)",
+    phase: "frozen",
+    winner: "destination",
+    survives: true,
+    // Every page travels with the tree frozen.
+    flags: ["--policy", "stop-and-copy"],
+    inject: async ({ proxy, wait }) => {
+      const cut = await proxy.cutBulkAt(8 * 2 ** 20, false);
+      assert.ok(cut >= 1, "a bulk connection was open at the cut");
+      await wait("a second bulk stream", () => proxy.bulkConnections >= 2);
+    },
+  },
   // the destination's disk full
   {
     fault: "destination disk full",
@@ -291,6 +345,15 @@ const CASES: Case[] = [
     inject: async () => {},
   },
 ];
+
+// The link cut again with every frame on the WebSocket (the path without a bulk stream).
+CASES.push(
+  ...CASES.filter((c) => c.fault === "link cut").map((c): Case => ({
+    ...c,
+    fault: "link cut (WebSocket only)",
+    bulk: "ws",
+  })),
+);
 
 for (const c of CASES) {
   Deno.test(`fault matrix: ${c.fault} while ${c.phase} → one running copy (${c.winner}), memory intact`, async () => {
@@ -334,8 +397,14 @@ async function runCase(c: Case): Promise<void> {
       }
     }
   }
-  let agent = await startAgentProcess(bState, 0, 1, [], "127.0.0.1", agentEnv, c.agentArgs);
-  const proxy = startProxy(agent.port);
+  // The agent announces the forwarder's bulk port: every byte of the link passes the forwarder.
+  const proxy = startProxy(0);
+  const bulkArgs = ["--bulk-advertise", String(proxy.bulkPort)];
+  const start = (args: string[] = []) =>
+    startAgentProcess(bState, 0, 1, [], "127.0.0.1", agentEnv, [...args, ...bulkArgs]);
+  let agent = await start(c.agentArgs);
+  assert.ok(agent.bulkPort, "the agent has a sealed bulk stream");
+  proxy.retarget(agent.port, agent.bulkPort);
   nodes.pinB(`127.0.0.1:${proxy.port}`);
   const w = await startMemcheck(["--mib", "32", "--write-pages", "64", "--hot-percent", "10"]);
   const watcher = watchCopies(w.out);
@@ -357,7 +426,10 @@ async function runCase(c: Case): Promise<void> {
       nodes.a,
       "--format",
       "json",
-    ], c.pause ? { U2CM_FAULT_PAUSE: c.pause } : {});
+    ], {
+      ...(c.bulk === "ws" ? { U2CM_BULK: "ws" } : {}),
+      ...(c.pause ? { U2CM_FAULT_PAUSE: c.pause } : {}),
+    });
     let ended: { code: number; stderr: string } | undefined;
     migrate.done.then((r) => ended = r);
     const wait = <T>(what: string, pred: () => T | undefined | false) =>
@@ -377,10 +449,11 @@ async function runCase(c: Case): Promise<void> {
       restartAgent: async () => {
         watcher.mark("agent restart");
         // A fresh port: the old one may have gone to another test's agent meanwhile.
-        agent = await startAgentProcess(bState, 0, 1, [], "127.0.0.1", agentEnv);
-        proxy.retarget(agent.port);
+        agent = await start();
+        proxy.retarget(agent.port, agent.bulkPort);
       },
       cut: (down) => proxy.cut(down),
+      proxy,
       precopying: async () => {
         await wait("pre-copy", () => journalPhase(nodes.a) === "precopy");
         await wait("pages flowing", () => proxy.forwarded > 8 * 2 ** 20);
@@ -389,7 +462,21 @@ async function runCase(c: Case): Promise<void> {
     watcher.mark("injected");
     const result = await migrate.done;
     watcher.mark("migrate exited");
-    assert.notEqual(result.code, 0, `the fault must fail the migration: ${result.stdout}`);
+    if (c.survives) {
+      assert.equal(result.code, 0, `the migration resumes and succeeds: ${result.stderr}`);
+      assert.equal(JSON.parse(result.stdout).ok, true, result.stdout);
+    } else {
+      assert.notEqual(result.code, 0, `the fault must fail the migration: ${result.stdout}`);
+    }
+    // The path under test carried the pages: the sealed bulk stream, or only the WebSocket.
+    // (Where few bytes crossed, the agent refused the migration at its start: no room.)
+    if (c.bulk === "ws") assert.equal(proxy.bulkConnections, 0, "no bulk stream with U2CM_BULK=ws");
+    else {
+      assert.ok(proxy.bulkConnections >= 1, "a sealed bulk stream attached");
+      if (proxy.forwarded > 4 * 2 ** 20) {
+        assert.ok(proxy.bulkForwarded > 2 ** 20, `bulk bytes: ${proxy.bulkForwarded}`);
+      }
+    }
     const id = journal(nodes.a)?.id;
     assert.ok(id, "the migration was journalled");
     // Recovery: `u2cm recover` (or the source node's agent starting) asks the destination.

@@ -7,9 +7,9 @@ import { MigrationError } from "../../src/engine/types.ts";
 import { connectPeer } from "../../src/peer/mod.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
 import { type Memcheck, requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
-import { makeNodes, u2cm } from "./support/agents.ts";
+import { makeNodes, startAgentProcess, u2cm } from "./support/agents.ts";
 import { startProxy } from "../peer/support/proxy.ts";
-import { until, watchCopies } from "./support/faults.ts";
+import { allCopies, until, watchCopies } from "./support/faults.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
 
 async function assertSourceHealthy(w: Memcheck): Promise<void> {
@@ -27,9 +27,15 @@ async function assertSourceHealthy(w: Memcheck): Promise<void> {
 Deno.test("killing the destination agent mid pre-copy fails the migration; the source runs on", async () => {
   requireCriuBinary();
   const nodes = await makeNodes();
-  const agent = await nodes.startB();
-  // Through a forwarder, whose byte count says when pages are flowing.
-  const proxy = startProxy(agent.port);
+  // Through a forwarder (both the agent's port and its bulk stream's: the agent announces the
+  // forwarder's), whose byte count says when pages are flowing.
+  const proxy = startProxy(0);
+  const agent = await startAgentProcess(nodes.b, 0, 3, [], "127.0.0.1", {}, [
+    "--bulk-advertise",
+    String(proxy.bulkPort),
+  ]);
+  assert.ok(agent.bulkPort, "the agent has a sealed bulk stream");
+  proxy.retarget(agent.port, agent.bulkPort);
   nodes.pinB(`127.0.0.1:${proxy.port}`);
   const w = await startMemcheck(["--mib", "128", "--write-pages", "200", "--hot-percent", "20"]);
   try {
@@ -50,8 +56,9 @@ Deno.test("killing the destination agent mid pre-copy fails the migration; the s
       "--state-dir",
       nodes.a,
     ]);
-    // Kill the agent once pre-copy is under way: 16 MiB of pages went through.
-    await until("pages flowing", () => proxy.forwarded > 16 * 2 ** 20);
+    // Kill the agent once pre-copy is under way: 16 MiB of pages went through, on the sealed
+    // bulk stream (the default path).
+    await until("pages flowing", () => proxy.bulkForwarded > 16 * 2 ** 20);
     await agent.stop("SIGKILL");
     const r = await run;
     assert.ok(
@@ -70,6 +77,62 @@ Deno.test("killing the destination agent mid pre-copy fails the migration; the s
     await w.stop();
     nodes.cleanup();
     Deno.removeSync(w.dir, { recursive: true });
+  }
+});
+
+Deno.test("a bulk stream that cannot attach: u2cm migrate completes over the WebSocket; one verified copy at the destination", async () => {
+  requireCriuBinary();
+  const nodes = await makeNodes();
+  // The agent announces the forwarder's bulk port, which closes every connection at once.
+  const proxy = startProxy(0);
+  proxy.cutBulk(true);
+  const agent = await startAgentProcess(nodes.b, 0, 3, [], "127.0.0.1", {}, [
+    "--bulk-advertise",
+    String(proxy.bulkPort),
+  ]);
+  proxy.retarget(agent.port, agent.bulkPort);
+  nodes.pinB(`127.0.0.1:${proxy.port}`);
+  const w = await startMemcheck(["--mib", "32", "--write-pages", "64"]);
+  const watcher = watchCopies(w.out);
+  try {
+    await w.waitFor(/^tick 3 /);
+    const r = await u2cm([
+      "migrate",
+      "--pid",
+      String(w.pid),
+      "--to",
+      "b",
+      "--engine",
+      "delta",
+      "--policy",
+      "fixed-2",
+      "--state-dir",
+      nodes.a,
+      "--format",
+      "json",
+    ]);
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}\n${agent.log().slice(-2000)}`);
+    assert.equal(JSON.parse(r.stdout).ok, true, r.stdout);
+    assert.equal(proxy.bulkConnections, 0, "no bulk stream attached");
+    assert.ok(proxy.forwarded > 32 * 2 ** 20, `WebSocket bytes: ${proxy.forwarded}`);
+    const [copy] = await until("one running copy", () => {
+      const c = runningCopies(w.out);
+      return c.length === 1 ? c : undefined;
+    }, 30_000);
+    assert.notEqual(copy, w.pid, "the copy runs at the destination");
+    const mark = w.lines();
+    Deno.kill(copy, "SIGUSR1");
+    await w.waitFor(/^verify ok/, 30_000, mark);
+    assert.equal(w.last(/CORRUPT|FAIL/), undefined);
+  } finally {
+    const report = watcher.stop();
+    for (const p of allCopies(w.out)) Deno.kill(p, "SIGKILL");
+    proxy.close();
+    await agent.stop();
+    await w.stop();
+    nodes.cleanup();
+    Deno.removeSync(w.dir, { recursive: true });
+    assert.equal(report.twoAt, undefined, `two running copies: ${report.twoAt}`);
   }
 });
 

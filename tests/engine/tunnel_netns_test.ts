@@ -110,10 +110,19 @@ for (const engine of ["lazy", "hybrid"] as const) {
       net.cleanup();
       Deno.removeSync(w.dir, { recursive: true });
     }
-    // Every connection between the namespaces was the channel's: to the agent's port.
-    const channel = `${net.ipB}:${agent.port}`;
-    const others = [...seen].filter((c) => !c.includes(channel));
+    // Every connection between the namespaces was the channel's: to the agent's port, or to its
+    // sealed bulk stream's (authenticated over that link, AES-256-GCM records; bulk_client.ts).
+    assert.ok(agent.bulkPort, "the agent has a sealed bulk stream (the default path)");
+    const channel = [`${net.ipB}:${agent.port}`, `${net.ipB}:${agent.bulkPort}`];
+    // An entry is "ns: STATE local>peer"; either end may be the agent's.
+    const ends = (c: string) => c.slice(c.lastIndexOf(" ") + 1).split(">");
+    const to = (c: string, ch: string) => ends(c).includes(ch);
+    const others = [...seen].filter((c) => !channel.some((ch) => to(c, ch)));
     assert.ok(seen.size > 0, "the sampler never saw the channel's connection");
+    assert.ok(
+      [...seen].some((c) => to(c, channel[1])),
+      `the sealed bulk stream carried the pages: ${[...seen].join(", ")}`,
+    );
     assert.deepEqual(others, [], `TCP connections outside the channel: ${others.join(", ")}`);
     // The lazy pages went through the tunnel: the agent opened one for this migration.
     assert.match(agentLog, /"msg":"tunnel open"/);

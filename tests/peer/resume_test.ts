@@ -31,16 +31,20 @@ Deno.test("a cut link is resumed from the last acknowledged chunk; every page ar
   const pair = await makeNodePair();
   const logs: Record<string, unknown>[] = [];
   const batches = 48; // 96 MiB
+  const proxy = startProxy(0);
   const agent = await startAgent({
     listen: "127.0.0.1:0",
     stateDir: pair.b,
     onRestore: verifyingHandler(77, batches, 0x7f0000000000),
     log: (r) => logs.push(r),
+    // The sealed bulk stream goes through the forwarder too: a cut takes both connections.
+    bulkAdvertise: proxy.bulkPort,
   });
-  const proxy = startProxy(agent.port);
+  proxy.retarget(agent.port, agent.bulkPort);
   pair.pinB(`127.0.0.1:${proxy.port}`);
   try {
     const client = await connectPeer({ stateDir: pair.a, peer: "b", resumeTimeoutMs: 20_000 });
+    assert.equal(client.sealedBulk, true, "pages travel on the sealed bulk stream");
     const ch = await client.openMigration("resumable", batches * PAGES_PER_BATCH * 4096);
     for (let b = 0; b < batches; b++) {
       await ch.sendPages(
@@ -48,6 +52,10 @@ Deno.test("a cut link is resumed from the last acknowledged chunk; every page ar
       );
       if (b === 12) proxy.cut(false); // drop every connection, reconnects allowed
       if (b === 30) {
+        // The window (64 MiB) can hold batch 30 before the first resume: cut the new link only.
+        for (let i = 0; i < 400 && !logs.some((l) => l.msg === "migration resumed"); i++) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
         proxy.cut(true); // link down for a while
         setTimeout(() => proxy.cut(false), 1500);
       }
@@ -56,6 +64,7 @@ Deno.test("a cut link is resumed from the last acknowledged chunk; every page ar
     const result = await ch.restore({});
     assert.equal(result.ok, true, result.error);
     assert.ok(logs.filter((l) => l.msg === "migration resumed").length >= 2, JSON.stringify(logs));
+    assert.ok(proxy.bulkConnections >= 3, `bulk streams: ${proxy.bulkConnections} (one per link)`);
     await client.close();
   } finally {
     proxy.close();
@@ -67,16 +76,19 @@ Deno.test("a cut link is resumed from the last acknowledged chunk; every page ar
 Deno.test("a link that stays down aborts cleanly on both sides", async () => {
   const pair = await makeNodePair();
   const logs: Record<string, unknown>[] = [];
+  const proxy = startProxy(0);
   const agent = await startAgent({
     listen: "127.0.0.1:0",
     stateDir: pair.b,
     resumeTimeoutMs: 1500,
     log: (r) => logs.push(r),
+    bulkAdvertise: proxy.bulkPort,
   });
-  const proxy = startProxy(agent.port);
+  proxy.retarget(agent.port, agent.bulkPort);
   pair.pinB(`127.0.0.1:${proxy.port}`);
   try {
     const client = await connectPeer({ stateDir: pair.a, peer: "b", resumeTimeoutMs: 1000 });
+    assert.equal(client.sealedBulk, true, "pages travel on the sealed bulk stream");
     const ch = await client.openMigration("doomed", 64 << 20);
     await ch.sendPages(makeBatch(5, 0x10000000, 1024, 0));
     await ch.flush();

@@ -12,6 +12,8 @@ const MAIN = new URL("../../../main.ts", import.meta.url).pathname;
 export interface TestAgent {
   /** Its port. */
   port: number;
+  /** Its bound sealed bulk stream port, when it has one. */
+  bulkPort?: number;
   /** Its pid. */
   pid: number;
   /** Its JSON log so far. */
@@ -90,15 +92,15 @@ export async function startAgentProcess(
   }).spawn();
   const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   let log = "";
-  const listening = Promise.withResolvers<number>();
+  const listening = Promise.withResolvers<{ port: number; bulkPort?: number }>();
   // Keep draining the agent's JSON log (a full pipe would block it); keep it for failures.
   (async () => {
     for (;;) {
       const { value, done } = await lines.read();
       if (done) break;
       log += value;
-      const m = /"msg":"agent listening"[^\n]*"port":(\d+)/.exec(log);
-      if (m) listening.resolve(Number(m[1]));
+      const m = /"msg":"agent listening"[^\n]*"port":(\d+)(?:,"bulkPort":(\d+))?/.exec(log);
+      if (m) listening.resolve({ port: Number(m[1]), bulkPort: m[2] ? Number(m[2]) : undefined });
     }
     listening.reject(new Error(`u2cm agent exited before listening:\n${log}`));
   })();
@@ -106,7 +108,8 @@ export async function startAgentProcess(
   const bound = await listening.promise.finally(() => clearTimeout(timer));
   const status = child.status;
   return {
-    port: bound,
+    port: bound.port,
+    bulkPort: bound.bulkPort,
     pid: child.pid,
     log: () => log,
     stop: async (signal: Deno.Signal = "SIGKILL") => {
