@@ -70,6 +70,8 @@ export interface PostCopyResult {
   remote_faults: number | null;
   /** The link-loss risk post-copy ran. */
   link_risk: string;
+  /** Milliseconds from the resume until the last lazy page was served. */
+  drain_ms: number | null;
 }
 
 /** The `compression` object of the JSON result. */
@@ -142,6 +144,7 @@ export function resultOf(o: MigrationOutcome): MigrateResult {
           requests: o.postCopy.requests,
           remote_faults: o.postCopy.remoteFaults ?? null,
           link_risk: o.postCopy.linkRisk,
+          drain_ms: o.postCopy.drainMs === undefined ? null : Math.round(o.postCopy.drainMs),
         },
       }
       : {}),

@@ -38,8 +38,20 @@ import { postCopyManifest } from "./post_copy_manifest.ts";
 
 const PAGE = 4096;
 
-/** Milliseconds the destination may take to fetch every lazy page. */
+/**
+ * Milliseconds the lazy dump may wait for its page server to start, and — where the page traffic
+ * can be watched (the tunnel) — the longest stretch without any page traffic before the transfer
+ * counts as stalled. A transfer that moves on is never cut short: a slow link or a big tree only
+ * makes the drain longer (ending the dump then would lose the workload, which already runs at
+ * the destination). Without a way to watch (in-process channels), the whole drain's limit.
+ * `U2CM_DRAIN_IDLE_MS` overrides it (tests use a short one to prove a long drain goes on).
+ */
 const DRAIN_TIMEOUT_MS = 120_000;
+
+function drainIdleMs(): number {
+  const v = Number(Deno.env.get("U2CM_DRAIN_IDLE_MS"));
+  return Number.isFinite(v) && v >= 100 ? v : DRAIN_TIMEOUT_MS;
+}
 
 /**
  * The post-copy final phase.
@@ -65,6 +77,7 @@ export function tunnelPageServer(channel: PeerMigrationChannel): PageServerEndpo
       return { address: "127.0.0.1", port: tunnel.localPort };
     },
     remote: () => ({ tunnel: true }),
+    carried: () => tunnel ? tunnel.stats.bytesIn + tunnel.stats.bytesOut : 0,
     close: async () => {
       await tunnel?.close();
     },
@@ -176,12 +189,14 @@ async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
       dumpDir: dir,
       helperPids: [dump.pid],
       drain: async () => {
+        const drainAt = performance.now();
         try {
-          await drained(dump.status);
+          await drained(dump.status, pageServer.carried);
         } finally {
           await pageServer.close?.();
         }
-        return postCopyReport(await channel.postCopyReport?.(), lazyPages);
+        const drainMs = performance.now() - drainAt;
+        return { ...postCopyReport(await channel.postCopyReport?.(), lazyPages), drainMs };
       },
       stop,
     };
@@ -230,16 +245,30 @@ export function postCopyReport(
   };
 }
 
-async function drained(status: Promise<number>): Promise<void> {
+/**
+ * Wait for the lazy dump to end (every page served). With `carried` (bytes the page traffic moved
+ * so far) it waits as long as the traffic moves, and gives up after an idle stretch; without, after
+ * the drain limit.
+ */
+async function drained(status: Promise<number>, carried?: () => number): Promise<void> {
+  const idleMs = drainIdleMs();
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const code = await Promise.race([
-    status,
-    new Promise<number>((r) => timer = setTimeout(() => r(-1), DRAIN_TIMEOUT_MS)),
-  ]).finally(() => clearTimeout(timer));
+  let last = carried?.() ?? 0, lastAt = performance.now();
+  const stalled = new Promise<number>((resolve) => {
+    const tick = () => {
+      const now = performance.now(), bytes = carried?.() ?? last;
+      if (bytes !== last) [last, lastAt] = [bytes, now];
+      if (now - lastAt >= idleMs) return resolve(-1);
+      timer = setTimeout(tick, Math.min(1000, idleMs / 4));
+    };
+    timer = setTimeout(tick, Math.min(1000, idleMs / 4));
+  });
+  const code = await Promise.race([status, stalled]).finally(() => clearTimeout(timer));
   if (code !== 0) {
     throw new Error(
-      `the page transfer after the lazy restore did not finish (dump exit ${code}); the ` +
-        `destination copy may fault on missing pages`,
+      `the page transfer after the lazy restore did not finish (${
+        code === -1 ? `no page traffic for ${Math.round(idleMs / 1000)} s` : `dump exit ${code}`
+      }); the destination copy may fault on missing pages`,
     );
   }
 }

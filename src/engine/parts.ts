@@ -141,6 +141,8 @@ export interface PageServerEndpoint {
   listen(): Promise<{ address: string; port: number }>;
   /** Where the destination's lazy-pages daemon connects (the restore request's `lazy`). */
   remote(local: { address: string; port: number }): LazyTarget;
+  /** Bytes the page traffic moved so far, where it can be watched (the drain waits while it moves). */
+  carried?(): number;
   /** Release what `listen` set up (after the pages drained, or on rollback). */
   close?(): Promise<void>;
 }

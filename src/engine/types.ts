@@ -102,6 +102,8 @@ export interface PostCopyReport {
   remoteFaults?: number;
   /** The risk post-copy ran, in words. */
   linkRisk: string;
+  /** Milliseconds from the resume until the last lazy page was served. */
+  drainMs?: number;
 }
 
 /** Progress events for a live display. */
