@@ -55,6 +55,31 @@ export interface ImagesChecked {
 }
 
 /**
+ * The source's page manifest ({@linkcode MANIFEST_FILE} in `dir`), decoded, its page count
+ * cross-checked with the request's; a {@linkcode VerificationError} when it is missing or differs.
+ *
+ * @example
+ * ```ts
+ * const manifest = await readManifest(dir, { mode: "sample", pages: 8192 });
+ * ```
+ */
+export async function readManifest(dir: string, req: VerifyRequest): Promise<PageManifest> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(`${dir}/${MANIFEST_FILE}`);
+  } catch {
+    throw new VerificationError(`the source's page manifest (${MANIFEST_FILE}) never arrived`);
+  }
+  const manifest = decodeManifest(bytes);
+  if (manifest.pages !== req.pages) {
+    throw new VerificationError(
+      `the manifest names ${manifest.pages} pages, the request ${req.pages}`,
+    );
+  }
+  return manifest;
+}
+
+/**
  * The check before restoring: decode the manifest the source sent ({@linkcode MANIFEST_FILE}
  * in `dir`), cross-check its page count with the request, and check every image page — of the
  * flat pages files, or with `composed` of the composed layout the processes are restored from.
@@ -64,19 +89,8 @@ export async function verifyBeforeRestore(
   req: VerifyRequest,
   composed?: ComposeResult,
 ): Promise<ImagesChecked> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(`${dir}/${MANIFEST_FILE}`);
-  } catch {
-    throw new VerificationError(`the source's page manifest (${MANIFEST_FILE}) never arrived`);
-  }
   const started = performance.now();
-  const manifest = decodeManifest(bytes);
-  if (manifest.pages !== req.pages) {
-    throw new VerificationError(
-      `the manifest names ${manifest.pages} pages, the request ${req.pages}`,
-    );
-  }
+  const manifest = await readManifest(dir, req);
   const imagePages = await checkImages(dir, manifest, composed);
   return { manifest, imagePages, imageMs: performance.now() - started, composed };
 }

@@ -13,9 +13,9 @@
  */
 import { pageHashes } from "../native/page_hash.ts";
 import { PAGE_SIZE, PE_LAZY, PE_PARENT, PE_PRESENT, readDumpDir } from "../criu/images/mod.ts";
-import { MANIFEST_FILE, type VerifyRequest } from "./contract.ts";
-import { decodeManifest, type PageManifest } from "./manifest.ts";
-import { checkFile, type ImagesChecked } from "./verify.ts";
+import type { VerifyRequest } from "./contract.ts";
+import type { PageManifest } from "./manifest.ts";
+import { checkFile, type ImagesChecked, readManifest } from "./verify.ts";
 import { VerificationError } from "./verify_error.ts";
 
 const HASH = 16;
@@ -33,19 +33,8 @@ export async function verifyBeforeLazyRestore(
   dir: string,
   req: VerifyRequest,
 ): Promise<LazyImagesChecked> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(`${dir}/${MANIFEST_FILE}`);
-  } catch {
-    throw new VerificationError(`the source's page manifest (${MANIFEST_FILE}) never arrived`);
-  }
   const started = performance.now();
-  const manifest = decodeManifest(bytes);
-  if (manifest.pages !== req.pages) {
-    throw new VerificationError(
-      `the manifest names ${manifest.pages} pages, the request ${req.pages}`,
-    );
-  }
+  const manifest = await readManifest(dir, req);
   const dump = await readDumpDir(dir, true, { checkSizes: false });
   let imagePages = 0, lazyPages = 0;
   for (const mem of dump.memory) {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ExitCode } from "../../src/cli/errors.ts";
 import { isAlive, processState, waitGone } from "../../src/tracker/proc.ts";
-import { requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
+import { assertMemcheckHealthy, requireCriuBinary, startMemcheck } from "../criu/support.ts";
 import { makeNodes, startAgentProcess, u2cm } from "../engine/support/agents.ts";
 import { connectPeer } from "../../src/peer/mod.ts";
 
@@ -65,13 +65,7 @@ Deno.test("u2cm migrate moves memcheck between two agents on loopback: memory in
     dest = result.dest_pid;
     assert.ok(await waitGone(w.pid, 5000), "source still exists");
     assert.ok(isAlive(dest), "restored copy not running");
-    const before = tickOf(w.last(/^tick /));
-    const mark = w.lines();
-    Deno.kill(dest, "SIGUSR1");
-    await w.waitFor(/^verify ok/, 10_000, mark);
-    await w.waitFor(/^tick /, 5000, w.lines());
-    assert.ok(tickOf(w.last(/^tick /)) > before);
-    assert.equal(w.last(/CORRUPT|FAIL/), undefined);
+    await assertMemcheckHealthy(w, dest);
     const record = JSON.parse(
       Deno.readTextFileSync(
         `${nodes.a}/migrations/${[...Deno.readDirSync(`${nodes.a}/migrations`)][0].name}`,

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { locateCriu } from "../../src/criu/locate.ts";
 import { type IsolatedWorkload, launchIsolated } from "../../src/engine/launch.ts";
 import { requireRoot } from "../support/env.ts";
@@ -89,4 +90,27 @@ export async function startWorkload(
 export function tickOf(line: string | undefined): number {
   const m = /^tick (\d+)/.exec(line ?? "");
   return m ? Number(m[1]) : -1;
+}
+
+/**
+ * The copy `pid` of memcheck `w` is healthy: asked (SIGUSR1), it checks its whole memory and says
+ * "verify ok", its counter goes on, and it never reported corruption.
+ *
+ * @example
+ * ```ts
+ * await assertMemcheckHealthy(w, restoredPid);
+ * ```
+ */
+export async function assertMemcheckHealthy(
+  w: Memcheck,
+  pid: number,
+  verifyTimeoutMs = 10_000,
+): Promise<void> {
+  const before = tickOf(w.last(/^tick /));
+  const mark = w.lines();
+  Deno.kill(pid, "SIGUSR1");
+  await w.waitFor(/^verify ok/, verifyTimeoutMs, mark);
+  await w.waitFor(/^tick /, 5000, w.lines());
+  assert.ok(tickOf(w.last(/^tick /)) > before, "the counter did not continue");
+  assert.equal(w.last(/CORRUPT|FAIL/), undefined, "memcheck reported corruption");
 }

@@ -6,7 +6,12 @@ import { planOf } from "../../src/engine/select.ts";
 import { MigrationError } from "../../src/engine/types.ts";
 import { connectPeer } from "../../src/peer/mod.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
-import { type Memcheck, requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
+import {
+  assertMemcheckHealthy,
+  type Memcheck,
+  requireCriuBinary,
+  startMemcheck,
+} from "../criu/support.ts";
 import { makeNodes, startAgentProcess, u2cm } from "./support/agents.ts";
 import { startProxy } from "../peer/support/proxy.ts";
 import { allCopies, until, watchCopies } from "./support/faults.ts";
@@ -15,13 +20,7 @@ import { runningCopies } from "./support/memcheck_pids.ts";
 async function assertSourceHealthy(w: Memcheck): Promise<void> {
   const copies = runningCopies(w.out);
   assert.deepEqual(copies, [w.pid], `running copies: ${copies.join(", ")}`);
-  const before = tickOf(w.last(/^tick /));
-  const mark = w.lines();
-  Deno.kill(w.pid, "SIGUSR1");
-  await w.waitFor(/^verify ok/, 10_000, mark);
-  await w.waitFor(/^tick /, 5000, w.lines());
-  assert.ok(tickOf(w.last(/^tick /)) > before);
-  assert.equal(w.last(/CORRUPT|FAIL/), undefined);
+  await assertMemcheckHealthy(w, w.pid);
 }
 
 Deno.test("killing the destination agent mid pre-copy fails the migration; the source runs on", async () => {

@@ -17,20 +17,10 @@ import { planOf } from "../../src/engine/select.ts";
 import { MigrationError } from "../../src/engine/types.ts";
 import { waitGone } from "../../src/tracker/proc.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
-import { type Memcheck, requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
+import { assertMemcheckHealthy, requireCriuBinary, startMemcheck } from "../criu/support.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
 
 const LAZY = planOf("lazy", { softDirty: false, lazy: true });
-
-async function healthy(w: Memcheck, pid: number): Promise<void> {
-  const before = tickOf(w.last(/^tick /));
-  const mark = w.lines();
-  Deno.kill(pid, "SIGUSR1");
-  await w.waitFor(/^verify ok/, 10_000, mark);
-  await w.waitFor(/^tick /, 5000, w.lines());
-  assert.ok(tickOf(w.last(/^tick /)) > before, "the counter did not continue");
-  assert.equal(w.last(/CORRUPT|FAIL/), undefined);
-}
 
 Deno.test("post-copy: every lazy page is checked against the manifest as it arrives; requests and faults are reported", async () => {
   requireCriuBinary();
@@ -60,7 +50,7 @@ Deno.test("post-copy: every lazy page is checked against the manifest as it arri
     assert.ok(out.phases.manifest_ms !== undefined);
     assert.ok(await waitGone(w.pid, 5000), "source still exists");
     assert.deepEqual(runningCopies(w.out), [out.destPid]);
-    await healthy(w, out.destPid);
+    await assertMemcheckHealthy(w, out.destPid);
   } finally {
     channel.close();
     for (const pid of runningCopies(w.out)) Deno.kill(pid, "SIGKILL");
@@ -98,7 +88,7 @@ Deno.test("post-copy: a page corrupted on its way is refused; no copy runs on me
     // stopped for good. Either way no copy runs on the corrupted page.
     const copies = runningCopies(w.out);
     assert.ok(copies.length === 0 || (copies.length === 1 && copies[0] === w.pid), `${copies}`);
-    if (copies.length === 1) await healthy(w, w.pid);
+    if (copies.length === 1) await assertMemcheckHealthy(w, w.pid);
   } finally {
     relay.close();
     channel.close();

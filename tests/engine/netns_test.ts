@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { waitGone } from "../../src/tracker/proc.ts";
 import { requireCommand } from "../support/env.ts";
-import { requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
+import { assertMemcheckHealthy, requireCriuBinary, startMemcheck } from "../criu/support.ts";
 import { makeNodes, u2cm } from "./support/agents.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
 import { linkedNamespaces } from "../support/netns.ts";
@@ -59,12 +59,7 @@ for (const engine of ["delta", "hybrid"] as const) {
         Deno.readLinkSync(`/proc/${agent.pid}/ns/net`),
         "the copy runs in the destination's network namespace",
       );
-      const before = tickOf(w.last(/^tick /));
-      const mark = w.lines();
-      Deno.kill(dest, "SIGUSR1");
-      await w.waitFor(/^verify ok/, 10_000, mark);
-      await w.waitFor(/^tick /, 5000, w.lines());
-      assert.ok(tickOf(w.last(/^tick /)) > before);
+      await assertMemcheckHealthy(w, dest);
     } finally {
       for (const pid of runningCopies(w.out)) Deno.kill(pid, "SIGKILL");
       await w.stop();
