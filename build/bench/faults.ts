@@ -11,7 +11,12 @@
  * @module
  */
 import { requireCriuBinary, startMemcheck } from "../../tests/criu/support.ts";
-import { makeNodes, startAgentProcess, u2cm } from "../../tests/engine/support/agents.ts";
+import {
+  makeNodes,
+  migrateTo,
+  startAgentProcess,
+  u2cm,
+} from "../../tests/engine/support/agents.ts";
 import {
   allCopies,
   journalPhase,
@@ -62,13 +67,7 @@ async function runOne(victim: string, atMs: number) {
   try {
     await w.waitFor(/^tick 3 /);
     const migrate = spawnU2cm([
-      "migrate",
-      "--pid",
-      String(w.pid),
-      "--to",
-      "b",
-      "--engine",
-      "delta",
+      ...migrateTo(w.pid),
       "--policy",
       "u2c",
       "--resume-timeout",

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { ExitCode } from "../../src/cli/errors.ts";
 import { isAlive, processState, waitGone } from "../../src/tracker/proc.ts";
 import { assertMemcheckHealthy, requireCriuBinary, startMemcheck } from "../criu/support.ts";
-import { makeNodes, startAgentProcess, u2cm } from "../engine/support/agents.ts";
+import { makeNodes, migrateTo, startAgentProcess, u2cm } from "../engine/support/agents.ts";
 import { connectPeer } from "../../src/peer/mod.ts";
 
 Deno.test("u2cm migrate moves memcheck between two agents on loopback: memory intact, counter continues", async () => {
@@ -17,13 +17,7 @@ Deno.test("u2cm migrate moves memcheck between two agents on loopback: memory in
   try {
     await w.waitFor(/^tick 10 /);
     const r = await u2cm([
-      "migrate",
-      "--pid",
-      String(w.pid),
-      "--to",
-      "b",
-      "--engine",
-      "delta",
+      ...migrateTo(w.pid),
       "--policy",
       "u2c",
       "--format",
@@ -103,13 +97,7 @@ Deno.test("finished migrations stop counting against --max-migrations; a refusal
       const w = await startMemcheck(["--mib", "4"]);
       ws.push(w);
       const r = await u2cm([
-        "migrate",
-        "--pid",
-        String(w.pid),
-        "--to",
-        "b",
-        "--engine",
-        "delta",
+        ...migrateTo(w.pid),
         "--policy",
         "stop-and-copy",
         "--format",

@@ -3,7 +3,7 @@ import { launchIsolated } from "../../src/engine/launch.ts";
 import { isAlive, processState, waitGone } from "../../src/tracker/proc.ts";
 import { requireCriuBinary } from "../criu/support.ts";
 import { requireCommand } from "../support/env.ts";
-import { makeNodes, u2cm } from "./support/agents.ts";
+import { makeNodes, migrateTo, u2cm } from "./support/agents.ts";
 import { linkedNamespaces } from "../support/netns.ts";
 
 /**
@@ -89,13 +89,7 @@ Deno.test("u2cm migrate --compress on moves a text-heavy workload intact with fa
       const w = await startTextWorkload();
       workloads.push(w);
       const r = await u2cm([
-        "migrate",
-        "--pid",
-        String(w.pid),
-        "--to",
-        "b",
-        "--engine",
-        "delta",
+        ...migrateTo(w.pid),
         "--compress",
         mode,
         "--format",
@@ -159,13 +153,7 @@ Deno.test("over a 100 Mbit/s shaped link, --compress auto moves a text-heavy wor
       workloads.push(w);
       const r = await u2cm(
         [
-          "migrate",
-          "--pid",
-          String(w.pid),
-          "--to",
-          "b",
-          "--engine",
-          "delta",
+          ...migrateTo(w.pid),
           "--compress",
           mode,
           "--format",

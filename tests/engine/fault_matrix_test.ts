@@ -19,7 +19,7 @@ import assert from "node:assert/strict";
 import { processState } from "../../src/tracker/proc.ts";
 import { type Memcheck, requireCriuBinary, startMemcheck } from "../criu/support.ts";
 import { type Proxy, startProxy } from "../peer/support/proxy.ts";
-import { makeNodes, type TestAgent, type TestNodes, u2cm } from "./support/agents.ts";
+import { makeNodes, migrateTo, type TestAgent, type TestNodes, u2cm } from "./support/agents.ts";
 import { startAgentProcess } from "./support/agents.ts";
 import {
   allCopies,
@@ -412,13 +412,7 @@ async function runCase(c: Case): Promise<void> {
   try {
     await w.waitFor(/^tick 3 /);
     const migrate = spawnU2cm([
-      "migrate",
-      "--pid",
-      String(w.pid),
-      "--to",
-      "b",
-      "--engine",
-      "delta",
+      ...migrateTo(w.pid),
       ...(c.flags ?? ["--policy", "fixed-3"]),
       "--resume-timeout",
       "1",

@@ -12,7 +12,7 @@ import {
   requireCriuBinary,
   startMemcheck,
 } from "../criu/support.ts";
-import { makeNodes, startAgentProcess, u2cm } from "./support/agents.ts";
+import { makeNodes, migrateTo, startAgentProcess, u2cm } from "./support/agents.ts";
 import { startProxy } from "../peer/support/proxy.ts";
 import { allCopies, until, watchCopies } from "./support/faults.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
@@ -39,13 +39,7 @@ Deno.test("killing the destination agent mid pre-copy fails the migration; the s
   const w = await startMemcheck(["--mib", "128", "--write-pages", "200", "--hot-percent", "20"]);
   try {
     const run = u2cm([
-      "migrate",
-      "--pid",
-      String(w.pid),
-      "--to",
-      "b",
-      "--engine",
-      "delta",
+      ...migrateTo(w.pid),
       "--policy",
       "fixed-500",
       "--max-rounds",
@@ -96,13 +90,7 @@ Deno.test("a bulk stream that cannot attach: u2cm migrate completes over the Web
   try {
     await w.waitFor(/^tick 3 /);
     const r = await u2cm([
-      "migrate",
-      "--pid",
-      String(w.pid),
-      "--to",
-      "b",
-      "--engine",
-      "delta",
+      ...migrateTo(w.pid),
       "--policy",
       "fixed-2",
       "--state-dir",

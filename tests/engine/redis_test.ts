@@ -4,7 +4,7 @@ import { cacheDir } from "../../src/native/build.ts";
 import { isAlive, waitGone } from "../../src/tracker/proc.ts";
 import { requireCommand } from "../support/env.ts";
 import { requireCriuBinary } from "../criu/support.ts";
-import { makeNodes, u2cm } from "./support/agents.ts";
+import { makeNodes, migrateTo, u2cm } from "./support/agents.ts";
 import { bridgedNamespaces } from "../support/netns.ts";
 
 const KEYS = 100_000;
@@ -122,13 +122,7 @@ Deno.test("redis with 100k keys migrates under redis-benchmark load: every key p
     await new Promise((r) => setTimeout(r, 500));
     const r = await u2cm(
       [
-        "migrate",
-        "--pid",
-        String(server.pid),
-        "--to",
-        "b",
-        "--engine",
-        "delta",
+        ...migrateTo(server.pid),
         "--policy",
         "u2c",
         "--tcp",

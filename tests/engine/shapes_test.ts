@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { type Memcheck, requireCriuBinary, startWorkload, tickOf } from "../criu/support.ts";
-import { makeNodes, u2cm } from "./support/agents.ts";
+import { makeNodes, migrateTo, u2cm } from "./support/agents.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
 
 interface Shape {
@@ -84,13 +84,7 @@ Deno.test("shapes of state migrate between two agents and the workloads verify t
             const checker = () => runningCopies(w.out, shape.comm, true)[0];
             assert.match(await verifyCopy(w, checker()), /^verify ok/, "before the migration");
             const r = await u2cm([
-              "migrate",
-              "--pid",
-              String(w.pid),
-              "--to",
-              "b",
-              "--engine",
-              "delta",
+              ...migrateTo(w.pid),
               "--policy",
               "fixed-2",
               "--format",

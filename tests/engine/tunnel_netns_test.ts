@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { waitGone } from "../../src/tracker/proc.ts";
 import { requireCommand } from "../support/env.ts";
 import { assertMemcheckHealthy, requireCriuBinary, startMemcheck } from "../criu/support.ts";
-import { makeNodes, u2cm } from "./support/agents.ts";
+import { makeNodes, migrateTo, u2cm } from "./support/agents.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
 import { linkedNamespaces, sh } from "../support/netns.ts";
 
@@ -59,13 +59,7 @@ for (const engine of ["lazy", "hybrid"] as const) {
       await w.waitFor(/^tick 5 /);
       const r = await u2cm(
         [
-          "migrate",
-          "--pid",
-          String(w.pid),
-          "--to",
-          "b",
-          "--engine",
-          engine,
+          ...migrateTo(w.pid, engine),
           // hybrid: pre-copy rounds, then post-copy (a 1 ms budget no stop-and-copy meets).
           ...(engine === "lazy"
             ? ["--policy", "post-copy"]

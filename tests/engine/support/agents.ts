@@ -121,6 +121,19 @@ export async function startAgentProcess(
   };
 }
 
+/**
+ * The start of a `u2cm migrate` command line moving the tree `pid` to the test peer "b" with
+ * `engine`; the test adds its own policy, output and state flags.
+ *
+ * @example
+ * ```ts
+ * await u2cm([...migrateTo(w.pid), "--policy", "u2c", "--format", "json", "--state-dir", nodes.a]);
+ * ```
+ */
+export function migrateTo(pid: number, engine = "delta"): string[] {
+  return ["migrate", "--pid", String(pid), "--to", "b", "--engine", engine];
+}
+
 /** Run `u2cm ARGS` as a real command. */
 export async function u2cm(
   args: string[],
