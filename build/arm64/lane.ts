@@ -9,6 +9,7 @@
 
 /** The test files the lane runs on aarch64, in order. */
 export const LANE_FILES = [
+  "tests/arch/compare_test.ts",
   "tests/arch/cross_arch_test.ts",
   "tests/arch/doctor_test.ts",
   "tests/native/codec_test.ts",
@@ -17,9 +18,17 @@ export const LANE_FILES = [
   "tests/util/varint_test.ts",
   "tests/predict/phase1_test.ts",
   "tests/predict/history_test.ts",
+  "tests/predict/window_rates_test.ts",
+  "tests/predict/model_provider_test.ts",
+  "tests/sim/bitmap_test.ts",
+  "tests/sim/timeline_test.ts",
   "tests/peer/frames_test.ts",
   "tests/peer/protocol_test.ts",
+  "tests/peer/container_check_test.ts",
+  "tests/peer/page_index_test.ts",
   "tests/peer/page_store_test.ts",
+  "tests/peer/ws_codec_test.ts",
+  "tests/peer/tunnel_test.ts",
   "tests/peer/loopback_test.ts",
   "tests/report/render_test.ts",
 ];
@@ -49,10 +58,14 @@ export const NOT_IN_LANE: { files: string[]; reason: string }[] = [
       "tests/cli/migrate_test.ts",
       "tests/cli/doctor_test.ts",
       "tests/cli/interactive_test.ts",
+      "tests/cli/recover_test.ts",
+      "tests/cli/doctor_runtimes_test.ts",
+      "tests/container/",
       "tests/ops/proctree_test.ts",
     ],
-    reason: "need CRIU for the architecture Deno runs as: CRIU cannot run under qemu-user " +
-      "(it ptraces and injects code into the processes it dumps)",
+    reason: "need CRIU for the architecture Deno runs as (directly or through podman, runc and " +
+      "crun): CRIU cannot run under qemu-user (it ptraces and injects code into the processes " +
+      "it dumps)",
   },
   {
     files: ["tests/peer/auth_test.ts"],
@@ -77,14 +90,15 @@ export const NOT_IN_LANE: { files: string[]; reason: string }[] = [
       "tests/peer/quic_test.ts",
       "tests/peer/channel_test.ts",
       "tests/sim/simulate_test.ts",
+      "tests/sim/pinned_test.ts",
       "tests/cli/simulate_test.ts",
       "tests/predict/online_test.ts",
       "tests/predict/frequencies_test.ts",
       "tests/predict/model_card_test.ts",
     ],
-    reason: "too slow under qemu for the lane's budget (simulate_test > 9 min, each ONNX model " +
-      "load minutes, 256 MiB–2 GB transfers); tests/arch/ and tests/peer/loopback_test.ts cover " +
-      "the same code on small inputs",
+    reason: "too slow under qemu for the lane's budget (simulate_test > 9 min, whole corpus " +
+      "traces, each ONNX model load minutes, 256 MiB–2 GB transfers); tests/arch/ and " +
+      "tests/peer/loopback_test.ts cover the same code on small inputs",
   },
   {
     files: [

@@ -28,6 +28,12 @@ Deno.test("two processes on loopback move LZ4-compressed pages and a file over T
       "on",
       "--content",
       "text",
+      // The handshake, each answer and the agent's silence are bounded by 10, 10 and 8 s by
+      // default: too tight when both processes run under qemu-user on a loaded machine.
+      "--timeout",
+      String(SLOW_MS),
+      "--dead-after",
+      "60000",
     ]);
     const { code, last } = await sender.finish(SLOW_MS);
     assert.equal(code, 0, JSON.stringify(last));

@@ -5,6 +5,7 @@
  *
  * Usage: deno run -A sender.ts --state-dir DIR --mib N [--id ID] [--transport ws|quic]
  *        [--resume-timeout MS] [--dead-after MS] [--compress auto|on|off] [--content random|text]
+ *        [--timeout MS]   (the handshake's and each answer's bound; the client's default 10 s)
  *
  * @module
  */
@@ -32,6 +33,7 @@ try {
     transport: arg("--transport", "ws") as "ws" | "quic",
     resumeTimeoutMs: Number(arg("--resume-timeout", "30000")),
     deadAfterMs: Number(arg("--dead-after", "8000")),
+    timeoutMs: arg("--timeout") === undefined ? undefined : Number(arg("--timeout")),
   });
   const ch = await client.openMigration(arg("--id", "m1")!, pages * 4096 + (5 << 20), {
     compress: arg("--compress", "off") as "auto" | "on" | "off",
