@@ -1,13 +1,13 @@
 /**
- * The CLI's architecture-independent output: `u2cm --help` as its own `u2cm` process (the real
- * entry point), then `trace info`, `simulate` and `report` on a shipped corpus slice, run in this
- * process ({@linkcode runU2cmInProcess}): under qemu-user each child costs about 25 s of module
- * loading, the commands themselves a few seconds.
+ * The CLI's architecture-independent output: `u2cm --help`, `trace info`, `simulate` and `report`
+ * on a shipped corpus slice, run in this process ({@linkcode runU2cmInProcess}): under qemu-user
+ * each `u2cm` child costs about 25 s of module loading, the commands themselves a few seconds.
+ * tests/arch/cli_in_process_test.ts checks that these commands print the same in-process as
+ * through the real entry point, and tests/arch/doctor_test.ts runs that entry point on aarch64.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import { type CliRun, runU2cm } from "../support/cli.ts";
 import { runU2cmInProcess } from "../support/cli_in_process.ts";
 import { sha256 } from "./results.ts";
 import { MODEL_TRACE } from "./slices.ts";
@@ -26,15 +26,13 @@ export async function cliResults(): Promise<Record<string, unknown>> {
   const dir = Deno.makeTempDirSync({ prefix: "u2cm-arch-cli-" });
   try {
     const trace = MODEL_TRACE.slice;
-    const ok = async (args: string[], run: (args: string[]) => Promise<CliRun>) => {
-      const r = await run(args);
-      assert.equal(r.code, 0, `u2cm ${args.join(" ")}: exit ${r.code} ${r.stderr}`);
+    const ok = async (args: string[]) => {
+      const r = await runU2cmInProcess(args);
+      assert.equal(r.code, 0, `u2cm ${args.join(" ")}: exit ${r.code} (its error is above)`);
       return r.stdout;
     };
-    const help = await ok(["--help"], runU2cm);
-    const info = JSON.parse(
-      await ok(["trace", "info", trace, "--format", "json"], runU2cmInProcess),
-    );
+    const help = await ok(["--help"]);
+    const info = JSON.parse(await ok(["trace", "info", trace, "--format", "json"]));
     const simulated = await ok([
       "simulate",
       "--trace",
@@ -47,9 +45,9 @@ export async function cliResults(): Promise<Record<string, unknown>> {
       "phase1-only",
       "--format",
       "json",
-    ], runU2cmInProcess);
+    ]);
     Deno.writeTextFileSync(`${dir}/sim.json`, simulated);
-    await ok(["report", `${dir}/sim.json`, "-o", `${dir}/report.html`], runU2cmInProcess);
+    await ok(["report", `${dir}/sim.json`, "-o", `${dir}/report.html`]);
     const html = Deno.readFileSync(`${dir}/report.html`);
     return { help, trace_info: info, simulate: JSON.parse(simulated), report_sha256: sha256(html) };
   } finally {
