@@ -195,7 +195,10 @@ function printSummary(native: TestRun, arm: TestRun, minutes: number, cpu: numbe
     byReason.set(reason, [...(byReason.get(reason) ?? []), f]);
   }
   for (const [reason, files] of byReason) {
-    console.log(`  ${files.length} files (${shortList(files)}): ${reason}`);
+    console.log(`  ${files.length} file(s): ${reason}:`);
+    for (const line of wrapList(files.map((f) => f.replace(/^tests\//, "")), 96)) {
+      console.log(`      ${line}`);
+    }
   }
   console.log(
     `duration: ${minutes.toFixed(1)} min wall, ${cpu.toFixed(1)} min CPU (user + sys, all ` +
@@ -213,7 +216,16 @@ function allTestFiles(dir = "tests"): string[] {
   return out.sort();
 }
 
-function shortList(files: string[]): string {
-  const names = files.map((f) => f.replace(/^tests\//, ""));
-  return names.length <= 4 ? names.join(", ") : `${names.slice(0, 3).join(", ")}, …`;
+function wrapList(names: string[], width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const name of names) {
+    const next = line ? `${line}, ${name}` : name;
+    if (next.length > width && line) {
+      lines.push(`${line},`);
+      line = name;
+    } else line = next;
+  }
+  if (line) lines.push(line);
+  return lines;
 }
