@@ -97,7 +97,8 @@ async function laneDenoDir(): Promise<string> {
   };
   const dir = `${cacheDir()}/deno-arm64/${arm64DenoPin().version}/deno-dir`;
   Deno.mkdirSync(dir, { recursive: true });
-  for (const [name, target] of [["npm", info.npmCache], ["gen", info.typescriptCache]]) {
+  const shared = { npm: info.npmCache, gen: info.typescriptCache };
+  for (const [name, target] of Object.entries(shared)) {
     Deno.mkdirSync(target, { recursive: true });
     const link = `${dir}/${name}`;
     let current: string | undefined;
