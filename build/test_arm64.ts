@@ -6,9 +6,11 @@
  * 3. fetches the arm64 Deno from npm (build/arm64/fetch.ts: pinned version, SHA-256 checked);
  * 4. runs the cross-architecture tests natively, writing the x86_64 reference results;
  * 5. runs the lane's test files (build/arm64/lane.ts) with the arm64 Deno under
- *    `qemu-aarch64-static -L /usr/aarch64-linux-gnu`, comparing against that reference;
- * 6. prints a summary: what ran, what cannot run and why, the time taken, and a closing
- *    `arm64: N passed, N failed` line.
+ *    `qemu-aarch64-static -L /usr/aarch64-linux-gnu`, comparing against that reference. The arm64
+ *    Deno gets its own DENO_DIR (sharing the npm packages and transpiled modules) so that its V8
+ *    code cache is not the x86_64 one, and runs WebAssembly with Liftoff only ({@linkcode V8_FLAGS});
+ * 6. prints a summary: what ran, what cannot run and why, the wall and CPU time taken, and a
+ *    closing `arm64: N passed, N failed` line.
  *
  * Usage: `deno task test-arm64`
  *
@@ -23,6 +25,14 @@ import { buildShims, ensureDebianPackages, REPO_ROOT, step } from "./setup.ts";
 
 const QEMU = "qemu-aarch64-static";
 const SYSROOT = "/usr/aarch64-linux-gnu";
+/**
+ * V8 flags of every arm64 Deno the lane starts (`DENO_V8_FLAGS`, inherited by child processes).
+ * `--liftoff-only`: no TurboFan tier-up of WebAssembly. Under qemu-user, optimizing
+ * onnxruntime's hot functions costs more than it saves: the predict and simulate sections took
+ * 38 % less CPU with it. WebAssembly's arithmetic is deterministic in every tier, and the
+ * cross-architecture comparison checks the results anyway.
+ */
+const V8_FLAGS = "--liftoff-only";
 
 const started = performance.now();
 step("Debian packages the arm64 lane needs (tagged arm64 in build/debian-packages.txt)");
@@ -32,6 +42,7 @@ await buildShims({ crossArm64: true });
 step("arm64 Deno");
 const deno = await ensureArm64Deno();
 const wrapper = writeWrapper(deno);
+const denoDir = await laneDenoDir();
 
 const work = Deno.makeTempDirSync({ prefix: "u2cm-arm64-" });
 const reference = `${work}/x86_64.json`;
@@ -46,6 +57,8 @@ const native = await runTests(Deno.execPath(), ["--no-check=remote", ...REFERENC
 step(`aarch64 under ${QEMU}: ${LANE_FILES.length} test files`);
 const arm = await runTests(wrapper, ["--no-check", ...LANE_FILES], {
   U2CM_DENO: wrapper,
+  DENO_DIR: denoDir,
+  DENO_V8_FLAGS: V8_FLAGS,
   U2CM_ARCH_REFERENCE: reference,
   U2CM_ARCH_OUT: `${work}/aarch64.json`,
   U2CM_LANE_WITHOUT: "ptrace,criu",
@@ -57,12 +70,63 @@ const missing = LANE_FILES.filter((f) =>
   !arm.files.some((r) => r.file === f && r.passed + r.failed + r.ignored > 0)
 );
 const minutes = (performance.now() - started) / 60_000;
-printSummary(native, arm, minutes);
+printSummary(native, arm, minutes, cpuMinutes());
 Deno.removeSync(work, { recursive: true });
 const failed = arm.failed + native.failed + missing.length +
   (arm.code !== 0 && arm.failed === 0 && missing.length === 0 ? 1 : 0);
 console.log(`arm64: ${arm.passed} passed, ${failed} failed`);
 Deno.exit(failed > 0 ? 1 : 0);
+
+/**
+ * The arm64 Deno's DENO_DIR: `deno-dir` next to it, with `npm` and `gen` linked to the x86_64
+ * Deno's package and transpile caches (both architecture-independent). Its V8 code cache stays
+ * its own: in one shared DENO_DIR each Deno rejects and rewrites the other's entries on every
+ * start, about 190 of them for one `u2cm --help`.
+ */
+async function laneDenoDir(): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`deno info --json failed (exit ${out.code})`);
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    npmCache: string;
+    typescriptCache: string;
+  };
+  const dir = `${cacheDir()}/deno-arm64/${arm64DenoPin().version}/deno-dir`;
+  Deno.mkdirSync(dir, { recursive: true });
+  const shared = { npm: info.npmCache, gen: info.typescriptCache };
+  for (const [name, target] of Object.entries(shared)) {
+    Deno.mkdirSync(target, { recursive: true });
+    const link = `${dir}/${name}`;
+    let current: string | undefined;
+    try {
+      current = Deno.readLinkSync(link);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e; // a real directory: leave it
+      Deno.symlinkSync(target, link);
+      continue;
+    }
+    if (current !== target) {
+      Deno.removeSync(link);
+      Deno.symlinkSync(target, link);
+    }
+  }
+  return dir;
+}
+
+/**
+ * CPU minutes (user + sys) of this process and every child it waited for, with theirs
+ * (`/proc/self/stat`: utime, stime, cutime, cstime, in clock ticks of 1/100 s).
+ */
+function cpuMinutes(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = [11, 12, 13, 14].reduce((a, i) => a + Number(fields[i]), 0);
+  return ticks / 100 / 60;
+}
 
 /** A shell script that runs the arm64 Deno under qemu-user; tests spawn children with it. */
 function writeWrapper(denoBin: string): string {
@@ -95,7 +159,7 @@ async function runTests(
   return { ...parseDenoTest(text), code };
 }
 
-function printSummary(native: TestRun, arm: TestRun, minutes: number): void {
+function printSummary(native: TestRun, arm: TestRun, minutes: number, cpu: number): void {
   const pin = arm64DenoPin();
   console.log(`\n==> arm64 lane summary (${pin.package}@${pin.version} under ${QEMU})`);
   console.log(
@@ -132,9 +196,15 @@ function printSummary(native: TestRun, arm: TestRun, minutes: number): void {
     byReason.set(reason, [...(byReason.get(reason) ?? []), f]);
   }
   for (const [reason, files] of byReason) {
-    console.log(`  ${files.length} files (${shortList(files)}): ${reason}`);
+    console.log(`  ${files.length} file(s): ${reason}:`);
+    for (const line of wrapList(files.map((f) => f.replace(/^tests\//, "")), 96)) {
+      console.log(`      ${line}`);
+    }
   }
-  console.log(`duration: ${minutes.toFixed(1)} min`);
+  console.log(
+    `duration: ${minutes.toFixed(1)} min wall, ${cpu.toFixed(1)} min CPU (user + sys, all ` +
+      `processes); load average at the end ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`,
+  );
 }
 
 function allTestFiles(dir = "tests"): string[] {
@@ -147,7 +217,16 @@ function allTestFiles(dir = "tests"): string[] {
   return out.sort();
 }
 
-function shortList(files: string[]): string {
-  const names = files.map((f) => f.replace(/^tests\//, ""));
-  return names.length <= 4 ? names.join(", ") : `${names.slice(0, 3).join(", ")}, …`;
+function wrapList(names: string[], width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const name of names) {
+    const next = line ? `${line}, ${name}` : name;
+    if (next.length > width && line) {
+      lines.push(`${line},`);
+      line = name;
+    } else line = next;
+  }
+  if (line) lines.push(line);
+  return lines;
 }

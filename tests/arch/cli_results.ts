@@ -1,25 +1,34 @@
 /**
- * The CLI's architecture-independent output: `u2cm --help`, `trace info`, `simulate` and
- * `report` on a shipped corpus slice, each run as its own `u2cm` process.
+ * The CLI's architecture-independent output: `u2cm --help`, `trace info`, `simulate` and `report`
+ * on a shipped corpus slice, run in this process ({@linkcode runU2cmInProcess}): under qemu-user
+ * each `u2cm` child costs about 25 s of module loading, the commands themselves a few seconds.
+ * tests/arch/cli_in_process_test.ts checks that these commands print the same in-process as
+ * through the real entry point, and tests/arch/doctor_test.ts runs that entry point on aarch64.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import { runU2cm } from "../support/cli.ts";
+import { runU2cmInProcess } from "../support/cli_in_process.ts";
 import { sha256 } from "./results.ts";
 import { MODEL_TRACE } from "./slices.ts";
 
 /**
  * Run the four commands (each must exit 0) and return what they printed; the report as the
  * digest of its HTML.
+ *
+ * @example
+ * ```ts
+ * import { cliResults } from "./cli_results.ts";
+ * const { help } = await cliResults();
+ * ```
  */
 export async function cliResults(): Promise<Record<string, unknown>> {
   const dir = Deno.makeTempDirSync({ prefix: "u2cm-arch-cli-" });
   try {
     const trace = MODEL_TRACE.slice;
     const ok = async (args: string[]) => {
-      const r = await runU2cm(args);
-      assert.equal(r.code, 0, `u2cm ${args.join(" ")}: ${r.stderr}`);
+      const r = await runU2cmInProcess(args);
+      assert.equal(r.code, 0, `u2cm ${args.join(" ")}: exit ${r.code} (its error is above)`);
       return r.stdout;
     };
     const help = await ok(["--help"]);
@@ -32,7 +41,7 @@ export async function cliResults(): Promise<Record<string, unknown>> {
       "1gbit",
       "--policy",
       "phaul,u2c,stop-and-copy",
-      "--predictor", // the model would compile onnxruntime's wasm once more, for minutes under qemu
+      "--predictor", // the model would open a second onnxruntime session, minutes under qemu
       "phase1-only",
       "--format",
       "json",

@@ -57,7 +57,7 @@ export function differences(
 /**
  * Record `value` as section `name` of this architecture's results (in `$U2CM_ARCH_OUT` when set)
  * and, when `$U2CM_ARCH_REFERENCE` is set, throw unless the reference has the same section with
- * the same value.
+ * the same value ({@linkcode compareWithReference}).
  */
 export function recordAndCompare(name: string, value: unknown): void {
   const out = Deno.env.get("U2CM_ARCH_OUT");
@@ -67,7 +67,23 @@ export function recordAndCompare(name: string, value: unknown): void {
     Deno.writeTextFileSync(out, JSON.stringify(all));
   }
   const refFile = Deno.env.get("U2CM_ARCH_REFERENCE");
-  if (!refFile) return;
+  if (refFile) compareWithReference(name, value, refFile);
+}
+
+/**
+ * Throw unless the results file `refFile` (`{ arch, sections }`, as `$U2CM_ARCH_OUT` holds it)
+ * has section `name` equal to `value` by {@linkcode differences}; the error lists the first
+ * differences.
+ *
+ * @example
+ * ```ts
+ * import { compareWithReference } from "./compare.ts";
+ * const ref = Deno.makeTempFileSync();
+ * Deno.writeTextFileSync(ref, JSON.stringify({ arch: "x86_64", sections: { a: [1] } }));
+ * compareWithReference("a", [1], ref); // returns; [2] would throw
+ * ```
+ */
+export function compareWithReference(name: string, value: unknown, refFile: string): void {
   const ref = readJson(refFile);
   if (!ref) throw new Error(`the reference results ${refFile} are missing or unreadable`);
   if (!(name in ref.sections)) {

@@ -5,6 +5,8 @@
  *
  * Usage: deno run -A sender.ts --state-dir DIR --mib N [--id ID] [--transport ws|quic]
  *        [--resume-timeout MS] [--dead-after MS] [--compress auto|on|off] [--content random|text]
+ *        [--timeout MS]   (the handshake's and each answer's bound; the client's default 10 s)
+ *        [--file-kib N]   (the image file's size; default 5120)
  *
  * @module
  */
@@ -19,6 +21,7 @@ const arg = (name: string, fallback?: string) => {
   return i >= 0 ? Deno.args[i + 1] : fallback;
 };
 const mib = Number(arg("--mib", "64"));
+const fileBytes = Number(arg("--file-kib", "5120")) * 1024;
 const pid = 4321, first = 0x7f12_3400_0000, round = 0;
 const pages = mib * 256;
 const content = arg("--content", "random");
@@ -32,8 +35,9 @@ try {
     transport: arg("--transport", "ws") as "ws" | "quic",
     resumeTimeoutMs: Number(arg("--resume-timeout", "30000")),
     deadAfterMs: Number(arg("--dead-after", "8000")),
+    timeoutMs: arg("--timeout") === undefined ? undefined : Number(arg("--timeout")),
   });
-  const ch = await client.openMigration(arg("--id", "m1")!, pages * 4096 + (5 << 20), {
+  const ch = await client.openMigration(arg("--id", "m1")!, pages * 4096 + fileBytes, {
     compress: arg("--compress", "off") as "auto" | "on" | "off",
   });
   const BATCH = 1024;
@@ -47,7 +51,7 @@ try {
     await ch.sendPages({ pid, addresses, data });
     if ((at / BATCH) % 16 === 15) out({ sentMiB: (at + n) / 256 });
   }
-  const file = new Uint8Array(5 << 20).map((_, i) => (i * 7) & 0xff);
+  const file = new Uint8Array(fileBytes).map((_, i) => (i * 7) & 0xff);
   await ch.sendFile("pages-1.img", file);
   await ch.flush();
   const transferMs = performance.now() - started;
