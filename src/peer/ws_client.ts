@@ -82,7 +82,10 @@ export async function connectWsLink(opts: WsConnectOptions): Promise<Link> {
           "was re-initialised (re-pin it with 'u2cm peer add --replace')",
       );
     }
-    const leftover = await handshake(stream, hostname, port, timeoutMs);
+    // Chunks that arrive after the handshake answer and before the link listens (the agent's
+    // first message, often) are kept here, in order, for the link: never dropped.
+    const late: Uint8Array[] = [];
+    const leftover = await handshake(stream, hostname, port, timeoutMs, late);
     return new WsClientLink(stream, {
       remoteCertFingerprint: fingerprint,
       remoteCertPem: opts.insecurePlainText ? undefined : pem ?? stream.certPem,
@@ -91,6 +94,7 @@ export async function connectWsLink(opts: WsConnectOptions): Promise<Link> {
       pingIntervalMs: opts.pingIntervalMs ?? 1000,
       deadAfterMs: opts.deadAfterMs ?? 8000,
       leftover,
+      late,
     });
   } catch (e) {
     stream.destroy();
@@ -103,6 +107,7 @@ async function handshake(
   hostname: string,
   port: number,
   timeoutMs: number,
+  late: Uint8Array[],
 ): Promise<Uint8Array> {
   const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
   const host = hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
@@ -122,7 +127,7 @@ async function handshake(
     };
     stream.listen({
       data: (chunk) => {
-        if (finished) return;
+        if (finished) return void late.push(chunk);
         buf = Buffer.concat([buf, chunk]);
         if (buf.indexOf("\r\n\r\n") >= 0) done();
         else if (buf.length > 16384) done(new Error("handshake answer too long"));

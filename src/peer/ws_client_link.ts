@@ -34,6 +34,11 @@ export interface WsClientLinkOptions {
   deadAfterMs: number;
   /** Bytes that arrived right behind the handshake answer. */
   leftover: Uint8Array;
+  /**
+   * Chunks that arrived after the handshake answer was read, before this link listened (taken
+   * over, in order, after `leftover`).
+   */
+  late?: Uint8Array[];
 }
 
 /** A WebSocket link of the client (see the module doc). */
@@ -83,6 +88,7 @@ export class WsClientLink implements Link {
       } else this.#write(wsFrame(Opcode.Ping, []));
     }, opts.pingIntervalMs);
     if (opts.leftover.length) this.#parser.push(opts.leftover);
+    for (const chunk of opts.late?.splice(0) ?? []) this.#parser.push(chunk);
   }
 
   send(message: LinkMessage): Promise<void> {
