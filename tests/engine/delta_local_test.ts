@@ -4,7 +4,7 @@ import { LocalChannel } from "../../src/engine/local_channel.ts";
 import { planOf } from "../../src/engine/select.ts";
 import { isAlive, waitGone } from "../../src/tracker/proc.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
-import { requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
+import { assertMemcheckHealthy, requireCriuBinary, startMemcheck } from "../criu/support.ts";
 
 Deno.test("delta migrates memcheck through an in-process channel: memory intact, counter continues", async () => {
   requireCriuBinary();
@@ -35,14 +35,7 @@ Deno.test("delta migrates memcheck through an in-process channel: memory intact,
     const records = channel.destination.list();
     assert.deepEqual(records.map((r) => r.phase), ["resumed"]);
     assert.deepEqual([...Deno.readDirSync(work)], [], "scratch dumps left in the work dir");
-    const before = tickOf(w.last(/^tick /));
-    const mark = w.lines();
-    await w.waitFor(/^tick /, 5000, mark);
-    Deno.kill(restored, "SIGUSR1");
-    await w.waitFor(/^verify ok/, 5000, mark);
-    const after = tickOf(w.last(/^tick /));
-    assert.ok(after > before, `counter ${before} → ${after}`);
-    assert.equal(w.last(/CORRUPT|FAIL/), undefined);
+    await assertMemcheckHealthy(w, restored, 5000);
   } finally {
     channel.close();
     if (restored) {

@@ -8,7 +8,7 @@ import { restoreMigration } from "../../src/engine/restore.ts";
 import { planOf } from "../../src/engine/select.ts";
 import { MigrationError } from "../../src/engine/types.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
-import { requireCriuBinary, startMemcheck, tickOf } from "../criu/support.ts";
+import { assertMemcheckHealthy, requireCriuBinary, startMemcheck } from "../criu/support.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
 
 const LAZY = { softDirty: false, lazy: true };
@@ -73,13 +73,7 @@ Deno.test("scan-and-copy migrates a writing memcheck: lazy dump, shim scan, veri
     assert.ok(isAlive(restored));
     assert.deepEqual(channel.destination.list().map((r) => r.phase), ["resumed"]);
     // memcheck checks its own memory: every page the lazy daemon filled in is what it wrote.
-    const before = tickOf(w.last(/^tick /));
-    const mark = w.lines();
-    await w.waitFor(/^tick /, 5000, mark);
-    Deno.kill(restored, "SIGUSR1");
-    await w.waitFor(/^verify ok/, 10_000, mark);
-    assert.ok(tickOf(w.last(/^tick /)) > before);
-    assert.equal(w.last(/CORRUPT|FAIL/), undefined);
+    await assertMemcheckHealthy(w, restored);
     assert.deepEqual(runningCopies(w.out), [restored], "exactly one copy runs");
   } finally {
     channel.close();
@@ -123,11 +117,7 @@ Deno.test("scan-and-copy: a failing restore resumes the source, which still veri
     );
     assert.ok(isAlive(w.pid));
     assert.notEqual(processState(w.pid), "T", "the source is still stopped");
-    const mark = w.lines();
-    await w.waitFor(/^tick /, 5000, mark);
-    Deno.kill(w.pid, "SIGUSR1");
-    await w.waitFor(/^verify ok/, 10_000, mark);
-    assert.equal(w.last(/CORRUPT|FAIL/), undefined);
+    await assertMemcheckHealthy(w, w.pid);
     assert.deepEqual(runningCopies(w.out), [w.pid], "exactly one copy runs");
   } finally {
     channel.close();
@@ -174,11 +164,7 @@ Deno.test("scan-and-copy without a manifest check: pages images read in place, a
     restored = out.destPid;
     assert.ok(composed, "the restore did not read the pages image in place");
     assert.ok(await waitGone(w.pid, 5000), "source still exists");
-    const mark = w.lines();
-    await w.waitFor(/^tick /, 5000, mark);
-    Deno.kill(restored, "SIGUSR1");
-    await w.waitFor(/^verify ok/, 10_000, mark);
-    assert.equal(w.last(/CORRUPT|FAIL/), undefined);
+    await assertMemcheckHealthy(w, restored);
     assert.deepEqual(runningCopies(w.out), [restored], "exactly one copy runs");
   } finally {
     channel.close();
@@ -238,11 +224,7 @@ Deno.test("scan-and-copy: a page corrupted in flight at the freeze fails the com
     );
     assert.ok(corrupted, "no page travelled in the freeze");
     assert.ok(isAlive(w.pid));
-    const mark = w.lines();
-    await w.waitFor(/^tick /, 5000, mark);
-    Deno.kill(w.pid, "SIGUSR1");
-    await w.waitFor(/^verify ok/, 10_000, mark);
-    assert.equal(w.last(/CORRUPT|FAIL/), undefined);
+    await assertMemcheckHealthy(w, w.pid);
     assert.deepEqual(runningCopies(w.out), [w.pid], "exactly one copy runs");
   } finally {
     inner.close();
