@@ -10,6 +10,20 @@ import { embeddedShim } from "./embedded.ts";
 /** The ABI version this binding expects from `u2cm_abi_version()`. */
 export const SHIM_ABI = 1;
 
+/** u2cm_hash_diff's parameters (pid, addr, npages, present, hashes, known, dirty, read buffer, its pages, stats). */
+const HASH_DIFF_PARAMETERS = [
+  "i32",
+  "u64",
+  "u32",
+  "buffer",
+  "buffer",
+  "buffer",
+  "buffer",
+  "buffer",
+  "u32",
+  "buffer",
+] as const;
+
 const SYMBOLS = {
   u2cm_abi_version: { parameters: [], result: "i32" },
   u2cm_open_ro: { parameters: ["buffer"], result: "i32" },
@@ -30,38 +44,13 @@ const SYMBOLS = {
     parameters: ["i32", "u64", "u32", "i32", "buffer", "buffer"],
     result: "i64",
   },
-  u2cm_hash_diff: {
-    parameters: [
-      "i32",
-      "u64",
-      "u32",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "u32",
-      "buffer",
-    ],
-    result: "i64",
-  },
+  u2cm_hash_diff: { parameters: HASH_DIFF_PARAMETERS, result: "i64" },
   u2cm_kpageflags_select: { parameters: ["i32", "i32", "u64", "u32", "buffer"], result: "i64" },
   /** u2cm_hash_diff on a worker thread (the final scan runs one per core). */
   u2cm_hash_diff_async: {
     name: "u2cm_hash_diff",
     nonblocking: true,
-    parameters: [
-      "i32",
-      "u64",
-      "u32",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "u32",
-      "buffer",
-    ],
+    parameters: HASH_DIFF_PARAMETERS,
     result: "i64",
   },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -190,21 +179,22 @@ export interface HashDiffBuffers {
  * (their indices are in `buffers.dirty`). Throws {@linkcode ShimError} (ESRCH: gone, EPERM: denied).
  */
 export function hashDiff(pid: number, addr: number, npages: number, b: HashDiffBuffers): number {
-  return check(
-    "process_vm_readv",
-    shim().u2cm_hash_diff(
-      pid,
-      BigInt(addr),
-      npages,
-      b.present,
-      b.hashes,
-      b.known,
-      b.dirty,
-      b.readBuffer,
-      b.readBuffer.length / 4096,
-      b.stats,
-    ),
-  );
+  return check("process_vm_readv", shim().u2cm_hash_diff(...hashDiffArgs(pid, addr, npages, b)));
+}
+
+function hashDiffArgs(pid: number, addr: number, npages: number, b: HashDiffBuffers) {
+  return [
+    pid,
+    BigInt(addr),
+    npages,
+    b.present,
+    b.hashes,
+    b.known,
+    b.dirty,
+    b.readBuffer,
+    b.readBuffer.length / 4096,
+    b.stats,
+  ] as const;
 }
 
 /**
@@ -224,18 +214,7 @@ export async function hashDiffAsync(
 ): Promise<number> {
   return check(
     "process_vm_readv",
-    await shim().u2cm_hash_diff_async(
-      pid,
-      BigInt(addr),
-      npages,
-      b.present,
-      b.hashes,
-      b.known,
-      b.dirty,
-      b.readBuffer,
-      b.readBuffer.length / 4096,
-      b.stats,
-    ),
+    await shim().u2cm_hash_diff_async(...hashDiffArgs(pid, addr, npages, b)),
   );
 }
 
