@@ -32,8 +32,7 @@
  * @module
  */
 import { encodePagemap, readDumpDir, storedAddresses } from "../criu/images/mod.ts";
-import { closeLazyDump } from "../criu/run.ts";
-import { criuVersionInLog } from "../criu/page_server.ts";
+import { closeLazyDump, criuVersionOfLog } from "../criu/run.ts";
 import { criuVersionOf } from "../criu/probe.ts";
 import { sendChangedPages } from "../engine/dump_pages.ts";
 import { heldIndex, scanChanged } from "../engine/final_scan.ts";
@@ -223,13 +222,8 @@ function freePort(): number {
  */
 async function dumpCriuVersion(userdata: string): Promise<string | undefined> {
   for (const log of [`${userdata}/dump.log`, `${userdata}/checkpoint/dump.log`]) {
-    try {
-      using f = await Deno.open(log, { read: true });
-      const head = new Uint8Array(4096);
-      const n = await f.read(head);
-      const version = criuVersionInLog(new TextDecoder().decode(head.subarray(0, n ?? 0)));
-      if (version) return version;
-    } catch { /* not there */ }
+    const version = await criuVersionOfLog(log);
+    if (version) return version;
   }
   return await criuVersionOf();
 }

@@ -157,12 +157,11 @@ export async function criuLazyDump(options: DumpOptions): Promise<LazyDump> {
     }
     // Read only what the log grew by (a verbose dump log of a big tree runs to megabytes).
     if (await logGrewWith(logFile, seen, "Starting page server on port")) {
-      const head = await readHead(logFile);
       return {
         ...daemon,
         readyMs: performance.now() - started,
         logFile,
-        criuVersion: criuVersionInLog(head),
+        criuVersion: await criuVersionOfLog(logFile),
       };
     }
     await new Promise((r) => setTimeout(r, 5));
@@ -171,15 +170,23 @@ export async function criuLazyDump(options: DumpOptions): Promise<LazyDump> {
   throw new CriuError("dump", -1, "the lazy dump's page server never started", logFile);
 }
 
-/** The first 4 KiB of `file` as text (empty when unreadable). */
-async function readHead(file: string): Promise<string> {
+/**
+ * The CRIU version a log names on its first lines (undefined when the log is unreadable or names
+ * none): the page server's wire format follows it.
+ *
+ * @example
+ * ```ts
+ * await criuVersionOfLog(`${dir}/dump.log`); // "4.1.1"
+ * ```
+ */
+export async function criuVersionOfLog(file: string): Promise<string | undefined> {
   try {
     using f = await Deno.open(file, { read: true });
     const buf = new Uint8Array(4096);
     const n = await f.read(buf);
-    return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+    return criuVersionInLog(new TextDecoder().decode(buf.subarray(0, n ?? 0)));
   } catch {
-    return "";
+    return undefined;
   }
 }
 
