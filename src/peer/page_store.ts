@@ -135,6 +135,16 @@ export class PageStore {
     adopt = false,
   ): void {
     this.#live();
+    noRoomAsRefusal(this.dir, () => this.#putPages(pid, addresses, hashes, data, adopt));
+  }
+
+  #putPages(
+    pid: number,
+    addresses: ArrayLike<number>,
+    hashes: Uint8Array,
+    data: Uint8Array,
+    adopt: boolean,
+  ): void {
     let pages = this.#index.get(pid);
     if (!pages) this.#index.set(pid, pages = new PageIndex());
     const n = addresses.length;
@@ -247,6 +257,10 @@ export class PageStore {
    */
   writeFileChunk(name: string, offset: number, total: number, data: Uint8Array): StoredFile {
     this.#live();
+    return noRoomAsRefusal(this.dir, () => this.#writeFileChunk(name, offset, total, data));
+  }
+
+  #writeFileChunk(name: string, offset: number, total: number, data: Uint8Array): StoredFile {
     const path = this.filePath(name);
     let file = this.#files.get(name);
     if (file && file.size !== total) {
@@ -358,6 +372,28 @@ export class PageStore {
     });
     this.#spill.seekSync(at * PAGE_SIZE, Deno.SeekMode.Start);
     writeAll(this.#spill, bytes);
+  }
+}
+
+/**
+ * Run `write`; a file system with no room left (ENOSPC, or EDQUOT: over quota) becomes a
+ * {@linkcode PeerError} "rejected" that names the place, so the agent refuses the migration (the
+ * source rolls back and says why) instead of dropping the link.
+ */
+function noRoomAsRefusal<T>(dir: string, write: () => T): T {
+  try {
+    return write();
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const text = String((e as Error)?.message ?? e);
+    if (code === "ENOSPC" || code === "EDQUOT" || /os error (28|122)\)/.test(text)) {
+      throw new PeerError(
+        "rejected",
+        `the destination has no room left for this migration under ${dir} (${text}): free disk ` +
+          `space there, or raise the agent's --memory-limit, then migrate again`,
+      );
+    }
+    throw e;
   }
 }
 

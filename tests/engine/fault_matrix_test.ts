@@ -17,62 +17,10 @@
  */
 import assert from "node:assert/strict";
 import { processState } from "../../src/tracker/proc.ts";
-import { type Memcheck, requireCriuBinary, startMemcheck } from "../criu/support.ts";
-import { type Proxy, startProxy } from "../peer/support/proxy.ts";
-import { makeNodes, migrateTo, type TestAgent, type TestNodes, u2cm } from "./support/agents.ts";
-import { startAgentProcess } from "./support/agents.ts";
-import {
-  allCopies,
-  criuProcesses,
-  journal,
-  journalPhase,
-  spawnU2cm,
-  until,
-  watchCopies,
-} from "./support/faults.ts";
+import type { TestNodes } from "./support/agents.ts";
+import { type Case, runCase } from "./support/fault_case.ts";
+import { allCopies, criuProcesses, journal } from "./support/faults.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
-
-type Phase = "pre-copy" | "frozen" | "restoring" | "committing";
-type Winner = "source" | "destination";
-
-/** What a case's fault function gets. */
-interface CaseEnv {
-  w: Memcheck;
-  nodes: TestNodes;
-  migrate: ReturnType<typeof spawnU2cm>;
-  agent(): TestAgent;
-  /** Restart b's agent (after killing it), behind the same forwarder. */
-  restartAgent(): Promise<void>;
-  cut(down: boolean): void;
-  /** The forwarder (both ports: the agent's and its bulk stream's). */
-  proxy: Proxy;
-  /** Wait until pre-copy is under way: pages went through to the destination. */
-  precopying(): Promise<void>;
-  /** Wait until `pred` holds; fails at once when `u2cm migrate` exited first. */
-  wait<T>(what: string, pred: () => T | undefined | false): Promise<T>;
-}
-
-interface Case {
-  fault: string;
-  phase: Phase;
-  /** The copy that must run at the end. */
-  winner: Winner;
-  /** Extra `u2cm migrate` flags (policy). @default fixed-3 rounds */
-  flags?: string[];
-  /** Where `u2cm migrate` stops itself (U2CM_FAULT_PAUSE). */
-  pause?: string;
-  /** Agent environment and flags. */
-  agentEnv?: Record<string, string>;
-  agentArgs?: string[];
-  /** `ws`: every frame on the WebSocket (`U2CM_BULK=ws`). @default the sealed bulk stream */
-  bulk?: "ws";
-  /** The migration survives the fault (it resumes) and must succeed. @default it fails */
-  survives?: boolean;
-  /** Inject the fault. */
-  inject(env: CaseEnv): Promise<void>;
-  /** How the case is recovered. @default u2cm recover */
-  recoverWith?: "recover" | "agent";
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The destination's `criu restore` of this case's migration (its images dir names the id). */
@@ -325,14 +273,19 @@ const CASES: Case[] = [
       await wait("a second bulk stream", () => proxy.bulkConnections >= 2);
     },
   },
-  // the destination's disk full
+  // the destination's disk full: the agent accepts the migration (its state dir has room for
+  // every page), then another process fills that file system mid-transfer.
   {
     fault: "destination disk full",
     phase: "pre-copy",
     winner: "source",
     flags: ["--policy", "fixed-500", "--max-rounds", "500"],
     agentArgs: ["--memory-limit", "1"],
-    inject: async () => {},
+    error: /destination has no room left .*No space left on device/,
+    inject: async ({ precopying, fill }) => {
+      await precopying();
+      assert.ok(fill() > 0, "the filler took the room that was left");
+    },
   },
   {
     fault: "destination disk full",
@@ -340,12 +293,20 @@ const CASES: Case[] = [
     winner: "source",
     flags: ["--policy", "stop-and-copy"],
     agentArgs: ["--memory-limit", "1"],
-    inject: async () => {},
+    pause: "frozen",
+    error: /destination has no room left .*No space left on device/,
+    inject: async ({ migrate, wait, fill }) => {
+      // The tree is about to freeze, nothing sent yet: the whole tree goes out into a full disk.
+      await wait("migrate to stop itself", () => processState(migrate.pid) === "T");
+      assert.ok(fill() > 0, "the filler took the room that was left");
+      migrate.signal("SIGCONT");
+    },
   },
   {
     fault: "destination disk full",
     phase: "restoring",
     winner: "source",
+    error: /restore failed: No space left on device/,
     inject: async () => {},
   },
 ];
@@ -363,172 +324,4 @@ for (const c of CASES) {
   Deno.test(`fault matrix: ${c.fault} while ${c.phase} → one running copy (${c.winner}), memory intact`, async () => {
     await runCase(c);
   });
-}
-
-/** A tmpfs of `size` (tmpfs's `size=`: "4k", "12m") at a fresh directory (the disk-full cases). */
-function smallTmpfs(size: string): string {
-  const dir = Deno.makeTempDirSync({ prefix: "u2cm-full-" });
-  const r = new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir],
-  }).outputSync();
-  if (!r.success) throw new Error(`mount tmpfs failed: ${new TextDecoder().decode(r.stderr)}`);
-  return dir;
-}
-
-function unmount(dir: string): void {
-  new Deno.Command("umount", { args: ["-l", dir] }).outputSync();
-  Deno.removeSync(dir, { recursive: true });
-}
-
-async function runCase(c: Case): Promise<void> {
-  requireCriuBinary();
-  const nodes = await makeNodes();
-  const mounts: string[] = [];
-  let bState = nodes.b;
-  const agentEnv = { ...c.agentEnv };
-  if (c.fault === "destination disk full") {
-    if (c.phase === "restoring") {
-      // The restore's scratch runs out of room: the image files and the parent image of the
-      // out-of-order pages do not fit in one page (the pages themselves are read in place).
-      agentEnv.U2CM_RESTORE_TMP = smallTmpfs("4k");
-      mounts.push(agentEnv.U2CM_RESTORE_TMP);
-    } else {
-      // The page store spills to a state dir with room for a fraction of the pages.
-      bState = smallTmpfs("12m");
-      mounts.push(bState);
-      for (const e of Deno.readDirSync(nodes.b)) {
-        if (e.isFile) Deno.copyFileSync(`${nodes.b}/${e.name}`, `${bState}/${e.name}`);
-      }
-    }
-  }
-  // The agent announces the forwarder's bulk port: every byte of the link passes the forwarder.
-  const proxy = startProxy(0);
-  const bulkArgs = ["--bulk-advertise", String(proxy.bulkPort)];
-  const start = (args: string[] = []) =>
-    startAgentProcess(bState, 0, 1, [], "127.0.0.1", agentEnv, [...args, ...bulkArgs]);
-  let agent = await start(c.agentArgs);
-  assert.ok(agent.bulkPort, "the agent has a sealed bulk stream");
-  proxy.retarget(agent.port, agent.bulkPort);
-  nodes.pinB(`127.0.0.1:${proxy.port}`);
-  const w = await startMemcheck(["--mib", "32", "--write-pages", "64", "--hot-percent", "10"]);
-  const watcher = watchCopies(w.out);
-  let report;
-  try {
-    await w.waitFor(/^tick 3 /);
-    const migrate = spawnU2cm([
-      ...migrateTo(w.pid),
-      ...(c.flags ?? ["--policy", "fixed-3"]),
-      "--resume-timeout",
-      "1",
-      "--state-dir",
-      nodes.a,
-      "--format",
-      "json",
-    ], {
-      ...(c.bulk === "ws" ? { U2CM_BULK: "ws" } : {}),
-      ...(c.pause ? { U2CM_FAULT_PAUSE: c.pause } : {}),
-    });
-    let ended: { code: number; stderr: string } | undefined;
-    migrate.done.then((r) => ended = r);
-    const wait = <T>(what: string, pred: () => T | undefined | false) =>
-      until(what, () => {
-        const v = pred();
-        if ((v === undefined || v === false) && ended) {
-          throw new Error(`u2cm migrate exited (${ended.code}) before ${what}: ${ended.stderr}`);
-        }
-        return v;
-      });
-    await c.inject({
-      w,
-      wait,
-      nodes,
-      migrate,
-      agent: () => agent,
-      restartAgent: async () => {
-        watcher.mark("agent restart");
-        // A fresh port: the old one may have gone to another test's agent meanwhile.
-        agent = await start();
-        proxy.retarget(agent.port, agent.bulkPort);
-      },
-      cut: (down) => proxy.cut(down),
-      proxy,
-      precopying: async () => {
-        await wait("pre-copy", () => journalPhase(nodes.a) === "precopy");
-        await wait("pages flowing", () => proxy.forwarded > 8 * 2 ** 20);
-      },
-    });
-    watcher.mark("injected");
-    const result = await migrate.done;
-    watcher.mark("migrate exited");
-    if (c.survives) {
-      assert.equal(
-        result.code,
-        0,
-        `the migration resumes and succeeds: ${result.stderr}\n${agent.log().slice(-3000)}`,
-      );
-      assert.equal(JSON.parse(result.stdout).ok, true, result.stdout);
-    } else {
-      assert.notEqual(result.code, 0, `the fault must fail the migration: ${result.stdout}`);
-    }
-    // The path under test carried the pages: the sealed bulk stream, or only the WebSocket.
-    // (Where few bytes crossed, the agent refused the migration at its start: no room.)
-    if (c.bulk === "ws") assert.equal(proxy.bulkConnections, 0, "no bulk stream with U2CM_BULK=ws");
-    else {
-      assert.ok(proxy.bulkConnections >= 1, "a sealed bulk stream attached");
-      if (proxy.forwarded > 4 * 2 ** 20) {
-        assert.ok(proxy.bulkForwarded > 2 ** 20, `bulk bytes: ${proxy.bulkForwarded}`);
-      }
-    }
-    const id = journal(nodes.a)?.id;
-    assert.ok(id, "the migration was journalled");
-    // Recovery: `u2cm recover` (or the source node's agent starting) asks the destination.
-    if (c.recoverWith === "agent") {
-      const a = await startAgentProcess(nodes.a, 0, 1);
-      await until("the source agent's recovery", () => /recovered an interrupted/.test(a.log()));
-      await a.stop("SIGTERM");
-    }
-    watcher.mark("recover");
-    const rec = await u2cm(["recover", "--state-dir", nodes.a, "--format", "json"]);
-    watcher.mark("recovered");
-    if (Deno.env.get("U2CM_DEBUG_FAULTS")) {
-      console.error(rec.stdout, rec.stderr, agent.log().slice(-3000));
-      for (const e of Deno.readDirSync(`${bState}/incoming`)) {
-        console.error(Deno.readTextFileSync(`${bState}/incoming/${e.name}`));
-      }
-    }
-    assert.equal(
-      rec.code,
-      0,
-      `u2cm recover: ${rec.stdout}${rec.stderr}\n${agent.log().slice(-2000)}`,
-    );
-    // Exactly one running copy, on the expected side, with its memory intact.
-    const [copy] = await until("one running copy", () => {
-      const r = runningCopies(w.out);
-      return r.length === 1 ? r : undefined;
-    }, 30_000);
-    assert.equal(copy === w.pid, c.winner === "source", `running copy ${copy} (source ${w.pid})`);
-    const mark = w.lines();
-    Deno.kill(copy, "SIGUSR1");
-    await w.waitFor(/^verify ok/, 30_000, mark);
-    assert.equal(w.last(/CORRUPT|FAIL/), undefined);
-    // Both journals ended; no scratch dump or restore directory is left.
-    assert.ok(["done", "rolled-back"].includes(journalPhase(nodes.a)!), journalPhase(nodes.a));
-    const leftovers = [...Deno.readDirSync("/dev/shm")].filter((e) => e.name.includes(id!));
-    assert.deepEqual(leftovers.map((e) => e.name), [], "scratch left in /dev/shm");
-  } finally {
-    report = watcher.stop();
-    for (const p of allCopies(w.out)) Deno.kill(p, "SIGKILL");
-    await w.stop();
-    await agent.stop();
-    proxy.close();
-    for (const m of mounts) unmount(m);
-    nodes.cleanup();
-    Deno.removeSync(w.dir, { recursive: true });
-  }
-  assert.ok(report.samples > 20, `the watcher sampled only ${report.samples} times`);
-  assert.equal(
-    report.twoAt,
-    undefined,
-    `two running copies at once: ${report.twoAt} (source ${w.pid}, ${report.twoWhen})`,
-  );
 }
