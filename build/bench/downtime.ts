@@ -5,9 +5,12 @@
  *  - stop-and-copy (no pre-copy, the full-dump freeze), delta+phaul and u2c (the default engine
  *    with the default freeze, scan-and-copy where a lazy dump works), u2c-dump-freeze (u2c with
  *    the full-dump fallback: `U2CM_FREEZE=dump`), post-copy;
- *  - the floor reference: plain CRIU dump to tmpfs + restore of the same tree on this host.
+ *  - the floor reference: plain CRIU dump to tmpfs + restore of the same tree on this host
+ *    (CRIU loading its kerndat cache, as u2cm's own CRIU starts do: `criu_kerndat_cache`).
  * Sizes under 4× the hot set are small trees (memcheck writing 64 pages a tick); compare them
- * with the floor (`downtime_vs_criu_floor`; goal ≤ 1.5).
+ * with the floor (`downtime_vs_criu_floor`; goal ≤ 1.5); `downtime_vs_probing_criu_floor` compares
+ * them with plain CRIU that probes the kernel at each start (no kerndat cache, as CRIU runs on a
+ * host whose /run is not tmpfs unless u2cm made the cache).
  * Reported: downtime and total per case, downtime as a ratio of stop-and-copy's and of the 256 MiB
  * downtime, the phases the result breaks the freeze into, and the CRIU floor.
  * Goals (issue 13): at 1 Gbit/s u2c downtime ≤ 0.15× stop-and-copy and total ≤ 0.8× delta+phaul;
@@ -19,6 +22,7 @@
  *
  * @module
  */
+import { ensureKerndatCache, removeKerndatCache } from "../../src/criu/kerndat.ts";
 import { criuDump, criuRestore } from "../../src/criu/run.ts";
 import { requireCriuBinary, startMemcheck } from "../../tests/criu/support.ts";
 import { makeNodes, u2cm } from "../../tests/engine/support/agents.ts";
@@ -79,13 +83,26 @@ interface Sample {
 }
 
 requireCriuBinary();
+// The floor and u2cm start the same CRIU: both load its kernel probe from the cache u2cm's
+// agent and migrate make where CRIU cannot keep one itself (src/criu/kerndat.ts).
+const kdat = await ensureKerndatCache();
 const out = {
   name: "downtime",
+  criu_kerndat_cache: kdat,
   workload: { program: "memcheck", args: workload(0).slice(2).join(" "), hot_mib: HOT_MIB },
   floor: {} as Record<string, { dump_ms: number; restore_ms: number }>,
+  /** The floor with CRIU probing the kernel at each start (no kerndat cache), when it has one. */
+  floor_no_kdat_cache: {} as Record<string, { dump_ms: number; restore_ms: number }>,
   links: {} as Record<string, unknown>,
 };
-for (const mib of SIZES) out.floor[mib] = await criuFloor(mib);
+for (const mib of SIZES) {
+  if (kdat === "made" || kdat === "cached") {
+    await removeKerndatCache();
+    out.floor_no_kdat_cache[mib] = await criuFloor(mib);
+    await ensureKerndatCache();
+  }
+  out.floor[mib] = await criuFloor(mib);
+}
 
 let subnet = 70;
 for (const link of LINKS) {
@@ -120,6 +137,7 @@ function ratios(bySize: Record<string, Record<string, Sample | { failed: string 
     for (const c of CONFIGS) {
       const s = dt(mib, c.name), plain = dt(mib, "stop-and-copy"), phaul = dt(mib, "delta+phaul");
       const first = dt(SIZES[0], c.name), floor = out.floor[mib];
+      const probing = out.floor_no_kdat_cache[mib];
       const base = isSmall(mib) ? undefined : dt(BASE_SIZE, c.name);
       r[`${mib}/${c.name}`] = {
         downtime_vs_stop_and_copy: s && plain ? round2(s.downtime_ms / plain.downtime_ms) : null,
@@ -128,6 +146,9 @@ function ratios(bySize: Record<string, Record<string, Sample | { failed: string 
         downtime_vs_base_size: s && base ? round2(s.downtime_ms / base.downtime_ms) : null,
         downtime_vs_criu_floor: s
           ? round2(s.downtime_ms / (floor.dump_ms + floor.restore_ms))
+          : null,
+        downtime_vs_probing_criu_floor: s && probing
+          ? round2(s.downtime_ms / (probing.dump_ms + probing.restore_ms))
           : null,
       };
     }
