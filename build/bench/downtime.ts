@@ -4,7 +4,8 @@
  * 2 GiB, migrated between two `u2cm agent`s on loopback and over tbf-shaped netns links, with
  *  - stop-and-copy (no pre-copy, the full-dump freeze), delta+phaul and u2c (the default engine
  *    with the default freeze, scan-and-copy where a lazy dump works), u2c-dump-freeze (u2c with
- *    the full-dump fallback: `U2CM_FREEZE=dump`), post-copy;
+ *    the full-dump fallback: `U2CM_FREEZE=dump`), post-copy, u2c-no-kdat-cache (u2c with CRIU
+ *    probing the kernel at each start: u2cm's kerndat cache removed for the case);
  *  - the floor reference: plain CRIU dump to tmpfs + restore of the same tree on this host
  *    (CRIU loading its kerndat cache, as u2cm's own CRIU starts do: `criu_kerndat_cache`).
  * Sizes under 4× the hot set are small trees (memcheck writing 64 pages a tick); compare them
@@ -48,6 +49,8 @@ interface Config {
   args: string[];
   /** Environment of the migrating `u2cm` (U2CM_FREEZE picks the freeze path). */
   env?: Record<string, string>;
+  /** CRIU probes the kernel at each start of this case (u2cm's kerndat cache removed for it). */
+  probing?: boolean;
 }
 
 const CONFIGS: Config[] = [
@@ -62,6 +65,13 @@ const CONFIGS: Config[] = [
   // u2c with the freeze of before issue 13 (full dump, re-read, rebuild, eager restore).
   { name: "u2c-dump-freeze", args: ["--policy", "u2c"], env: { U2CM_FREEZE: "dump" } },
   { name: "post-copy", args: ["--policy", "post-copy"] },
+  // u2c with CRIU probing the kernel at each start (no kerndat cache: how u2cm ran before it).
+  {
+    name: "u2c-no-kdat-cache",
+    args: ["--policy", "u2c"],
+    env: { U2CM_KDAT_CACHE: "off" },
+    probing: true,
+  },
 ].filter((c) => {
   const only = Deno.env.get("U2CM_BENCH_CONFIGS");
   return !only || only.split(",").includes(c.name);
@@ -114,7 +124,12 @@ for (const link of LINKS) {
     for (const mib of SIZES) {
       const rows: Record<string, Sample | { failed: string }> = bySize[mib] = {};
       for (const c of CONFIGS) {
-        rows[c.name] = await once(mib, c, net?.enter("a") ?? [], net?.ipA, nodes.a);
+        if (c.probing) await removeKerndatCache();
+        try {
+          rows[c.name] = await once(mib, c, net?.enter("a") ?? [], net?.ipA, nodes.a);
+        } finally {
+          if (c.probing && (kdat === "made" || kdat === "cached")) await ensureKerndatCache();
+        }
       }
     }
   } finally {
