@@ -17,7 +17,8 @@
  *   CRIU, which unlinks the link and probes;
  * - u2cm also stamps the cache with the boot id and the CRIU binary it was made with, and
  *   remakes it when either differs.
- * Nothing is touched where `/run` is tmpfs (CRIU caches by itself) or where `/run/criu.kdat` is
+ * The directory and the cache are used only while root owns them and only root can write them
+ * (`/dev/shm` is writable by everyone). Nothing is touched where `/run` is tmpfs (CRIU caches by itself) or where `/run/criu.kdat` is
  * not u2cm's link. `$U2CM_KDAT_CACHE=off` turns it off.
  *
  * @module
@@ -86,7 +87,9 @@ export async function ensureKerndatCache(options: KerndatOptions = {}): Promise<
   if (!want) return "unavailable";
   const current = linkTarget(link);
   if (current !== undefined && current !== cache) return "criu"; // not u2cm's
-  if (current === cache && sameStamp(readStamp(dir), want) && exists(cache)) return "cached";
+  if (current === cache && sameStamp(readStamp(dir), want) && rootOnly(dir, cache)) {
+    return "cached";
+  }
   // Ours but stale (or dangling): drop the link, then let CRIU write a fresh cache.
   if (current === cache) await Deno.remove(link).catch(() => {});
   try {
@@ -94,7 +97,9 @@ export async function ensureKerndatCache(options: KerndatOptions = {}): Promise<
   } catch {
     return "unavailable";
   }
-  if (fsTypeOf(dir) !== "tmpfs") return "unavailable";
+  // /dev/shm is writable by everyone: a directory someone else made there (or a link) is never
+  // trusted with what CRIU, as root, reads at each start.
+  if (fsTypeOf(dir) !== "tmpfs" || !rootOnly(dir)) return "unavailable";
   for (const name of ["criu.kdat", "stamp.json"]) {
     await Deno.remove(`${dir}/${name}`).catch(() => {});
   }
@@ -109,7 +114,7 @@ export async function ensureKerndatCache(options: KerndatOptions = {}): Promise<
     stderr: "null",
   }).output().catch(() => undefined);
   // `criu check` may report a missing feature (exit 1) after writing the cache: the file counts.
-  if (!made || !exists(cache)) return "unavailable";
+  if (!made || !rootOnly(dir, cache)) return "unavailable";
   await Deno.remove(`${dir}/xtables.lock`).catch(() => {}); // iptables' lock, from the probe
   await Deno.writeTextFile(`${dir}/stamp.json`, JSON.stringify(want));
   try {
@@ -171,9 +176,17 @@ function sameStamp(a: Stamp | undefined, b: Stamp): boolean {
     a.criuMtime === b.criuMtime && a.criuSize === b.criuSize;
 }
 
-function exists(path: string): boolean {
+/**
+ * Whether `dir` is a directory (not a link) owned by root that only root can enter, and `file`
+ * (if given) a plain file there owned by root that only root can write.
+ */
+function rootOnly(dir: string, file?: string): boolean {
   try {
-    return Deno.statSync(path).isFile;
+    const d = Deno.lstatSync(dir);
+    if (!d.isDirectory || d.uid !== 0 || ((d.mode ?? 0o777) & 0o077) !== 0) return false;
+    if (file === undefined) return true;
+    const f = Deno.lstatSync(file);
+    return f.isFile && f.uid === 0 && ((f.mode ?? 0o777) & 0o022) === 0;
   } catch {
     return false;
   }

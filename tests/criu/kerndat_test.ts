@@ -84,6 +84,14 @@ Deno.test("CRIU loads the kerndat cache, and it is remade after what invalidates
     assert.equal(touched.bootId, stamp.bootId);
     assert.equal(await criuStart(criu), "loaded");
 
+    // A cache directory others can write (planted in the world-writable /dev/shm) is not used.
+    await Deno.chmod(KDAT_DIR, 0o777);
+    assert.equal(await ensureKerndatCache({ criu }), "unavailable");
+    assert.equal(isLink(CRIU_KDAT_FILE), false, "no link to a directory others can write");
+    await Deno.chmod(KDAT_DIR, 0o700);
+    assert.equal(await ensureKerndatCache({ criu }), "made");
+    assert.equal(await criuStart(criu), "loaded");
+
     // Off: nothing is made.
     Deno.env.set("U2CM_KDAT_CACHE", "off");
     try {
