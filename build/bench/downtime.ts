@@ -19,7 +19,8 @@
  *
  * Env: U2CM_BENCH_SIZES (MiB, default "256,1024,2048"), U2CM_BENCH_LINKS (default "lo,1gbit";
  * "100mbit" too takes minutes per case), U2CM_BENCH_CONFIGS (names, default all),
- * U2CM_BENCH_HOT_MIB (24).
+ * U2CM_BENCH_HOT_MIB (24), U2CM_BENCH_REPEAT (runs per case and floor, default 1: with more, each
+ * reports its median, the cases taking turns so that a shared machine's load falls on all alike).
  *
  * @module
  */
@@ -33,6 +34,7 @@ import { linkedNamespaces } from "../../tests/support/netns.ts";
 const SIZES = list("U2CM_BENCH_SIZES", "256,1024,2048").map(Number);
 const LINKS = list("U2CM_BENCH_LINKS", "lo,1gbit");
 const HOT_MIB = Number(Deno.env.get("U2CM_BENCH_HOT_MIB") ?? 24);
+const REPEAT = Math.max(1, Number(Deno.env.get("U2CM_BENCH_REPEAT") ?? 1));
 /** Sizes below 4× the hot set are "small trees": memcheck's default light writing. */
 const isSmall = (mib: number) => mib < 4 * HOT_MIB;
 /** The size the other sizes' downtimes are compared with (the first with the hot set). */
@@ -53,7 +55,7 @@ interface Config {
   probing?: boolean;
 }
 
-const CONFIGS: Config[] = [
+const ALL_CONFIGS: Config[] = [
   // Plain stop-and-copy: a full CRIU dump, every page sent, a full restore.
   {
     name: "stop-and-copy",
@@ -72,7 +74,8 @@ const CONFIGS: Config[] = [
     env: { U2CM_KDAT_CACHE: "off" },
     probing: true,
   },
-].filter((c) => {
+];
+const CONFIGS = ALL_CONFIGS.filter((c) => {
   const only = Deno.env.get("U2CM_BENCH_CONFIGS");
   return !only || only.split(",").includes(c.name);
 });
@@ -90,6 +93,8 @@ interface Sample {
   verification: unknown;
   /** Post-copy only: what was fetched after the resume, and how it was checked. */
   post_copy?: unknown;
+  /** With U2CM_BENCH_REPEAT: every run's downtime (the sample is the median one). */
+  downtime_runs_ms?: number[];
 }
 
 requireCriuBinary();
@@ -100,18 +105,23 @@ const out = {
   name: "downtime",
   criu_kerndat_cache: kdat,
   workload: { program: "memcheck", args: workload(0).slice(2).join(" "), hot_mib: HOT_MIB },
-  floor: {} as Record<string, { dump_ms: number; restore_ms: number }>,
+  floor: {} as Record<string, Floor>,
   /** The floor with CRIU probing the kernel at each start (no kerndat cache), when it has one. */
-  floor_no_kdat_cache: {} as Record<string, { dump_ms: number; restore_ms: number }>,
+  floor_no_kdat_cache: {} as Record<string, Floor>,
   links: {} as Record<string, unknown>,
 };
 for (const mib of SIZES) {
-  if (kdat === "made" || kdat === "cached") {
-    await removeKerndatCache();
-    out.floor_no_kdat_cache[mib] = await criuFloor(mib);
-    await ensureKerndatCache();
+  const probing: Floor[] = [], cached: Floor[] = [];
+  for (let i = 0; i < REPEAT; i++) {
+    if (kdat === "made" || kdat === "cached") {
+      await removeKerndatCache();
+      probing.push(await criuFloor(mib));
+      await ensureKerndatCache();
+    }
+    cached.push(await criuFloor(mib));
   }
-  out.floor[mib] = await criuFloor(mib);
+  if (probing.length) out.floor_no_kdat_cache[mib] = medianBy(probing, floorMs);
+  out.floor[mib] = medianBy(cached, floorMs);
 }
 
 let subnet = 70;
@@ -123,13 +133,26 @@ for (const link of LINKS) {
   try {
     for (const mib of SIZES) {
       const rows: Record<string, Sample | { failed: string }> = bySize[mib] = {};
-      for (const c of CONFIGS) {
-        if (c.probing) await removeKerndatCache();
-        try {
-          rows[c.name] = await once(mib, c, net?.enter("a") ?? [], net?.ipA, nodes.a);
-        } finally {
-          if (c.probing && (kdat === "made" || kdat === "cached")) await ensureKerndatCache();
+      const runs = new Map<string, (Sample | { failed: string })[]>();
+      // With U2CM_BENCH_REPEAT, the cases take turns (each sees the same load) and each reports
+      // its median-downtime run, with every run's downtime.
+      for (let i = 0; i < REPEAT; i++) {
+        for (const c of CONFIGS) {
+          if (c.probing) await removeKerndatCache();
+          try {
+            const got = await once(mib, c, net?.enter("a") ?? [], net?.ipA, nodes.a);
+            runs.set(c.name, [...runs.get(c.name) ?? [], got]);
+          } finally {
+            if (c.probing && (kdat === "made" || kdat === "cached")) await ensureKerndatCache();
+          }
         }
+      }
+      for (const [name, all] of runs) {
+        const ok = all.filter((r): r is Sample => "downtime_ms" in r);
+        rows[name] = ok.length === 0 ? all[0] : REPEAT === 1 ? ok[0] : {
+          ...medianBy(ok, (r) => r.downtime_ms),
+          downtime_runs_ms: ok.map((r) => r.downtime_ms),
+        };
       }
     }
   } finally {
@@ -172,7 +195,7 @@ function ratios(bySize: Record<string, Record<string, Sample | { failed: string 
 }
 
 /** Plain CRIU on this host: dump the tree to tmpfs (left stopped), restore it beside, time both. */
-async function criuFloor(mib: number): Promise<{ dump_ms: number; restore_ms: number }> {
+async function criuFloor(mib: number): Promise<Floor> {
   const w = await startMemcheck(workload(mib));
   const dir = Deno.makeTempDirSync({ dir: "/dev/shm", prefix: "u2cm-bench-floor-" });
   let restored = 0;
@@ -244,6 +267,18 @@ async function once(
 
 function list(name: string, fallback: string): string[] {
   return (Deno.env.get(name) ?? fallback).split(",").map((s) => s.trim()).filter((s) => s);
+}
+
+/** What the floor measured: CRIU's dump and restore. */
+type Floor = { dump_ms: number; restore_ms: number };
+
+function floorMs(f: Floor): number {
+  return f.dump_ms + f.restore_ms;
+}
+
+/** The middle element of `xs` by `key` (the lower middle for an even count). */
+function medianBy<T>(xs: T[], key: (x: T) => number): T {
+  return [...xs].sort((a, b) => key(a) - key(b))[Math.floor((xs.length - 1) / 2)];
 }
 
 function round2(x: number): number {
