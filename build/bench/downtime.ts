@@ -4,10 +4,14 @@
  * 2 GiB, migrated between two `u2cm agent`s on loopback and over tbf-shaped netns links, with
  *  - stop-and-copy (no pre-copy, the full-dump freeze), delta+phaul and u2c (the default engine
  *    with the default freeze, scan-and-copy where a lazy dump works), u2c-dump-freeze (u2c with
- *    the full-dump fallback: `U2CM_FREEZE=dump`), post-copy;
- *  - the floor reference: plain CRIU dump to tmpfs + restore of the same tree on this host.
+ *    the full-dump fallback: `U2CM_FREEZE=dump`), post-copy, u2c-no-kdat-cache (u2c with CRIU
+ *    probing the kernel at each start: u2cm's kerndat cache removed for the case);
+ *  - the floor reference: plain CRIU dump to tmpfs + restore of the same tree on this host
+ *    (CRIU loading its kerndat cache, as u2cm's own CRIU starts do: `criu_kerndat_cache`).
  * Sizes under 4× the hot set are small trees (memcheck writing 64 pages a tick); compare them
- * with the floor (`downtime_vs_criu_floor`; goal ≤ 1.5).
+ * with the floor (`downtime_vs_criu_floor`; goal ≤ 1.5); `downtime_vs_probing_criu_floor` compares
+ * them with plain CRIU that probes the kernel at each start (no kerndat cache, as CRIU runs on a
+ * host whose /run is not tmpfs unless u2cm made the cache).
  * Reported: downtime and total per case, downtime as a ratio of stop-and-copy's and of the 256 MiB
  * downtime, the phases the result breaks the freeze into, and the CRIU floor.
  * Goals (issue 13): at 1 Gbit/s u2c downtime ≤ 0.15× stop-and-copy and total ≤ 0.8× delta+phaul;
@@ -15,10 +19,12 @@
  *
  * Env: U2CM_BENCH_SIZES (MiB, default "256,1024,2048"), U2CM_BENCH_LINKS (default "lo,1gbit";
  * "100mbit" too takes minutes per case), U2CM_BENCH_CONFIGS (names, default all),
- * U2CM_BENCH_HOT_MIB (24).
+ * U2CM_BENCH_HOT_MIB (24), U2CM_BENCH_REPEAT (runs per case and floor, default 1: with more, each
+ * reports its median, the cases taking turns so that a shared machine's load falls on all alike).
  *
  * @module
  */
+import { ensureKerndatCache, removeKerndatCache } from "../../src/criu/kerndat.ts";
 import { criuDump, criuRestore } from "../../src/criu/run.ts";
 import { requireCriuBinary, startMemcheck } from "../../tests/criu/support.ts";
 import { makeNodes, u2cm } from "../../tests/engine/support/agents.ts";
@@ -28,6 +34,7 @@ import { linkedNamespaces } from "../../tests/support/netns.ts";
 const SIZES = list("U2CM_BENCH_SIZES", "256,1024,2048").map(Number);
 const LINKS = list("U2CM_BENCH_LINKS", "lo,1gbit");
 const HOT_MIB = Number(Deno.env.get("U2CM_BENCH_HOT_MIB") ?? 24);
+const REPEAT = Math.max(1, Number(Deno.env.get("U2CM_BENCH_REPEAT") ?? 1));
 /** Sizes below 4× the hot set are "small trees": memcheck's default light writing. */
 const isSmall = (mib: number) => mib < 4 * HOT_MIB;
 /** The size the other sizes' downtimes are compared with (the first with the hot set). */
@@ -44,9 +51,11 @@ interface Config {
   args: string[];
   /** Environment of the migrating `u2cm` (U2CM_FREEZE picks the freeze path). */
   env?: Record<string, string>;
+  /** CRIU probes the kernel at each start of this case (u2cm's kerndat cache removed for it). */
+  probing?: boolean;
 }
 
-const CONFIGS: Config[] = [
+const ALL_CONFIGS: Config[] = [
   // Plain stop-and-copy: a full CRIU dump, every page sent, a full restore.
   {
     name: "stop-and-copy",
@@ -58,7 +67,15 @@ const CONFIGS: Config[] = [
   // u2c with the freeze of before issue 13 (full dump, re-read, rebuild, eager restore).
   { name: "u2c-dump-freeze", args: ["--policy", "u2c"], env: { U2CM_FREEZE: "dump" } },
   { name: "post-copy", args: ["--policy", "post-copy"] },
-].filter((c) => {
+  // u2c with CRIU probing the kernel at each start (no kerndat cache: how u2cm ran before it).
+  {
+    name: "u2c-no-kdat-cache",
+    args: ["--policy", "u2c"],
+    env: { U2CM_KDAT_CACHE: "off" },
+    probing: true,
+  },
+];
+const CONFIGS = ALL_CONFIGS.filter((c) => {
   const only = Deno.env.get("U2CM_BENCH_CONFIGS");
   return !only || only.split(",").includes(c.name);
 });
@@ -76,16 +93,36 @@ interface Sample {
   verification: unknown;
   /** Post-copy only: what was fetched after the resume, and how it was checked. */
   post_copy?: unknown;
+  /** With U2CM_BENCH_REPEAT: every run's downtime (the sample is the median one). */
+  downtime_runs_ms?: number[];
 }
 
 requireCriuBinary();
+// The floor and u2cm start the same CRIU: both load its kernel probe from the cache u2cm's
+// agent and migrate make where CRIU cannot keep one itself (src/criu/kerndat.ts).
+const kdat = await ensureKerndatCache();
 const out = {
   name: "downtime",
+  criu_kerndat_cache: kdat,
   workload: { program: "memcheck", args: workload(0).slice(2).join(" "), hot_mib: HOT_MIB },
-  floor: {} as Record<string, { dump_ms: number; restore_ms: number }>,
+  floor: {} as Record<string, Floor>,
+  /** The floor with CRIU probing the kernel at each start (no kerndat cache), when it has one. */
+  floor_no_kdat_cache: {} as Record<string, Floor>,
   links: {} as Record<string, unknown>,
 };
-for (const mib of SIZES) out.floor[mib] = await criuFloor(mib);
+for (const mib of SIZES) {
+  const probing: Floor[] = [], cached: Floor[] = [];
+  for (let i = 0; i < REPEAT; i++) {
+    if (kdat === "made" || kdat === "cached") {
+      await removeKerndatCache();
+      probing.push(await criuFloor(mib));
+      await ensureKerndatCache();
+    }
+    cached.push(await criuFloor(mib));
+  }
+  if (probing.length) out.floor_no_kdat_cache[mib] = medianBy(probing, floorMs);
+  out.floor[mib] = medianBy(cached, floorMs);
+}
 
 let subnet = 70;
 for (const link of LINKS) {
@@ -96,8 +133,26 @@ for (const link of LINKS) {
   try {
     for (const mib of SIZES) {
       const rows: Record<string, Sample | { failed: string }> = bySize[mib] = {};
-      for (const c of CONFIGS) {
-        rows[c.name] = await once(mib, c, net?.enter("a") ?? [], net?.ipA, nodes.a);
+      const runs = new Map<string, (Sample | { failed: string })[]>();
+      // With U2CM_BENCH_REPEAT, the cases take turns (each sees the same load) and each reports
+      // its median-downtime run, with every run's downtime.
+      for (let i = 0; i < REPEAT; i++) {
+        for (const c of CONFIGS) {
+          if (c.probing) await removeKerndatCache();
+          try {
+            const got = await once(mib, c, net?.enter("a") ?? [], net?.ipA, nodes.a);
+            runs.set(c.name, [...runs.get(c.name) ?? [], got]);
+          } finally {
+            if (c.probing && (kdat === "made" || kdat === "cached")) await ensureKerndatCache();
+          }
+        }
+      }
+      for (const [name, all] of runs) {
+        const ok = all.filter((r): r is Sample => "downtime_ms" in r);
+        rows[name] = ok.length === 0 ? all[0] : REPEAT === 1 ? ok[0] : {
+          ...medianBy(ok, (r) => r.downtime_ms),
+          downtime_runs_ms: ok.map((r) => r.downtime_ms),
+        };
       }
     }
   } finally {
@@ -120,6 +175,7 @@ function ratios(bySize: Record<string, Record<string, Sample | { failed: string 
     for (const c of CONFIGS) {
       const s = dt(mib, c.name), plain = dt(mib, "stop-and-copy"), phaul = dt(mib, "delta+phaul");
       const first = dt(SIZES[0], c.name), floor = out.floor[mib];
+      const probing = out.floor_no_kdat_cache[mib];
       const base = isSmall(mib) ? undefined : dt(BASE_SIZE, c.name);
       r[`${mib}/${c.name}`] = {
         downtime_vs_stop_and_copy: s && plain ? round2(s.downtime_ms / plain.downtime_ms) : null,
@@ -129,6 +185,9 @@ function ratios(bySize: Record<string, Record<string, Sample | { failed: string 
         downtime_vs_criu_floor: s
           ? round2(s.downtime_ms / (floor.dump_ms + floor.restore_ms))
           : null,
+        downtime_vs_probing_criu_floor: s && probing
+          ? round2(s.downtime_ms / (probing.dump_ms + probing.restore_ms))
+          : null,
       };
     }
   }
@@ -136,7 +195,7 @@ function ratios(bySize: Record<string, Record<string, Sample | { failed: string 
 }
 
 /** Plain CRIU on this host: dump the tree to tmpfs (left stopped), restore it beside, time both. */
-async function criuFloor(mib: number): Promise<{ dump_ms: number; restore_ms: number }> {
+async function criuFloor(mib: number): Promise<Floor> {
   const w = await startMemcheck(workload(mib));
   const dir = Deno.makeTempDirSync({ dir: "/dev/shm", prefix: "u2cm-bench-floor-" });
   let restored = 0;
@@ -208,6 +267,18 @@ async function once(
 
 function list(name: string, fallback: string): string[] {
   return (Deno.env.get(name) ?? fallback).split(",").map((s) => s.trim()).filter((s) => s);
+}
+
+/** What the floor measured: CRIU's dump and restore. */
+type Floor = { dump_ms: number; restore_ms: number };
+
+function floorMs(f: Floor): number {
+  return f.dump_ms + f.restore_ms;
+}
+
+/** The middle element of `xs` by `key` (the lower middle for an even count). */
+function medianBy<T>(xs: T[], key: (x: T) => number): T {
+  return [...xs].sort((a, b) => key(a) - key(b))[Math.floor((xs.length - 1) / 2)];
 }
 
 function round2(x: number): number {

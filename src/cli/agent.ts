@@ -18,6 +18,7 @@ import { lazyCheckReport } from "../engine/lazy_check.ts";
 import { containerAgentHooks } from "../container/agent_hooks.ts";
 import { runtimeNodes } from "../container/node.ts";
 import { recoverNode } from "./recover.ts";
+import { ensureKerndatCache } from "../criu/kerndat.ts";
 import { createLogger, LOG_LEVELS } from "../peer/log.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { parseChoice, parseNumberInRange } from "./options.ts";
@@ -152,6 +153,9 @@ async function runAgent(opts: AgentOptions & { loaded?: Config }): Promise<void>
       pid: r.pids?.[0],
     });
   }
+  // Each restore starts CRIU: let it load its kernel probe from a cache (not on the downtime path).
+  const kdat = await ensureKerndatCache().catch(() => "unavailable");
+  log({ level: "debug", msg: "criu kerndat cache", state: kdat });
   const phases = new Map(destination.list().map((r) => [r.id, r.phase]));
   await containers.sweep((id) => phases.get(id)).catch((e) =>
     log({ level: "error", msg: "container sweep failed", error: String(e) })

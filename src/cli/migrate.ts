@@ -16,6 +16,7 @@ import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import process from "node:process";
 import { locateCriu } from "../criu/locate.ts";
+import { ensureKerndatCache } from "../criu/kerndat.ts";
 import { hostFacts, LAZY_PIPE_MAX_SIZE } from "../criu/host.ts";
 import type { MigrationChannel } from "../engine/channel.ts";
 import { VERIFY_MODES } from "../engine/contract.ts";
@@ -155,6 +156,8 @@ async function runMigrate(flags: MigrateOptions): Promise<void> {
       ExitCode.Environment,
     );
   }
+  // The freeze starts CRIU: let it load its kernel probe from a cache (made here, before it).
+  await ensureKerndatCache().catch(() => "unavailable");
   const host = hostFacts();
   let plan;
   try {

@@ -5,6 +5,7 @@
  */
 export * from "./apt_sources.ts";
 export * from "./host.ts";
+export * from "./kerndat.ts";
 export * from "./locate.ts";
 export * from "./probe.ts";
 export * from "./provision.ts";

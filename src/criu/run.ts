@@ -164,7 +164,8 @@ export async function criuLazyDump(options: DumpOptions): Promise<LazyDump> {
         criuVersion: await criuVersionOfLog(logFile),
       };
     }
-    await new Promise((r) => setTimeout(r, 5));
+    // The tree is frozen while this waits: poll often (a read of what the log grew by).
+    await new Promise((r) => setTimeout(r, 1));
   }
   await daemon.stop();
   throw new CriuError("dump", -1, "the lazy dump's page server never started", logFile);

@@ -117,7 +117,11 @@ export class Destination {
     const pids = treePids(result.pid);
     rec = { ...rec, scratch: undefined, pids, starts: pids.map((p) => processStartTime(p) ?? 0) };
     try {
-      this.#write({ ...rec, phase: "ready" });
+      // Not fsync'd (it is on the downtime path, ~2–9 ms): the record only has to outlive this
+      // agent, and the page cache keeps it across the agent's crash; a power failure or kernel
+      // crash ends the restored copy with it, so a durable `ready` of a copy that is gone would
+      // only be discarded at the restart (`the ready copy vanished`), as a lost one is.
+      this.#write({ ...rec, phase: "ready" }, false);
     } catch (e) {
       this.#discard(rec, `could not record the ready copy: ${(e as Error).message}`);
       return { ok: false, error: `could not record the ready copy: ${(e as Error).message}` };

@@ -18,7 +18,7 @@
  * @module
  */
 import { pageHashes } from "../native/page_hash.ts";
-import { decodeVmas, readDumpDir, shmemMappings } from "../criu/images/mod.ts";
+import { decodeVmas, type DumpDir, readDumpDir, shmemMappings } from "../criu/images/mod.ts";
 import {
   MANIFEST_FILE,
   type Verification,
@@ -52,6 +52,8 @@ export interface ImagesChecked {
   imageMs: number;
   /** The composed layout the processes are restored from, when not from flat pages files. */
   composed?: ComposeResult;
+  /** The images' structure as checked (the read-back after the restore reuses it). */
+  dump?: DumpDir;
 }
 
 /**
@@ -91,8 +93,9 @@ export async function verifyBeforeRestore(
 ): Promise<ImagesChecked> {
   const started = performance.now();
   const manifest = await readManifest(dir, req);
-  const imagePages = await checkImages(dir, manifest, composed);
-  return { manifest, imagePages, imageMs: performance.now() - started, composed };
+  const dump = await readDumpDir(dir, false, { checkSizes: !composed });
+  const imagePages = await checkImages(dir, manifest, composed, dump);
+  return { manifest, imagePages, imageMs: performance.now() - started, composed, dump };
 }
 
 /** The check after restoring (tree still stopped): read back and report what was verified. */
@@ -109,6 +112,7 @@ export async function verifyAfterRestore(
     manifest: checked.manifest,
     mode: req.mode,
     composed: checked.composed,
+    dump: checked.dump,
   });
   return {
     mode: req.mode,
@@ -123,14 +127,16 @@ export async function verifyAfterRestore(
 /**
  * Check the images in `dir` against `manifest`: the same processes and shared-memory objects,
  * the same pages, every page's hash equal. With `composed`, the processes' pages are those of
- * that layout ({@linkcode checkComposed}). Returns the pages checked.
+ * that layout ({@linkcode checkComposed}). `read`: the dump's structure when already read (else
+ * read from `dir`). Returns the pages checked.
  */
 export async function checkImages(
   dir: string,
   manifest: PageManifest,
   composed?: ComposeResult,
+  read?: DumpDir,
 ): Promise<number> {
-  const dump = await readDumpDir(dir, false, { checkSizes: !composed });
+  const dump = read ?? await readDumpDir(dir, false, { checkSizes: !composed });
   let checked = composed ? checkComposed(composed, manifest) : 0;
   const seen = { process: new Set<number>(composed?.processes.keys()), shmem: new Set<number>() };
   for (const mem of composed ? [] : dump.memory) {
@@ -219,6 +225,11 @@ export interface ReadBackOptions {
   samplePages?: number;
   /** The composed layout the processes were restored from, when not flat pages files. */
   composed?: ComposeResult;
+  /**
+   * The images' structure, as read by the check before the restore (CRIU's restore changes no
+   * image): not read and decoded a second time on the downtime path. @default read from `dir`
+   */
+  dump?: DumpDir;
 }
 
 /**
@@ -228,7 +239,7 @@ export interface ReadBackOptions {
 export async function readBackTree(options: ReadBackOptions): Promise<number> {
   const { root, dir, manifest, mode = "sample", samplePages = SAMPLE_PAGES_PER_MAPPING } = options;
   const { composed } = options;
-  const dump = await readDumpDir(dir, false, { checkSizes: !composed });
+  const dump = options.dump ?? await readDumpDir(dir, false, { checkSizes: !composed });
   const hostOf = new Map<number, number>();
   for (const [host, ns] of pidNamespaceMap(root)) hostOf.set(ns, host);
   const rseq = allowedAreas(dump);

@@ -282,7 +282,8 @@ export async function waitDead(
     const now = startTimes(pids);
     const alive = pids.filter((p, k) => now[k] !== 0 && now[k] === starts[k] && isAlive(p));
     if (alive.length === 0) return true;
-    await new Promise((r) => setTimeout(r, 5));
+    // A killed tree is gone within milliseconds; on the downtime path each wait counts.
+    await new Promise((r) => setTimeout(r, 1));
   }
   return false;
 }
