@@ -28,6 +28,7 @@ export const LANE_FILES = [
   "tests/peer/container_check_test.ts",
   "tests/peer/page_index_test.ts",
   "tests/peer/page_store_test.ts",
+  "tests/peer/resend_buffer_test.ts",
   "tests/peer/ws_codec_test.ts",
   "tests/peer/loopback_test.ts",
   "tests/report/render_test.ts",

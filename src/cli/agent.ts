@@ -53,8 +53,8 @@ export function register(program: Command): void {
     )
     .option(
       "--config <file>",
-      "node configuration (as 'u2cm install' writes it): listen, state dir, transport, log level, " +
-        "limits, metrics port; flags given on the command line win",
+      "node configuration (as 'u2cm install' writes it): listen, bulk port, state dir, transport, " +
+        "log level, limits, metrics port; flags given on the command line win",
     )
     .action(async (opts: AgentOptions, cmd: Command) =>
       await runAgent(withConfig(opts, (name) => cmd.getOptionValueSource(name) === "cli"))
@@ -93,6 +93,10 @@ function withConfig(
     listen: pick("listen", config.listen)!,
     stateDir: pick("stateDir", config.stateDir)!,
     transport: pick("transport", config.transport)!,
+    bulkPort: pick(
+      "bulkPort",
+      config.bulkPort === undefined ? opts.bulkPort : String(config.bulkPort),
+    )!,
     logLevel: pick("logLevel", config.logLevel)!,
     maxMigrations: pick("maxMigrations", String(config.limits.maxConcurrentMigrations))!,
     loaded: config,

@@ -1,6 +1,6 @@
 /**
- * The node configuration file (`/etc/u2cm/config.json`): what the agent listens on, where it keeps
- * state, its transport, known peers, engine and policy defaults, limits, log level and metrics
+ * The node configuration file (`/etc/u2cm/config.json`): what the agent listens on (and the port
+ * of its sealed bulk stream), where it keeps state, its transport, known peers, engine and policy defaults, limits, log level and metrics
  * port. Validated with zod on every read; unknown keys are errors so typos do not go unnoticed.
  *
  * @example
@@ -76,6 +76,11 @@ export const ConfigSchema = z.object({
   stateDir: absolutePath.default("/var/lib/u2cm"),
   cacheDir: absolutePath.default("/var/cache/u2cm"),
   transport: z.enum(TRANSPORT_NAMES).default("ws"),
+  /**
+   * TCP port of the agent's sealed bulk stream (`u2cm agent --bulk-port`): 0 = any free port,
+   * "off" = every frame over the WebSocket. Absent: the flag's default (0).
+   */
+  bulkPort: z.union([z.number().int().min(0).max(65535), z.literal("off")]).optional(),
   peers: z.array(PeerEntrySchema).max(1000).default([]),
   engine: z.enum(ENGINE_NAMES).default("auto"),
   policy: policyName.default("u2c"),

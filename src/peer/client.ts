@@ -22,7 +22,6 @@ import { type Identity, loadIdentity } from "./identity.ts";
 import type { Link, WireLayout } from "./link.ts";
 import { type LogSink, silentLog } from "./log.ts";
 import { type ClientLinkSide, type MigrationChannel, MigrationChannelImpl } from "./channel.ts";
-import type { CompressMode } from "./compression.ts";
 import { findPeer, type Peer } from "./peers.ts";
 import { quicWireLayout } from "./quic.ts";
 import { ClientAnswers } from "./client_answers.ts";
@@ -40,80 +39,12 @@ import {
 } from "./protocol.ts";
 import { wsWireLayout } from "./ws_client.ts";
 import { SealedLink } from "./bulk_client.ts";
+import { sendOn, sendWireOn } from "./client_send.ts";
+import type { ConnectPeerOptions, OpenMigrationOptions, PeerClient } from "./client_api.ts";
 import { sealedWireLayout } from "./sealed_records.ts";
 
 export type { MigrationChannel, PageBatch } from "./channel.ts";
-
-/** Options of {@linkcode connectPeer}. */
-export interface ConnectPeerOptions {
-  /** This node's state directory (identity and peers.json). */
-  stateDir: string;
-  /** The peer's name in peers.json. */
-  peer: string;
-  /** Transport. @default "ws" */
-  transport?: "ws" | "quic";
-  /** Connect-and-authenticate timeout. @default 10000 */
-  timeoutMs?: number;
-  /** How long to keep re-connecting after a drop before failing migrations. @default 30000 */
-  resumeTimeoutMs?: number;
-  /**
-   * Unacknowledged bytes in flight per migration (and the resend buffer). 32 MiB held a 1 Gbit/s
-   * tbf link (100 ms of queue) to 0.71 of its rate, 64–96 MiB to 0.79–0.89. @default 64 MiB
-   */
-  windowBytes?: number;
-  /** Close the link after this long without hearing from the agent. @default 8000 */
-  deadAfterMs?: number;
-  /** Structured log sink. @default silent */
-  log?: LogSink;
-  /**
-   * With the WebSocket transport, send page batches and file chunks on the agent's sealed bulk
-   * stream when it offers one (bulk_client.ts); false keeps every frame on the WebSocket.
-   * @default true
-   */
-  bulk?: boolean;
-}
-
-/** Options of {@linkcode PeerClient.openMigration}. */
-export interface OpenMigrationOptions {
-  /** Page-batch compression. @default "off" */
-  compress?: CompressMode;
-  /**
-   * Ask the agent to keep the pages as CRIU pages images as they arrive, for a freeze that
-   * restores from them in place (scan-and-copy). Writing them costs the agent a second copy of
-   * every page (about as much CPU as receiving it), so only such a freeze asks. @default false
-   */
-  pagesImage?: boolean;
-}
-
-/** A connection to one peer's agent. */
-export interface PeerClient {
-  /** The agent's capabilities, from the handshake. */
-  readonly remote: Capabilities;
-  /** Whether the current link sends frames on a sealed bulk stream (see bulk_client.ts). */
-  readonly sealedBulk: boolean;
-  /**
-   * Announce a migration of about `expectedBytes` and get its channel. `options.compress` asks
-   * for LZ4 page batches ("auto": when the link is the bottleneck; see compression.ts); it
-   * applies only when the agent announced the "lz4" codec, else the channel sends raw.
-   */
-  openMigration(
-    id: string,
-    expectedBytes: number,
-    options?: OpenMigrationOptions,
-  ): Promise<MigrationChannel>;
-  /**
-   * Ask the agent about migration `id` (the source's commit and recovery): its state, resume its
-   * restored copy, or discard everything of it. Opens a fresh link when the current one is down.
-   */
-  resolve(id: string, action: ResolveAction): Promise<ResolveAnswer>;
-  /**
-   * Ask the agent whether it can take a container before anything is frozen (image present,
-   * name free, volumes and bind mounts there); for migration `id`.
-   */
-  checkContainer(id: string, check: ContainerCheck): Promise<ContainerCheckAnswer>;
-  /** Close the connection (open migrations are left for the agent's resume timeout). */
-  close(): Promise<void>;
-}
+export type { ConnectPeerOptions, OpenMigrationOptions, PeerClient } from "./client_api.ts";
 
 /**
  * Connect to pinned peer `opts.peer` and authenticate both ways. Throws {@linkcode PeerError}:
@@ -125,23 +56,6 @@ export async function connectPeer(opts: ConnectPeerOptions): Promise<PeerClient>
   const client = new PeerClientImpl(identity, peer, opts);
   await client.connect();
   return client;
-}
-
-function sendOn(link: Link, m: string | Uint8Array): Promise<boolean> {
-  return link.send(m).then(() => true, () => false);
-}
-
-/**
- * Send a chunk laid out by the client's layout: sealed-stream chunks go as records on a link's
- * bulk stream, or as plain binary messages on a link without one; the others as wire bytes.
- */
-function sendWireOn(link: Link, wire: Uint8Array, sealed: boolean): Promise<boolean> {
-  const sent = sealed
-    ? link instanceof SealedLink ? link.sendRecord(wire) : link.send(wire)
-    : link.sendWire
-    ? link.sendWire(wire)
-    : undefined;
-  return sent ? sent.then(() => true, () => false) : Promise.resolve(false);
 }
 
 class PeerClientImpl implements PeerClient, ClientLinkSide {

@@ -12,7 +12,13 @@
  */
 import { PeerError } from "./errors.ts";
 import { Inbox, type Link, type LinkMessage, type WireLayout } from "./link.ts";
-import { PREAMBLE, quicRecord, RecordReader } from "./quic_records.ts";
+import {
+  PREAMBLE,
+  quicRecord,
+  readRecords,
+  type RecordError,
+  RecordReader,
+} from "./quic_records.ts";
 
 /** ALPN protocol id of the peer protocol over QUIC. */
 export const QUIC_ALPN = "u2cm/1";
@@ -218,26 +224,28 @@ class QuicLink implements Link {
 
   /** Read records from `stream` into the inbox (checking the preamble unless told not to). */
   async readStream(stream: ReadableStream<Uint8Array>, preamble = true): Promise<void> {
-    const reader = stream.getReader();
-    const records = new RecordReader(this.maxMessageBytes, preamble);
+    const onRecord = (kind: number, body: Uint8Array): string | undefined => {
+      let m: LinkMessage;
+      if (kind === 0) {
+        try {
+          m = new TextDecoder("utf-8", { fatal: true }).decode(body);
+        } catch {
+          return "text record is not UTF-8";
+        }
+      } else if (kind === 1) m = body;
+      else return `unknown record kind ${kind}`;
+      return this.#inbox.push(m) ? undefined : "peer overran the inbox";
+    };
     try {
-      for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        const bad = records.push(value, (kind, body) => {
-          let m: LinkMessage;
-          if (kind === 0) {
-            try {
-              m = new TextDecoder("utf-8", { fatal: true }).decode(body);
-            } catch {
-              return "text record is not UTF-8";
-            }
-          } else if (kind === 1) m = body;
-          else return `unknown record kind ${kind}`;
-          return this.#inbox.push(m) ? undefined : "peer overran the inbox";
-        });
-        if (bad) return this.close(bad.code, bad.reason);
-      }
+      // Deno's QUIC streams are byte streams: records are read straight into their own buffers.
+      let byob: ReadableStreamBYOBReader | undefined;
+      try {
+        byob = stream.getReader({ mode: "byob" });
+      } catch { /* not a byte stream: chunk by chunk */ }
+      const bad = byob
+        ? await readRecords(byob, this.maxMessageBytes, preamble, onRecord)
+        : await readChunks(stream, new RecordReader(this.maxMessageBytes, preamble), onRecord);
+      if (bad) return this.close(bad.code, bad.reason);
     } catch (e) {
       this.#finish(`stream error: ${(e as Error).message}`);
     }
@@ -249,6 +257,22 @@ class QuicLink implements Link {
     this.#inbox.close();
     this.#resolveClosed(reason);
   }
+}
+
+/** Feed `stream`'s chunks to `records` until it ends or a record is refused. */
+async function readChunks(
+  stream: ReadableStream<Uint8Array>,
+  records: RecordReader,
+  onRecord: (kind: number, body: Uint8Array) => string | undefined,
+): Promise<RecordError | undefined> {
+  const reader = stream.getReader();
+  for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
+    const { value, done } = await reader.read();
+    if (done) return undefined;
+    const bad = records.push(value, onRecord);
+    if (bad) return bad;
+  }
+  return undefined;
 }
 
 async function firstStream<T>(streams: ReadableStream<T>): Promise<T | undefined> {

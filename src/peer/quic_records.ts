@@ -1,8 +1,9 @@
 /**
  * The record format of QUIC streams: a 4-byte preamble "U2Q1", then records of u32 length (LE),
- * u8 kind (0 text, 1 binary) and the payload. {@linkcode RecordReader} reassembles records from
- * stream chunks of any size, copying each byte once (into the record being filled), so a large
- * record arriving in small chunks costs no more than its size.
+ * u8 kind (0 text, 1 binary) and the payload. {@linkcode readRecords} reads them from a byte
+ * stream's BYOB reader straight into each record's own buffer (Deno's QUIC streams are byte
+ * streams); {@linkcode RecordReader} reassembles them from chunks of any size, copying each byte
+ * once (into the record being filled), for streams that only hand out chunks.
  *
  * @example
  * ```ts
@@ -106,4 +107,58 @@ export class RecordReader {
     }
     return undefined;
   }
+}
+
+/**
+ * Read records from a BYOB `reader` until the stream ends or `onRecord` refuses one: each body is
+ * read straight into a buffer of its own (the one `onRecord` gets), so a byte is copied once, from
+ * the transport, and no chunk is allocated on the way (the default reader allocates one per read,
+ * which {@linkcode RecordReader} then copies). Resolves with the error that ends the stream, or
+ * undefined when it ended (a record cut short by the end is dropped, as the reader drops it).
+ *
+ * @param reader the stream's BYOB reader
+ * @param maxRecordBytes largest record payload accepted
+ * @param preamble whether the stream starts with {@linkcode PREAMBLE}
+ * @param onRecord gets each whole record; may return a reason to refuse the stream
+ */
+export async function readRecords(
+  reader: ReadableStreamBYOBReader,
+  maxRecordBytes: number,
+  preamble: boolean,
+  onRecord: (kind: number, body: Uint8Array) => string | undefined,
+): Promise<RecordError | undefined> {
+  // Fill `view` whole; null when the stream ended first. BYOB reads transfer the buffer: the
+  // filled bytes live in the buffer the last read gave back.
+  const fill = async (view: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer> | null> => {
+    let buffer = view.buffer;
+    const start = view.byteOffset, end = start + view.byteLength;
+    for (let at = start; at < end;) {
+      const { value, done } = await reader.read(new Uint8Array(buffer, at, end - at));
+      if (value) {
+        buffer = value.buffer as ArrayBuffer;
+        at += value.byteLength;
+      }
+      if (done) return null;
+    }
+    return new Uint8Array(buffer, start, end - start);
+  };
+  let head: Uint8Array<ArrayBuffer> | null = new Uint8Array(5);
+  if (preamble) {
+    const got = await fill(head.subarray(0, 4));
+    if (!got) return undefined;
+    if (!PREAMBLE.every((b, i) => got[i] === b)) return { code: 2, reason: "bad stream preamble" };
+    head = new Uint8Array(got.buffer, 0, 5);
+  }
+  for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
+    head = await fill(head);
+    if (!head) return undefined;
+    const len = new DataView(head.buffer).getUint32(0, true);
+    if (len > maxRecordBytes) return { code: 3, reason: `record of ${len} bytes too large` };
+    const kind = head[4];
+    const body = await fill(new Uint8Array(len));
+    if (!body) return undefined;
+    const bad = onRecord(kind, body);
+    if (bad) return { code: 4, reason: bad };
+  }
+  return undefined;
 }

@@ -15,21 +15,18 @@ import {
   type RestoreResult,
 } from "./agent_context.ts";
 import { PeerError, ProtocolError } from "./errors.ts";
-import {
-  encodeHashes,
-  type FileFrame,
-  type Frame,
-  FrameKind,
-  MAX_HASH_ENTRIES,
-  type PagesFrame,
-} from "./frames.ts";
+import { type FileFrame, type Frame, FrameKind, type PagesFrame } from "./frames.ts";
 import type { Link } from "./link.ts";
 import { IncomingMigration } from "./migration.ts";
-import { HASH_BYTES } from "../native/page_hash.ts";
-import { fromBase64url } from "./keys.ts";
 import { type Control, type ControlOf, encodeControl } from "./protocol.ts";
 import type { Tunnel } from "./tunnel.ts";
 import { acceptTunnel } from "./tunnel_agent.ts";
+import {
+  answerBulkOpen,
+  answerContainerCheck,
+  answerHashes,
+  sendRestoreResult,
+} from "./session_answers.ts";
 
 /** Chunks stored between acknowledgements at most (an eighth of the default 64 MiB window). */
 const ACK_EVERY = 8;
@@ -77,7 +74,7 @@ export class SessionHandler {
         });
         return;
       case "hashes":
-        return await this.#hashes(msg);
+        return await answerHashes(this.link, this.#owned(msg.migrationId), msg);
       case "restore": {
         const mig = this.#owned(msg.migrationId);
         this.busy = this.#restore(mig, msg).catch((e) => {
@@ -98,9 +95,9 @@ export class SessionHandler {
       case "resolve":
         return await this.#resolve(msg);
       case "containerCheck":
-        return await this.#containerCheck(msg);
+        return await answerContainerCheck(this, msg);
       case "bulkOpen":
-        return await this.#bulkOpen(msg);
+        return await answerBulkOpen(this, msg);
       default:
         throw new ProtocolError(`'${msg.type}' is not a message an agent accepts`);
     }
@@ -119,47 +116,6 @@ export class SessionHandler {
     }
     const answer = await this.ctx.onResolve?.(id, this.peer.publicKey, "discard");
     return answer ?? { state: mig ? "discarded" : "unknown" };
-  }
-
-  /**
-   * Attach the client's sealed bulk stream to this link: its frames then arrive in this link's
-   * inbox like the WebSocket's. Answers whether the stream came and proved the key in time.
-   */
-  async #bulkOpen(msg: ControlOf<"bulkOpen">): Promise<void> {
-    const { bulk } = this.ctx;
-    const sink = this.link.bulkSink?.();
-    const ok = bulk && sink
-      ? await bulk.expect(fromBase64url(msg.token), fromBase64url(msg.key), sink)
-      : false;
-    this.ctx.log({ level: ok ? "debug" : "warn", msg: "bulk stream", peer: this.peer.name, ok });
-    await this.link.send(encodeControl({ type: "bulkAttached", token: msg.token, ok }));
-  }
-
-  /** Answer a container pre-check through the engine's hook (none: containers not taken). */
-  async #containerCheck(msg: ControlOf<"containerCheck">): Promise<void> {
-    const answer = this.ctx.onContainerCheck
-      ? await this.ctx.onContainerCheck(msg.check, this.peer.publicKey).catch((e) => ({
-        runtimeOk: false,
-        imagePresent: false,
-        problems: [`container check failed: ${String((e as Error).message).slice(0, 900)}`],
-      }))
-      : { runtimeOk: false, imagePresent: false, problems: ["this agent takes no containers"] };
-    this.ctx.log({
-      level: answer.problems.length ? "warn" : "info",
-      msg: "container check",
-      migrationId: msg.migrationId,
-      container: msg.check.name,
-      ...answer,
-    });
-    await this.link.send(encodeControl({
-      type: "containerChecked",
-      migrationId: msg.migrationId,
-      reqId: msg.reqId,
-      answer: {
-        ...answer,
-        problems: answer.problems.slice(0, 64).map((p) => p.slice(0, 1000)),
-      },
-    }));
   }
 
   async #resolve(msg: ControlOf<"resolve">): Promise<void> {
@@ -272,7 +228,7 @@ export class SessionHandler {
       }
       existing.attach(this, msg.stream);
       this.streams.set(msg.stream, existing);
-      if (existing.result) await this.#sendResult(existing, existing.result); // lost in the drop
+      if (existing.result) await sendRestoreResult(this.link, existing, existing.result); // lost in the drop
       ctx.log({
         level: "info",
         msg: "migration resumed",
@@ -315,30 +271,10 @@ export class SessionHandler {
     await this.#ack(mig);
   }
 
-  async #hashes(msg: ControlOf<"hashes">): Promise<void> {
-    const mig = this.#owned(msg.migrationId);
-    const entries = mig.store.entries(msg.pid);
-    for (let at = 0, guard = 0; guard < 1_000_000; guard++) {
-      const part = entries.slice(at, at + MAX_HASH_ENTRIES);
-      at += part.length;
-      const hashes = new Uint8Array(part.length * HASH_BYTES);
-      part.forEach((e, i) => hashes.set(e.hash, i * HASH_BYTES));
-      await this.link.send(encodeHashes({
-        stream: mig.stream,
-        seq: msg.reqId,
-        pid: msg.pid,
-        addresses: Float64Array.from(part, (e) => e.addr),
-        hashes,
-        last: at >= entries.length,
-      }));
-      if (at >= entries.length) break;
-    }
-  }
-
   async #restore(mig: IncomingMigration, msg: ControlOf<"restore">): Promise<void> {
     // The source may have reconnected meanwhile: answer on the link that holds the migration now.
     const send = (r: RestoreResult) =>
-      (mig.session instanceof SessionHandler ? mig.session : this).#sendResult(mig, r);
+      sendRestoreResult((mig.session instanceof SessionHandler ? mig.session : this).link, mig, r);
     if (!this.ctx.onRestore) {
       return await send({ ok: false, error: "this agent has no restore handler installed" });
     }
@@ -395,18 +331,6 @@ export class SessionHandler {
       port: tunnel.localPort,
     });
     return tunnel;
-  }
-
-  async #sendResult(mig: IncomingMigration, r: RestoreResult): Promise<void> {
-    await this.link.send(encodeControl({
-      type: "restoreResult",
-      migrationId: mig.id,
-      ok: r.ok,
-      ...(r.pid !== undefined ? { pid: r.pid } : {}),
-      ...(r.error !== undefined ? { error: r.error.slice(0, 4000) } : {}),
-      ...(r.restoreMs !== undefined ? { restoreMs: r.restoreMs } : {}),
-      ...(r.verified !== undefined ? { verified: r.verified } : {}),
-    }));
   }
 
   #owned(id: string): IncomingMigration {

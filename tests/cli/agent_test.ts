@@ -90,6 +90,55 @@ Deno.test("u2cm agent --bulk-port off announces no bulk stream; peer check says 
   }
 });
 
+Deno.test("u2cm agent --config takes the bulk port from the file ('off' or a port); the flag wins", async () => {
+  const pair = await makeNodePair();
+  const config = `${pair.root}/config.json`;
+  const write = (bulkPort: number | string) =>
+    Deno.writeTextFileSync(
+      config,
+      JSON.stringify({
+        version: 1,
+        listen: "127.0.0.1:1", // the flag's port 0 wins
+        stateDir: pair.b,
+        metricsPort: 0,
+        bulkPort,
+      }),
+    );
+  const check = async (args: string[]) => {
+    const agent = await spawnAgent(["--config", config, "--listen", "127.0.0.1:0", ...args]);
+    try {
+      pair.pinB(`127.0.0.1:${agent.port}`);
+      const r = await u2cm(["peer", "check", "b", "--state-dir", pair.a, "--format", "json"]);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as { capabilities: { bulkPort?: number }; sealed_bulk: boolean };
+    } finally {
+      await agent.stop();
+    }
+  };
+  try {
+    write("off");
+    const off = await check([]);
+    assert.equal(off.capabilities.bulkPort, undefined);
+    assert.equal(off.sealed_bulk, false);
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const free = (l.addr as Deno.NetAddr).port;
+    l.close();
+    write(free);
+    const fixed = await check([]);
+    assert.equal(fixed.capabilities.bulkPort, free);
+    assert.equal(fixed.sealed_bulk, true);
+    // The flag given on the command line wins over the file.
+    const flag = await check(["--bulk-port", "off"]);
+    assert.equal(flag.capabilities.bulkPort, undefined);
+    write(70000);
+    const bad = await u2cm(["agent", "--config", config]);
+    assert.equal(bad.code, ExitCode.BadInput, bad.stderr);
+    assert.match(bad.stderr, /bulkPort/);
+  } finally {
+    pair.cleanup();
+  }
+});
+
 Deno.test("u2cm agent --bulk-advertise announces that port; a source that cannot reach it keeps frames on the WebSocket", async () => {
   const pair = await makeNodePair();
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -81,3 +81,17 @@ Deno.test("invalid configurations are rejected naming the file and each bad fiel
   }
   assert.throws(() => loadConfig("/nonexistent/u2cm.json"), /not found.*u2cm install/);
 });
+
+Deno.test("bulkPort is a port or 'off', and absent by default", () => {
+  assert.equal(defaultConfig().bulkPort, undefined);
+  assert.equal(defaultConfig({ bulkPort: 7071 }).bulkPort, 7071);
+  assert.equal(defaultConfig({ bulkPort: 0 }).bulkPort, 0);
+  assert.equal(defaultConfig({ bulkPort: "off" }).bulkPort, "off");
+  for (const bad of [70000, -1, 1.5, "on", "7071"]) {
+    assert.throws(
+      () => defaultConfig({ bulkPort: bad as number }),
+      (e: unknown) => e instanceof ConfigError && /bulkPort/.test(e.message),
+      String(bad),
+    );
+  }
+});

@@ -5,7 +5,7 @@ import { connectPeer } from "../../src/peer/client.ts";
 import { PeerError } from "../../src/peer/errors.ts";
 import { initIdentity } from "../../src/peer/identity.ts";
 import { findPeer, setPeerCert } from "../../src/peer/peers.ts";
-import { quicRecord, RecordReader } from "../../src/peer/quic_records.ts";
+import { quicRecord, readRecords, RecordReader } from "../../src/peer/quic_records.ts";
 import { FrameParser, Opcode, wsFrame } from "../../src/peer/ws_codec.ts";
 import { maskCopy, maskInPlace, simdMasking } from "../../src/peer/ws_mask.ts";
 import { makeBatch, makeNodePair } from "./support/nodes.ts";
@@ -112,6 +112,76 @@ Deno.test("QUIC records reassemble from chunks of any size and refuse oversized 
   const small = new RecordReader(1000, false);
   assert.equal(small.push(rec, () => undefined)?.code, 3);
   assert.equal(new RecordReader(1000, true).push(rec, () => undefined)?.code, 2);
+});
+
+/** A byte stream delivering `bytes` in pieces of at most `step` (however large the reads). */
+function byteStream(bytes: Uint8Array, step: number): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream({
+    type: "bytes",
+    pull(c) {
+      const req = c.byobRequest!;
+      const view = req.view as Uint8Array;
+      const n = Math.min(step, view.byteLength, bytes.length - at);
+      if (n === 0) {
+        c.close();
+        req.respond(0);
+        return;
+      }
+      view.set(bytes.subarray(at, at + n));
+      at += n;
+      req.respond(n);
+    },
+  });
+}
+
+Deno.test("QUIC records read straight into their own buffers (BYOB), however the stream cuts them", async () => {
+  const body = new Uint8Array(100_000).map((_, i) => i % 7);
+  const rec = quicRecord(1, [body.subarray(0, 10), body.subarray(10)]);
+  const text = quicRecord(0, [new TextEncoder().encode("hi")]);
+  const empty = quicRecord(1, []);
+  const stream = new Uint8Array(4 + 2 * rec.length + text.length + empty.length);
+  stream.set([0x55, 0x32, 0x51, 0x31]);
+  stream.set(rec, 4);
+  stream.set(text, 4 + rec.length);
+  stream.set(empty, 4 + rec.length + text.length);
+  stream.set(rec, 4 + rec.length + text.length + empty.length);
+  const read = (bytes: Uint8Array, step: number, max = 1 << 20, preamble = true) => {
+    const got: [number, Uint8Array][] = [];
+    const done = readRecords(
+      byteStream(bytes, step).getReader({ mode: "byob" }),
+      max,
+      preamble,
+      (k, b) => void got.push([k, b.slice()]),
+    );
+    return done.then((bad) => ({ bad, got }));
+  };
+  for (const step of [1, 3, 4096, 1 << 20]) {
+    const { bad, got } = await read(stream, step);
+    assert.equal(bad, undefined);
+    assert.deepEqual(got.map(([k, b]) => [k, b.length]), [[1, 100_000], [0, 2], [1, 0], [
+      1,
+      100_000,
+    ]]);
+    assert.deepEqual(got[3][1], body);
+    assert.equal(new TextDecoder().decode(got[1][1]), "hi");
+  }
+  // A record cut short by the end of the stream is dropped; the whole ones before it are kept.
+  const cut = await read(stream.subarray(0, stream.length - 1000), 4096);
+  assert.equal(cut.bad, undefined);
+  assert.equal(cut.got.length, 3);
+  const cutHead = await read(stream.subarray(0, 4 + rec.length + 2), 4096);
+  assert.equal(cutHead.got.length, 1);
+  // Too large, a bad preamble, a record its receiver refuses: the stream is refused.
+  assert.equal((await read(stream, 4096, 1000)).bad?.code, 3);
+  assert.equal((await read(rec, 4096)).bad?.code, 2);
+  const refused = await readRecords(
+    byteStream(stream, 4096).getReader({ mode: "byob" }),
+    1 << 20,
+    true,
+    () => "no thanks",
+  );
+  assert.equal(refused?.code, 4);
 });
 
 Deno.test("with the agent's certificate learnt, the client pins it in Deno's TLS; another is refused", async () => {
