@@ -356,15 +356,23 @@ async function runCriu(action: string, args: string[], o: CriuCommonOptions): Pr
   // the signal afterwards. Other actions are safe to kill.
   const killable = action !== "dump" && action !== "pre-dump";
   if (killable) o.signal?.addEventListener("abort", kill, { once: true });
+  // CRIU's forks (a restore's tasks before they become the workload; the orphans of a CRIU
+  // that was killed) inherit its pipes: its end is its exit, not the pipes' end-of-file.
+  const stdout = drain(child.stdout);
+  const stderr = drain(child.stderr);
   try {
-    const out = await child.output();
+    const { code } = await child.status;
+    await Promise.race([
+      Promise.all([stdout.done, stderr.done]),
+      new Promise((r) => setTimeout(r, PIPE_GRACE_MS)),
+    ]);
     const ms = performance.now() - started;
-    if (out.code !== 0 || killed) {
-      const stderr = new TextDecoder().decode(out.stderr).trim();
+    if (code !== 0 || killed) {
+      const err = stderr.text().trim();
       throw new CriuError(
         action,
-        killed ? -1 : out.code,
-        killed ? `killed after ${o.timeoutMs ?? 120_000} ms` : await logTail(logFile, stderr),
+        killed ? -1 : code,
+        killed ? `killed after ${o.timeoutMs ?? 120_000} ms` : await logTail(logFile, err),
         logFile,
       );
     }
@@ -372,7 +380,47 @@ async function runCriu(action: string, args: string[], o: CriuCommonOptions): Pr
   } finally {
     clearTimeout(timer);
     o.signal?.removeEventListener("abort", kill);
+    stdout.cancel();
+    stderr.cancel();
   }
+}
+
+/** How long a CRIU run's output may trail its exit (what its forks hold open is not waited for). */
+const PIPE_GRACE_MS = 200;
+
+/** Collect a child's output stream until its end or {@linkcode Drained.cancel}. */
+interface Drained {
+  done: Promise<void>;
+  text(): string;
+  cancel(): void;
+}
+
+function drain(stream: ReadableStream<Uint8Array>): Drained {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  const done = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      // Keep the last 64 KiB at most: the error text is at its end.
+      chunks.push(value);
+      bytes += value.length;
+      while (bytes > 65_536 && chunks.length > 1) bytes -= chunks.shift()!.length;
+    }
+  })().catch(() => {});
+  return {
+    done,
+    text: () => new TextDecoder().decode(concat(chunks)),
+    cancel: () => void reader.cancel().catch(() => {}),
+  };
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let o = 0;
+  for (const c of chunks) out.set(c, (o += c.length) - c.length);
+  return out;
 }
 
 function spawnDaemon(args: string[], o: CriuCommonOptions): CriuDaemon {
