@@ -93,6 +93,8 @@ export interface ComposedProcess {
   covered: Set<number>;
   /** Read one restored page: `index` into `addresses`. */
   page(index: number): Promise<Uint8Array>;
+  /** The pages image the first `fileCount` pages are read from (a link to the slot file). */
+  pagesFile: string;
 }
 
 /** What {@linkcode composeImages} did. */
@@ -264,6 +266,7 @@ function composedProcess(
     fileCount: fileAddrs.length,
     hashes,
     covered: plan.covered,
+    pagesFile: `${dir}/pages-${pagesId}.img`,
     page: (index) =>
       index < fileAddrs.length
         ? readPageAt(`${dir}/pages-${pagesId}.img`, index)

@@ -32,12 +32,13 @@ import {
   criuRestore,
 } from "../criu/run.ts";
 import { composeImages } from "./lazy_images.ts";
+import { lazyPagesOf, startLocalPageServer } from "./local_page_server.ts";
 import { type LazyCheck, registerLazyCheck, startLazyCheck } from "./lazy_check.ts";
 import { verifyBeforeLazyRestore } from "./verify_lazy.ts";
 import { allowedAreas } from "./page_allowance.ts";
 import { criuVersionOf } from "../criu/probe.ts";
 import type { RestoreContext, RestoreResult } from "./channel.ts";
-import { bootId, isAlive, signalAll, treePids } from "../tracker/proc.ts";
+import { bootId, isAlive, signalAll, startTimes, treePids, waitDead } from "../tracker/proc.ts";
 import { EngineRestoreRequestSchema } from "./contract.ts";
 import { type ImagesChecked, verifyAfterRestore, verifyBeforeRestore } from "./verify.ts";
 
@@ -92,6 +93,7 @@ export async function restoreMigration(
   let lazyCheck: LazyCheck | undefined;
   let restoredRoot: number | undefined;
   let tunnel: { localPort: number; close(): Promise<void> } | undefined;
+  let localExpected = 0;
   // Rebuilt images go to tmpfs: CRIU reads them once, right away, on the downtime path.
   const ownScratch = options.scratch === undefined;
   const scratch = req.rebuildPages && !req.lazy
@@ -162,6 +164,36 @@ export async function restoreMigration(
         registerLazyCheck(ctx.migrationId, check, lazyDaemon.status, `${dir}/lazy-pages.log`);
       }
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
+    } else if (
+      req.localLazy && req.verify && checked && composed && pages >= LOCAL_LAZY_MIN_PAGES &&
+      (localExpected = await lazyPagesOf(dir, composed)) > 0
+    ) {
+      // A verified lazy restore from the destination's own images: CRIU reads no bulk memory
+      // now; every lazy page is read from its slot, checked against the manifest and only then
+      // placed (local_page_server.ts). A refused page ends the restored copy for good.
+      const criuVersion = await criuVersionOf();
+      lazyCheck = startLocalPageServer({
+        composed,
+        manifest: checked.manifest,
+        expectedPages: localExpected,
+        // No allowance: the manifest holds the hashes of the very bytes sent (the ledger's),
+        // which the slots hold unchanged (the source masked nothing).
+        criuVersion,
+        onMismatch: async () => {
+          if (restoredRoot) await killTreeAndWait(restoredRoot);
+        },
+      });
+      lazyDaemon = criuLazyPages({
+        dir,
+        address: "127.0.0.1",
+        port: lazyCheck.port,
+        timeoutMs: 600_000,
+        dieWithParent: true,
+      });
+      const check = lazyCheck;
+      lazyDaemon.status.finally(() => check.close());
+      registerLazyCheck(ctx.migrationId, check, lazyDaemon.status, `${dir}/lazy-pages.log`);
+      await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     } else if (req.localLazy && !req.verify && req.rebuildPages && pages >= LOCAL_LAZY_MIN_PAGES) {
       // (A verified restore reads the tree back, and remote reads of memory a userfaultfd still
       // owes fail with EIO: filling it first would cost what CRIU's eager read costs.)
@@ -195,7 +227,14 @@ export async function restoreMigration(
     // The tree is stopped: read it back against the manifest (then the agent's own check).
     let verified;
     try {
-      if (req.verify && checked && lazyChecked) {
+      if (req.verify && checked && localExpected > 0) {
+        // The composed images were checked whole (by the hashes of the bytes in each slot); the
+        // lazy pages are checked again as they are placed, the eager ones are read back.
+        const back = await verifyAfterRestore(restored.pid, dir, req.verify, checked, {
+          skipLazy: true,
+        });
+        verified = { ...back, lazyPages: localExpected };
+      } else if (req.verify && checked && lazyChecked) {
         // The lazy pages are not there yet (reading them would fail): they are checked as they
         // arrive; the eager ones were checked in the images.
         verified = {
@@ -268,6 +307,14 @@ async function dropSameKernelState(dir: string): Promise<void> {
 function killTree(root: number): void {
   const pids = treePids(root);
   signalAll(pids, "SIGKILL");
+}
+
+/** Kill a restored tree and wait until none of it is left alive. */
+async function killTreeAndWait(root: number): Promise<void> {
+  const pids = treePids(root);
+  const starts = startTimes(pids);
+  signalAll(pids, "SIGKILL");
+  await waitDead(pids, starts);
 }
 
 /** `dir/images` when the image files live there, else `dir`. */
