@@ -76,6 +76,8 @@ interface Sample {
   verification: unknown;
   /** Post-copy only: what was fetched after the resume, and how it was checked. */
   post_copy?: unknown;
+  /** A verified lazy local restore: the pages placed after the resume, and the fill's time. */
+  local_lazy?: unknown;
 }
 
 requireCriuBinary();
@@ -187,7 +189,7 @@ async function once(
         `${res.precopy_rounds} rounds, ${(res.bytes_sent / 2 ** 20).toFixed(0)} MiB`,
     );
     const { ok, total_ms, downtime_ms, bytes_sent, precopy_rounds, phases } = res;
-    const { verified_pages, verification, post_copy } = res;
+    const { verified_pages, verification, post_copy, local_lazy } = res;
     return {
       ok,
       total_ms,
@@ -198,6 +200,7 @@ async function once(
       verified_pages,
       verification,
       ...(post_copy ? { post_copy } : {}),
+      ...(local_lazy ? { local_lazy } : {}),
     };
   } finally {
     for (const pid of runningCopies(w.out)) Deno.kill(pid, "SIGKILL");

@@ -11,6 +11,10 @@
  * discard its copy, keep CRIU's logs. After the commit the destination owns it: the source copy
  * is ended (and gone) before the destination is told to resume its stopped copy, so no instant
  * has two running copies; a failure there is left to `u2cm recover`, never resolved by guessing.
+ * A verified lazy local restore (the destination still places, and checks, pages after its
+ * resume) is the exception: the stopped source copy is kept — one copy runs, the destination's —
+ * until the destination reports every lazy page matched, and resumed if one was refused (the
+ * destination ended its copy first).
  *
  * @module
  */
@@ -260,7 +264,8 @@ export async function runMigration(
       const why = `the destination refused a page of the lazy restore (${e.message}): it ended ` +
         "its copy; the source runs again";
       record("rolled-back", { error: why, peerCleared: true });
-      throw new MigrationError(why, "committed", true);
+      // Not left to `u2cm recover`: the workload is the source's again, as after a rollback.
+      throw new MigrationError(why, "rolled-back", true);
     }
   }
 

@@ -347,6 +347,19 @@ export function registerLazyCheck(
 }
 
 /**
+ * The end of migration `id`'s running check (its figures once the daemon's session ended);
+ * undefined when this process runs none for it.
+ *
+ * @example
+ * ```ts
+ * lazyCheckDone("m1")?.then((s) => s.mismatch && console.log("refused:", s.mismatch));
+ * ```
+ */
+export function lazyCheckDone(id: string): Promise<LazyCheckStats> | undefined {
+  return running.get(id)?.check.done;
+}
+
+/**
  * The report of migration `id`'s post-copy check, waiting up to `waitMs` for the daemon's
  * session and exit; undefined when this process ran no check for it.
  *

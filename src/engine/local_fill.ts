@@ -21,7 +21,10 @@ export interface LocalLazyReport {
   checkedPages: number;
   /** Page requests of the daemon (faults and background fetches). */
   requests: number;
-  /** Faults of the running tree the daemon served, when the destination counted them. */
+  /**
+   * Faults of the running tree the daemon served, when the destination counted them (its
+   * daemon logs warnings only: not counted, undefined).
+   */
   faults?: number;
   /** Milliseconds from the resume until the destination reported the fill complete. */
   fillMs: number;
@@ -70,7 +73,6 @@ export async function awaitLocalFill(
         lazyPages,
         checkedPages: report.checkedPages,
         requests: report.requests,
-        faults: report.faults,
         fillMs: performance.now() - resumedAt,
       };
     }

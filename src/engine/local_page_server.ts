@@ -27,11 +27,13 @@
  */
 import { decodePagemap, PAGE_SIZE, PE_LAZY, PE_PARENT, PE_PRESENT } from "../criu/images/mod.ts";
 import { pageServerIovBytes, PS_IOV_CLOSE } from "../criu/page_server.ts";
+import { type CriuDaemon, criuLazyPages } from "../criu/run.ts";
 import {
   checkPages,
   ExactReader,
   type LazyCheck,
   type LazyCheckStats,
+  registerLazyCheck,
   writeAll,
 } from "./lazy_check.ts";
 import type { ComposeResult } from "./lazy_images.ts";
@@ -235,4 +237,43 @@ export async function lazyPagesOf(dir: string, composed: ComposeResult): Promise
     }
   }
   return n;
+}
+
+/** Options of {@linkcode startVerifiedLocalLazy}. */
+export interface VerifiedLocalLazyOptions extends LocalPageServerOptions {
+  /** The migration (its check is registered under this id for the drain report). */
+  migrationId: string;
+  /** The restore's images directory (the daemon's `-D`). */
+  dir: string;
+}
+
+/**
+ * Start the server and, pointed at it, `criu lazy-pages --page-server` on the images in `dir`
+ * (tied to this process: without the server the daemon has nothing to serve); the check is
+ * registered for the drain report (lazy_check.ts `lazyCheckReport`). The caller waits for the
+ * daemon's socket before `criu restore --lazy-pages`.
+ *
+ * @example
+ * ```ts
+ * const { check, daemon } = startVerifiedLocalLazy({ migrationId, dir, composed, manifest, expectedPages });
+ * ```
+ */
+export function startVerifiedLocalLazy(
+  options: VerifiedLocalLazyOptions,
+): { check: LazyCheck; daemon: CriuDaemon } {
+  const check = startLocalPageServer(options);
+  const daemon = criuLazyPages({
+    dir: options.dir,
+    address: "127.0.0.1",
+    port: check.port,
+    timeoutMs: 600_000,
+    dieWithParent: true,
+    // Warnings only: logging every request and fault (-v4) slows the daemon so much that the
+    // running tree faults far more often, and every fault shrinks the background fetch back to
+    // 64 KiB (criu/uffd.c update_xfer_len): 10× the requests, 3× the fill time of 512 MiB here.
+    extraArgs: ["-v2"],
+  });
+  daemon.status.finally(() => check.close());
+  registerLazyCheck(options.migrationId, check, daemon.status, `${options.dir}/lazy-pages.log`);
+  return { check, daemon };
 }

@@ -3,9 +3,10 @@
  * source sent (its pagemap, sent as a file, lists which pages in which order) — or, for a
  * scan-and-copy (`localLazy`), read the store's own pages images in place (lazy_images.ts) and
  * check that composed layout against the manifest — then run `criu restore --leave-stopped`
- * (CRIU dies with its agent; with `localLazy`, no manifest and a big tree, `--lazy-pages` from
- * those local images through a local `criu lazy-pages` daemon) and check the restored tree
- * before reporting it ready. The tree runs only when the source commits (destination.ts
+ * (CRIU dies with its agent; with `localLazy` and a big tree, `--lazy-pages` from those local
+ * images through a local `criu lazy-pages` daemon — with a manifest, served by a loopback page
+ * server that checks each page before it is placed, local_page_server.ts) and check the
+ * restored tree before reporting it ready. The tree runs only when the source commits (destination.ts
  * resumes it).
  * Nothing it writes leaves the migration's directory and its own scratch directory.
  *
@@ -32,7 +33,7 @@ import {
   criuRestore,
 } from "../criu/run.ts";
 import { composeImages } from "./lazy_images.ts";
-import { lazyPagesOf, startLocalPageServer } from "./local_page_server.ts";
+import { lazyPagesOf, startVerifiedLocalLazy } from "./local_page_server.ts";
 import { type LazyCheck, registerLazyCheck, startLazyCheck } from "./lazy_check.ts";
 import { verifyBeforeLazyRestore } from "./verify_lazy.ts";
 import { allowedAreas } from "./page_allowance.ts";
@@ -171,28 +172,17 @@ export async function restoreMigration(
       // A verified lazy restore from the destination's own images: CRIU reads no bulk memory
       // now; every lazy page is read from its slot, checked against the manifest and only then
       // placed (local_page_server.ts). A refused page ends the restored copy for good.
-      const criuVersion = await criuVersionOf();
-      lazyCheck = startLocalPageServer({
+      ({ check: lazyCheck, daemon: lazyDaemon } = startVerifiedLocalLazy({
+        migrationId: ctx.migrationId,
+        dir,
         composed,
         manifest: checked.manifest,
         expectedPages: localExpected,
-        // No allowance: the manifest holds the hashes of the very bytes sent (the ledger's),
-        // which the slots hold unchanged (the source masked nothing).
-        criuVersion,
+        criuVersion: await criuVersionOf(),
         onMismatch: async () => {
           if (restoredRoot) await killTreeAndWait(restoredRoot);
         },
-      });
-      lazyDaemon = criuLazyPages({
-        dir,
-        address: "127.0.0.1",
-        port: lazyCheck.port,
-        timeoutMs: 600_000,
-        dieWithParent: true,
-      });
-      const check = lazyCheck;
-      lazyDaemon.status.finally(() => check.close());
-      registerLazyCheck(ctx.migrationId, check, lazyDaemon.status, `${dir}/lazy-pages.log`);
+      }));
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     } else if (req.localLazy && !req.verify && req.rebuildPages && pages >= LOCAL_LAZY_MIN_PAGES) {
       // (A verified restore reads the tree back, and remote reads of memory a userfaultfd still
@@ -273,6 +263,11 @@ export async function restoreMigration(
     // Keep CRIU's log for post-mortems and name it in the error.
     const keep = options.keepLog ?? `${ctx.dir}/restore.log`;
     const kept = await Deno.copyFile(`${dir}/restore.log`, keep).then(() => true, () => false);
+    if (localExpected > 0) {
+      // The local lazy daemon's log tells why it left (the page server's side is in `error`).
+      const lazyLog = keep.replace(/restore\.log$/, "lazy-pages.log");
+      if (lazyLog !== keep) await Deno.copyFile(`${dir}/lazy-pages.log`, lazyLog).catch(() => {});
+    }
     const why = cause instanceof CriuError
       ? cause.message.replace(/\(log: [^)]*\)$/, "")
       : `restore failed: ${(cause as Error).message}`;

@@ -189,6 +189,12 @@ Deno.test("verified lazy local restore: a big scan-and-copy tree restores lazily
     // The stopped source copy was kept until the fill was verified, then ended.
     assert.ok(await waitGone(w.pid, 5000), "source still exists");
     assert.ok(isAlive(restored));
+    const rec = channel.destination.list()[0];
+    assert.deepEqual(
+      [rec.phase, rec.fill],
+      ["resumed", undefined],
+      "the fill is not recorded done",
+    );
     await assertMemcheckHealthy(w, restored);
     assert.deepEqual(runningCopies(w.out), [restored], "exactly one copy runs");
   } finally {
@@ -249,6 +255,10 @@ Deno.test("verified lazy local restore: a page tampered in the destination's sto
       },
     );
     assert.ok(tampered > 0, "no slot was tampered with");
+    // The destination recorded the refusal: asked again, it holds nothing of the workload.
+    if (channel.destination.list()[0].phase !== "discarded") {
+      assert.equal(channel.destination.list()[0].fill, "refused");
+    }
     assert.ok(isAlive(w.pid));
     assert.notEqual(processState(w.pid), "T", "the source is still stopped");
     // The destination's copy may have run a moment before the refused page: it wrote its ticks
