@@ -38,6 +38,8 @@ export interface ImageLayout {
   ascending: ArrayLike<number>;
   /** The hash of what slot i holds (16 bytes each), for every slot of the file. */
   hashOfSlot(slot: number): Uint8Array;
+  /** The hashes of slots 0 … count - 1, in order (a view: copy it to keep it). */
+  slotHashes?(count: number): Uint8Array;
   /**
    * Whether slot i was patched after its first arrival: its page was sent again, dirtied while
    * pre-copy ran (the workload's working set). @default never
@@ -120,6 +122,7 @@ export class PagesImage {
       ascending: p.addresses.slice(0, p.ascending),
       hashOfSlot: (slot) => p.hashes.subarray(slot * HASH, (slot + 1) * HASH),
       rewritten: (slot) => p.rewritten[slot] === 1,
+      slotHashes: (count) => p.hashes.subarray(0, count * HASH),
     };
   }
 

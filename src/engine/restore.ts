@@ -6,8 +6,8 @@
  * (CRIU dies with its agent; with `localLazy` and a big tree, `--lazy-pages` from those local
  * images through a local `criu lazy-pages` daemon — with a manifest, served by a loopback page
  * server that checks each page before it is placed, local_page_server.ts) and check the
- * restored tree before reporting it ready. The tree runs only when the source commits (destination.ts
- * resumes it).
+ * restored tree before reporting it ready. The tree runs only when the source commits
+ * (destination.ts resumes it).
  * Nothing it writes leaves the migration's directory and its own scratch directory.
  *
  * @module
