@@ -11,6 +11,7 @@ import { processStartTime, processState, signalAll, treePids } from "../tracker/
 import type { RestoreContext, RestoreResult } from "./channel.ts";
 import { KEEP_RECORDS, writeRecord } from "./journal.ts";
 import { lazyCheckDone } from "./lazy_check.ts";
+import { releaseLocalFill } from "./local_page_server.ts";
 import { restoreMigration, type RestoreOptions } from "./restore.ts";
 
 /** Phases of an incoming migration's record. */
@@ -147,6 +148,7 @@ export class Destination {
         // Not fsync'd: after a power failure the copy is gone anyway, and after a crash the page
         // cache holds it; a `ready` record of a running copy is only ever told to resume.
         if (rec.phase === "ready") this.#write({ ...rec, phase: "resumed" }, false);
+        releaseLocalFill(id); // a verified lazy local restore's fill goes on now
         resumeTree(rec);
         return { state: "resumed", pid };
       }
@@ -210,6 +212,7 @@ export class Destination {
   #discard(rec: IncomingRecord, reason: string): void {
     if (rec.pids) killTree(rec);
     else if (rec.scratch) killFromPidfile(`${rec.scratch}/restored.pid`);
+    releaseLocalFill(rec.id); // its daemon then sees the tree gone and ends its session
     if (rec.scratch) killFromPidfile(`${rec.scratch}/lazy-pages.pid`); // a local lazy restore's
     if (rec.scratch) removeDirSync(rec.scratch);
     this.#write({ ...rec, phase: "discarded", reason, scratch: undefined });

@@ -65,11 +65,24 @@ export interface LocalPageServerOptions {
   onMismatch?: (why: string) => void | Promise<void>;
 }
 
+/** A running local page server: a {@linkcode LazyCheck} whose serving can be held. */
+export interface LocalPageServer extends LazyCheck {
+  /**
+   * Answer no further request until {@linkcode LocalPageServer.release}: once the restore
+   * returned, the tree is stopped and only the daemon's background fetches come, which would
+   * compete with the rest of the freeze (the read-back, the answer, the resume) for this
+   * process's time.
+   */
+  hold(): void;
+  /** Serve again (the tree resumes and faults). */
+  release(): void;
+}
+
 /**
  * Start the server on a free loopback port; it serves the daemon's one session. The slot files
  * are opened now (the restore's directory may be removed once the restore returned).
  */
-export function startLocalPageServer(options: LocalPageServerOptions): LazyCheck {
+export function startLocalPageServer(options: LocalPageServerOptions): LocalPageServer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   const iovBytes = pageServerIovBytes(options.criuVersion);
@@ -108,6 +121,7 @@ export function startLocalPageServer(options: LocalPageServerOptions): LazyCheck
       .then(() => void (stats.mismatch = why));
   };
   const lookups = new Map<number, Map<number, number>>();
+  let held: PromiseWithResolvers<void> | undefined;
   const done = (async () => {
     try {
       try {
@@ -148,6 +162,8 @@ export function startLocalPageServer(options: LocalPageServerOptions): LazyCheck
           refuse(`a request of ${nr} pages`);
           break;
         }
+        if (held) await held.promise;
+        if (refused) break;
         const answer = new Uint8Array(iovBytes + nr * PAGE_SIZE);
         const data = answer.subarray(iovBytes);
         const missing = readSlots(files.get(pid), pid, vaddr, nr, data);
@@ -178,7 +194,47 @@ export function startLocalPageServer(options: LocalPageServerOptions): LazyCheck
     await refusing;
     return stats;
   })();
-  return { port, stats: () => ({ ...stats }), done, close: closeAll };
+  const release = () => {
+    held?.resolve();
+    held = undefined;
+  };
+  return {
+    port,
+    stats: () => ({ ...stats }),
+    done,
+    close: () => {
+      closeAll();
+      release();
+    },
+    hold: () => void (held ??= Promise.withResolvers()),
+    release,
+  };
+}
+
+/** Held servers of this process, by migration id (the destination releases them at resume). */
+const heldServers = new Map<string, LocalPageServer>();
+
+/**
+ * Hold migration `id`'s local page server until {@linkcode releaseLocalFill} (the restore
+ * returned; the tree is stopped until its resume).
+ *
+ * @example
+ * ```ts
+ * holdLocalFill("m1", server); // … destination.ts at resume: releaseLocalFill("m1")
+ * ```
+ */
+export function holdLocalFill(id: string, server: LocalPageServer): void {
+  server.hold();
+  heldServers.set(id, server);
+  server.done.finally(() => {
+    if (heldServers.get(id) === server) heldServers.delete(id);
+  });
+}
+
+/** Let migration `id`'s held local page server serve again (no-op when none is held). */
+export function releaseLocalFill(id: string): void {
+  heldServers.get(id)?.release();
+  heldServers.delete(id);
 }
 
 /**
@@ -260,7 +316,7 @@ export interface VerifiedLocalLazyOptions extends LocalPageServerOptions {
  */
 export function startVerifiedLocalLazy(
   options: VerifiedLocalLazyOptions,
-): { check: LazyCheck; daemon: CriuDaemon } {
+): { check: LocalPageServer; daemon: CriuDaemon } {
   const check = startLocalPageServer(options);
   const daemon = criuLazyPages({
     dir: options.dir,

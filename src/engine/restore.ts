@@ -33,7 +33,12 @@ import {
   criuRestore,
 } from "../criu/run.ts";
 import { composeImages } from "./lazy_images.ts";
-import { lazyPagesOf, startVerifiedLocalLazy } from "./local_page_server.ts";
+import {
+  holdLocalFill,
+  lazyPagesOf,
+  type LocalPageServer,
+  startVerifiedLocalLazy,
+} from "./local_page_server.ts";
 import { type LazyCheck, registerLazyCheck, startLazyCheck } from "./lazy_check.ts";
 import { verifyBeforeLazyRestore } from "./verify_lazy.ts";
 import { allowedAreas } from "./page_allowance.ts";
@@ -95,6 +100,7 @@ export async function restoreMigration(
   let restoredRoot: number | undefined;
   let tunnel: { localPort: number; close(): Promise<void> } | undefined;
   let localExpected = 0;
+  let localServer: LocalPageServer | undefined;
   // Rebuilt images go to tmpfs: CRIU reads them once, right away, on the downtime path.
   const ownScratch = options.scratch === undefined;
   const scratch = req.rebuildPages && !req.lazy
@@ -172,7 +178,7 @@ export async function restoreMigration(
       // A verified lazy restore from the destination's own images: CRIU reads no bulk memory
       // now; every lazy page is read from its slot, checked against the manifest and only then
       // placed (local_page_server.ts). A refused page ends the restored copy for good.
-      ({ check: lazyCheck, daemon: lazyDaemon } = startVerifiedLocalLazy({
+      ({ check: localServer, daemon: lazyDaemon } = startVerifiedLocalLazy({
         migrationId: ctx.migrationId,
         dir,
         composed,
@@ -183,6 +189,7 @@ export async function restoreMigration(
           if (restoredRoot) await killTreeAndWait(restoredRoot);
         },
       }));
+      lazyCheck = localServer;
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     } else if (req.localLazy && !req.verify && req.rebuildPages && pages >= LOCAL_LAZY_MIN_PAGES) {
       // (A verified restore reads the tree back, and remote reads of memory a userfaultfd still
@@ -206,6 +213,9 @@ export async function restoreMigration(
       dieWithParent: true,
     });
     restoredRoot = restored.pid;
+    // Until the resume the tree is stopped: the daemon's background fetches wait (the read-back
+    // and the answer come first); destination.ts releases them at the resume.
+    if (localServer) holdLocalFill(ctx.migrationId, localServer);
     if (!isAlive(restored.pid)) {
       return { ok: false, error: `restored pid ${restored.pid} is not alive` };
     }

@@ -13,6 +13,7 @@ import { createPolicy } from "../../src/policy/mod.ts";
 import { resultOf } from "../../src/cli/migrate_result.ts";
 import { assertMemcheckHealthy, requireCriuBinary, startMemcheck } from "../criu/support.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
+import { makeNodes, migrateTo, u2cm } from "./support/agents.ts";
 
 const P = 4096;
 const LAZY = { softDirty: false, lazy: true };
@@ -273,5 +274,38 @@ Deno.test("verified lazy local restore: a page tampered in the destination's sto
     channel.close();
     await w.stop();
     for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
+  }
+});
+
+Deno.test("verified lazy local restore between two agents: u2cm migrate ends ok only once every lazy page was checked at the destination", async () => {
+  requireCriuBinary();
+  const nodes = await makeNodes();
+  const agent = await nodes.startB();
+  const w = await startMemcheck(["--mib", "96", "--hot-mib", "4", "--write-pages", "256"]);
+  let dest = 0;
+  try {
+    await w.waitFor(/^tick 5 /);
+    const r = await u2cm([
+      ...migrateTo(w.pid),
+      ...["--policy", "u2c", "--format", "json", "--state-dir", nodes.a],
+    ]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const result = JSON.parse(r.stdout);
+    dest = result.dest_pid;
+    assert.equal(result.ok, true);
+    const lazy = result.verification?.lazy_pages;
+    assert.ok(lazy >= LOCAL_LAZY_MIN_PAGES, JSON.stringify(result.verification));
+    assert.equal(result.local_lazy?.checked_pages, lazy, JSON.stringify(result.local_lazy));
+    assert.equal(result.local_lazy?.lazy_pages, lazy);
+    assert.ok(result.local_lazy.fill_ms >= 0 && result.local_lazy.requests > 0);
+    assert.ok(await waitGone(w.pid, 5000), "source still exists");
+    await assertMemcheckHealthy(w, dest);
+    assert.deepEqual(runningCopies(w.out), [dest], "exactly one copy runs");
+  } finally {
+    if (dest && isAlive(dest)) Deno.kill(dest, "SIGKILL");
+    await w.stop();
+    await agent.stop();
+    nodes.cleanup();
+    Deno.removeSync(w.dir, { recursive: true });
   }
 });
