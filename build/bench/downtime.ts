@@ -95,6 +95,8 @@ interface Sample {
   post_copy?: unknown;
   /** With U2CM_BENCH_REPEAT: every run's downtime (the sample is the median one). */
   downtime_runs_ms?: number[];
+  /** A verified lazy local restore: the pages placed after the resume, and the fill's time. */
+  local_lazy?: unknown;
 }
 
 requireCriuBinary();
@@ -246,7 +248,7 @@ async function once(
         `${res.precopy_rounds} rounds, ${(res.bytes_sent / 2 ** 20).toFixed(0)} MiB`,
     );
     const { ok, total_ms, downtime_ms, bytes_sent, precopy_rounds, phases } = res;
-    const { verified_pages, verification, post_copy } = res;
+    const { verified_pages, verification, post_copy, local_lazy } = res;
     return {
       ok,
       total_ms,
@@ -257,6 +259,7 @@ async function once(
       verified_pages,
       verification,
       ...(post_copy ? { post_copy } : {}),
+      ...(local_lazy ? { local_lazy } : {}),
     };
   } finally {
     for (const pid of runningCopies(w.out)) Deno.kill(pid, "SIGKILL");

@@ -36,6 +36,11 @@ export interface MigrateResult {
    */
   post_copy?: PostCopyResult;
   /**
+   * A verified lazy local restore (scan-and-copy with a big tree): the pages placed after the
+   * resume from the destination's own images, each checked against the manifest first.
+   */
+  local_lazy?: LocalLazyResult;
+  /**
    * The container migrated (`--container`): name, ID, runtime, image, and whether the image had
    * to be sent (the destination lacked it).
    */
@@ -56,6 +61,11 @@ export interface VerificationResult {
   /** Milliseconds the image check and the read-back took (part of restore_ms). */
   image_ms: number;
   read_back_ms: number;
+  /**
+   * Pages left lazy by a verified lazy local restore, each checked as it was placed after the
+   * resume (`local_lazy`); absent when none were.
+   */
+  lazy_pages?: number;
 }
 
 /** The `post_copy` object of the JSON result. */
@@ -72,6 +82,20 @@ export interface PostCopyResult {
   link_risk: string;
   /** Milliseconds from the resume until the last lazy page was served. */
   drain_ms: number | null;
+}
+
+/** The `local_lazy` object of the JSON result. */
+export interface LocalLazyResult {
+  /** Pages the restore left to the destination's lazy-pages daemon. */
+  lazy_pages: number;
+  /** Of them, pages placed after matching the manifest (all of them: otherwise not ok). */
+  checked_pages: number;
+  /** Page requests of the daemon (faults and background fetches). */
+  requests: number;
+  /** Faults of the running tree the daemon served, when counted. */
+  faults: number | null;
+  /** Milliseconds from the resume until the fill was reported complete (inside total_ms). */
+  fill_ms: number;
 }
 
 /** The `compression` object of the JSON result. */
@@ -134,8 +158,20 @@ export function resultOf(o: MigrationOutcome): MigrateResult {
         read_back_pages: o.verified.readBackPages,
         image_ms: o.verified.imageMs,
         read_back_ms: o.verified.readBackMs,
+        ...(o.verified.lazyPages !== undefined ? { lazy_pages: o.verified.lazyPages } : {}),
       }
       : null,
+    ...(o.localLazy
+      ? {
+        local_lazy: {
+          lazy_pages: o.localLazy.lazyPages,
+          checked_pages: o.localLazy.checkedPages,
+          requests: o.localLazy.requests,
+          faults: o.localLazy.faults ?? null,
+          fill_ms: Math.round(o.localLazy.fillMs),
+        },
+      }
+      : {}),
     ...(o.postCopy
       ? {
         post_copy: {

@@ -153,6 +153,13 @@ export const VerificationSchema = z.object({
   imageMs: z.number().min(0).max(86_400_000),
   /** Milliseconds the read-back took. */
   readBackMs: z.number().min(0).max(86_400_000),
+  /**
+   * A verified lazy restore from the destination's own images (local_page_server.ts): pages
+   * left to its lazy-pages daemon, each checked against the manifest as it is placed. The
+   * source calls the migration verified only once the destination's drain report says every
+   * one of them matched. Absent: no page was left lazy.
+   */
+  lazyPages: z.number().int().min(0).max(MAX_MANIFEST_PAGES).optional(),
 }).strict();
 
 /** A verification report. */

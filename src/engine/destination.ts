@@ -10,6 +10,8 @@
 import { processStartTime, processState, signalAll, treePids } from "../tracker/proc.ts";
 import type { RestoreContext, RestoreResult } from "./channel.ts";
 import { KEEP_RECORDS, writeRecord } from "./journal.ts";
+import { lazyCheckDone } from "./lazy_check.ts";
+import { releaseLocalFill } from "./local_page_server.ts";
 import { restoreMigration, type RestoreOptions } from "./restore.ts";
 
 /** Phases of an incoming migration's record. */
@@ -39,6 +41,12 @@ export interface IncomingRecord {
   updatedAt: string;
   /** Why it was discarded. */
   reason?: string;
+  /**
+   * A verified lazy local restore's fill (local_page_server.ts): `pending` until every lazy page
+   * was placed and matched, `refused` once a page was refused (the copy was ended; a query then
+   * answers `discarded`, so the source knows the workload is its own again).
+   */
+  fill?: "pending" | "refused";
 }
 
 /** The answer to a resolve request. */
@@ -116,12 +124,15 @@ export class Destination {
     }
     const pids = treePids(result.pid);
     rec = { ...rec, scratch: undefined, pids, starts: pids.map((p) => processStartTime(p) ?? 0) };
+    const filling = (result.verified?.lazyPages ?? 0) > 0;
+    if (filling) rec = { ...rec, fill: "pending" };
     try {
       // Not fsync'd (it is on the downtime path, ~2–9 ms): the record only has to outlive this
       // agent, and the page cache keeps it across the agent's crash; a power failure or kernel
       // crash ends the restored copy with it, so a durable `ready` of a copy that is gone would
       // only be discarded at the restart (`the ready copy vanished`), as a lost one is.
       this.#write({ ...rec, phase: "ready" }, false);
+      if (filling) this.#watchFill(ctx.migrationId);
     } catch (e) {
       this.#discard(rec, `could not record the ready copy: ${(e as Error).message}`);
       return { ok: false, error: `could not record the ready copy: ${(e as Error).message}` };
@@ -141,10 +152,15 @@ export class Destination {
         // Not fsync'd: after a power failure the copy is gone anyway, and after a crash the page
         // cache holds it; a `ready` record of a running copy is only ever told to resume.
         if (rec.phase === "ready") this.#write({ ...rec, phase: "resumed" }, false);
+        releaseLocalFill(id); // a verified lazy local restore's fill goes on now
         resumeTree(rec);
         return { state: "resumed", pid };
       }
       return { state: rec.phase, error: `cannot resume a migration that is ${rec.phase}` };
+    }
+    if (rec.fill === "refused") {
+      // The copy here was ended on a refused page: for the source, nothing is held.
+      return { state: "discarded", error: rec.reason ?? "a lazy page was refused" };
     }
     if (action === "discard") {
       if (rec.phase === "resumed") {
@@ -164,7 +180,11 @@ export class Destination {
     const waiting: IncomingRecord[] = [];
     for (const rec of this.#list()) {
       if (rec.phase === "restoring") this.#discard(rec, "the agent restarted mid-restore");
-      else if (rec.phase === "resumed") resumeTree(rec);
+      else if (rec.fill === "pending" && (rec.phase === "ready" || rec.phase === "resumed")) {
+        // Its lazy pages were served by this agent's page server, gone with it: the copy's
+        // memory can never be completed (the source kept its own stopped copy).
+        this.#discard(rec, "the agent restarted before the lazy fill was verified");
+      } else if (rec.phase === "resumed") resumeTree(rec);
       else if (rec.phase === "ready") {
         if (aliveCopy(rec)) waiting.push(rec);
         else this.#write({ ...rec, phase: "discarded", reason: "the ready copy vanished" });
@@ -179,9 +199,24 @@ export class Destination {
     return this.#list();
   }
 
+  /** Record the end of a lazy fill: done (the field goes), or refused. */
+  #watchFill(id: string): void {
+    lazyCheckDone(id)?.then((stats) => {
+      const now = this.#read(id);
+      if (!now || now.fill !== "pending") return;
+      try {
+        if (stats.mismatch) {
+          killTree(now); // already ended by the restore's check; never leave it running
+          this.#write({ ...now, fill: "refused", reason: `refused: ${stats.mismatch}` });
+        } else this.#write({ ...now, fill: undefined });
+      } catch { /* the record stays pending: a restart discards the copy */ }
+    });
+  }
+
   #discard(rec: IncomingRecord, reason: string): void {
     if (rec.pids) killTree(rec);
     else if (rec.scratch) killFromPidfile(`${rec.scratch}/restored.pid`);
+    releaseLocalFill(rec.id); // its daemon then sees the tree gone and ends its session
     if (rec.scratch) killFromPidfile(`${rec.scratch}/lazy-pages.pid`); // a local lazy restore's
     if (rec.scratch) removeDirSync(rec.scratch);
     this.#write({ ...rec, phase: "discarded", reason, scratch: undefined });

@@ -11,6 +11,10 @@
  * discard its copy, keep CRIU's logs. After the commit the destination owns it: the source copy
  * is ended (and gone) before the destination is told to resume its stopped copy, so no instant
  * has two running copies; a failure there is left to `u2cm recover`, never resolved by guessing.
+ * A verified lazy local restore (the destination still places, and checks, pages after its
+ * resume) is the exception: the stopped source copy is kept — one copy runs, the destination's —
+ * until the destination reports every lazy page matched, and resumed if one was refused (the
+ * destination ended its copy first).
  *
  * @module
  */
@@ -21,6 +25,7 @@ import { scanAndCopy } from "./final_scan_copy.ts";
 import { stopAndCopy } from "./final_stop_copy.ts";
 import type { Verification } from "./contract.ts";
 import { pauseAt } from "./failpoint.ts";
+import { awaitLocalFill, FillRefused, type LocalLazyReport } from "./local_fill.ts";
 import { accountDowntime, freezePathOf } from "./freeze_path.ts";
 import { MigrationJournal, type MigrationRecord } from "./journal.ts";
 import { LedgerChannel, PageLedger } from "./ledger.ts";
@@ -181,20 +186,32 @@ export async function runMigration(
     // The commit point: from this record on, the destination owns the workload.
     ctx.onProgress?.({ kind: "phase", phase: "commit" });
     commitAt = performance.now();
-    record("committed", { destPid });
+    record("committed", {
+      destPid,
+      ...(verified?.lazyPages ? { lazyFill: verified.lazyPages } : {}),
+    });
   } catch (e) {
     const failedIn = phase;
     const why = await rollback(e);
     if (!channel) throw e; // the channel never opened: the peer's error says it best
     throw new MigrationError(`${what(failedIn)} failed: ${why}`, failedIn, true);
   }
-  // Phase two: the source copy is ended, then the destination resumes the tree.
+  // Phase two: the source copy is ended, then the destination resumes the tree. A verified lazy
+  // local restore still places (and checks) pages after the resume: the stopped source copy is
+  // kept until every one matched (one copy runs, the destination's), then ended.
+  const fillPages = verified?.lazyPages ?? 0;
   try {
-    await endSource(ctx.pid, sourcePids, sourceStarts, ownPidNs);
+    if (fillPages === 0) await endSource(ctx.pid, sourcePids, sourceStarts, ownPidNs);
     await resumeAtDestination(channel, ctx.resumeTimeoutMs ?? 30_000);
-    const downtimeMs = performance.now() - freezeAt;
-    accountDowntime(frozen.phases, downtimeMs, performance.now() - commitAt);
+    const resumedAt = performance.now();
+    const downtimeMs = resumedAt - freezeAt;
+    accountDowntime(frozen.phases, downtimeMs, resumedAt - commitAt);
     ctx.onProgress?.({ kind: "phase", phase: "done" });
+    let localLazy: LocalLazyReport | undefined;
+    if (fillPages > 0) {
+      localLazy = await awaitFill(fillPages, resumedAt);
+      await endSource(ctx.pid, sourcePids, sourceStarts, ownPidNs);
+    }
     let fetched: PostCopyReport | undefined;
     try {
       fetched = (await frozen.drain()) ?? undefined;
@@ -217,6 +234,7 @@ export async function runMigration(
       lazyPages: frozen.lazyPages,
       ...(verified ? { verified } : {}),
       ...(fetched ? { postCopy: fetched } : {}),
+      ...(localLazy ? { localLazy } : {}),
     };
   } catch (e) {
     if (e instanceof MigrationError) throw e;
@@ -226,6 +244,29 @@ export async function runMigration(
     throw new MigrationError(why, "committed", false);
   } finally {
     await removeScratch(scratch);
+  }
+
+  /**
+   * Wait for the destination's fill of a verified lazy local restore. A refused page: the
+   * destination ended its copy before saying so, so the source runs again (recorded).
+   */
+  async function awaitFill(pages: number, resumedAt: number): Promise<LocalLazyReport> {
+    try {
+      return await awaitLocalFill(channel!, pages, resumedAt);
+    } catch (e) {
+      if (!(e instanceof FillRefused)) {
+        const why = `committed, but the lazy restore's fill was not verified: ${e}; the ` +
+          "destination runs the copy, the source copy is kept stopped for 'u2cm recover'";
+        journal?.update({ error: why });
+        throw new MigrationError(why, "committed", false);
+      }
+      signalSame(sourcePids, sourceStarts, "SIGCONT");
+      const why = `the destination refused a page of the lazy restore (${e.message}): it ended ` +
+        "its copy; the source runs again";
+      record("rolled-back", { error: why, peerCleared: true });
+      // Not left to `u2cm recover`: the workload is the source's again, as after a rollback.
+      throw new MigrationError(why, "rolled-back", true);
+    }
   }
 
   /**

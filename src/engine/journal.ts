@@ -44,6 +44,12 @@ export interface MigrationRecord {
   scratchDir?: string;
   /** Processes the final phase left running (a lazy dump's page server) and their start times. */
   helpers?: { pids: number[]; starts: number[] };
+  /**
+   * A verified lazy local restore: pages the destination places (each checked) after its resume.
+   * Until it reports them all matched, the stopped source copy is kept: a refused page leaves
+   * the workload to the source (recover.ts).
+   */
+  lazyFill?: number;
   /** Whether the destination confirmed it dropped everything of a rolled-back migration. */
   peerCleared?: boolean;
   /** CRIU logs of a failed migration, kept under the state dir. */

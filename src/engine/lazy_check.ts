@@ -232,8 +232,17 @@ async function relayAnswers(
   }
 }
 
-/** Undefined when every page matches its manifest hash, else why not. */
-function checkPages(
+/**
+ * Undefined when every page of `data` (process `pid`, from `vaddr` on) matches its manifest
+ * hash, else why not; `lookups` caches each process's address index between calls. Shared with
+ * the local page server (local_page_server.ts).
+ *
+ * @example
+ * ```ts
+ * const why = checkPages(manifest, allowance.get(pid) ?? [], new Map(), pid, vaddr, data);
+ * ```
+ */
+export function checkPages(
   manifest: PageManifest,
   areas: Area[],
   lookups: Map<number, Map<number, number>>,
@@ -266,8 +275,15 @@ function checkPages(
   return undefined;
 }
 
-/** Reads exactly n bytes at a time from a connection (undefined at a clean end). */
-class ExactReader {
+/**
+ * Reads exactly n bytes at a time from a connection (undefined at a clean end).
+ *
+ * @example
+ * ```ts
+ * const iov = await new ExactReader(conn).read(24);
+ * ```
+ */
+export class ExactReader {
   #buf = new Uint8Array(1 << 16);
   #start = 0;
   #end = 0;
@@ -297,7 +313,8 @@ class ExactReader {
   }
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+/** Write all of `bytes` to `conn`. @example `await writeAll(conn, iov);` */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }
@@ -327,6 +344,19 @@ export function registerLazyCheck(
       if (running.get(id) === entry) running.delete(id);
     }, 60_000);
   });
+}
+
+/**
+ * The end of migration `id`'s running check (its figures once the daemon's session ended);
+ * undefined when this process runs none for it.
+ *
+ * @example
+ * ```ts
+ * lazyCheckDone("m1")?.then((s) => s.mismatch && console.log("refused:", s.mismatch));
+ * ```
+ */
+export function lazyCheckDone(id: string): Promise<LazyCheckStats> | undefined {
+  return running.get(id)?.check.done;
 }
 
 /**

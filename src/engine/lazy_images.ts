@@ -93,6 +93,8 @@ export interface ComposedProcess {
   covered: Set<number>;
   /** Read one restored page: `index` into `addresses`. */
   page(index: number): Promise<Uint8Array>;
+  /** The pages image the first `fileCount` pages are read from (a link to the slot file). */
+  pagesFile: string;
 }
 
 /** What {@linkcode composeImages} did. */
@@ -107,7 +109,8 @@ export interface ComposeResult {
 
 /**
  * Lay a final pagemap (runs present, lazy or not, ascending) over a slot file whose leading
- * slots hold `ascending` (strictly ascending addresses). Undefined when the pagemap has runs
+ * slots hold `ascending` (strictly ascending addresses); lazy pages whose slot is `hot` (patched
+ * again while pre-copy ran: the working set) become eager. Undefined when the pagemap has runs
  * in a parent of its own (a pre-dump chain), which this layout cannot express.
  *
  * @example
@@ -120,6 +123,7 @@ export function planProcess(
   pagemap: Pagemap,
   ascending: ArrayLike<number>,
   cover: (addr: number) => Cover = () => undefined,
+  hot: (slot: number) => boolean = () => false,
 ): ProcessPlan | undefined {
   const entries: PagemapEntry[] = [];
   const parent: number[] = [];
@@ -145,8 +149,14 @@ export function planProcess(
     if (
       k + e.nrPages <= usable && ascending[k] === e.vaddr && ascending[k + e.nrPages - 1] === end
     ) {
-      // Ascending unique addresses: the whole run sits in the file, in order.
-      push(e.vaddr, e.nrPages, fileFlags);
+      // Ascending unique addresses: the whole run sits in the file, in order. Its hot slots
+      // are restored eagerly (the resumed tree would fault on them first).
+      if (fileFlags === PE_PRESENT) push(e.vaddr, e.nrPages, fileFlags);
+      else {
+        for (let i = 0; i < e.nrPages; i++) {
+          push(e.vaddr + i * PAGE_SIZE, 1, hot(k + i) ? PE_PRESENT : fileFlags);
+        }
+      }
       k += e.nrPages;
       inFile += e.nrPages;
       continue;
@@ -169,7 +179,7 @@ export function planProcess(
         inFile++;
       }
       if (k < usable && ascending[k] === addr) {
-        push(addr, 1, fileFlags);
+        push(addr, 1, hot(k) ? PE_PRESENT : fileFlags);
         k++;
         inFile++;
       } else {
@@ -178,7 +188,34 @@ export function planProcess(
       }
     }
   }
-  return { entries, parent, inFile, zero, covered };
+  return { entries: splitLazyRuns(entries), parent, inFile, zero, covered };
+}
+
+/**
+ * Pages one lazy run may hold at most. CRIU's lazy-pages daemon (4.1) keeps the longest lazy
+ * run's length in an `int` of bytes and allocates a buffer that long (criu/uffd.c
+ * collect_iovs): a run of 2 GiB overflows it and the daemon quits without a word, failing the
+ * restore. Runs are cut into pieces of this many pages (64 MiB) — same pages, more entries.
+ */
+export const MAX_LAZY_RUN_PAGES = 16_384;
+
+/** `entries` with every lazy run cut into runs of at most {@linkcode MAX_LAZY_RUN_PAGES}. */
+function splitLazyRuns(entries: PagemapEntry[]): PagemapEntry[] {
+  if (!entries.some((e) => (e.flags & PE_LAZY) !== 0 && e.nrPages > MAX_LAZY_RUN_PAGES)) {
+    return entries;
+  }
+  const out: PagemapEntry[] = [];
+  for (const e of entries) {
+    if ((e.flags & PE_LAZY) === 0 || e.nrPages <= MAX_LAZY_RUN_PAGES) {
+      out.push(e);
+      continue;
+    }
+    for (let at = 0; at < e.nrPages; at += MAX_LAZY_RUN_PAGES) {
+      const n = Math.min(MAX_LAZY_RUN_PAGES, e.nrPages - at);
+      out.push({ vaddr: e.vaddr + at * PAGE_SIZE, nrPages: n, flags: e.flags });
+    }
+  }
+  return out;
 }
 
 /**
@@ -209,7 +246,9 @@ export async function composeImages(
     const pagemap = decodePagemap(bytes, `pagemap-${p.pid}.img`);
     const layout = image.layout(p.pid);
     const vmas = decodeVmas(await Deno.readFile(`${dir}/mm-${p.pid}.img`));
-    const plan = planProcess(pagemap, layout?.ascending ?? [], coverOf(vmas));
+    // Slots the sender patched again hold the working set: eager, not left to fault on.
+    const hot = layout?.rewritten ?? (() => false);
+    const plan = planProcess(pagemap, layout?.ascending ?? [], coverOf(vmas), hot);
     if (!plan) return undefined;
     // Covered slots of private anonymous memory read as zeros, as that memory does now.
     if (plan.zero.length > 0) {
@@ -257,13 +296,17 @@ function composedProcess(
   }
   const addresses = [...fileAddrs, ...plan.parent];
   const hashes = new Uint8Array(addresses.length * 16);
-  for (let i = 0; i < fileAddrs.length; i++) hashes.set(layout!.hashOfSlot(i), i * 16);
+  // The file's pages are its slots 0 … in order: their hashes are one piece of the layout's.
+  const bulk = layout?.slotHashes?.(fileAddrs.length);
+  if (bulk && bulk.length === fileAddrs.length * 16) hashes.set(bulk);
+  else for (let i = 0; i < fileAddrs.length; i++) hashes.set(layout!.hashOfSlot(i), i * 16);
   hashes.set(parentHashes, fileAddrs.length * 16);
   return {
     addresses,
     fileCount: fileAddrs.length,
     hashes,
     covered: plan.covered,
+    pagesFile: `${dir}/pages-${pagesId}.img`,
     page: (index) =>
       index < fileAddrs.length
         ? readPageAt(`${dir}/pages-${pagesId}.img`, index)

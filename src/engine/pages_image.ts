@@ -22,6 +22,8 @@ interface ProcessImage {
   hashes: Uint8Array;
   /** Address → slot. */
   slots: Map<number, number>;
+  /** 1 for each slot patched after its first arrival (a page the workload kept writing). */
+  rewritten: Uint8Array;
   /** Address of each slot, in slot order. */
   addresses: number[];
   /** How many leading slots hold strictly ascending addresses. */
@@ -36,6 +38,13 @@ export interface ImageLayout {
   ascending: ArrayLike<number>;
   /** The hash of what slot i holds (16 bytes each), for every slot of the file. */
   hashOfSlot(slot: number): Uint8Array;
+  /** The hashes of slots 0 … count - 1, in order (a view: copy it to keep it). */
+  slotHashes?(count: number): Uint8Array;
+  /**
+   * Whether slot i was patched after its first arrival: its page was sent again, dirtied while
+   * pre-copy ran (the workload's working set). @default never
+   */
+  rewritten?(slot: number): boolean;
 }
 
 /**
@@ -87,8 +96,11 @@ export class PagesImage {
           const grown = new Uint8Array(Math.max(p.hashes.length * 2, (slot + 1) * HASH, 4096));
           grown.set(p.hashes);
           p.hashes = grown;
+          const marks = new Uint8Array(grown.length / HASH);
+          marks.set(p.rewritten);
+          p.rewritten = marks;
         }
-      }
+      } else p.rewritten[slot] = 1;
       p.hashes.set(hashes.subarray(i * HASH, (i + 1) * HASH), slot * HASH);
       if (runLen > 0 && slot === runSlot + runLen && i === runFrom + runLen) runLen++;
       else {
@@ -109,6 +121,8 @@ export class PagesImage {
       path: p.path,
       ascending: p.addresses.slice(0, p.ascending),
       hashOfSlot: (slot) => p.hashes.subarray(slot * HASH, (slot + 1) * HASH),
+      rewritten: (slot) => p.rewritten[slot] === 1,
+      slotHashes: (count) => p.hashes.subarray(0, count * HASH),
     };
   }
 
@@ -129,7 +143,15 @@ export class PagesImage {
     if (p) return p;
     const path = `${this.dir}/pages-${pid}.slots`;
     const file = Deno.openSync(path, { read: true, write: true, create: true, truncate: true });
-    p = { file, path, hashes: new Uint8Array(0), slots: new Map(), addresses: [], ascending: 0 };
+    p = {
+      file,
+      path,
+      hashes: new Uint8Array(0),
+      slots: new Map(),
+      rewritten: new Uint8Array(0),
+      addresses: [],
+      ascending: 0,
+    };
     this.#procs.set(pid, p);
     return p;
   }

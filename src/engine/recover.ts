@@ -29,6 +29,7 @@ import { processesWithArg, signalAll, signalSame, startTimes, waitDead } from ".
 import { removeScratch } from "./scratch.ts";
 import { liftThrottle } from "./throttle.ts";
 import type { MigrationPhase } from "./types.ts";
+import type { LazyCheckReport } from "./contract.ts";
 
 /** What the destination says about a migration (see destination.ts). */
 export interface PeerAnswer {
@@ -36,6 +37,8 @@ export interface PeerAnswer {
   state: string;
   /** Why it could not do what was asked. */
   error?: string;
+  /** A query's answer: what the destination's check of the pages placed lazily saw. */
+  lazy?: LazyCheckReport;
 }
 
 /** Asks peer `peer` to query, resume or discard migration `id`; throws when it cannot be reached. */
@@ -169,6 +172,9 @@ async function recoverRecord(
     save({ phase: "rolled-back", peerCleared: true, error });
     return result("rolled-back", "source", false, error);
   }
+  if (rec.lazyFill !== undefined && (held.state === "ready" || held.state === "resumed")) {
+    return await recoverFill(o, rec, held, save, result);
+  }
   if (held.state === "ready" || held.state === "resumed") {
     // End the source copy (gone before the destination's runs), then resume it there.
     signalSame(rec.sourcePids, rec.sourceStarts, "SIGKILL");
@@ -184,6 +190,53 @@ async function recoverRecord(
   }
   save({ error: `committed; the destination is ${held.state}: waiting` });
   return result("committed", "frozen", true, `destination is ${held.state}; try again`);
+}
+
+/**
+ * A committed verified lazy local restore (`lazyFill`): the stopped source copy is kept until the
+ * destination reports every lazy page placed and matched. Refused: the destination ended its
+ * copy, the source runs again. Complete: the source copy is ended. Otherwise it stays pending.
+ */
+async function recoverFill(
+  o: RecoverOptions,
+  rec: MigrationRecord,
+  held: PeerAnswer,
+  save: (change: Partial<MigrationRecord>) => void,
+  result: (
+    phase: MigrationPhase,
+    workload: RecoveredMigration["workload"],
+    pending: boolean,
+    detail: string,
+  ) => RecoveredMigration,
+): Promise<RecoveredMigration> {
+  if (held.state === "ready") {
+    // Never resumed: resume it there, keep the source until its fill is verified.
+    const answer = await ask(o, rec, "resume");
+    if (answer?.state !== "resumed") {
+      save({ error: "committed; the destination did not resume yet: frozen" });
+      return result("committed", "frozen", true, "destination did not confirm the resume yet");
+    }
+    held = (await ask(o, rec, "query")) ?? answer;
+  }
+  const fill = held.lazy;
+  if (fill?.mismatch) {
+    signalSame(rec.sourcePids, rec.sourceStarts, "SIGCONT");
+    const error = `committed, but the destination refused a page of the lazy restore ` +
+      `(${fill.mismatch}) and ended its copy; source resumed`;
+    save({ phase: "rolled-back", peerCleared: true, error });
+    return result("rolled-back", "source", false, error);
+  }
+  if (fill?.closed && fill.checkedPages === rec.lazyFill) {
+    signalSame(rec.sourcePids, rec.sourceStarts, "SIGKILL");
+    await waitDead(rec.sourcePids, rec.sourceStarts ?? startTimes(rec.sourcePids));
+    save({ phase: "done", error: undefined });
+    return result("done", "destination", false, "lazy fill verified; source copy ended");
+  }
+  const why = fill
+    ? `${fill.checkedPages} of ${rec.lazyFill} lazy pages placed so far`
+    : "the destination has no report of its lazy fill";
+  save({ error: `committed; ${why}: the source copy is kept stopped` });
+  return result("committed", "destination", true, `${why}; try again`);
 }
 
 /** Why the last `ask` could not reach its peer (for the record's detail). */

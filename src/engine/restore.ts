@@ -3,10 +3,11 @@
  * source sent (its pagemap, sent as a file, lists which pages in which order) — or, for a
  * scan-and-copy (`localLazy`), read the store's own pages images in place (lazy_images.ts) and
  * check that composed layout against the manifest — then run `criu restore --leave-stopped`
- * (CRIU dies with its agent; with `localLazy`, no manifest and a big tree, `--lazy-pages` from
- * those local images through a local `criu lazy-pages` daemon) and check the restored tree
- * before reporting it ready. The tree runs only when the source commits (destination.ts
- * resumes it).
+ * (CRIU dies with its agent; with `localLazy` and a big tree, `--lazy-pages` from those local
+ * images through a local `criu lazy-pages` daemon — with a manifest, served by a loopback page
+ * server that checks each page before it is placed, local_page_server.ts) and check the
+ * restored tree before reporting it ready. The tree runs only when the source commits
+ * (destination.ts resumes it).
  * Nothing it writes leaves the migration's directory and its own scratch directory.
  *
  * @module
@@ -32,12 +33,18 @@ import {
   criuRestore,
 } from "../criu/run.ts";
 import { composeImages } from "./lazy_images.ts";
+import {
+  holdLocalFill,
+  lazyPagesOf,
+  type LocalPageServer,
+  startVerifiedLocalLazy,
+} from "./local_page_server.ts";
 import { type LazyCheck, registerLazyCheck, startLazyCheck } from "./lazy_check.ts";
 import { verifyBeforeLazyRestore } from "./verify_lazy.ts";
 import { allowedAreas } from "./page_allowance.ts";
 import { criuVersionOf } from "../criu/probe.ts";
 import type { RestoreContext, RestoreResult } from "./channel.ts";
-import { bootId, isAlive, signalAll, treePids } from "../tracker/proc.ts";
+import { bootId, isAlive, signalAll, startTimes, treePids, waitDead } from "../tracker/proc.ts";
 import { EngineRestoreRequestSchema } from "./contract.ts";
 import { type ImagesChecked, verifyAfterRestore, verifyBeforeRestore } from "./verify.ts";
 
@@ -92,6 +99,8 @@ export async function restoreMigration(
   let lazyCheck: LazyCheck | undefined;
   let restoredRoot: number | undefined;
   let tunnel: { localPort: number; close(): Promise<void> } | undefined;
+  let localExpected = 0;
+  let localServer: LocalPageServer | undefined;
   // Rebuilt images go to tmpfs: CRIU reads them once, right away, on the downtime path.
   const ownScratch = options.scratch === undefined;
   const scratch = req.rebuildPages && !req.lazy
@@ -162,6 +171,26 @@ export async function restoreMigration(
         registerLazyCheck(ctx.migrationId, check, lazyDaemon.status, `${dir}/lazy-pages.log`);
       }
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
+    } else if (
+      req.localLazy && req.verify && checked && composed && pages >= LOCAL_LAZY_MIN_PAGES &&
+      (localExpected = await lazyPagesOf(dir, composed)) > 0
+    ) {
+      // A verified lazy restore from the destination's own images: CRIU reads no bulk memory
+      // now; every lazy page is read from its slot, checked against the manifest and only then
+      // placed (local_page_server.ts). A refused page ends the restored copy for good.
+      ({ check: localServer, daemon: lazyDaemon } = startVerifiedLocalLazy({
+        migrationId: ctx.migrationId,
+        dir,
+        composed,
+        manifest: checked.manifest,
+        expectedPages: localExpected,
+        criuVersion: await criuVersionOf(),
+        onMismatch: async () => {
+          if (restoredRoot) await killTreeAndWait(restoredRoot);
+        },
+      }));
+      lazyCheck = localServer;
+      await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     } else if (req.localLazy && !req.verify && req.rebuildPages && pages >= LOCAL_LAZY_MIN_PAGES) {
       // (A verified restore reads the tree back, and remote reads of memory a userfaultfd still
       // owes fail with EIO: filling it first would cost what CRIU's eager read costs.)
@@ -184,6 +213,9 @@ export async function restoreMigration(
       dieWithParent: true,
     });
     restoredRoot = restored.pid;
+    // Until the resume the tree is stopped: the daemon's background fetches wait (the read-back
+    // and the answer come first); destination.ts releases them at the resume.
+    if (localServer) holdLocalFill(ctx.migrationId, localServer);
     if (!isAlive(restored.pid)) {
       return { ok: false, error: `restored pid ${restored.pid} is not alive` };
     }
@@ -195,7 +227,14 @@ export async function restoreMigration(
     // The tree is stopped: read it back against the manifest (then the agent's own check).
     let verified;
     try {
-      if (req.verify && checked && lazyChecked) {
+      if (req.verify && checked && localExpected > 0) {
+        // The composed images were checked whole (by the hashes of the bytes in each slot); the
+        // lazy pages are checked again as they are placed, the eager ones are read back.
+        const back = await verifyAfterRestore(restored.pid, dir, req.verify, checked, {
+          skipLazy: true,
+        });
+        verified = { ...back, lazyPages: localExpected };
+      } else if (req.verify && checked && lazyChecked) {
         // The lazy pages are not there yet (reading them would fail): they are checked as they
         // arrive; the eager ones were checked in the images.
         verified = {
@@ -234,6 +273,11 @@ export async function restoreMigration(
     // Keep CRIU's log for post-mortems and name it in the error.
     const keep = options.keepLog ?? `${ctx.dir}/restore.log`;
     const kept = await Deno.copyFile(`${dir}/restore.log`, keep).then(() => true, () => false);
+    if (localExpected > 0) {
+      // The local lazy daemon's log tells why it left (the page server's side is in `error`).
+      const lazyLog = keep.replace(/restore\.log$/, "lazy-pages.log");
+      if (lazyLog !== keep) await Deno.copyFile(`${dir}/lazy-pages.log`, lazyLog).catch(() => {});
+    }
     const why = cause instanceof CriuError
       ? cause.message.replace(/\(log: [^)]*\)$/, "")
       : `restore failed: ${(cause as Error).message}`;
@@ -268,6 +312,14 @@ async function dropSameKernelState(dir: string): Promise<void> {
 function killTree(root: number): void {
   const pids = treePids(root);
   signalAll(pids, "SIGKILL");
+}
+
+/** Kill a restored tree and wait until none of it is left alive. */
+async function killTreeAndWait(root: number): Promise<void> {
+  const pids = treePids(root);
+  const starts = startTimes(pids);
+  signalAll(pids, "SIGKILL");
+  await waitDead(pids, starts);
 }
 
 /** `dir/images` when the image files live there, else `dir`. */

@@ -10,6 +10,7 @@ import type { MigrationChannel } from "./channel.ts";
 import type { ENGINE_NAMES, EngineRestoreRequest, Verification, VerifyMode } from "./contract.ts";
 import type { FinalPhase, FrozenTree, PageServerEndpoint } from "./parts.ts";
 import type { ContainerJournal } from "./journal.ts";
+import type { LocalLazyReport } from "./local_fill.ts";
 
 /** Engine names (`auto` picks one by capability). */
 export type EngineName = typeof ENGINE_NAMES[number];
@@ -88,6 +89,8 @@ export interface MigrationOutcome {
   verified?: Verification;
   /** Post-copy: what was fetched after the resume and how it was checked. */
   postCopy?: PostCopyReport;
+  /** A verified lazy local restore: the pages placed after the resume, each checked. */
+  localLazy?: LocalLazyReport;
 }
 
 /** What a post-copy final phase fetched after the resume, and how it was checked. */

@@ -18,7 +18,14 @@
  * @module
  */
 import { pageHashes } from "../native/page_hash.ts";
-import { decodeVmas, type DumpDir, readDumpDir, shmemMappings } from "../criu/images/mod.ts";
+import {
+  decodeVmas,
+  type DumpDir,
+  PE_LAZY,
+  PE_PARENT,
+  readDumpDir,
+  shmemMappings,
+} from "../criu/images/mod.ts";
 import {
   MANIFEST_FILE,
   type Verification,
@@ -98,12 +105,16 @@ export async function verifyBeforeRestore(
   return { manifest, imagePages, imageMs: performance.now() - started, composed, dump };
 }
 
-/** The check after restoring (tree still stopped): read back and report what was verified. */
+/**
+ * The check after restoring (tree still stopped): read back and report what was verified. With
+ * `skipLazy`, the pages left lazy are not read back ({@linkcode ReadBackOptions.skipLazy}).
+ */
 export async function verifyAfterRestore(
   root: number,
   dir: string,
   req: VerifyRequest,
   checked: ImagesChecked,
+  options: { skipLazy?: boolean } = {},
 ): Promise<Verification> {
   const started = performance.now();
   const readBackPages = await readBackTree({
@@ -113,6 +124,7 @@ export async function verifyAfterRestore(
     mode: req.mode,
     composed: checked.composed,
     dump: checked.dump,
+    skipLazy: options.skipLazy,
   });
   return {
     mode: req.mode,
@@ -230,6 +242,11 @@ export interface ReadBackOptions {
    * image): not read and decoded a second time on the downtime path. @default read from `dir`
    */
   dump?: DumpDir;
+  /**
+   * Leave out the pages the pagemaps mark lazy (a lazy-pages daemon still owes them: a read
+   * would fail, and they are checked as they are placed). @default false
+   */
+  skipLazy?: boolean;
 }
 
 /**
@@ -250,10 +267,14 @@ export async function readBackTree(options: ReadBackOptions): Promise<number> {
     const list = manifest.processes.get(mem.pid)!;
     const vmas = decodeVmas(await Deno.readFile(`${dir}/mm-${mem.pid}.img`));
     const picked: number[] = [];
-    let v = 0;
+    let v = 0, r = 0;
+    const lazy = options.skipLazy
+      ? mem.pagemap.entries.filter((e) => (e.flags & PE_LAZY) !== 0 && (e.flags & PE_PARENT) === 0)
+      : [];
     const keys = list.addresses.map((a) => {
       while (v < vmas.length && vmas[v].end <= a) v++;
-      return v;
+      while (r < lazy.length && lazy[r].vaddr + lazy[r].nrPages * PAGE <= a) r++;
+      return r < lazy.length && lazy[r].vaddr <= a ? -1 : v;
     });
     forEachGroup(keys, (from, to) => pick(from, to, mode, samplePages, picked));
     matched += await compareLive({

@@ -6,7 +6,7 @@ import {
   VMA_ANON_PRIVATE,
   VMA_FILE_PRIVATE,
 } from "../../src/criu/images/mod.ts";
-import { coverOf, planProcess } from "../../src/engine/lazy_images.ts";
+import { coverOf, MAX_LAZY_RUN_PAGES, planProcess } from "../../src/engine/lazy_images.ts";
 
 const P = 4096;
 const LAZY = PE_PRESENT | PE_LAZY;
@@ -102,4 +102,27 @@ Deno.test("planProcess covers slots the dump left out: anonymous as zero pages, 
   assert.deepEqual(plan.zero, [0x41000]);
   assert.deepEqual(plan.parent, [0x62000]);
   assert.equal(plan.inFile, 5);
+});
+
+Deno.test("planProcess restores hot slots (patched again during pre-copy) eagerly, the rest lazily", () => {
+  const pagemap = { pagesId: 1, entries: [{ vaddr: 0x40000, nrPages: 6, flags: LAZY }] };
+  const plan = planProcess(pagemap, at(0x40000, 6), undefined, (slot) => slot === 1 || slot === 2)!;
+  assert.deepEqual(plan.entries, [
+    { vaddr: 0x40000, nrPages: 1, flags: LAZY },
+    { vaddr: 0x41000, nrPages: 2, flags: PE_PRESENT },
+    { vaddr: 0x43000, nrPages: 3, flags: LAZY },
+  ]);
+  assert.equal(plan.inFile, 6);
+});
+
+Deno.test("planProcess cuts lazy runs longer than CRIU's lazy-pages daemon takes (2 GiB overflows it)", () => {
+  const n = 2 * MAX_LAZY_RUN_PAGES + 5;
+  const pagemap = { pagesId: 1, entries: [{ vaddr: 0x100000, nrPages: n, flags: LAZY }] };
+  const plan = planProcess(pagemap, at(0x100000, n))!;
+  assert.deepEqual(plan.entries.map((e) => [e.nrPages, e.flags]), [
+    [MAX_LAZY_RUN_PAGES, LAZY],
+    [MAX_LAZY_RUN_PAGES, LAZY],
+    [5, LAZY],
+  ]);
+  assert.equal(plan.entries[1].vaddr, 0x100000 + MAX_LAZY_RUN_PAGES * P);
 });

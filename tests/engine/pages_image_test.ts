@@ -21,6 +21,14 @@ Deno.test("PagesImage patches pages in place and keeps the ascending prefix of f
     const file = Deno.readFileSync(layout.path);
     assert.equal(file.length, 5 * P);
     assert.deepEqual([0, 1, 2, 3, 4].map((i) => file[i * P]), [1, 9, 3, 7, 4]);
+    // Only the slot patched after its first arrival is marked (the working set).
+    assert.deepEqual([0, 1, 2, 3, 4].map((i) => layout.rewritten?.(i)), [
+      false,
+      true,
+      false,
+      false,
+      false,
+    ]);
     assert.equal(image.layout(2), undefined);
   } finally {
     image.close();

@@ -142,3 +142,92 @@ Deno.test("recovery: a committed migration whose destination holds nothing resum
     Deno.removeSync(w.dir, { recursive: true });
   }
 });
+
+/** A committed record of a verified lazy local restore (`lazyFill` pages still to be placed). */
+async function orphanFill(state: string, pid: number, id: string, lazyFill: number) {
+  await orphan(state, pid, "committed", id);
+  const rec = JSON.parse(Deno.readTextFileSync(recordPath(state, id)));
+  writeRecord(recordPath(state, id), { ...rec, lazyFill });
+}
+
+Deno.test("recovery: a committed lazy local restore keeps the stopped source until the fill is verified; a destination restart mid-fill discards its copy and the source runs again", async () => {
+  requireCriuBinary();
+  const src = await startMemcheck(["--mib", "2"]);
+  const copy = await startMemcheck(["--mib", "2"]); // the resumed copy whose fill is pending
+  const state = Deno.makeTempDirSync({ prefix: "u2cm-state-" });
+  const peerState = Deno.makeTempDirSync({ prefix: "u2cm-peer-" });
+  try {
+    Deno.kill(src.pid, "SIGSTOP");
+    await waitState(src.pid, "T");
+    await orphanFill(state, src.pid, "f1", 100);
+    const dest = new Destination({ stateDir: peerState });
+    writeRecord(`${peerState}/incoming/f1.json`, {
+      id: "f1",
+      owner: "key-a",
+      phase: "resumed",
+      fill: "pending",
+      pids: [copy.pid],
+      starts: startTimes([copy.pid]),
+      updatedAt: new Date().toISOString(),
+    });
+    const resolve: PeerResolver = (_peer, id, action) =>
+      Promise.resolve(dest.resolve(id, "key-a", action));
+    // The destination runs the copy, its fill not reported: neither copy is ended or resumed.
+    const [waiting] = await recoverMigrations({ stateDir: state, resolve });
+    assert.equal(waiting.workload, "destination");
+    assert.equal(waiting.pending, true);
+    assert.equal(processState(src.pid), "T", "the source copy must be kept");
+    // The destination's agent restarts: the page server of the fill died with it.
+    dest.recover();
+    assert.equal(dest.list()[0].phase, "discarded");
+    for (let i = 0; i < 200 && !["Z", undefined].includes(processState(copy.pid)); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(["Z", undefined].includes(processState(copy.pid)), "the copy was not ended");
+    const [back] = await recoverMigrations({ stateDir: state, resolve });
+    assert.equal(back.workload, "source");
+    assert.equal(back.phase, "rolled-back");
+    await waitState(src.pid, "S");
+  } finally {
+    await src.stop();
+    await copy.stop();
+    for (const d of [state, peerState, src.dir, copy.dir]) Deno.removeSync(d, { recursive: true });
+  }
+});
+
+Deno.test("recovery: a committed lazy local restore's fill report decides: a refused page resumes the source, a complete fill ends it", async () => {
+  requireCriuBinary();
+  for (const refused of [true, false]) {
+    const src = await startMemcheck(["--mib", "2"]);
+    const state = Deno.makeTempDirSync({ prefix: "u2cm-state-" });
+    try {
+      Deno.kill(src.pid, "SIGSTOP");
+      await waitState(src.pid, "T");
+      await orphanFill(state, src.pid, "f2", 64);
+      const lazy = {
+        requests: 3,
+        checkedPages: refused ? 16 : 64,
+        expectedPages: 64,
+        closed: !refused,
+        faults: 0,
+        ...(refused ? { mismatch: "pid 1: page 0x1000 differs from the manifest" } : {}),
+      };
+      const resolve: PeerResolver = () => Promise.resolve({ state: "resumed", lazy });
+      const [r] = await recoverMigrations({ stateDir: state, resolve });
+      assert.equal(r.workload, refused ? "source" : "destination", r.detail);
+      assert.equal(r.phase, refused ? "rolled-back" : "done");
+      assert.equal(r.pending, false);
+      if (refused) await waitState(src.pid, "S");
+      else {
+        for (let i = 0; i < 200 && !["Z", undefined].includes(processState(src.pid)); i++) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        assert.ok(["Z", undefined].includes(processState(src.pid)), "the source was not ended");
+      }
+    } finally {
+      await src.stop();
+      Deno.removeSync(state, { recursive: true });
+      Deno.removeSync(src.dir, { recursive: true });
+    }
+  }
+});

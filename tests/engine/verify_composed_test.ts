@@ -20,6 +20,7 @@ function composed(file: [number, number][], parent: [number, number][], covered:
       hashes,
       covered: new Set(covered),
       page: () => Promise.resolve(new Uint8Array(P)),
+      pagesFile: "/nonexistent/pages-1.img",
     }]]),
   };
   return result;
