@@ -10,7 +10,7 @@
 import { processStartTime, processState, signalAll, treePids } from "../tracker/proc.ts";
 import type { RestoreContext, RestoreResult } from "./channel.ts";
 import { KEEP_RECORDS, writeRecord } from "./journal.ts";
-import { lazyCheckDone } from "./lazy_check.ts";
+import { lazyCheckDone, lazyCheckResumed } from "./lazy_check.ts";
 import { releaseLocalFill } from "./local_page_server.ts";
 import { restoreMigration, type RestoreOptions } from "./restore.ts";
 
@@ -154,6 +154,8 @@ export class Destination {
         if (rec.phase === "ready") this.#write({ ...rec, phase: "resumed" }, false);
         releaseLocalFill(id); // a verified lazy local restore's fill goes on now
         resumeTree(rec);
+        // Post-copy: the rest of its memory is fetched ahead of its faults from now on.
+        lazyCheckResumed(id);
         return { state: "resumed", pid };
       }
       return { state: rec.phase, error: `cannot resume a migration that is ${rec.phase}` };

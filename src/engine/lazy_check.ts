@@ -14,6 +14,12 @@
  * with a 4-byte status. The iov is 24 bytes before CRIU 4.2 and 32 from 4.2 on
  * ({@linkcode pageServerIovBytes}).
  *
+ * Given the lazy runs (`readAhead`), the relay also fetches them ahead of the daemon once the
+ * tree resumed ({@linkcode lazyCheckResumed}): large pipelined requests, every page checked as
+ * it arrives, the daemon's requests answered from what arrived (lazy_relay.ts,
+ * lazy_read_ahead.ts). The daemon asks one small request at a time (16 pages after each fault)
+ * and each answer through the tunnel took milliseconds: a 256 MiB drain took minutes.
+ *
  * @example
  * ```ts
  * const check = await startLazyCheck({ upstream, expected, criuVersion: "4.1.1" });
@@ -24,17 +30,15 @@
  * @module
  */
 import { pageHashes } from "../native/page_hash.ts";
-import { pageServerIovBytes, PS_IOV_CLOSE } from "../criu/page_server.ts";
+import { pageServerIovBytes } from "../criu/page_server.ts";
 import type { LazyCheckReport } from "./contract.ts";
 import type { PageManifest } from "./manifest.ts";
 import { type Area, areasOn, maskedPageHash } from "./page_allowance.ts";
+import { type LazyRun, ReadAhead } from "./lazy_read_ahead.ts";
+import { relayAnswers, relayCommands, RelaySession } from "./lazy_relay.ts";
 
 const PAGE = 4096;
 const HASH = 16;
-const PS_IOV_GET = 7;
-const PS_IOV_FORCE_CLOSE = 0x1024;
-/** Pages one answer may carry (a bound on what the relay buffers: 64 MiB). */
-const MAX_ANSWER_PAGES = 16_384;
 
 /** What the relay saw; `mismatch` set when it refused a page. */
 export interface LazyCheckStats {
@@ -68,6 +72,13 @@ export interface LazyCheckOptions {
   criuVersion?: string;
   /** Called once when a page is refused. */
   onMismatch?: (why: string) => void;
+  /**
+   * The lazy runs of the restored tree (its pagemap's lazy entries): the relay fetches them
+   * ahead of the daemon in large pipelined requests, checks each page as it arrives, and answers
+   * the daemon's requests for them without a round trip to the source (lazy_read_ahead.ts).
+   * @default none: every request goes to the source
+   */
+  readAhead?: LazyRun[];
 }
 
 /** A running relay. */
@@ -80,6 +91,13 @@ export interface LazyCheck {
   done: Promise<LazyCheckStats>;
   /** Stop listening and cut any session. */
   close(): void;
+  /**
+   * Start fetching the lazy runs ahead of the daemon (idempotent; with `readAhead` only). The
+   * destination calls it once the tree resumed: before, the restore and the commit would share
+   * the link and the CPUs with the read-ahead (the downtime would grow). (A local page server,
+   * local_page_server.ts, has none.)
+   */
+  startReadAhead?(): void;
 }
 
 /** Start the relay on a free loopback port; it serves the daemon's one session. */
@@ -94,7 +112,11 @@ export function startLazyCheck(options: LazyCheckOptions): LazyCheck {
     closed: false,
   };
   const conns: Deno.Conn[] = [];
+  let stopReadAhead = () => {};
+  let readAheadWanted = false;
+  let beginReadAhead = () => {};
   const cut = () => {
+    stopReadAhead();
     for (const c of conns) {
       try {
         c.close();
@@ -127,24 +149,25 @@ export function startLazyCheck(options: LazyCheckOptions): LazyCheck {
     conns.push(source);
     // Small requests and answers, one at a time: no Nagle delay on either hop.
     for (const c of [daemon, source] as Deno.TcpConn[]) c.setNoDelay(true);
-    let closing = false;
     const refuse = (why: string) => {
       if (stats.mismatch) return;
       stats.mismatch = why;
       options.onMismatch?.(why);
       cut();
     };
-    const up = relayCommands(daemon, source, iovBytes, stats, () => closing = true);
-    const down = relayAnswers(
-      source,
-      daemon,
-      iovBytes,
-      options.manifest,
-      options.allowance ?? new Map(),
-      stats,
-      () => closing,
-      refuse,
-    );
+    const readAhead = options.readAhead?.length
+      ? new ReadAhead({ runs: options.readAhead })
+      : undefined;
+    const session = new RelaySession({ daemon, source, iovBytes, stats, readAhead, cut });
+    stopReadAhead = () => readAhead?.stop();
+    beginReadAhead = () => session.pump(true);
+    if (readAheadWanted) beginReadAhead();
+    const up = relayCommands(session, () => session.closing = true);
+    const allowance = options.allowance ?? new Map<number, Area[]>();
+    const lookups = new Map<number, Map<number, number>>();
+    const check = (pid: number, vaddr: number, data: Uint8Array) =>
+      checkPages(options.manifest, allowance.get(pid) ?? [], lookups, pid, vaddr, data);
+    const down = relayAnswers(session, check, refuse);
     // Once either direction ends the session is over: close both ends (a half-close is not
     // enough for the page server, which waits for the connection to close).
     await Promise.race([up, down]).catch(() => {});
@@ -163,73 +186,11 @@ export function startLazyCheck(options: LazyCheckOptions): LazyCheck {
       } catch { /* closed */ }
       cut();
     },
+    startReadAhead: () => {
+      readAheadWanted = true;
+      beginReadAhead();
+    },
   };
-}
-
-/** Daemon → source: pass every command on, counting GETs and noting the CLOSE. */
-async function relayCommands(
-  from: Deno.Conn,
-  to: Deno.Conn,
-  iovBytes: number,
-  stats: LazyCheckStats,
-  onClose: () => void,
-): Promise<void> {
-  const reader = new ExactReader(from);
-  for (;;) {
-    const iov = await reader.read(iovBytes);
-    if (!iov) break;
-    const cmd = new DataView(iov.buffer, iov.byteOffset).getUint32(0, true) & 0xffff;
-    if (cmd === PS_IOV_GET) stats.requests++;
-    if (cmd === PS_IOV_CLOSE || cmd === PS_IOV_FORCE_CLOSE) onClose();
-    await writeAll(to, iov);
-  }
-  try {
-    await to.closeWrite();
-  } catch { /* closed */ }
-}
-
-/** Source → daemon: each answer's pages checked against the manifest before they go on. */
-async function relayAnswers(
-  from: Deno.Conn,
-  to: Deno.Conn,
-  iovBytes: number,
-  manifest: PageManifest,
-  allowance: Map<number, Area[]>,
-  stats: LazyCheckStats,
-  closing: () => boolean,
-  refuse: (why: string) => void,
-): Promise<void> {
-  const reader = new ExactReader(from);
-  const lookups = new Map<number, Map<number, number>>();
-  for (;;) {
-    // The first 4 bytes: an answer's cmd, or once the daemon sent CLOSE (the flag is set before
-    // the command reaches the server) the status word that answers it.
-    const head = await reader.read(4);
-    if (!head) return;
-    if (closing()) {
-      // The session is over: the relay closes both ends (the server waits for our close).
-      await writeAll(to, head);
-      stats.closed = true;
-      return;
-    }
-    const rest = await reader.read(iovBytes - 4);
-    if (!rest) return;
-    const iov = new Uint8Array(iovBytes);
-    iov.set(head);
-    iov.set(rest, 4);
-    const view = new DataView(iov.buffer, iov.byteOffset);
-    const nr = iovBytes === 24 ? view.getUint32(4, true) : Number(view.getBigUint64(8, true));
-    const vaddr = Number(view.getBigUint64(iovBytes === 24 ? 8 : 16, true));
-    const pid = Number(view.getBigUint64(iovBytes === 24 ? 16 : 24, true));
-    if (nr > MAX_ANSWER_PAGES) return refuse(`an answer of ${nr} pages`);
-    const data = await reader.read(nr * PAGE);
-    if (!data) return;
-    const why = checkPages(manifest, allowance.get(pid) ?? [], lookups, pid, vaddr, data);
-    if (why) return refuse(why);
-    stats.checkedPages += nr;
-    await writeAll(to, iov);
-    await writeAll(to, data);
-  }
 }
 
 /**
@@ -275,49 +236,8 @@ export function checkPages(
   return undefined;
 }
 
-/**
- * Reads exactly n bytes at a time from a connection (undefined at a clean end).
- *
- * @example
- * ```ts
- * const iov = await new ExactReader(conn).read(24);
- * ```
- */
-export class ExactReader {
-  #buf = new Uint8Array(1 << 16);
-  #start = 0;
-  #end = 0;
-  constructor(private readonly conn: Deno.Conn) {}
-
-  async read(n: number): Promise<Uint8Array | undefined> {
-    const out = new Uint8Array(n);
-    let got = 0;
-    while (got < n) {
-      if (this.#start === this.#end) {
-        let r: number | null;
-        try {
-          r = await this.conn.read(this.#buf);
-        } catch {
-          r = null;
-        }
-        if (r === null || r === 0) return undefined;
-        this.#start = 0;
-        this.#end = r;
-      }
-      const take = Math.min(n - got, this.#end - this.#start);
-      out.set(this.#buf.subarray(this.#start, this.#start + take), got);
-      this.#start += take;
-      got += take;
-    }
-    return out;
-  }
-}
-
-/** Write all of `bytes` to `conn`. @example `await writeAll(conn, iov);` */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
-}
+// The relay's reader and writer (lazy_relay.ts), shared with the local page server.
+export { ExactReader, writeAll } from "./lazy_relay.ts";
 
 /** Running checks of this agent process, by migration id (what a source's query reads). */
 const running = new Map<
@@ -357,6 +277,18 @@ export function registerLazyCheck(
  */
 export function lazyCheckDone(id: string): Promise<LazyCheckStats> | undefined {
   return running.get(id)?.check.done;
+}
+
+/**
+ * Migration `id`'s tree resumed here: its check (if this process runs one) starts its read-ahead.
+ *
+ * @example
+ * ```ts
+ * lazyCheckResumed("m1"); // after SIGCONT of the restored tree
+ * ```
+ */
+export function lazyCheckResumed(id: string): void {
+  running.get(id)?.check.startReadAhead?.();
 }
 
 /**

@@ -40,6 +40,7 @@ import {
   startVerifiedLocalLazy,
 } from "./local_page_server.ts";
 import { type LazyCheck, registerLazyCheck, startLazyCheck } from "./lazy_check.ts";
+import { lazyRunsOf } from "./lazy_read_ahead.ts";
 import { verifyBeforeLazyRestore } from "./verify_lazy.ts";
 import { allowedAreas } from "./page_allowance.ts";
 import { criuVersionOf } from "../criu/probe.ts";
@@ -142,11 +143,18 @@ export async function restoreMigration(
       if (lazyChecked) {
         // Every page the daemon fetches passes the check first; a refused page stops the
         // restored copy for good (its memory would not be the workload's).
+        const images = await readDumpDir(dir, false, { checkSizes: false });
         lazyCheck = startLazyCheck({
           upstream: target,
           manifest: lazyChecked.checked.manifest,
           expectedPages: lazyChecked.lazyPages,
-          allowance: allowedAreas(await readDumpDir(dir, false, { checkSizes: false })),
+          allowance: allowedAreas(images),
+          // The lazy pages fetched ahead of the daemon once the tree resumed, checked as they
+          // arrive (lazy_read_ahead.ts); U2CM_LAZY_READ_AHEAD=0 on the agent leaves every
+          // request to the daemon, as before (for comparisons).
+          readAhead: Deno.env.get("U2CM_LAZY_READ_AHEAD") === "0"
+            ? undefined
+            : lazyRunsOf(images.memory),
           criuVersion: await criuVersionOf(),
           onMismatch: () => {
             if (restoredRoot) killTree(restoredRoot);

@@ -308,3 +308,161 @@ Deno.test("the relay allows what the read-back allows: a lazy page differing onl
     await served.catch(() => {});
   }
 });
+
+/**
+ * A page server over TCP for pid 5's `n` pages from 0x10000 (page i filled with i & 0xff, page
+ * `corrupt` with one byte flipped): answers each GET with the pages asked, a CLOSE with status 0,
+ * and notes each GET's size.
+ */
+function patternServer(size: number, n: number, corrupt = -1) {
+  const page = (i: number) => {
+    const p = new Uint8Array(4096).fill(i & 0xff);
+    if (i === corrupt) p[100] ^= 1;
+    return p;
+  };
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const asked: number[] = [];
+  const served = (async () => {
+    const c = await listener.accept();
+    try {
+      for (;;) {
+        const req = await readExactly(c, size);
+        if (!req) return;
+        const v = new DataView(req.buffer);
+        if (v.getUint32(0, true) === 0x1023) {
+          await c.write(new Uint8Array(4));
+          continue;
+        }
+        const nr = size === 24 ? v.getUint32(4, true) : Number(v.getBigUint64(8, true));
+        const vaddr = Number(v.getBigUint64(size === 24 ? 8 : 16, true));
+        asked.push(nr);
+        const first = (vaddr - 0x10000) / 4096;
+        const parts = Array.from({ length: nr }, (_, k) => page(first + k));
+        const head = new Uint8Array(req);
+        new DataView(head.buffer).setUint32(0, 6 | (4 << 16), true);
+        for (let off = 0, all = concat(head, ...parts); off < all.length;) {
+          off += await c.write(all.subarray(off));
+        }
+      }
+    } catch {
+      /* cut */
+    } finally {
+      c.close();
+    }
+  })();
+  const addrs = Array.from({ length: n }, (_, i) => 0x10000 + i * 4096);
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    asked,
+    // The source's manifest: what the pages were before any corruption.
+    manifest: () => {
+      const b = new ManifestBuilder();
+      const good = addrs.map((_, i) => new Uint8Array(4096).fill(i & 0xff));
+      b.add("process", 5, addrs, pageHashes(concat(...good)));
+      return decodeManifest(b.encode());
+    },
+    close: async () => {
+      listener.close();
+      await served;
+    },
+  };
+}
+
+Deno.test("the relay reads ahead once the tree resumed: the daemon's requests are answered from pages fetched in large requests, each checked as it arrived", async () => {
+  for (const version of ["4.1.1", "4.2.1"]) {
+    const size = pageServerIovBytes(version);
+    const n = 2000;
+    const server = patternServer(size, n);
+    const check = startLazyCheck({
+      upstream: { address: "127.0.0.1", port: server.port },
+      manifest: server.manifest(),
+      expectedPages: n,
+      criuVersion: version,
+      readAhead: [{ pid: 5, vaddr: 0x10000, nrPages: n }],
+    });
+    const d = await Deno.connect({ hostname: "127.0.0.1", port: check.port });
+    const command = (cmd: number, nr: number, vaddr: number) => {
+      const b = new Uint8Array(size);
+      const v = new DataView(b.buffer);
+      v.setUint32(0, cmd, true);
+      if (size === 24) v.setUint32(4, nr, true);
+      else v.setBigUint64(8, BigInt(nr), true);
+      v.setBigUint64(size === 24 ? 8 : 16, BigInt(vaddr), true);
+      v.setBigUint64(size === 24 ? 16 : 24, 5n, true);
+      return b;
+    };
+    const ask = async (first: number, nr: number) => {
+      await d.write(command(7, nr, 0x10000 + first * 4096));
+      const answer = await readExactly(d, size + nr * 4096);
+      assert.ok(answer, `no answer for pages ${first}+${nr}`);
+      for (let k = 0; k < nr; k++) {
+        assert.equal(answer![size + k * 4096], (first + k) & 0xff, `page ${first + k}`);
+      }
+    };
+    // Before the resume every request goes to the source as it is (a fault of the restore).
+    await ask(1990, 10);
+    check.startReadAhead!();
+    // The daemon's background transfer: 16 pages a request, in order (and a fault out of it).
+    await ask(1500, 1);
+    for (let first = 0; first < 1990; first += 16) {
+      if (first <= 1500 && 1500 < first + 16) {
+        await ask(first, 1500 - first);
+        if (first + 16 > 1501) await ask(1501, first + 16 - 1501);
+        continue;
+      }
+      await ask(first, Math.min(16, 1990 - first));
+    }
+    await d.write(command(0x1023, 0, 0));
+    assert.deepEqual(await readExactly(d, 4), new Uint8Array(4));
+    d.close();
+    const stats = await check.done;
+    await server.close();
+    // Every page reached the daemon once, checked; the source saw a few large requests.
+    assert.equal(stats.checkedPages, n, version);
+    assert.equal(stats.closed, true);
+    assert.ok(stats.requests > 120, JSON.stringify(stats));
+    assert.ok(
+      server.asked.length < stats.requests / 4 && Math.max(...server.asked) >= 256,
+      `the source was asked ${server.asked.length} times (${server.asked.slice(0, 20)}…) for ` +
+        `${stats.requests} daemon requests`,
+    );
+  }
+});
+
+Deno.test("a page that differs in a read-ahead answer is refused before the daemon asks for it", async () => {
+  const size = pageServerIovBytes("4.1.1");
+  const n = 1200;
+  const server = patternServer(size, n, 1000);
+  let refused = "";
+  const check = startLazyCheck({
+    upstream: { address: "127.0.0.1", port: server.port },
+    manifest: server.manifest(),
+    expectedPages: n,
+    criuVersion: "4.1.1",
+    readAhead: [{ pid: 5, vaddr: 0x10000, nrPages: n }],
+    onMismatch: (why) => refused = why,
+  });
+  const d = await Deno.connect({ hostname: "127.0.0.1", port: check.port });
+  check.startReadAhead!();
+  // The daemon asks only for the first pages: the read-ahead meets the bad page on its own.
+  const get = new Uint8Array(size);
+  const v = new DataView(get.buffer);
+  v.setUint32(0, 7, true);
+  v.setUint32(4, 16, true);
+  v.setBigUint64(8, 0x10000n, true);
+  v.setBigUint64(16, 5n, true);
+  await d.write(get);
+  await readExactly(d, size + 16 * 4096); // answered, or cut once the bad page arrived
+  // Then the daemon is done: its CLOSE reaches the source after what the read-ahead asked.
+  const close = new Uint8Array(size);
+  new DataView(close.buffer).setUint32(0, 0x1023, true);
+  await d.write(close).catch(() => {});
+  await readExactly(d, 4);
+  d.close();
+  const stats = await check.done;
+  await server.close();
+  assert.match(stats.mismatch ?? "", /pid 5: page 0x3f8000 differs/);
+  assert.equal(refused, stats.mismatch);
+  assert.ok(stats.checkedPages <= 16, "pages past the refusal reached the daemon");
+  assert.equal(stats.closed, false);
+});
