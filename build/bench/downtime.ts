@@ -17,8 +17,14 @@
  * Goals (issue 13): at 1 Gbit/s u2c downtime ≤ 0.15× stop-and-copy and total ≤ 0.8× delta+phaul;
  * 1 GiB and 2 GiB u2c downtime ≤ 1.5× the 256 MiB one.
  *
+ * Post-copy rows add the drain (pages fetched after the resume, `post_copy.drain_ms`) as a ratio
+ * of stop-and-copy's total and, with the opt-in `post-copy-no-read-ahead` (post-copy against an
+ * agent started with U2CM_LAZY_READ_AHEAD=0: every page request goes to the source, as before the
+ * relay's read-ahead; minutes per 256 MiB), of that one's drain.
+ *
  * Env: U2CM_BENCH_SIZES (MiB, default "256,1024,2048"), U2CM_BENCH_LINKS (default "lo,1gbit";
- * "100mbit" too takes minutes per case), U2CM_BENCH_CONFIGS (names, default all),
+ * "100mbit" too takes minutes per case), U2CM_BENCH_CONFIGS (names, default all but the opt-in
+ * ones),
  * U2CM_BENCH_HOT_MIB (24), U2CM_BENCH_REPEAT (runs per case and floor, default 1: with more, each
  * reports its median, the cases taking turns so that a shared machine's load falls on all alike).
  *
@@ -53,6 +59,10 @@ interface Config {
   env?: Record<string, string>;
   /** CRIU probes the kernel at each start of this case (u2cm's kerndat cache removed for it). */
   probing?: boolean;
+  /** Environment of the destination agent (it is restarted with it for this case). */
+  agentEnv?: Record<string, string>;
+  /** Run only when U2CM_BENCH_CONFIGS names it. */
+  optIn?: boolean;
 }
 
 const ALL_CONFIGS: Config[] = [
@@ -74,10 +84,17 @@ const ALL_CONFIGS: Config[] = [
     env: { U2CM_KDAT_CACHE: "off" },
     probing: true,
   },
+  // Post-copy as before the relay's read-ahead (the reference of the drain's speed-up).
+  {
+    name: "post-copy-no-read-ahead",
+    args: ["--policy", "post-copy"],
+    agentEnv: { U2CM_LAZY_READ_AHEAD: "0" },
+    optIn: true,
+  },
 ];
 const CONFIGS = ALL_CONFIGS.filter((c) => {
   const only = Deno.env.get("U2CM_BENCH_CONFIGS");
-  return !only || only.split(",").includes(c.name);
+  return only ? only.split(",").includes(c.name) : !c.optIn;
 });
 
 /** What one migration reported. */
@@ -130,7 +147,9 @@ let subnet = 70;
 for (const link of LINKS) {
   const net = link === "lo" ? undefined : linkedNamespaces(`d${subnet}`, link, subnet++);
   const nodes = await makeNodes();
-  const agent = await nodes.startB(0, net?.enter("b") ?? [], net?.ipB ?? "127.0.0.1");
+  const startAgent = (env: Record<string, string> = {}) =>
+    nodes.startB(0, net?.enter("b") ?? [], net?.ipB ?? "127.0.0.1", env);
+  let agent = await startAgent();
   const bySize: Record<string, Record<string, Sample | { failed: string }>> = {};
   try {
     for (const mib of SIZES) {
@@ -141,11 +160,19 @@ for (const link of LINKS) {
       for (let i = 0; i < REPEAT; i++) {
         for (const c of CONFIGS) {
           if (c.probing) await removeKerndatCache();
+          if (c.agentEnv) {
+            await agent.stop();
+            agent = await startAgent(c.agentEnv);
+          }
           try {
             const got = await once(mib, c, net?.enter("a") ?? [], net?.ipA, nodes.a);
             runs.set(c.name, [...runs.get(c.name) ?? [], got]);
           } finally {
             if (c.probing && (kdat === "made" || kdat === "cached")) await ensureKerndatCache();
+            if (c.agentEnv) {
+              await agent.stop();
+              agent = await startAgent();
+            }
           }
         }
       }
@@ -178,6 +205,8 @@ function ratios(bySize: Record<string, Record<string, Sample | { failed: string 
       const s = dt(mib, c.name), plain = dt(mib, "stop-and-copy"), phaul = dt(mib, "delta+phaul");
       const first = dt(SIZES[0], c.name), floor = out.floor[mib];
       const probing = out.floor_no_kdat_cache[mib];
+      const drain = (x?: Sample) => (x?.post_copy as { drain_ms?: number } | undefined)?.drain_ms;
+      const oldDrain = drain(dt(mib, "post-copy-no-read-ahead"));
       const base = isSmall(mib) ? undefined : dt(BASE_SIZE, c.name);
       r[`${mib}/${c.name}`] = {
         downtime_vs_stop_and_copy: s && plain ? round2(s.downtime_ms / plain.downtime_ms) : null,
@@ -190,6 +219,12 @@ function ratios(bySize: Record<string, Record<string, Sample | { failed: string 
         downtime_vs_probing_criu_floor: s && probing
           ? round2(s.downtime_ms / (probing.dump_ms + probing.restore_ms))
           : null,
+        ...(drain(s) !== undefined
+          ? {
+            drain_vs_stop_and_copy_total: plain ? round2(drain(s)! / plain.total_ms) : null,
+            drain_vs_no_read_ahead: oldDrain ? round2(drain(s)! / oldDrain) : null,
+          }
+          : {}),
       };
     }
   }

@@ -179,12 +179,15 @@ export async function relayCommands(s: RelaySession, onClose: () => void): Promi
       const ra = s.readAhead;
       if (ra?.covers(pid, vaddr, nr)) {
         s.reply(
-          ra.take(pid, vaddr, nr).then((data) => {
-            if (!data) return s.forward(iov); // one of them will not come: ask the source
+          ra.take(pid, vaddr, nr, s.iovBytes).then((answer) => {
+            if (!answer) return s.forward(iov); // one of them will not come: ask the source
             s.stats.checkedPages += nr;
             s.pump();
             s.echo(pid, vaddr);
-            return [encodeIov(s.iovBytes, PS_IOV_ADD_F | (PE_PRESENT << 16), nr, vaddr, pid), data];
+            // The header and the pages in one write.
+            const head = encodeIov(s.iovBytes, PS_IOV_ADD_F | (PE_PRESENT << 16), nr, vaddr, pid);
+            answer.set(head);
+            return [answer];
           }),
         );
         continue;
