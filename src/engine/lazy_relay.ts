@@ -61,9 +61,9 @@ type Asked =
 
 /**
  * Milliseconds without a request to the source after which a daemon request answered from the
- * read-ahead also asks the source again for one of those (already checked) pages, answer checked
- * and dropped: the source sees the session move while the daemon is fed from here (its drain
- * gives up after a stretch without page traffic: final_post_copy.ts).
+ * read-ahead also asks the source again for one of those (already checked) pages, the answer
+ * dropped: the source sees the session move while the daemon is fed from here (its drain gives
+ * up after a stretch without page traffic: final_post_copy.ts).
  */
 const ECHO_AFTER_MS = 50;
 
@@ -230,9 +230,11 @@ export async function relayAnswers(
     if (nr > MAX_ANSWER_PAGES) return refuse(`an answer of ${nr} pages`);
     const data = await reader.read(nr * PAGE);
     if (!data) return;
+    // An echo's page is dropped (the daemon has it, checked when it arrived): not checked again,
+    // so a page the source's pipe changed since cannot stop a copy that never got it twice.
+    if (owed.kind === "echo") continue;
     const why = check(pid, vaddr, data);
     if (why) return refuse(why);
-    if (owed.kind === "echo") continue; // checked, and the daemon has it already
     if (owed.kind === "read-ahead") {
       s.readAhead!.arrived(owed.asked, pid, vaddr, nr, data);
       s.pump();
