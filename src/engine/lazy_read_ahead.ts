@@ -55,6 +55,28 @@ export function lazyRunsOf(memory: { pid: number; pagemap: Pagemap }[]): LazyRun
   );
 }
 
+/**
+ * The default bound of a read-ahead, in pages: 1 GiB, or a quarter of the host's available memory
+ * (`MemAvailable`) when that is less, but at least 64 MiB.
+ *
+ * @example
+ * ```ts
+ * defaultMaxPages(); // 262144 on a host with 4 GiB or more available
+ * ```
+ */
+export function defaultMaxPages(): number {
+  const most = 262_144, least = 16_384;
+  try {
+    const kib = Number(
+      /MemAvailable:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/meminfo"))?.[1],
+    );
+    if (!Number.isFinite(kib) || kib <= 0) return most;
+    return Math.max(least, Math.min(most, Math.floor(kib / 4 / 4)));
+  } catch {
+    return most;
+  }
+}
+
 /** Options of a {@linkcode ReadAhead}. */
 export interface ReadAheadOptions {
   /** The lazy runs, in the order to fetch them. */
@@ -64,8 +86,10 @@ export interface ReadAheadOptions {
   /** Requests in flight at most. @default 4 */
   maxRequests?: number;
   /**
-   * Pages kept or in flight at most (a bound on memory). @default 65536 (256 MiB: a smaller bound
-   * holds the read-ahead to the daemon's pace, and the faults beyond it wait for the source)
+   * Pages kept or in flight at most (a bound on memory). A bound below the lazy pages holds the
+   * read-ahead to the daemon's pace once reached, and the faults beyond it wait for the source
+   * (1 GiB post-copy on loopback: 123 s drain with 256 MiB, 42 s with 1 GiB).
+   * @default {@linkcode defaultMaxPages}: 1 GiB, or a quarter of the memory available if less
    */
   maxPages?: number;
 }
@@ -101,7 +125,7 @@ export class ReadAhead {
   constructor(opts: ReadAheadOptions) {
     this.#requestPages = opts.requestPages ?? 512;
     this.#maxRequests = opts.maxRequests ?? 4;
-    this.#maxPages = Math.max(opts.maxPages ?? 65_536, this.#requestPages);
+    this.#maxPages = Math.max(opts.maxPages ?? defaultMaxPages(), this.#requestPages);
     let first = 0;
     this.#spans = opts.runs.filter((r) => r.nrPages > 0).map((r) => {
       const s = { ...r, first };

@@ -3,7 +3,12 @@
  * within what bounds, and when a daemon's request is answered from it.
  */
 import assert from "node:assert/strict";
-import { type LazyRun, lazyRunsOf, ReadAhead } from "../../src/engine/lazy_read_ahead.ts";
+import {
+  defaultMaxPages,
+  type LazyRun,
+  lazyRunsOf,
+  ReadAhead,
+} from "../../src/engine/lazy_read_ahead.ts";
 import { PE_LAZY, PE_PARENT, PE_PRESENT } from "../../src/criu/images/mod.ts";
 
 const PAGE = 4096;
@@ -93,4 +98,11 @@ Deno.test("the lazy runs of a restore's images: the entries left with the source
     { pid: 3, vaddr: 0x4000, nrPages: 5 },
     { pid: 4, vaddr: 0x20000, nrPages: 7 },
   ]);
+});
+
+Deno.test("the read-ahead's default bound: a quarter of the memory available, between 64 MiB and 1 GiB", () => {
+  const kib = Number(/MemAvailable:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/meminfo"))![1]);
+  const want = Math.max(16_384, Math.min(262_144, Math.floor(kib / 16)));
+  // MemAvailable moves between the two reads: allow 1% of it.
+  assert.ok(Math.abs(defaultMaxPages() - want) <= Math.max(1, want / 100), `${defaultMaxPages()}`);
 });
