@@ -18,7 +18,7 @@
 import { rebuiltPagesFiles } from "../criu/images/mod.ts";
 import type { RestoreContext, RestoreResult } from "../engine/channel.ts";
 import { type Verification, VerifyRequestSchema } from "../engine/contract.ts";
-import { imagesDirOf, rebuildPages } from "../engine/restore.ts";
+import { imagesDirOf, rebuildPages } from "../engine/restore_images.ts";
 import { verifyAfterRestore, verifyBeforeRestore } from "../engine/verify.ts";
 import { imageInfo, loadImage, removeImage } from "./image.ts";
 import { importPodman, removeContainer } from "./import.ts";
