@@ -12,6 +12,12 @@
 
 /** CRIU's page-server command that ends a session (criu/page-xfer.c). */
 export const PS_IOV_CLOSE = 0x1023;
+/** The command that ends a session at once, without an answer (criu/page-xfer.c). */
+export const PS_IOV_FORCE_CLOSE = 0x1024;
+/** A lazy-pages daemon's request for pages (criu/page-xfer.c). */
+export const PS_IOV_GET = 7;
+/** The answer's command: pages follow (criu/page-xfer.c; flags in the upper 16 bits). */
+export const PS_IOV_ADD_F = 6;
 
 /**
  * Bytes of `struct page_server_iov` for CRIU `version` ("4.1.1", "4.2.1"): 32 from 4.2 on, 24

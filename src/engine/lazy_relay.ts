@@ -15,14 +15,11 @@
  *
  * @module
  */
-import { PS_IOV_CLOSE } from "../criu/page_server.ts";
+import { PS_IOV_ADD_F, PS_IOV_CLOSE, PS_IOV_FORCE_CLOSE, PS_IOV_GET } from "../criu/page_server.ts";
 import { PE_PRESENT } from "../criu/images/mod.ts";
 import type { LazyRun, ReadAhead } from "./lazy_read_ahead.ts";
 
 const PAGE = 4096;
-const PS_IOV_ADD_F = 6;
-const PS_IOV_GET = 7;
-const PS_IOV_FORCE_CLOSE = 0x1024;
 /** Pages one answer may carry (a bound on what the relay buffers per answer: 64 MiB). */
 const MAX_ANSWER_PAGES = 16_384;
 

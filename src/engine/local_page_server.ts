@@ -26,7 +26,13 @@
  * @module
  */
 import { decodePagemap, PAGE_SIZE, PE_LAZY, PE_PARENT, PE_PRESENT } from "../criu/images/mod.ts";
-import { pageServerIovBytes, PS_IOV_CLOSE } from "../criu/page_server.ts";
+import {
+  pageServerIovBytes,
+  PS_IOV_ADD_F,
+  PS_IOV_CLOSE,
+  PS_IOV_FORCE_CLOSE,
+  PS_IOV_GET,
+} from "../criu/page_server.ts";
 import { type CriuDaemon, criuLazyPages } from "../criu/run.ts";
 import {
   checkPages,
@@ -40,9 +46,6 @@ import type { ComposeResult } from "./lazy_images.ts";
 import type { PageManifest } from "./manifest.ts";
 import type { Area } from "./page_allowance.ts";
 
-const PS_IOV_GET = 7;
-const PS_IOV_ADD_F = 6;
-const PS_IOV_FORCE_CLOSE = 0x1024;
 /** Pages one answer may carry (CRIU asks for at most 4 MiB: 1024 pages). */
 const MAX_ANSWER_PAGES = 16_384;
 
