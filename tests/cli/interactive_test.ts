@@ -27,7 +27,8 @@ class Tmux {
     return this.#run(["capture-pane", "-p", "-t", "t"]);
   }
   keys(...keys: string[]): void {
-    this.#run(["send-keys", "-t", "t", ...keys]);
+    // "--": a key may begin with "-" (a base64url public key), which tmux would read as a flag.
+    this.#run(["send-keys", "-t", "t", "--", ...keys]);
   }
   /** Wait (≤ 60 s) until the screen matches; returns the screen. */
   async waitFor(pattern: RegExp): Promise<string> {
