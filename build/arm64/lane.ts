@@ -17,6 +17,7 @@ export const LANE_FILES = [
   "tests/trace/format_test.ts",
   "tests/util/varint_test.ts",
   "tests/util/base64_test.ts",
+  "tests/util/child_output_test.ts",
   "tests/predict/phase1_test.ts",
   "tests/predict/history_test.ts",
   "tests/predict/window_rates_test.ts",

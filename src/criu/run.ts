@@ -11,9 +11,11 @@
  * @module
  */
 import { requireCriu } from "./locate.ts";
-import { criuVersionInLog } from "./page_server.ts";
+import { criuVersionOfLog, logGrewWith, logTail } from "./log.ts";
+import { outputAtExit } from "../util/child_output.ts";
 
 export { closeLazyDump } from "./page_server.ts";
+export { criuVersionOfLog, logTail } from "./log.ts";
 
 /** Raised when a CRIU command fails; `logTail` holds the last error lines of its log. */
 export class CriuError extends Error {
@@ -171,55 +173,6 @@ export async function criuLazyDump(options: DumpOptions): Promise<LazyDump> {
   throw new CriuError("dump", -1, "the lazy dump's page server never started", logFile);
 }
 
-/**
- * The CRIU version a log names on its first lines (undefined when the log is unreadable or names
- * none): the page server's wire format follows it.
- *
- * @example
- * ```ts
- * await criuVersionOfLog(`${dir}/dump.log`); // "4.1.1"
- * ```
- */
-export async function criuVersionOfLog(file: string): Promise<string | undefined> {
-  try {
-    using f = await Deno.open(file, { read: true });
-    const buf = new Uint8Array(4096);
-    const n = await f.read(buf);
-    return criuVersionInLog(new TextDecoder().decode(buf.subarray(0, n ?? 0)));
-  } catch {
-    return undefined;
-  }
-}
-
-/** Whether the text appended to `file` since `seen` (updated) contains `needle`. */
-async function logGrewWith(
-  file: string,
-  seen: { offset: number; tail: string },
-  needle: string,
-): Promise<boolean> {
-  let f: Deno.FsFile;
-  try {
-    f = await Deno.open(file, { read: true });
-  } catch {
-    return false; // not yet created
-  }
-  try {
-    await f.seek(seen.offset, Deno.SeekMode.Start);
-    const buf = new Uint8Array(1 << 16);
-    for (;;) {
-      const n = await f.read(buf);
-      if (n === null || n === 0) return false;
-      seen.offset += n;
-      // Keep a tail so that a needle split between two reads is still found.
-      const text = seen.tail + new TextDecoder().decode(buf.subarray(0, n));
-      if (text.includes(needle)) return true;
-      seen.tail = text.slice(-needle.length);
-    }
-  } finally {
-    f.close();
-  }
-}
-
 /** Options of {@linkcode criuRestore}. */
 export interface RestoreOptions extends CriuCommonOptions {
   /** The tree is a shell job. @default false */
@@ -356,23 +309,17 @@ async function runCriu(action: string, args: string[], o: CriuCommonOptions): Pr
   // the signal afterwards. Other actions are safe to kill.
   const killable = action !== "dump" && action !== "pre-dump";
   if (killable) o.signal?.addEventListener("abort", kill, { once: true });
-  // CRIU's forks (a restore's tasks before they become the workload; the orphans of a CRIU
-  // that was killed) inherit its pipes: its end is its exit, not the pipes' end-of-file.
-  const stdout = drain(child.stdout);
-  const stderr = drain(child.stderr);
   try {
-    const { code } = await child.status;
-    await Promise.race([
-      Promise.all([stdout.done, stderr.done]),
-      new Promise((r) => setTimeout(r, PIPE_GRACE_MS)),
-    ]);
+    // CRIU's forks inherit its pipes: its end is its exit, not the pipes' end-of-file.
+    const { code, stderr } = await outputAtExit(child);
     const ms = performance.now() - started;
     if (code !== 0 || killed) {
-      const err = stderr.text().trim();
       throw new CriuError(
         action,
         killed ? -1 : code,
-        killed ? `killed after ${o.timeoutMs ?? 120_000} ms` : await logTail(logFile, err),
+        killed
+          ? `killed after ${o.timeoutMs ?? 120_000} ms`
+          : await logTail(logFile, stderr.trim()),
         logFile,
       );
     }
@@ -380,47 +327,7 @@ async function runCriu(action: string, args: string[], o: CriuCommonOptions): Pr
   } finally {
     clearTimeout(timer);
     o.signal?.removeEventListener("abort", kill);
-    stdout.cancel();
-    stderr.cancel();
   }
-}
-
-/** How long a CRIU run's output may trail its exit (what its forks hold open is not waited for). */
-const PIPE_GRACE_MS = 200;
-
-/** Collect a child's output stream until its end or {@linkcode Drained.cancel}. */
-interface Drained {
-  done: Promise<void>;
-  text(): string;
-  cancel(): void;
-}
-
-function drain(stream: ReadableStream<Uint8Array>): Drained {
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let bytes = 0;
-  const done = (async () => {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      // Keep the last 64 KiB at most: the error text is at its end.
-      chunks.push(value);
-      bytes += value.length;
-      while (bytes > 65_536 && chunks.length > 1) bytes -= chunks.shift()!.length;
-    }
-  })().catch(() => {});
-  return {
-    done,
-    text: () => new TextDecoder().decode(concat(chunks)),
-    cancel: () => void reader.cancel().catch(() => {}),
-  };
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let o = 0;
-  for (const c of chunks) out.set(c, (o += c.length) - c.length);
-  return out;
 }
 
 function spawnDaemon(args: string[], o: CriuCommonOptions): CriuDaemon {
@@ -449,17 +356,4 @@ export function command(o: CriuCommonOptions, args: string[]): [string, string[]
   const criu = o.criu ?? requireCriu().path;
   if (!o.dieWithParent) return [criu, args];
   return ["setpriv", ["--pdeathsig", "KILL", criu, ...args]];
-}
-
-/** The error lines at the end of a CRIU log (or `fallback` when there is no log). */
-export async function logTail(logFile: string, fallback = ""): Promise<string> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(logFile);
-  } catch {
-    return fallback || "(no log)";
-  }
-  const lines = text.split("\n").filter((l) => /Error|error|Warn/.test(l));
-  const tail = (lines.length ? lines : text.split("\n").filter((l) => l.trim())).slice(-4);
-  return tail.map((l) => l.replace(/^\([\d.]+\)\s*/, "").trim()).join(" | ") || fallback;
 }
