@@ -1,20 +1,15 @@
 import assert from "node:assert/strict";
 import { runMigration } from "../../src/engine/driver.ts";
-import { LocalChannel } from "../../src/engine/local_channel.ts";
 import { planOf } from "../../src/engine/select.ts";
 import { isAlive, waitGone } from "../../src/tracker/proc.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
-import { assertMemcheckHealthy, requireCriuBinary, startMemcheck } from "../criu/support.ts";
+import { assertMemcheckHealthy } from "../criu/support.ts";
+import { startLocalRun, stopLocalRun } from "./support/local_run.ts";
 
 Deno.test("delta migrates memcheck through an in-process channel: memory intact, counter continues", async () => {
-  requireCriuBinary();
-  const w = await startMemcheck(["--mib", "32", "--write-pages", "64", "--hot-percent", "10"]);
-  const dest = Deno.makeTempDirSync({ prefix: "u2cm-dest-" });
-  const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
-  const channel = new LocalChannel({ dir: dest, migrationId: "t1" });
-  let restored = 0;
+  const r = await startLocalRun({ id: "t1" });
+  const { w, work, channel } = r;
   try {
-    await w.waitFor(/^tick 5 /);
     const out = await runMigration({
       id: "t1",
       pid: w.pid,
@@ -22,7 +17,7 @@ Deno.test("delta migrates memcheck through an in-process channel: memory intact,
       policy: createPolicy("fixed-3"),
       workDir: work,
     }, planOf("delta", { softDirty: false, lazy: false }));
-    restored = out.destPid;
+    const restored = out.destPid;
     assert.equal(out.engine, "delta");
     assert.equal(out.precopyRounds, 3);
     assert.ok(out.rounds[0].pages_sent >= 8192, `round 0 sent ${out.rounds[0].pages_sent}`);
@@ -37,13 +32,6 @@ Deno.test("delta migrates memcheck through an in-process channel: memory intact,
     assert.deepEqual([...Deno.readDirSync(work)], [], "scratch dumps left in the work dir");
     await assertMemcheckHealthy(w, restored, 5000);
   } finally {
-    channel.close();
-    if (restored) {
-      try {
-        Deno.kill(restored, "SIGKILL");
-      } catch { /* gone */ }
-    }
-    await w.stop();
-    for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
+    await stopLocalRun(r);
   }
 });

@@ -1,27 +1,15 @@
 import assert from "node:assert/strict";
 import type { RestoreContext } from "../../src/engine/channel.ts";
 import { runMigration } from "../../src/engine/driver.ts";
-import { LocalChannel } from "../../src/engine/local_channel.ts";
 import { waitGone } from "../../src/tracker/proc.ts";
 import { restoreMigration } from "../../src/engine/restore.ts";
 import { type EngineChoice, planOf } from "../../src/engine/select.ts";
 import { MigrationError } from "../../src/engine/types.ts";
 import { createPolicy } from "../../src/policy/mod.ts";
 import type { StopPolicy } from "../../src/policy/types.ts";
-import {
-  assertMemcheckHealthy,
-  type Memcheck,
-  requireCriuBinary,
-  startMemcheck,
-} from "../criu/support.ts";
+import { assertMemcheckHealthy, type Memcheck } from "../criu/support.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
-
-interface Run {
-  w: Memcheck;
-  dest: string;
-  work: string;
-  channel: LocalChannel;
-}
+import { startLocalRun, stopLocalRun } from "./support/local_run.ts";
 
 /** The parts of `engine` on this host (lazy restore works, soft-dirty does not). */
 const plan = (engine: EngineChoice) => planOf(engine, { softDirty: true, lazy: true });
@@ -34,25 +22,8 @@ function postCopyAfter(k: number): StopPolicy {
   };
 }
 
-async function setup(onRestore?: typeof restoreMigration): Promise<Run> {
-  requireCriuBinary();
-  const w = await startMemcheck(["--mib", "32", "--write-pages", "64", "--hot-percent", "10"]);
-  await w.waitFor(/^tick 5 /);
-  const dest = Deno.makeTempDirSync({ prefix: "u2cm-dest-" });
-  const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
-  return { w, dest, work, channel: new LocalChannel({ dir: dest, migrationId: "m1", onRestore }) };
-}
-
-async function teardown(r: Run): Promise<void> {
-  r.channel.close();
-  for (const pid of runningCopies(r.w.out)) {
-    try {
-      Deno.kill(pid, "SIGKILL");
-    } catch { /* gone */ }
-  }
-  await r.w.stop();
-  for (const d of [r.dest, r.work, r.w.dir]) Deno.removeSync(d, { recursive: true });
-}
+/** memcheck (32 MiB) and an in-process channel to a fresh destination. */
+const setup = (onRestore?: typeof restoreMigration) => startLocalRun({ id: "m1", onRestore });
 
 /** The workload runs exactly once, keeps counting and its memory verifies. */
 async function assertOneHealthyCopy(w: Memcheck): Promise<number> {
@@ -90,7 +61,7 @@ for (
         assert.ok(out.lazyPages! < 8192 / 2, `${out.lazyPages} of 8192+ pages left lazy`);
       }
     } finally {
-      await teardown(r);
+      await stopLocalRun(r);
     }
   });
 }
@@ -121,7 +92,7 @@ for (const engine of ["delta", "hybrid"] as const) {
       );
       assert.equal(await assertOneHealthyCopy(r.w), r.w.pid);
     } finally {
-      await teardown(r);
+      await stopLocalRun(r);
     }
   });
 }
@@ -144,7 +115,7 @@ Deno.test("aborting during pre-copy (Ctrl-C) leaves the source running untouched
     await assert.rejects(run, MigrationError);
     assert.equal(await assertOneHealthyCopy(r.w), r.w.pid);
   } finally {
-    await teardown(r);
+    await stopLocalRun(r);
   }
 });
 
@@ -163,6 +134,6 @@ Deno.test("the predump engine fails cleanly without soft-dirty and the source ke
     );
     assert.equal(await assertOneHealthyCopy(r.w), r.w.pid);
   } finally {
-    await teardown(r);
+    await stopLocalRun(r);
   }
 });

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { runMigration } from "../../src/engine/driver.ts";
 import type { ComposeResult } from "../../src/engine/lazy_images.ts";
-import { LocalChannel } from "../../src/engine/local_channel.ts";
 import { startLocalPageServer } from "../../src/engine/local_page_server.ts";
 import { decodeManifest, ManifestBuilder, type PageManifest } from "../../src/engine/manifest.ts";
 import { LOCAL_LAZY_MIN_PAGES, restoreMigration } from "../../src/engine/restore.ts";
@@ -13,6 +12,7 @@ import { createPolicy } from "../../src/policy/mod.ts";
 import { resultOf } from "../../src/cli/migrate_result.ts";
 import { assertMemcheckHealthy, requireCriuBinary, startMemcheck } from "../criu/support.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
+import { startLocalRun, stopLocalRun } from "./support/local_run.ts";
 import { makeNodes, migrateTo, u2cm } from "./support/agents.ts";
 
 const P = 4096;
@@ -160,14 +160,12 @@ Deno.test("local page server: a range the images do not hold as one run is refus
 });
 
 Deno.test("verified lazy local restore: a big scan-and-copy tree restores lazily, every lazy page checked as placed; memory intact, one copy", async () => {
-  requireCriuBinary();
-  const w = await startMemcheck(["--mib", "96", "--hot-mib", "4", "--write-pages", "256"]);
-  const dest = Deno.makeTempDirSync({ prefix: "u2cm-dest-" });
-  const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
-  const channel = new LocalChannel({ dir: dest, migrationId: "lls1" });
-  let restored = 0;
+  const r = await startLocalRun({
+    id: "lls1",
+    memcheck: ["--mib", "96", "--hot-mib", "4", "--write-pages", "256"],
+  });
+  const { w, work, channel } = r;
   try {
-    await w.waitFor(/^tick 5 /);
     const out = await runMigration({
       id: "lls1",
       pid: w.pid,
@@ -175,7 +173,7 @@ Deno.test("verified lazy local restore: a big scan-and-copy tree restores lazily
       policy: createPolicy("fixed-2"),
       workDir: work,
     }, { ...planOf("delta", LAZY), freeze: "scan" });
-    restored = out.destPid;
+    const restored = out.destPid;
     const v = out.verified!;
     assert.ok(v.lazyPages !== undefined && v.lazyPages >= LOCAL_LAZY_MIN_PAGES, JSON.stringify(v));
     assert.equal(v.imagePages, v.manifestPages);
@@ -199,26 +197,15 @@ Deno.test("verified lazy local restore: a big scan-and-copy tree restores lazily
     await assertMemcheckHealthy(w, restored);
     assert.deepEqual(runningCopies(w.out), [restored], "exactly one copy runs");
   } finally {
-    channel.close();
-    if (restored) {
-      try {
-        Deno.kill(restored, "SIGKILL");
-      } catch { /* gone */ }
-    }
-    await w.stop();
-    for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
+    await stopLocalRun(r);
   }
 });
 
 Deno.test("verified lazy local restore: a page tampered in the destination's store behind the image check is refused; the source runs again, one copy, memory intact", async () => {
-  requireCriuBinary();
-  const w = await startMemcheck(["--mib", "96", "--hot-mib", "4", "--write-pages", "256"]);
-  const dest = Deno.makeTempDirSync({ prefix: "u2cm-dest-" });
-  const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
   let tampered = 0;
-  const channel = new LocalChannel({
-    dir: dest,
-    migrationId: "lls2",
+  const r = await startLocalRun({
+    id: "lls2",
+    memcheck: ["--mib", "96", "--hot-mib", "4", "--write-pages", "256"],
     // Every page has arrived: change one byte of the slot file far into the big run, behind the
     // store's recorded hashes (the composed image check compares those, so it passes).
     onRestore: (ctx, options) => {
@@ -237,8 +224,8 @@ Deno.test("verified lazy local restore: a page tampered in the destination's sto
       return restoreMigration(ctx, options);
     },
   });
+  const { w, work, channel } = r;
   try {
-    await w.waitFor(/^tick 5 /);
     const start = w.lines();
     await assert.rejects(
       runMigration({
@@ -271,9 +258,7 @@ Deno.test("verified lazy local restore: a page tampered in the destination's sto
     assert.equal(w.last(/CORRUPT|FAIL/), undefined, "memcheck reported corruption");
     assert.deepEqual(runningCopies(w.out), [w.pid], "exactly one copy runs");
   } finally {
-    channel.close();
-    await w.stop();
-    for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
+    await stopLocalRun(r);
   }
 });
 

@@ -25,6 +25,7 @@ import {
   startWorkload,
 } from "../criu/support.ts";
 import { makeNodes } from "./support/agents.ts";
+import { startLocalRun, stopLocalRun } from "./support/local_run.ts";
 import { runningCopies } from "./support/memcheck_pids.ts";
 
 /** The delta plan: hash pre-copy rounds, then stop-and-copy. */
@@ -58,14 +59,12 @@ Deno.test("a manifest survives encode → decode and malformed ones are refused"
 });
 
 Deno.test("--verify full reads back every page of the restored tree before it runs", async () => {
-  requireCriuBinary();
-  const w = await startMemcheck(["--mib", "16", "--write-pages", "64", "--hot-percent", "10"]);
-  const dest = Deno.makeTempDirSync({ prefix: "u2cm-dest-" });
-  const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
-  const channel = new LocalChannel({ dir: dest, migrationId: "v1" });
-  let restored = 0;
+  const r = await startLocalRun({
+    id: "v1",
+    memcheck: ["--mib", "16", "--write-pages", "64", "--hot-percent", "10"],
+  });
+  const { w, work, channel } = r;
   try {
-    await w.waitFor(/^tick 5 /);
     const out = await runMigration({
       id: "v1",
       pid: w.pid,
@@ -74,7 +73,7 @@ Deno.test("--verify full reads back every page of the restored tree before it ru
       workDir: work,
       verify: "full",
     }, DELTA);
-    restored = out.destPid;
+    const restored = out.destPid;
     const v = out.verified!;
     assert.equal(v.mode, "full");
     assert.ok(v.manifestPages >= 4096, `${v.manifestPages} pages in the manifest`);
@@ -83,14 +82,7 @@ Deno.test("--verify full reads back every page of the restored tree before it ru
     assert.ok(await waitGone(w.pid, 5000), "source still exists");
     await assertOneHealthyCopy(w, restored);
   } finally {
-    channel.close();
-    if (restored) {
-      try {
-        Deno.kill(restored, "SIGKILL");
-      } catch { /* gone */ }
-    }
-    await w.stop();
-    for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
+    await stopLocalRun(r);
   }
 });
 
