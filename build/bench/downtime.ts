@@ -7,7 +7,9 @@
  *    the full-dump fallback: `U2CM_FREEZE=dump`), post-copy, u2c-no-kdat-cache (u2c with CRIU
  *    probing the kernel at each start: u2cm's kerndat cache removed for the case);
  *  - the floor reference: plain CRIU dump to tmpfs + restore of the same tree on this host
- *    (CRIU loading its kerndat cache, as u2cm's own CRIU starts do: `criu_kerndat_cache`).
+ *    (CRIU loading its kerndat cache, as u2cm's own CRIU starts do: `criu_kerndat_cache`), and,
+ *    when a post-copy case runs, CRIU's non-memory floor (`floor_lazy`: lazy dump + lazy restore,
+ *    downtime_floor.ts), post-copy's reference (`downtime_vs_nonmem_criu_floor`, goal ≤ 1.2).
  * Sizes under 4× the hot set are small trees (memcheck writing 64 pages a tick); compare them
  * with the floor (`downtime_vs_criu_floor`; goal ≤ 1.5); `downtime_vs_probing_criu_floor` compares
  * them with plain CRIU that probes the kernel at each start (no kerndat cache, as CRIU runs on a
@@ -31,8 +33,8 @@
  * @module
  */
 import { ensureKerndatCache, removeKerndatCache } from "../../src/criu/kerndat.ts";
-import { criuDump, criuRestore } from "../../src/criu/run.ts";
 import { requireCriuBinary, startMemcheck } from "../../tests/criu/support.ts";
+import { criuFloor, criuLazyFloor, type Floor } from "./downtime_floor.ts";
 import { makeNodes, u2cm } from "../../tests/engine/support/agents.ts";
 import { runningCopies } from "../../tests/engine/support/memcheck_pids.ts";
 import { linkedNamespaces } from "../../tests/support/netns.ts";
@@ -96,6 +98,8 @@ const CONFIGS = ALL_CONFIGS.filter((c) => {
   const only = Deno.env.get("U2CM_BENCH_CONFIGS");
   return only ? only.split(",").includes(c.name) : !c.optIn;
 });
+/** A post-copy case runs: measure CRIU's non-memory floor too. */
+const POST_COPY = CONFIGS.some((c) => c.name.startsWith("post-copy"));
 
 /** What one migration reported. */
 interface Sample {
@@ -127,20 +131,27 @@ const out = {
   floor: {} as Record<string, Floor>,
   /** The floor with CRIU probing the kernel at each start (no kerndat cache), when it has one. */
   floor_no_kdat_cache: {} as Record<string, Floor>,
+  /**
+   * CRIU's non-memory floor (lazy dump until its page server is up + lazy restore until the tree
+   * is up: downtime_floor.ts), measured when a post-copy case runs: post-copy's reference.
+   */
+  floor_lazy: {} as Record<string, Floor>,
   links: {} as Record<string, unknown>,
 };
 for (const mib of SIZES) {
-  const probing: Floor[] = [], cached: Floor[] = [];
+  const probing: Floor[] = [], cached: Floor[] = [], lazy: Floor[] = [];
   for (let i = 0; i < REPEAT; i++) {
     if (kdat === "made" || kdat === "cached") {
       await removeKerndatCache();
-      probing.push(await criuFloor(mib));
+      probing.push(await criuFloor(workload(mib), `${mib} MiB`));
       await ensureKerndatCache();
     }
-    cached.push(await criuFloor(mib));
+    cached.push(await criuFloor(workload(mib), `${mib} MiB`));
+    if (POST_COPY) lazy.push(await criuLazyFloor(workload(mib), `${mib} MiB`));
   }
   if (probing.length) out.floor_no_kdat_cache[mib] = medianBy(probing, floorMs);
   out.floor[mib] = medianBy(cached, floorMs);
+  if (lazy.length) out.floor_lazy[mib] = medianBy(lazy, floorMs);
 }
 
 let subnet = 70;
@@ -205,6 +216,7 @@ function ratios(bySize: Record<string, Record<string, Sample | { failed: string 
       const s = dt(mib, c.name), plain = dt(mib, "stop-and-copy"), phaul = dt(mib, "delta+phaul");
       const first = dt(SIZES[0], c.name), floor = out.floor[mib];
       const probing = out.floor_no_kdat_cache[mib];
+      const lazyFloor = out.floor_lazy[mib];
       const drain = (x?: Sample) => (x?.post_copy as { drain_ms?: number } | undefined)?.drain_ms;
       const oldDrain = drain(dt(mib, "post-copy-no-read-ahead"));
       const base = isSmall(mib) ? undefined : dt(BASE_SIZE, c.name);
@@ -219,6 +231,13 @@ function ratios(bySize: Record<string, Record<string, Sample | { failed: string 
         downtime_vs_probing_criu_floor: s && probing
           ? round2(s.downtime_ms / (probing.dump_ms + probing.restore_ms))
           : null,
+        ...(lazyFloor && c.name.startsWith("post-copy")
+          ? {
+            downtime_vs_nonmem_criu_floor: s
+              ? round2(s.downtime_ms / (lazyFloor.dump_ms + lazyFloor.restore_ms))
+              : null,
+          }
+          : {}),
         ...(drain(s) !== undefined
           ? {
             drain_vs_stop_and_copy_total: plain ? round2(drain(s)! / plain.total_ms) : null,
@@ -229,29 +248,6 @@ function ratios(bySize: Record<string, Record<string, Sample | { failed: string 
     }
   }
   return r;
-}
-
-/** Plain CRIU on this host: dump the tree to tmpfs (left stopped), restore it beside, time both. */
-async function criuFloor(mib: number): Promise<Floor> {
-  const w = await startMemcheck(workload(mib));
-  const dir = Deno.makeTempDirSync({ dir: "/dev/shm", prefix: "u2cm-bench-floor-" });
-  let restored = 0;
-  try {
-    await w.waitFor(/^tick 20 /, 60_000);
-    const dump = await criuDump({ pid: w.pid, dir, leave: "stopped" });
-    const restore = await criuRestore({ dir });
-    restored = restore.pid;
-    console.error(
-      `floor ${mib} MiB: dump ${dump.ms.toFixed(0)} ms, restore ${restore.ms.toFixed(0)}`,
-    );
-    return { dump_ms: Math.round(dump.ms), restore_ms: Math.round(restore.ms) };
-  } finally {
-    if (restored > 0) Deno.kill(restored, "SIGKILL");
-    for (const pid of runningCopies(w.out)) Deno.kill(pid, "SIGKILL");
-    await w.stop();
-    Deno.removeSync(dir, { recursive: true });
-    Deno.removeSync(w.dir, { recursive: true });
-  }
 }
 
 async function once(
@@ -306,9 +302,6 @@ async function once(
 function list(name: string, fallback: string): string[] {
   return (Deno.env.get(name) ?? fallback).split(",").map((s) => s.trim()).filter((s) => s);
 }
-
-/** What the floor measured: CRIU's dump and restore. */
-type Floor = { dump_ms: number; restore_ms: number };
 
 function floorMs(f: Floor): number {
   return f.dump_ms + f.restore_ms;

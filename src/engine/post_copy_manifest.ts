@@ -27,9 +27,9 @@ import type { HeldPages } from "./ledger.ts";
 import { ManifestBuilder } from "./manifest.ts";
 import { PageReader } from "./page_reader.ts";
 import { allowedAreas, type Area, areasOn, maskedPageHash } from "./page_allowance.ts";
+import { hashFrozenRuns, type PageRun, UnreadablePageError } from "./live_hashes.ts";
 
 const HASH = 16;
-const READ_PAGES = 2048;
 
 /** Options of {@linkcode postCopyManifest}. */
 export interface PostCopyManifestOptions {
@@ -65,15 +65,20 @@ export async function postCopyManifest(
     const held = o.held?.(mem.pid);
     const addresses: number[] = [];
     const parts: Uint8Array[] = [];
+    // The lazy runs are read from the frozen tree and hashed all at once, on every core; their
+    // places among the parts are filled in after.
+    const lazyRuns: PageRun[] = [];
+    const lazyParts: number[] = [];
     for (const e of pagemap.entries) {
       if ((e.flags & PE_PARENT) !== 0) continue;
       const lazy = (e.flags & PE_LAZY) !== 0 && (e.flags & PE_PRESENT) === 0;
       if (!lazy && (e.flags & PE_PRESENT) === 0) continue;
       const run = Array.from({ length: e.nrPages }, (_, i) => e.vaddr + i * PAGE_SIZE);
-      addresses.push(...run);
+      for (const a of run) addresses.push(a);
       if (lazy) {
-        if (host === undefined) throw new Error(`pid ${mem.pid} of the dump has no host pid`);
-        parts.push(await hashLive(host, run, mem.pid, allowed.get(mem.pid) ?? []));
+        lazyRuns.push({ vaddr: e.vaddr, nrPages: e.nrPages });
+        lazyParts.push(parts.length);
+        parts.push(new Uint8Array(0));
         lazyPages += run.length;
         continue;
       }
@@ -84,6 +89,15 @@ export async function postCopyManifest(
         out.set(h, i * HASH);
       }
       parts.push(out);
+    }
+    if (lazyRuns.length > 0) {
+      if (host === undefined) throw new Error(`pid ${mem.pid} of the dump has no host pid`);
+      const live = await hashLive(host, lazyRuns, mem.pid, allowed.get(mem.pid) ?? []);
+      let at = 0;
+      lazyRuns.forEach((r, k) => {
+        parts[lazyParts[k]] = live.subarray(at, at + r.nrPages * HASH);
+        at += r.nrPages * HASH;
+      });
     }
     const hashes = new Uint8Array(addresses.length * HASH);
     let at = 0;
@@ -109,39 +123,56 @@ async function hashFile(file: string): Promise<Uint8Array> {
 }
 
 /**
- * Read pages `addresses` of the stopped process `host` and hash them (a page touching `areas`
- * with the bytes inside them zeroed).
+ * Hash the pages of `runs` of the stopped process `host` (on every core, in the shim); a page
+ * touching `areas` is hashed again with the bytes inside them zeroed.
  */
-function hashLive(
+async function hashLive(
   host: number,
-  addresses: number[],
+  runs: PageRun[],
   pid: number,
   areas: Area[],
 ): Promise<Uint8Array> {
-  const reader = new PageReader(host);
-  const out = new Uint8Array(addresses.length * HASH);
-  const buf = new Uint8Array(READ_PAGES * PAGE_SIZE);
-  try {
-    for (let base = 0; base < addresses.length; base += READ_PAGES) {
-      const addrs = addresses.slice(base, base + READ_PAGES);
-      const data = buf.subarray(0, addrs.length * PAGE_SIZE);
-      const ok = reader.read(addrs, data);
-      const bad = ok.findIndex((x) => !x);
-      if (bad >= 0) {
-        throw new Error(
-          `pid ${pid}: page 0x${addrs[bad].toString(16)} of the frozen tree cannot be read`,
-        );
-      }
-      out.set(pageHashes(data), base * HASH);
-      for (let i = 0; i < addrs.length; i++) {
-        const on = areasOn(areas, addrs[i]);
-        if (on.length === 0) continue;
-        const page = data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
-        out.set(maskedPageHash(page, addrs[i], on), (base + i) * HASH);
+  const out = await hashFrozenRuns(host, runs).catch((e) => {
+    if (!(e instanceof UnreadablePageError)) throw e;
+    throw new Error(
+      `pid ${pid}: page 0x${e.address.toString(16)} of the frozen tree cannot be read`,
+    );
+  });
+  if (areas.length === 0) return out;
+  const touched: { index: number; address: number; on: Area[] }[] = [];
+  const seen = new Set<number>();
+  let index = 0;
+  for (const r of runs) {
+    for (const [start, end] of areas) {
+      // The pages of this run that an allowed area touches.
+      const lo = Math.max(r.vaddr, start - (start % PAGE_SIZE));
+      const hi = Math.min(r.vaddr + r.nrPages * PAGE_SIZE, end);
+      for (let p = lo; p < hi; p += PAGE_SIZE) {
+        const i = index + (p - r.vaddr) / PAGE_SIZE;
+        if (seen.has(i)) continue;
+        seen.add(i);
+        touched.push({ index: i, address: p, on: areasOn(areas, p) });
       }
     }
+    index += r.nrPages;
+  }
+  if (touched.length === 0) return out;
+  const reader = new PageReader(host);
+  try {
+    const data = new Uint8Array(touched.length * PAGE_SIZE);
+    const ok = reader.read(touched.map((t) => t.address), data);
+    const bad = ok.findIndex((x) => !x);
+    if (bad >= 0) {
+      throw new Error(
+        `pid ${pid}: page 0x${touched[bad].address.toString(16)} of the frozen tree cannot be read`,
+      );
+    }
+    touched.forEach((t, k) => {
+      const page = data.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE);
+      out.set(maskedPageHash(page, t.address, t.on), t.index * HASH);
+    });
   } finally {
     reader.close();
   }
-  return Promise.resolve(out);
+  return out;
 }
