@@ -22,8 +22,6 @@ import { sameHash, sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from ".
 import { imageFilesToSend } from "./files.ts";
 import { type HeldPages, LedgerChannel } from "./ledger.ts";
 import { bootId, pidNamespaceMap } from "../tracker/proc.ts";
-import { pageHashes } from "../native/page_hash.ts";
-import { PageReader } from "./page_reader.ts";
 import {
   carriesTunnels,
   type MigrationChannel as PeerMigrationChannel,
@@ -35,6 +33,7 @@ import type { PhaseTimes, PostCopyReport } from "./types.ts";
 import { MANIFEST_FILE } from "./contract.ts";
 import type { LazyCheckReport } from "./contract.ts";
 import { postCopyManifest } from "./post_copy_manifest.ts";
+import { hashFrozenRuns, UnreadablePageError } from "./live_hashes.ts";
 
 const PAGE = 4096;
 
@@ -151,7 +150,7 @@ async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
         const host = hostOf.get(mem.pid);
         const rewritten = host === undefined
           ? mem.pagemap
-          : eagerWhereHeld(mem.pagemap, host, held);
+          : await eagerWhereHeld(mem.pagemap, host, held);
         await Deno.writeFile(`${dir}/${mem.pagemapFile}`, encodePagemap(rewritten));
         final.set(mem.pid, rewritten);
       }
@@ -275,57 +274,56 @@ async function drained(status: Promise<number>, carried?: () => number): Promise
 
 /**
  * Rewrite a lazy dump's pagemap: within each lazy run, pages whose current contents (read from
- * the frozen process `hostPid`) hash equal to what the destination holds become eager
- * (PE_PRESENT only, rebuilt from the store); the rest stay lazy.
+ * the frozen process `hostPid`, hashed in the shim on every core) hash equal to what the
+ * destination holds become eager (PE_PRESENT only, rebuilt from the store); the rest stay lazy.
+ * A page that cannot be read stays lazy. Nothing is read when the destination holds nothing.
+ *
+ * @example
+ * ```ts
+ * const rewritten = await eagerWhereHeld(mem.pagemap, hostPid, ledger.held(mem.pid));
+ * ```
  */
-export function eagerWhereHeld(
+export async function eagerWhereHeld(
   pagemap: Pagemap,
   hostPid: number,
   held: HeldPages,
-): Pagemap {
-  const reader = new PageReader(hostPid);
+): Promise<Pagemap> {
+  if (held.size === 0) return pagemap;
   const entries: PagemapEntry[] = [];
-  try {
-    for (const e of pagemap.entries) {
-      // A lazy dump marks the runs it left with its page server PE_LAZY (without PE_PRESENT).
-      const lazy = (e.flags & PE_LAZY) !== 0 && (e.flags & PE_PARENT) === 0;
-      if (!lazy) {
-        entries.push(e);
-        continue;
-      }
-      const eager = eagerMask(reader, e, held);
-      let i = 0;
-      while (i < e.nrPages) {
-        let j = i + 1;
-        while (j < e.nrPages && eager[j] === eager[i]) j++;
-        entries.push({
-          vaddr: e.vaddr + i * PAGE,
-          nrPages: j - i,
-          flags: eager[i] ? PE_PRESENT : e.flags,
-        });
-        i = j;
-      }
+  for (const e of pagemap.entries) {
+    // A lazy dump marks the runs it left with its page server PE_LAZY (without PE_PRESENT).
+    const lazy = (e.flags & PE_LAZY) !== 0 && (e.flags & PE_PARENT) === 0;
+    if (!lazy) {
+      entries.push(e);
+      continue;
     }
-  } finally {
-    reader.close();
+    const eager = await eagerMask(hostPid, e, held);
+    let i = 0;
+    while (i < e.nrPages) {
+      let j = i + 1;
+      while (j < e.nrPages && eager[j] === eager[i]) j++;
+      entries.push({
+        vaddr: e.vaddr + i * PAGE,
+        nrPages: j - i,
+        flags: eager[i] ? PE_PRESENT : e.flags,
+      });
+      i = j;
+    }
   }
   return { ...pagemap, entries };
 }
 
-function eagerMask(reader: PageReader, e: PagemapEntry, held: HeldPages): Uint8Array {
+async function eagerMask(hostPid: number, e: PagemapEntry, held: HeldPages): Promise<Uint8Array> {
   const mask = new Uint8Array(e.nrPages);
-  const step = 2048;
-  const buf = new Uint8Array(step * PAGE);
-  for (let base = 0; base < e.nrPages; base += step) {
-    const n = Math.min(step, e.nrPages - base);
-    const addrs = Array.from({ length: n }, (_, k) => e.vaddr + (base + k) * PAGE);
-    const data = buf.subarray(0, n * PAGE);
-    const ok = reader.read(addrs, data);
-    const hashes = pageHashes(data);
-    for (let k = 0; k < n; k++) {
-      const have = held.get(addrs[k]);
-      if (ok[k] && have && sameHash(have, hashes, k * 16)) mask[base + k] = 1;
-    }
+  const hashes = await hashFrozenRuns(hostPid, [{ vaddr: e.vaddr, nrPages: e.nrPages }])
+    .catch((err) => {
+      if (!(err instanceof UnreadablePageError)) throw err;
+      return undefined; // some page cannot be read: the run stays lazy, as it was
+    });
+  if (!hashes) return mask;
+  for (let k = 0; k < e.nrPages; k++) {
+    const have = held.get(e.vaddr + k * PAGE);
+    if (have && sameHash(have, hashes, k * 16)) mask[k] = 1;
   }
   return mask;
 }
