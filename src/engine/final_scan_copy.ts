@@ -22,13 +22,13 @@
 import {
   decodeDumpStats,
   encodePagemap,
+  inPagesFile,
   type Pagemap,
   PE_LAZY,
   PE_PARENT,
   PE_PRESENT,
   readDumpDir,
   rebuildableShmem,
-  storedAddresses,
 } from "../criu/images/mod.ts";
 import { closeLazyDump, criuLazyDump } from "../criu/run.ts";
 import {
@@ -53,6 +53,7 @@ import { pageHashes } from "../native/page_hash.ts";
 import { MANIFEST_FILE } from "./contract.ts";
 import type { HeldPages } from "./ledger.ts";
 import { ManifestBuilder } from "./manifest.ts";
+import { DigestTable, type Run } from "./manifest_digest.ts";
 import type { PhaseTimes } from "./types.ts";
 
 const PAGE = 4096;
@@ -66,6 +67,8 @@ interface Held {
   index: HeldIndex;
   /** The held pages as runs (what the scan reads). */
   runs: ScanRun[];
+  /** Their manifest chunk digests, brought up to date in the freeze for what it sent. */
+  digests: DigestTable;
 }
 
 /** Options of {@linkcode scanAndCopy}. */
@@ -91,7 +94,9 @@ export function scanAndCopy(options: ScanAndCopyOptions = {}): FinalPhase {
     for (const ns of new Set(ctx.handoff.pidMap.values())) {
       const map = ctx.ledger.held(ns);
       const index = heldIndex(map);
-      held.set(ns, { map, index, runs: heldRuns(index) });
+      const runs = heldRuns(index);
+      const digests = new DigestTable(runs.map((r) => [r.vaddr, r.nrPages] as const), map);
+      held.set(ns, { map, index, runs, digests });
     }
     return Promise.resolve();
   };
@@ -181,6 +186,7 @@ async function freezeAndScan(
     // Transfer: the changed pages, the eager pages CRIU wrote, then the image files.
     ctx.onProgress?.({ kind: "phase", phase: "transfer" });
     const transferAt = performance.now();
+    const step = stepClock(phases);
     const manifest = new ManifestBuilder();
     let pages = 0;
     for (const mem of images.memory) {
@@ -199,6 +205,7 @@ async function freezeAndScan(
           reader.close();
         }
       }
+      step("transfer_pages_ms");
       const file = `${dir}/${mem.pagesFile}`;
       pages += await sendChangedPages(
         channel,
@@ -207,11 +214,20 @@ async function freezeAndScan(
         file,
         held.get(mem.pid)?.map,
       );
+      step("transfer_eager_ms");
       const final = presentAndLazy(mem.pagemap);
       await Deno.writeFile(`${dir}/${mem.pagemapFile}`, encodePagemap(final));
-      // The manifest: every page of the frozen process, with the hash the destination now holds
-      // (the ledger recorded every page sent, the scan proved the others unchanged).
-      addFromLedger(manifest, mem.pid, storedAddresses(final), ctx.ledger.held(mem.pid));
+      const runs = storedRuns(final);
+      step("transfer_pagemap_ms");
+      // The manifest: every page of the frozen process, as chunk digests of the hashes the
+      // destination now holds (the ledger recorded every page sent, the scan proved the others
+      // unchanged); only the chunks of the pages sent in the freeze are hashed again.
+      const table = held.get(mem.pid)?.digests ?? new DigestTable([], new Map());
+      const now = ctx.ledger.held(mem.pid);
+      const sentNow = [...new Set([list, mem.addresses].flat())].sort((a, b) => a - b);
+      const digests = table.digests(runs, now, sentNow);
+      manifest.addDigests(mem.pid, runs, digests, exactPages(mem.pid, sentNow, now));
+      step("transfer_manifest_ms");
     }
     // The memory has been read: let the dump go while the image files travel.
     const releasing = release();
@@ -226,14 +242,21 @@ async function freezeAndScan(
       pages += await sendShmemPages(channel, obj, file, candidates, ctx.ledger, manifest);
     }
     const shmemOf = new Map(images.shmem.map((x) => [x.pagesFile, x]));
-    for (const name of await imageFilesToSend(dir, true, true)) {
+    // The pages files the destination rebuilds, known from the images already read.
+    const rebuilt = new Set(images.memory.map((m) => m.pagesFile));
+    for (const obj of images.shmem) if (viaPages.has(obj.id)) rebuilt.add(obj.pagesFile);
+    for (const name of await imageFilesToSend(dir, true, true, rebuilt)) {
       const data = await Deno.readFile(`${dir}/${name}`);
       const shmem = shmemOf.get(name);
       if (shmem) manifest.add("shmem", shmem.id, shmem.offsets, pageHashes(data));
       await channel.sendFile(name, data);
     }
-    await channel.sendFile(MANIFEST_FILE, manifest.encode());
+    step("transfer_files_ms");
+    const encoded = manifest.encode();
+    step("transfer_manifest_ms");
+    await channel.sendFile(MANIFEST_FILE, encoded);
     await channel.flush();
+    step("transfer_flush_ms");
     phases.transfer_ms = performance.now() - transferAt;
     const releaseAt = performance.now();
     await releasing;
@@ -277,6 +300,47 @@ export function addFromLedger(
     hashes.set(h, i * 16);
   }
   manifest.add("process", pid, addresses, hashes);
+}
+
+/** A clock that adds the time since its last call to `phases[key]`. */
+function stepClock(phases: PhaseTimes): (key: TransferStep) => void {
+  let at = performance.now();
+  return (key) => {
+    const now = performance.now();
+    phases[key] = (phases[key] ?? 0) + (now - at);
+    at = now;
+  };
+}
+
+type TransferStep =
+  | "transfer_pages_ms"
+  | "transfer_eager_ms"
+  | "transfer_pagemap_ms"
+  | "transfer_manifest_ms"
+  | "transfer_files_ms"
+  | "transfer_flush_ms";
+
+/** The pages `addresses` of process `pid` with the ledger's hashes. */
+function exactPages(pid: number, addresses: number[], held: HeldPages) {
+  const hashes = new Uint8Array(addresses.length * 16);
+  addresses.forEach((a, i) => {
+    const h = held.get(a);
+    if (!h) throw new Error(`page 0x${a.toString(16)} of pid ${pid} was never sent`);
+    hashes.set(h, i * 16);
+  });
+  return { addresses, hashes };
+}
+
+/** The runs of pages a pagemap keeps in its pages file (present, not in a parent), merged. */
+export function storedRuns(pagemap: Pagemap): Run[] {
+  const runs: [number, number][] = [];
+  for (const e of pagemap.entries) {
+    if (!inPagesFile(e) || e.nrPages === 0) continue;
+    const last = runs[runs.length - 1];
+    if (last && e.vaddr === last[0] + last[1] * PAGE) last[1] += e.nrPages;
+    else runs.push([e.vaddr, e.nrPages]);
+  }
+  return runs;
 }
 
 /** The runs a lazy dump left in memory (PE_LAZY, not in its pages file, not in a parent). */

@@ -1,0 +1,200 @@
+/**
+ * Chunk digests of a process's page hashes: the compact form of the final page manifest.
+ *
+ * The address space is cut into aligned chunks of {@linkcode DIGEST_PAGES} pages (1 MiB). A
+ * chunk's block is 4 KiB: the 16-byte hash of each of its pages the manifest names, at the
+ * page's place in the chunk (zeros where it names none); its digest is the page hash of that
+ * block. The source sends the runs of pages and one digest per chunk instead of a hash per page;
+ * the destination lays out, for the same runs, the hashes IT took of the bytes it will restore
+ * and compares the digests (manifest.ts). One page whose hash differs changes its chunk's digest.
+ *
+ * The source keeps a {@linkcode DigestTable} built before the freeze from what the destination
+ * holds: inside the freeze only the chunks the freeze sent pages into (or whose runs changed)
+ * are laid out and hashed again.
+ *
+ * @example
+ * ```ts
+ * import { runDigests } from "./manifest_digest.ts";
+ * const digests = runDigests([[0x400000, 2]], new Uint8Array(32)); // 16 bytes: one chunk
+ * ```
+ *
+ * @module
+ */
+import { pageHashes } from "../native/page_hash.ts";
+import type { HeldPages } from "./ledger.ts";
+
+const PAGE = 4096;
+const HASH = 16;
+
+/** Pages per digest chunk (its block of hashes is one 4 KiB page). */
+export const DIGEST_PAGES = PAGE / HASH;
+const CHUNK_BYTES = DIGEST_PAGES * PAGE;
+
+/** `[first address, pages]`, ascending and not overlapping. */
+export type Run = readonly [number, number];
+
+/** One run's part inside one chunk. */
+interface Segment {
+  chunk: number;
+  /** Page index inside the chunk. */
+  pos: number;
+  pages: number;
+}
+
+/** Call `each` for every part of `runs` inside one chunk, in order. */
+function forEachSegment(runs: readonly Run[], each: (s: Segment) => void): void {
+  for (const [start, count] of runs) {
+    let a = start, left = count;
+    while (left > 0) {
+      const chunk = Math.floor(a / CHUNK_BYTES);
+      const pos = (a - chunk * CHUNK_BYTES) / PAGE;
+      const pages = Math.min(left, DIGEST_PAGES - pos);
+      each({ chunk, pos, pages });
+      a += pages * PAGE;
+      left -= pages;
+    }
+  }
+}
+
+/**
+ * The chunks `runs` touch, ascending.
+ *
+ * @example
+ * ```ts
+ * chunksOf([[0, 1], [0x100000, 1]]); // [0, 1]
+ * ```
+ */
+export function chunksOf(runs: readonly Run[]): number[] {
+  const out: number[] = [];
+  forEachSegment(runs, (s) => {
+    if (out[out.length - 1] !== s.chunk) out.push(s.chunk);
+  });
+  return out;
+}
+
+/**
+ * The digests (16 bytes per chunk of {@linkcode chunksOf}) of pages `runs` whose hashes are
+ * `hashes` (16 bytes per page, in run order).
+ *
+ * @example
+ * ```ts
+ * const d = runDigests([[0x400000, 1]], new Uint8Array(16)); // d.length === 16
+ * ```
+ */
+export function runDigests(runs: readonly Run[], hashes: Uint8Array): Uint8Array {
+  const chunks = chunksOf(runs);
+  const blocks = new Uint8Array(chunks.length * PAGE);
+  let k = 0, block = -1, last = -1;
+  forEachSegment(runs, ({ chunk, pos, pages }) => {
+    if (chunk !== last) [block, last] = [block + 1, chunk];
+    if ((k + pages) * HASH > hashes.length) {
+      throw new RangeError(`${hashes.length / HASH} hashes for more pages`);
+    }
+    blocks.set(hashes.subarray(k * HASH, (k + pages) * HASH), block * PAGE + pos * HASH);
+    k += pages;
+  });
+  return pageHashes(blocks);
+}
+
+/**
+ * A process's chunk digests as the destination holds its pages, kept by the source
+ * from before the freeze (the ledger's hashes) and brought up to date inside it for the chunks
+ * that changed only.
+ */
+export class DigestTable {
+  readonly #digests = new Map<number, Uint8Array>();
+  #runs: Run[];
+
+  /**
+   * Lay out and hash every chunk of `runs` from `held` (before the freeze: per-page work).
+   *
+   * @param runs the held pages' runs
+   * @param held their hashes (the ledger's)
+   */
+  constructor(runs: readonly Run[], held: HeldPages) {
+    this.#runs = [...runs];
+    this.#rebuild(chunksOf(runs), runs, held);
+  }
+
+  /**
+   * The digests of `runs` (the final pages, ascending chunks) with `held`'s hashes now, where
+   * `touched` holds every page whose hash may differ from when the table was last brought up
+   * to date (the pages sent since). Only chunks with a touched page, or whose pages differ from
+   * the table's, are laid out again.
+   */
+  digests(runs: readonly Run[], held: HeldPages, touched: Iterable<number>): Uint8Array {
+    const dirty = new Set<number>();
+    for (const a of touched) dirty.add(Math.floor(a / CHUNK_BYTES));
+    if (!sameRuns(runs, this.#runs)) {
+      const before = signatures(this.#runs), after = signatures(runs);
+      for (const [c, sig] of after) if (before.get(c) !== sig) dirty.add(c);
+      for (const c of before.keys()) if (!after.has(c)) this.#drop(c);
+    }
+    const chunks = chunksOf(runs);
+    const present = new Set(chunks);
+    for (const c of dirty) if (!present.has(c)) this.#drop(c);
+    this.#rebuild([...dirty].filter((c) => present.has(c)).sort((a, b) => a - b), runs, held);
+    this.#runs = [...runs];
+    const out = new Uint8Array(chunks.length * HASH);
+    chunks.forEach((c, i) => out.set(this.#digests.get(c)!, i * HASH));
+    return out;
+  }
+
+  #drop(chunk: number): void {
+    this.#digests.delete(chunk);
+  }
+
+  /** Lay out `chunks` (ascending) from the pages of `runs` in them, and hash them at once. */
+  #rebuild(chunks: number[], runs: readonly Run[], held: HeldPages): void {
+    if (chunks.length === 0) return;
+    const wanted = new Set(chunks);
+    const all = new Uint8Array(chunks.length * PAGE);
+    const at = new Map(chunks.map((c, i) => [c, i]));
+    forEachSegment(runs, ({ chunk, pos, pages }) => {
+      if (!wanted.has(chunk)) return;
+      const base = at.get(chunk)! * PAGE;
+      const first = chunk * CHUNK_BYTES + pos * PAGE;
+      for (let i = 0; i < pages; i++) {
+        const h = held.get(first + i * PAGE);
+        if (!h) throw new Error(`page 0x${(first + i * PAGE).toString(16)} was never sent`);
+        all.set(h, base + (pos + i) * HASH);
+      }
+    });
+    const digests = pageHashes(all);
+    chunks.forEach((c, i) => this.#digests.set(c, digests.subarray(i * HASH, (i + 1) * HASH)));
+  }
+}
+
+function sameRuns(a: readonly Run[], b: readonly Run[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i][0] !== b[i][0] || a[i][1] !== b[i][1]) return false;
+  return true;
+}
+
+/** Per chunk, which of its pages `runs` names (as a comparable string). */
+function signatures(runs: readonly Run[]): Map<number, string> {
+  const out = new Map<number, string>();
+  forEachSegment(runs, ({ chunk, pos, pages }) => {
+    out.set(chunk, `${out.get(chunk) ?? ""}${pos}+${pages},`);
+  });
+  return out;
+}
+
+/**
+ * Merged runs of ascending page addresses.
+ *
+ * @example
+ * ```ts
+ * runsOfAddresses([0x1000, 0x2000, 0x5000]); // [[0x1000, 2], [0x5000, 1]]
+ * ```
+ */
+export function runsOfAddresses(addresses: ArrayLike<number>): [number, number][] {
+  const runs: [number, number][] = [];
+  for (let i = 0; i < addresses.length; i++) {
+    const a = addresses[i];
+    const last = runs[runs.length - 1];
+    if (last && a === last[0] + last[1] * PAGE) last[1]++;
+    else runs.push([a, 1]);
+  }
+  return runs;
+}
