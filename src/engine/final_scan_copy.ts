@@ -22,7 +22,6 @@
 import {
   decodeDumpStats,
   encodePagemap,
-  inPagesFile,
   type Pagemap,
   PE_LAZY,
   PE_PARENT,
@@ -53,7 +52,8 @@ import { pageHashes } from "../native/page_hash.ts";
 import { MANIFEST_FILE } from "./contract.ts";
 import type { HeldPages } from "./ledger.ts";
 import { ManifestBuilder } from "./manifest.ts";
-import { DigestTable, type Run } from "./manifest_digest.ts";
+import { DigestTable, withinRuns } from "./manifest_digest.ts";
+import { SentRecorder, storedRuns } from "./freeze_sent.ts";
 import type { PhaseTimes } from "./types.ts";
 
 const PAGE = 4096;
@@ -188,13 +188,15 @@ async function freezeAndScan(
     const transferAt = performance.now();
     const step = stepClock(phases);
     const manifest = new ManifestBuilder();
+    // The pages sent in the freeze, with their hashes: what the manifest brings up to date.
+    const sender = new SentRecorder(channel);
     let pages = 0;
     for (const mem of images.memory) {
       const list = changed.get(mem.pid) ?? [];
       if (list.length > 0) {
         const reader = new PageReader(hostOf.get(mem.pid)!);
         try {
-          const sent = await sendLivePages(channel, reader, mem.pid, list);
+          const sent = await sendLivePages(sender, reader, mem.pid, list);
           if (sent !== list.length) {
             throw new Error(
               `pid ${mem.pid}: ${list.length - sent} changed pages became unreadable`,
@@ -208,7 +210,7 @@ async function freezeAndScan(
       step("transfer_pages_ms");
       const file = `${dir}/${mem.pagesFile}`;
       pages += await sendChangedPages(
-        channel,
+        sender,
         mem.pid,
         mem.addresses,
         file,
@@ -223,10 +225,9 @@ async function freezeAndScan(
       // destination now holds (the ledger recorded every page sent, the scan proved the others
       // unchanged); only the chunks of the pages sent in the freeze are hashed again.
       const table = held.get(mem.pid)?.digests ?? new DigestTable([], new Map());
-      const now = ctx.ledger.held(mem.pid);
-      const sentNow = [...new Set([list, mem.addresses].flat())].sort((a, b) => a - b);
-      const digests = table.digests(runs, now, sentNow);
-      manifest.addDigests(mem.pid, runs, digests, exactPages(mem.pid, sentNow, now));
+      const now = withinRuns(sender.of(mem.pid), runs);
+      const digests = table.digests(runs, ctx.ledger.held(mem.pid), now);
+      manifest.addDigests(mem.pid, runs, digests, now);
       step("transfer_manifest_ms");
     }
     // The memory has been read: let the dump go while the image files travel.
@@ -319,29 +320,6 @@ type TransferStep =
   | "transfer_manifest_ms"
   | "transfer_files_ms"
   | "transfer_flush_ms";
-
-/** The pages `addresses` of process `pid` with the ledger's hashes. */
-function exactPages(pid: number, addresses: number[], held: HeldPages) {
-  const hashes = new Uint8Array(addresses.length * 16);
-  addresses.forEach((a, i) => {
-    const h = held.get(a);
-    if (!h) throw new Error(`page 0x${a.toString(16)} of pid ${pid} was never sent`);
-    hashes.set(h, i * 16);
-  });
-  return { addresses, hashes };
-}
-
-/** The runs of pages a pagemap keeps in its pages file (present, not in a parent), merged. */
-export function storedRuns(pagemap: Pagemap): Run[] {
-  const runs: [number, number][] = [];
-  for (const e of pagemap.entries) {
-    if (!inPagesFile(e) || e.nrPages === 0) continue;
-    const last = runs[runs.length - 1];
-    if (last && e.vaddr === last[0] + last[1] * PAGE) last[1] += e.nrPages;
-    else runs.push([e.vaddr, e.nrPages]);
-  }
-  return runs;
-}
 
 /** The runs a lazy dump left in memory (PE_LAZY, not in its pages file, not in a parent). */
 export function lazyRuns(pagemap: Pagemap): ScanRun[] {

@@ -201,16 +201,22 @@ export function decodeManifest(bytes: Uint8Array, options: DecodeOptions = {}): 
   }
   let pages = 0;
   const expand = (runs: [number, number][], what: string, counted = true) => {
-    const addresses: number[] = [];
+    let total = 0, end = -1;
     for (const [start, count] of runs) {
-      if (addresses.length > 0 && start <= addresses[addresses.length - 1]) {
+      if (start < end) {
         throw new ManifestError(`${what}: runs not ascending at 0x${start.toString(16)}`);
       }
+      end = start + count * PAGE;
+      total += count;
       if (counted) pages += count;
-      if (pages > MAX_MANIFEST_PAGES || addresses.length + count > MAX_MANIFEST_PAGES) {
+      if (pages > MAX_MANIFEST_PAGES || total > MAX_MANIFEST_PAGES) {
         throw new ManifestError("too many pages");
       }
-      for (let i = 0; i < count; i++) addresses.push(start + i * PAGE);
+    }
+    const addresses: number[] = new Array(total);
+    let k = 0;
+    for (const [start, count] of runs) {
+      for (let i = 0; i < count; i++) addresses[k++] = start + i * PAGE;
     }
     return addresses;
   };
@@ -239,7 +245,7 @@ export function decodeManifest(bytes: Uint8Array, options: DecodeOptions = {}): 
     const segments = options.held?.(e.pid);
     if (!options.held) throw new ManifestError(`${what}: digests, but no hashes to check them on`);
     if (!segments) throw new VerificationError(`${what} of the manifest has no images`);
-    const hashes = heldHashes(addresses, segments, what);
+    const hashes = heldHashes(e.runs, addresses.length, segments, what);
     if (e.exact) checkExact(addresses, hashes, list(e.exact, `${what} (exact)`, false), what);
     checkDigests(e.runs, hashes, digests, what);
     setOnce(processes, e.pid, { addresses, hashes });
@@ -249,40 +255,61 @@ export function decodeManifest(bytes: Uint8Array, options: DecodeOptions = {}): 
   return { processes, shmem, pages };
 }
 
-/** The hash the destination holds of each of `addresses` (ascending), from `segments`. */
-function heldHashes(addresses: number[], segments: HeldSegment[], what: string): Uint8Array {
-  const out = new Uint8Array(addresses.length * HASH);
+/**
+ * The hash the destination holds of each page of `runs` (ascending; `pages` in all), from
+ * `segments` (each strictly ascending): per run, the stretches a segment holds whole are found
+ * by binary search and copied at once (no work per page; the composed and flat checks then walk
+ * every page's hash against these).
+ */
+function heldHashes(
+  runs: [number, number][],
+  pages: number,
+  segments: HeldSegment[],
+  what: string,
+): Uint8Array {
+  const out = new Uint8Array(pages * HASH);
   const at = segments.map((s) => s.from);
-  // Copy runs of pages that are consecutive in one segment at once.
-  let runSeg = -1, runFrom = 0, runK = 0, runLen = 0;
-  const flush = () => {
-    if (runLen === 0) return;
-    const s = segments[runSeg];
-    out.set(s.hashes.subarray(runFrom * HASH, (runFrom + runLen) * HASH), runK * HASH);
-    runLen = 0;
-  };
-  for (let k = 0; k < addresses.length; k++) {
-    const addr = addresses[k];
-    let found = -1;
-    for (let s = 0; s < segments.length && found < 0; s++) {
-      const seg = segments[s];
-      let i = at[s];
-      while (i < seg.to && seg.addresses[i] < addr) i++;
-      at[s] = i;
-      if (i < seg.to && seg.addresses[i] === addr) found = s;
-    }
-    if (found < 0) {
-      throw new VerificationError(`${what}: page 0x${addr.toString(16)} is not in the images`);
-    }
-    const i = at[found]++;
-    if (found === runSeg && i === runFrom + runLen && k === runK + runLen) runLen++;
-    else {
-      flush();
-      [runSeg, runFrom, runK, runLen] = [found, i, k, 1];
+  let k = 0;
+  for (const [first, count] of runs) {
+    let addr = first, left = count;
+    while (left > 0) {
+      let took = 0;
+      for (let s = 0; s < segments.length && took === 0; s++) {
+        const seg = segments[s];
+        const i = lowerBound(seg.addresses, at[s], seg.to, addr);
+        at[s] = i;
+        if (i >= seg.to || seg.addresses[i] !== addr) continue;
+        // The longest stretch addr, addr + PAGE, … this segment holds from i on.
+        let lo = 1, hi = Math.min(left, seg.to - i);
+        while (lo < hi) {
+          const mid = (lo + hi + 1) >>> 1;
+          if (seg.addresses[i + mid - 1] === addr + (mid - 1) * PAGE) lo = mid;
+          else hi = mid - 1;
+        }
+        out.set(seg.hashes.subarray(i * HASH, (i + lo) * HASH), k * HASH);
+        at[s] = i + lo;
+        took = lo;
+      }
+      if (took === 0) {
+        throw new VerificationError(`${what}: page 0x${addr.toString(16)} is not in the images`);
+      }
+      k += took;
+      addr += took * PAGE;
+      left -= took;
     }
   }
-  flush();
   return out;
+}
+
+/** The first index in [from, to) of ascending `a` whose value is ≥ `x`. */
+function lowerBound(a: ArrayLike<number>, from: number, to: number, x: number): number {
+  let lo = from, hi = to;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Check the `exact` pages (a subset of `addresses`) one by one against `hashes`. */

@@ -96,12 +96,19 @@ export function runDigests(runs: readonly Run[], hashes: Uint8Array): Uint8Array
   return pageHashes(blocks);
 }
 
+/** Pages sent, ascending, with their hashes (16 bytes each, in order). */
+export interface SentPages {
+  addresses: ArrayLike<number>;
+  hashes: Uint8Array;
+}
+
 /**
- * A process's chunk digests as the destination holds its pages, kept by the source
+ * A process's chunk blocks and digests as the destination holds its pages, kept by the source
  * from before the freeze (the ledger's hashes) and brought up to date inside it for the chunks
  * that changed only.
  */
 export class DigestTable {
+  readonly #blocks = new Map<number, Uint8Array>();
   readonly #digests = new Map<number, Uint8Array>();
   #runs: Run[];
 
@@ -114,55 +121,105 @@ export class DigestTable {
   constructor(runs: readonly Run[], held: HeldPages) {
     this.#runs = [...runs];
     this.#rebuild(chunksOf(runs), runs, held);
+    this.#hash(chunksOf(runs));
   }
 
   /**
-   * The digests of `runs` (the final pages, ascending chunks) with `held`'s hashes now, where
-   * `touched` holds every page whose hash may differ from when the table was last brought up
-   * to date (the pages sent since). Only chunks with a touched page, or whose pages differ from
-   * the table's, are laid out again.
+   * The digests of `runs` (the final pages, ascending chunks) as the destination now holds
+   * them: the table's hashes, with `sent` (every page sent since the table was built or last
+   * brought up to date, with the hashes it was sent with) written over them. Chunks whose pages
+   * differ from the table's are laid out again from `held` (the ledger); only the chunks so
+   * changed are hashed again.
    */
-  digests(runs: readonly Run[], held: HeldPages, touched: Iterable<number>): Uint8Array {
+  digests(runs: readonly Run[], held: HeldPages, sent: SentPages): Uint8Array {
+    const chunks = chunksOf(runs);
     const dirty = new Set<number>();
-    for (const a of touched) dirty.add(Math.floor(a / CHUNK_BYTES));
     if (!sameRuns(runs, this.#runs)) {
       const before = signatures(this.#runs), after = signatures(runs);
-      for (const [c, sig] of after) if (before.get(c) !== sig) dirty.add(c);
+      const moved: number[] = [];
+      for (const [c, sig] of after) if (before.get(c) !== sig) moved.push(c);
       for (const c of before.keys()) if (!after.has(c)) this.#drop(c);
+      this.#rebuild(moved, runs, held);
+      for (const c of moved) dirty.add(c);
     }
-    const chunks = chunksOf(runs);
-    const present = new Set(chunks);
-    for (const c of dirty) if (!present.has(c)) this.#drop(c);
-    this.#rebuild([...dirty].filter((c) => present.has(c)).sort((a, b) => a - b), runs, held);
     this.#runs = [...runs];
+    for (let i = 0; i < sent.addresses.length; i++) {
+      const a = sent.addresses[i];
+      if (!inRuns(runs, a)) continue; // not restored: not in the manifest
+      const c = Math.floor(a / CHUNK_BYTES);
+      const block = this.#blocks.get(c)!;
+      block.set(
+        sent.hashes.subarray(i * HASH, (i + 1) * HASH),
+        (a - c * CHUNK_BYTES) / PAGE * HASH,
+      );
+      dirty.add(c);
+    }
+    this.#hash([...dirty]);
     const out = new Uint8Array(chunks.length * HASH);
     chunks.forEach((c, i) => out.set(this.#digests.get(c)!, i * HASH));
     return out;
   }
 
   #drop(chunk: number): void {
+    this.#blocks.delete(chunk);
     this.#digests.delete(chunk);
   }
 
-  /** Lay out `chunks` (ascending) from the pages of `runs` in them, and hash them at once. */
+  /** Lay out `chunks` anew from the pages of `runs` in them, with `held`'s hashes. */
   #rebuild(chunks: number[], runs: readonly Run[], held: HeldPages): void {
     if (chunks.length === 0) return;
-    const wanted = new Set(chunks);
     const all = new Uint8Array(chunks.length * PAGE);
     const at = new Map(chunks.map((c, i) => [c, i]));
     forEachSegment(runs, ({ chunk, pos, pages }) => {
-      if (!wanted.has(chunk)) return;
-      const base = at.get(chunk)! * PAGE;
+      const k = at.get(chunk);
+      if (k === undefined) return;
       const first = chunk * CHUNK_BYTES + pos * PAGE;
       for (let i = 0; i < pages; i++) {
         const h = held.get(first + i * PAGE);
         if (!h) throw new Error(`page 0x${(first + i * PAGE).toString(16)} was never sent`);
-        all.set(h, base + (pos + i) * HASH);
+        all.set(h, k * PAGE + (pos + i) * HASH);
       }
     });
+    chunks.forEach((c, i) => this.#blocks.set(c, all.subarray(i * PAGE, (i + 1) * PAGE)));
+  }
+
+  /** Hash the blocks of `chunks` (at once). */
+  #hash(chunks: number[]): void {
+    if (chunks.length === 0) return;
+    const all = new Uint8Array(chunks.length * PAGE);
+    chunks.forEach((c, i) => all.set(this.#blocks.get(c)!, i * PAGE));
     const digests = pageHashes(all);
     chunks.forEach((c, i) => this.#digests.set(c, digests.subarray(i * HASH, (i + 1) * HASH)));
   }
+}
+
+/**
+ * The pages of `sent` that lie in `runs` (those the manifest names).
+ *
+ * @example
+ * ```ts
+ * withinRuns({ addresses: [0x1000, 0x9000], hashes: new Uint8Array(32) }, [[0x1000, 1]]);
+ * // { addresses: [0x1000], hashes: (16 bytes) }
+ * ```
+ */
+export function withinRuns(sent: SentPages, runs: readonly Run[]): SentPages {
+  const keep: number[] = [];
+  for (let i = 0; i < sent.addresses.length; i++) if (inRuns(runs, sent.addresses[i])) keep.push(i);
+  if (keep.length === sent.addresses.length) return sent;
+  const hashes = new Uint8Array(keep.length * HASH);
+  keep.forEach((i, k) => hashes.set(sent.hashes.subarray(i * HASH, (i + 1) * HASH), k * HASH));
+  return { addresses: keep.map((i) => sent.addresses[i]), hashes };
+}
+
+/** Whether page `addr` lies in one of `runs` (ascending). */
+function inRuns(runs: readonly Run[], addr: number): boolean {
+  let lo = 0, hi = runs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (runs[mid][0] + runs[mid][1] * PAGE <= addr) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < runs.length && runs[lo][0] <= addr;
 }
 
 function sameRuns(a: readonly Run[], b: readonly Run[]): boolean {

@@ -19,6 +19,7 @@ import {
   type Run,
   runDigests,
   runsOfAddresses,
+  withinRuns,
 } from "../../src/engine/manifest_digest.ts";
 import { VerificationError } from "../../src/engine/verify_error.ts";
 
@@ -141,27 +142,35 @@ Deno.test("a page whose held hash differs from the source's is refused, whicheve
   );
 });
 
-Deno.test("the source's digest table, brought up to date for the pages sent, equals a full layout", () => {
+Deno.test("the source's digest table, brought up to date with the pages sent, equals a full layout", () => {
   const before = addressesOf(RUNS);
   const ledger = ledgerOf(before, hashesOf(before));
+  const none = { addresses: [], hashes: new Uint8Array(0) };
   const table = new DigestTable(RUNS, ledger);
-  assert.deepEqual(table.digests(RUNS, ledger, []), runDigests(RUNS, hashesOf(before)));
-  // The freeze: a page re-sent with a new hash, a new run, a page gone from the first run.
-  const changed = before[5];
-  ledger.set(changed, new Uint8Array(16).fill(9));
-  const added = 0x400000 + 10 * CHUNK;
-  ledger.set(added, new Uint8Array(16).fill(4));
+  assert.deepEqual(table.digests(RUNS, ledger, none), runDigests(RUNS, hashesOf(before)));
+  // The freeze: a page re-sent with a new hash, a new run, a page gone from the first run, and
+  // a page sent that the final pages do not name (left out).
+  const changed = before[5], added = 0x400000 + 10 * CHUNK, outside = 0x400000 + 20 * CHUNK;
+  const sent = {
+    addresses: [changed, added, outside],
+    hashes: new Uint8Array(48).map((_, i) => 9 + Math.floor(i / 16)),
+  };
+  sent.addresses.forEach((a, i) => ledger.set(a, sent.hashes.subarray(i * 16, i * 16 + 16)));
   const after = addressesOf(RUNS).filter((a) => a !== 0x400000 + PAGE);
   after.push(added);
   const runs = runsOfAddresses(after);
   const truth = new Uint8Array(after.length * 16);
   after.forEach((a, i) => truth.set(ledger.get(a)!, i * 16));
-  assert.deepEqual(table.digests(runs, ledger, [changed, added]), runDigests(runs, truth));
-  // A page re-sent but not named as sent gives a digest the destination refuses.
+  const within = withinRuns(sent, runs);
+  assert.deepEqual(within.addresses, [changed, added]);
+  assert.deepEqual(within.hashes, sent.hashes.subarray(0, 32));
+  assert.deepEqual(table.digests(runs, ledger, within), runDigests(runs, truth));
+  // A page re-sent but not reported as sent gives a digest the destination refuses.
   const stale = new DigestTable(runs, ledger);
-  ledger.set(after[0], new Uint8Array(16).fill(1));
-  truth.set(ledger.get(after[0])!, 0);
-  assert.notDeepEqual(stale.digests(runs, ledger, []), runDigests(runs, truth));
-  assert.deepEqual(stale.digests(runs, ledger, [after[0]]), runDigests(runs, truth));
+  const resent = { addresses: [after[0]], hashes: new Uint8Array(16).fill(1) };
+  ledger.set(after[0], resent.hashes);
+  truth.set(resent.hashes, 0);
+  assert.notDeepEqual(stale.digests(runs, ledger, none), runDigests(runs, truth));
+  assert.deepEqual(stale.digests(runs, ledger, resent), runDigests(runs, truth));
   assert.throws(() => new DigestTable([[0x1000, 1]], new Map()), /never sent/);
 });
