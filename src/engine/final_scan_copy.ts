@@ -95,7 +95,12 @@ export function scanAndCopy(options: ScanAndCopyOptions = {}): FinalPhase {
       const map = ctx.ledger.held(ns);
       const index = heldIndex(map);
       const runs = heldRuns(index);
-      const digests = new DigestTable(runs.map((r) => [r.vaddr, r.nrPages] as const), map);
+      const hashes = new Uint8Array(
+        index.hashes.buffer,
+        index.hashes.byteOffset,
+        index.hashes.byteLength,
+      );
+      const digests = new DigestTable(runs.map((r) => [r.vaddr, r.nrPages] as const), hashes);
       held.set(ns, { map, index, runs, digests });
     }
     return Promise.resolve();

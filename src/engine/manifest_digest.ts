@@ -82,7 +82,11 @@ export function chunksOf(runs: readonly Run[]): number[] {
  * ```
  */
 export function runDigests(runs: readonly Run[], hashes: Uint8Array): Uint8Array {
-  const chunks = chunksOf(runs);
+  return pageHashes(layout(chunksOf(runs), runs, hashes));
+}
+
+/** The blocks of `chunks` (those of `runs`), from `hashes` (16 bytes per page, in run order). */
+function layout(chunks: number[], runs: readonly Run[], hashes: Uint8Array): Uint8Array {
   const blocks = new Uint8Array(chunks.length * PAGE);
   let k = 0, block = -1, last = -1;
   forEachSegment(runs, ({ chunk, pos, pages }) => {
@@ -93,7 +97,7 @@ export function runDigests(runs: readonly Run[], hashes: Uint8Array): Uint8Array
     blocks.set(hashes.subarray(k * HASH, (k + pages) * HASH), block * PAGE + pos * HASH);
     k += pages;
   });
-  return pageHashes(blocks);
+  return blocks;
 }
 
 /** Pages sent, ascending, with their hashes (16 bytes each, in order). */
@@ -113,15 +117,19 @@ export class DigestTable {
   #runs: Run[];
 
   /**
-   * Lay out and hash every chunk of `runs` from `held` (before the freeze: per-page work).
+   * Lay out and hash every chunk of `runs` (before the freeze).
    *
    * @param runs the held pages' runs
-   * @param held their hashes (the ledger's)
+   * @param held their hashes: the ledger's, or 16 bytes per page in run order
    */
-  constructor(runs: readonly Run[], held: HeldPages) {
+  constructor(runs: readonly Run[], held: HeldPages | Uint8Array) {
     this.#runs = [...runs];
-    this.#rebuild(chunksOf(runs), runs, held);
-    this.#hash(chunksOf(runs));
+    const chunks = chunksOf(runs);
+    if (held instanceof Uint8Array) {
+      const all = layout(chunks, runs, held);
+      chunks.forEach((c, i) => this.#blocks.set(c, all.subarray(i * PAGE, (i + 1) * PAGE)));
+    } else this.#rebuild(chunks, runs, held);
+    this.#hash(chunks);
   }
 
   /**

@@ -21,7 +21,10 @@ import {
   runsOfAddresses,
   withinRuns,
 } from "../../src/engine/manifest_digest.ts";
+import { heldOfFiles } from "../../src/engine/manifest_held.ts";
 import { VerificationError } from "../../src/engine/verify_error.ts";
+import type { DumpDir } from "../../src/criu/images/mod.ts";
+import { pageHashes } from "../../src/native/page_hash.ts";
 
 const PAGE = 4096;
 const CHUNK = DIGEST_PAGES * PAGE;
@@ -148,6 +151,8 @@ Deno.test("the source's digest table, brought up to date with the pages sent, eq
   const none = { addresses: [], hashes: new Uint8Array(0) };
   const table = new DigestTable(RUNS, ledger);
   assert.deepEqual(table.digests(RUNS, ledger, none), runDigests(RUNS, hashesOf(before)));
+  const fromHashes = new DigestTable(RUNS, hashesOf(before));
+  assert.deepEqual(fromHashes.digests(RUNS, ledger, none), runDigests(RUNS, hashesOf(before)));
   // The freeze: a page re-sent with a new hash, a new run, a page gone from the first run, and
   // a page sent that the final pages do not name (left out).
   const changed = before[5], added = 0x400000 + 10 * CHUNK, outside = 0x400000 + 20 * CHUNK;
@@ -173,4 +178,23 @@ Deno.test("the source's digest table, brought up to date with the pages sent, eq
   assert.notDeepEqual(stale.digests(runs, ledger, none), runDigests(runs, truth));
   assert.deepEqual(stale.digests(runs, ledger, resent), runDigests(runs, truth));
   assert.throws(() => new DigestTable([[0x1000, 1]], new Map()), /never sent/);
+});
+
+Deno.test("flat pages files: a digest manifest is checked on the hashes of the files' bytes", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "u2cm-held-" });
+  try {
+    const addresses = addressesOf(RUNS);
+    const data = new Uint8Array(addresses.length * PAGE).map((_, i) => (i * 7 + 3) & 0xff);
+    Deno.writeFileSync(`${dir}/pages-1.img`, data);
+    const dump = { memory: [{ pid: 7, pagesFile: "pages-1.img", addresses }] };
+    const bytes = encoded(RUNS, pageHashes(data));
+    const held = await heldOfFiles(dir, dump as unknown as DumpDir);
+    assert.deepEqual(decodeManifest(bytes, { held }).processes.get(7)!.hashes, pageHashes(data));
+    data[5 * PAGE + 100] ^= 1;
+    Deno.writeFileSync(`${dir}/pages-1.img`, data);
+    const wrong = await heldOfFiles(dir, dump as unknown as DumpDir);
+    assert.throws(() => decodeManifest(bytes, { held: wrong }), VerificationError);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
