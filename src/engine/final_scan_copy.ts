@@ -54,6 +54,7 @@ import type { HeldPages } from "./ledger.ts";
 import { ManifestBuilder } from "./manifest.ts";
 import { DigestTable, withinRuns } from "./manifest_digest.ts";
 import { SentRecorder, storedRuns } from "./freeze_sent.ts";
+import { stepClock } from "./step_clock.ts";
 import type { PhaseTimes } from "./types.ts";
 
 const PAGE = 4096;
@@ -307,24 +308,6 @@ export function addFromLedger(
   }
   manifest.add("process", pid, addresses, hashes);
 }
-
-/** A clock that adds the time since its last call to `phases[key]`. */
-function stepClock(phases: PhaseTimes): (key: TransferStep) => void {
-  let at = performance.now();
-  return (key) => {
-    const now = performance.now();
-    phases[key] = (phases[key] ?? 0) + (now - at);
-    at = now;
-  };
-}
-
-type TransferStep =
-  | "transfer_pages_ms"
-  | "transfer_eager_ms"
-  | "transfer_pagemap_ms"
-  | "transfer_manifest_ms"
-  | "transfer_files_ms"
-  | "transfer_flush_ms";
 
 /** The runs a lazy dump left in memory (PE_LAZY, not in its pages file, not in a parent). */
 export function lazyRuns(pagemap: Pagemap): ScanRun[] {
