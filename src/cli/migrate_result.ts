@@ -196,6 +196,12 @@ function optionalPhases(
   const keys = [
     "scan_ms",
     "scan_overlap_ms",
+    "transfer_pages_ms",
+    "transfer_eager_ms",
+    "transfer_pagemap_ms",
+    "transfer_manifest_ms",
+    "transfer_files_ms",
+    "transfer_flush_ms",
     "release_ms",
     "manifest_ms",
     "resume_ms",

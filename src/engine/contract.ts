@@ -61,12 +61,31 @@ const PageListSchema = z.object({
   hashes: z.string().max(MAX_MANIFEST_PAGES * 24).regex(/^[A-Za-z0-9+/]*={0,2}$/),
 });
 
+const Base64 = z.string().max(MAX_MANIFEST_PAGES * 24).regex(/^[A-Za-z0-9+/]*={0,2}$/);
+
+/**
+ * A process's pages in a digest manifest (v 2): its runs and, per aligned chunk of 256 pages
+ * the runs touch (ascending), the digest of the chunk's page hashes (manifest_digest.ts).
+ */
+const DigestListSchema = z.object({
+  pid: z.number().int().min(1).max(0x7fff_ffff),
+  runs: z.array(Run).max(MAX_MANIFEST_PAGES),
+  /** Base64 of 16 bytes per chunk. */
+  digests: Base64,
+  /** Some of its pages (those sent inside the freeze) with their own hashes, checked one by one. */
+  exact: PageListSchema.strict().optional(),
+}).strict();
+
 /** The manifest file's contents (validated; unknown keys rejected). */
 export const PageManifestSchema = z.object({
-  v: z.literal(1),
+  /** 1: a hash per page; 2: processes may be listed with chunk digests instead. */
+  v: z.union([z.literal(1), z.literal(2)]),
   /** Live processes by pid inside the tree's namespace. */
   processes: z.array(
-    PageListSchema.extend({ pid: z.number().int().min(1).max(0x7fff_ffff) }).strict(),
+    z.union([
+      PageListSchema.extend({ pid: z.number().int().min(1).max(0x7fff_ffff) }).strict(),
+      DigestListSchema,
+    ]),
   ).max(100_000),
   /** Shared-memory objects by id (`pagemap-shmem-<id>.img`). */
   shmem: z.array(

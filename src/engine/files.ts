@@ -18,15 +18,23 @@ export function isValidImageName(name: string): boolean {
  * when the destination rebuilds them from its page store — the processes' raw pages files
  * (those named by `pagemap-<pid>.img`), and with `shmem` those of the shared-memory objects
  * (`pagemap-shmem-<id>.img`: anonymous shared, SysV shm, memfd) whose pages travel as pages of
- * the process mapping them; the other shared-memory pages files travel whole.
+ * the process mapping them; the other shared-memory pages files travel whole. `rebuilt`: the
+ * names of the pages files the destination rebuilds, when the caller knows them already (else
+ * read from the dump's images, which costs a pass over every page of the pagemaps).
+ *
+ * @example
+ * ```ts
+ * const names = await imageFilesToSend("/dev/shm/d", true, true, new Set(["pages-1.img"]));
+ * ```
  */
 export async function imageFilesToSend(
   dir: string,
   rebuildPages: boolean,
   shmem = false,
+  rebuilt?: ReadonlySet<string>,
 ): Promise<string[]> {
   const names: string[] = [];
-  const rebuilt = !rebuildPages
+  rebuilt ??= !rebuildPages
     ? new Set<string>()
     : shmem
     ? await rebuiltPagesFiles(dir, true)

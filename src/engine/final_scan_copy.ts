@@ -28,7 +28,6 @@ import {
   PE_PRESENT,
   readDumpDir,
   rebuildableShmem,
-  storedAddresses,
 } from "../criu/images/mod.ts";
 import { closeLazyDump, criuLazyDump } from "../criu/run.ts";
 import {
@@ -53,6 +52,9 @@ import { pageHashes } from "../native/page_hash.ts";
 import { MANIFEST_FILE } from "./contract.ts";
 import type { HeldPages } from "./ledger.ts";
 import { ManifestBuilder } from "./manifest.ts";
+import { DigestTable, withinRuns } from "./manifest_digest.ts";
+import { SentRecorder, storedRuns } from "./freeze_sent.ts";
+import { stepClock } from "./step_clock.ts";
 import type { PhaseTimes } from "./types.ts";
 
 const PAGE = 4096;
@@ -66,6 +68,8 @@ interface Held {
   index: HeldIndex;
   /** The held pages as runs (what the scan reads). */
   runs: ScanRun[];
+  /** Their manifest chunk digests, brought up to date in the freeze for what it sent. */
+  digests: DigestTable;
 }
 
 /** Options of {@linkcode scanAndCopy}. */
@@ -91,7 +95,14 @@ export function scanAndCopy(options: ScanAndCopyOptions = {}): FinalPhase {
     for (const ns of new Set(ctx.handoff.pidMap.values())) {
       const map = ctx.ledger.held(ns);
       const index = heldIndex(map);
-      held.set(ns, { map, index, runs: heldRuns(index) });
+      const runs = heldRuns(index);
+      const hashes = new Uint8Array(
+        index.hashes.buffer,
+        index.hashes.byteOffset,
+        index.hashes.byteLength,
+      );
+      const digests = new DigestTable(runs.map((r) => [r.vaddr, r.nrPages] as const), hashes);
+      held.set(ns, { map, index, runs, digests });
     }
     return Promise.resolve();
   };
@@ -181,14 +192,17 @@ async function freezeAndScan(
     // Transfer: the changed pages, the eager pages CRIU wrote, then the image files.
     ctx.onProgress?.({ kind: "phase", phase: "transfer" });
     const transferAt = performance.now();
+    const step = stepClock(phases);
     const manifest = new ManifestBuilder();
+    // The pages sent in the freeze, with their hashes: what the manifest brings up to date.
+    const sender = new SentRecorder(channel);
     let pages = 0;
     for (const mem of images.memory) {
       const list = changed.get(mem.pid) ?? [];
       if (list.length > 0) {
         const reader = new PageReader(hostOf.get(mem.pid)!);
         try {
-          const sent = await sendLivePages(channel, reader, mem.pid, list);
+          const sent = await sendLivePages(sender, reader, mem.pid, list);
           if (sent !== list.length) {
             throw new Error(
               `pid ${mem.pid}: ${list.length - sent} changed pages became unreadable`,
@@ -199,19 +213,28 @@ async function freezeAndScan(
           reader.close();
         }
       }
+      step("transfer_pages_ms");
       const file = `${dir}/${mem.pagesFile}`;
       pages += await sendChangedPages(
-        channel,
+        sender,
         mem.pid,
         mem.addresses,
         file,
         held.get(mem.pid)?.map,
       );
+      step("transfer_eager_ms");
       const final = presentAndLazy(mem.pagemap);
       await Deno.writeFile(`${dir}/${mem.pagemapFile}`, encodePagemap(final));
-      // The manifest: every page of the frozen process, with the hash the destination now holds
-      // (the ledger recorded every page sent, the scan proved the others unchanged).
-      addFromLedger(manifest, mem.pid, storedAddresses(final), ctx.ledger.held(mem.pid));
+      const runs = storedRuns(final);
+      step("transfer_pagemap_ms");
+      // The manifest: every page of the frozen process, as chunk digests of the hashes the
+      // destination now holds (the ledger recorded every page sent, the scan proved the others
+      // unchanged); only the chunks of the pages sent in the freeze are hashed again.
+      const table = held.get(mem.pid)?.digests ?? new DigestTable([], new Map());
+      const now = withinRuns(sender.of(mem.pid), runs);
+      const digests = table.digests(runs, ctx.ledger.held(mem.pid), now);
+      manifest.addDigests(mem.pid, runs, digests, now);
+      step("transfer_manifest_ms");
     }
     // The memory has been read: let the dump go while the image files travel.
     const releasing = release();
@@ -226,14 +249,21 @@ async function freezeAndScan(
       pages += await sendShmemPages(channel, obj, file, candidates, ctx.ledger, manifest);
     }
     const shmemOf = new Map(images.shmem.map((x) => [x.pagesFile, x]));
-    for (const name of await imageFilesToSend(dir, true, true)) {
+    // The pages files the destination rebuilds, known from the images already read.
+    const rebuilt = new Set(images.memory.map((m) => m.pagesFile));
+    for (const obj of images.shmem) if (viaPages.has(obj.id)) rebuilt.add(obj.pagesFile);
+    for (const name of await imageFilesToSend(dir, true, true, rebuilt)) {
       const data = await Deno.readFile(`${dir}/${name}`);
       const shmem = shmemOf.get(name);
       if (shmem) manifest.add("shmem", shmem.id, shmem.offsets, pageHashes(data));
       await channel.sendFile(name, data);
     }
-    await channel.sendFile(MANIFEST_FILE, manifest.encode());
+    step("transfer_files_ms");
+    const encoded = manifest.encode();
+    step("transfer_manifest_ms");
+    await channel.sendFile(MANIFEST_FILE, encoded);
     await channel.flush();
+    step("transfer_flush_ms");
     phases.transfer_ms = performance.now() - transferAt;
     const releaseAt = performance.now();
     await releasing;

@@ -48,6 +48,23 @@ export interface PhaseTimes {
    * not part of the sum; scan_ms is the part after it).
    */
   scan_overlap_ms?: number;
+  /**
+   * Steps of the scan-and-copy transfer (inside transfer_ms, not part of the sum): the changed
+   * pages read from the frozen tree and sent, the eager pages CRIU wrote, the pagemaps
+   * rewritten, the manifest built and encoded, the image files (with shared memory) sent, and
+   * the channel's flush.
+   */
+  transfer_pages_ms?: number;
+  /** See {@linkcode PhaseTimes.transfer_pages_ms}. */
+  transfer_eager_ms?: number;
+  /** See {@linkcode PhaseTimes.transfer_pages_ms}. */
+  transfer_pagemap_ms?: number;
+  /** See {@linkcode PhaseTimes.transfer_pages_ms}. */
+  transfer_manifest_ms?: number;
+  /** See {@linkcode PhaseTimes.transfer_pages_ms}. */
+  transfer_files_ms?: number;
+  /** See {@linkcode PhaseTimes.transfer_pages_ms}. */
+  transfer_flush_ms?: number;
   /** Waiting, after the transfer, for the lazy dump to let the tree go (scan-and-copy). */
   release_ms?: number;
   /** Hashing the frozen tree's lazy pages for the manifest (post-copy). */

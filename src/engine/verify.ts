@@ -32,7 +32,14 @@ import {
   type VerifyMode,
   type VerifyRequest,
 } from "./contract.ts";
-import { decodeManifest, type PageList, type PageManifest } from "./manifest.ts";
+import {
+  decodeManifest,
+  type DecodeOptions,
+  isDigestManifest,
+  type PageList,
+  type PageManifest,
+} from "./manifest.ts";
+import { heldOfComposed, heldOfFiles } from "./manifest_held.ts";
 import { BATCH_PAGES, PageReader } from "./page_reader.ts";
 import { pidNamespaceMap } from "../tracker/proc.ts";
 import type { ComposeResult } from "./lazy_images.ts";
@@ -66,20 +73,29 @@ export interface ImagesChecked {
 /**
  * The source's page manifest ({@linkcode MANIFEST_FILE} in `dir`), decoded, its page count
  * cross-checked with the request's; a {@linkcode VerificationError} when it is missing or differs.
+ * `held` gives the destination's own hashes of what it restores, asked for only when the
+ * manifest lists processes with chunk digests (which are then checked on them).
  *
  * @example
  * ```ts
  * const manifest = await readManifest(dir, { mode: "sample", pages: 8192 });
  * ```
  */
-export async function readManifest(dir: string, req: VerifyRequest): Promise<PageManifest> {
+export async function readManifest(
+  dir: string,
+  req: VerifyRequest,
+  held?: () => Promise<DecodeOptions["held"]>,
+): Promise<PageManifest> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(`${dir}/${MANIFEST_FILE}`);
   } catch {
     throw new VerificationError(`the source's page manifest (${MANIFEST_FILE}) never arrived`);
   }
-  const manifest = decodeManifest(bytes);
+  // A digest manifest is checked on the destination's own hashes of what it restores.
+  const manifest = decodeManifest(bytes, {
+    held: held && isDigestManifest(bytes) ? await held() : undefined,
+  });
   if (manifest.pages !== req.pages) {
     throw new VerificationError(
       `the manifest names ${manifest.pages} pages, the request ${req.pages}`,
@@ -99,8 +115,12 @@ export async function verifyBeforeRestore(
   composed?: ComposeResult,
 ): Promise<ImagesChecked> {
   const started = performance.now();
-  const manifest = await readManifest(dir, req);
   const dump = await readDumpDir(dir, false, { checkSizes: !composed });
+  const manifest = await readManifest(
+    dir,
+    req,
+    () => Promise.resolve(composed ? heldOfComposed(composed) : heldOfFiles(dir, dump)),
+  );
   const imagePages = await checkImages(dir, manifest, composed, dump);
   return { manifest, imagePages, imageMs: performance.now() - started, composed, dump };
 }

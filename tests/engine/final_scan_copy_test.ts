@@ -233,3 +233,63 @@ Deno.test("scan-and-copy: a page corrupted in flight at the freeze fails the com
   }
   assertNoScratch("scan4");
 });
+
+Deno.test("scan-and-copy: pre-copied pages the destination holds wrong, never sent again, fail the digest manifest's check; the source runs on", async () => {
+  requireCriuBinary();
+  const w = await startMemcheck(["--mib", "32", "--hot-mib", "2", "--write-pages", "128"]);
+  const dest = Deno.makeTempDirSync({ prefix: "u2cm-dest-" });
+  const work = Deno.makeTempDirSync({ prefix: "u2cm-work-" });
+  const inner = new LocalChannel({ dir: dest, migrationId: "scan5" });
+  let frozen = false, corrupted = 0;
+  // Before the freeze, the first page of every batch arrives with a flipped byte (and a batch
+  // hash that matches it) while the ledger keeps the true hash: the scan finds the cold ones
+  // unchanged and does not send them again, so only the manifest's chunk digests, checked over
+  // the destination's own hashes, can tell.
+  const channel: MigrationChannel = {
+    sendPages: (b: PageBatch) => {
+      if (frozen) return inner.sendPages(b);
+      corrupted++;
+      const data = b.data.slice();
+      data[123] ^= 0xa5;
+      return inner.sendPages({ ...b, data, hashes: pageHashes(data) });
+    },
+    sendFile: (name, data) => inner.sendFile(name, data),
+    flush: () => inner.flush(),
+    restore: (req) => inner.restore(req),
+    resume: () => inner.resume(),
+    abort: (reason) => inner.abort(reason),
+    get bytesSent() {
+      return inner.bytesSent;
+    },
+  };
+  try {
+    await w.waitFor(/^tick 5 /);
+    await assert.rejects(
+      runMigration({
+        id: "scan5",
+        pid: w.pid,
+        channel,
+        policy: createPolicy("fixed-1"),
+        workDir: work,
+        onProgress: (ev) => frozen ||= ev.kind === "phase" && ev.phase === "freeze",
+      }, planOf("delta", LAZY)),
+      (e: unknown) => {
+        assert.ok(e instanceof MigrationError && e.sourceRunning, String(e));
+        assert.match(
+          e.message,
+          /verification failed: pid \d+: the pages in 0x[0-9a-f]+–0x[0-9a-f]+ differ from the source's/,
+        );
+        return true;
+      },
+    );
+    assert.ok(corrupted > 10, `only ${corrupted} batches before the freeze`);
+    assert.ok(isAlive(w.pid));
+    await assertMemcheckHealthy(w, w.pid);
+    assert.deepEqual(runningCopies(w.out), [w.pid], "exactly one copy runs");
+  } finally {
+    inner.close();
+    await w.stop();
+    for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
+  }
+  assertNoScratch("scan5");
+});
