@@ -22,7 +22,9 @@
  * Post-copy rows add the drain (pages fetched after the resume, `post_copy.drain_ms`) as a ratio
  * of stop-and-copy's total and, with the opt-in `post-copy-no-read-ahead` (post-copy against an
  * agent started with U2CM_LAZY_READ_AHEAD=0: every page request goes to the source, as before the
- * relay's read-ahead; minutes per 256 MiB), of that one's drain.
+ * relay's read-ahead; minutes per 256 MiB), of that one's drain. The opt-in `u2c-ts-page-server`
+ * is u2c against an agent started with U2CM_LOCAL_PAGE_SERVER=ts (the lazy local restore's fill
+ * served by the TypeScript page server instead of the native one): compare `local_lazy.fill_ms`.
  *
  * Env: U2CM_BENCH_SIZES (MiB, default "256,1024,2048"), U2CM_BENCH_LINKS (default "lo,1gbit";
  * "100mbit" too takes minutes per case), U2CM_BENCH_CONFIGS (names, default all but the opt-in
@@ -86,6 +88,14 @@ const ALL_CONFIGS: Config[] = [
     env: { U2CM_KDAT_CACHE: "off" },
     probing: true,
   },
+  // u2c with the lazy local restore's TypeScript page server (the reference of the native one's
+  // fill: local_lazy.fill_ms).
+  {
+    name: "u2c-ts-page-server",
+    args: ["--policy", "u2c"],
+    agentEnv: { U2CM_LOCAL_PAGE_SERVER: "ts" },
+    optIn: true,
+  },
   // Post-copy as before the relay's read-ahead (the reference of the drain's speed-up).
   {
     name: "post-copy-no-read-ahead",
@@ -116,6 +126,9 @@ interface Sample {
   post_copy?: unknown;
   /** With U2CM_BENCH_REPEAT: every run's downtime (the sample is the median one). */
   downtime_runs_ms?: number[];
+  /** With U2CM_BENCH_REPEAT: every run's total, and its lazy local restore's fill (`fill_ms`). */
+  total_runs_ms?: number[];
+  fill_runs_ms?: (number | null)[];
   /** A verified lazy local restore: the pages placed after the resume, and the fill's time. */
   local_lazy?: unknown;
 }
@@ -192,6 +205,8 @@ for (const link of LINKS) {
         rows[name] = ok.length === 0 ? all[0] : REPEAT === 1 ? ok[0] : {
           ...medianBy(ok, (r) => r.downtime_ms),
           downtime_runs_ms: ok.map((r) => r.downtime_ms),
+          ...(ok.some((r) => r.local_lazy) ? { fill_runs_ms: ok.map(fillMs) } : {}),
+          total_runs_ms: ok.map((r) => r.total_ms),
         };
       }
     }
@@ -308,6 +323,11 @@ function floorMs(f: Floor): number {
 }
 
 /** The middle element of `xs` by `key` (the lower middle for an even count). */
+/** A run's `local_lazy.fill_ms` (null without a lazy local restore). */
+function fillMs(r: Sample): number | null {
+  return (r.local_lazy as { fill_ms?: number } | undefined)?.fill_ms ?? null;
+}
+
 function medianBy<T>(xs: T[], key: (x: T) => number): T {
   return [...xs].sort((a, b) => key(a) - key(b))[Math.floor((xs.length - 1) / 2)];
 }

@@ -44,6 +44,7 @@ import {
 } from "./lazy_check.ts";
 import type { ComposeResult } from "./lazy_images.ts";
 import type { PageManifest } from "./manifest.ts";
+import { type NativePageServer, startNativePageServer } from "./native_page_server.ts";
 import type { Area } from "./page_allowance.ts";
 
 /** Pages one answer may carry (CRIU asks for at most 4 MiB: 1024 pages). */
@@ -70,6 +71,8 @@ export interface LocalPageServerOptions {
 
 /** A running local page server: a {@linkcode LazyCheck} whose serving can be held. */
 export interface LocalPageServer extends LazyCheck {
+  /** Which server this is (native_page_server.ts, or the TypeScript one here). */
+  readonly kind: LocalPageServerKind;
   /**
    * Answer no further request until {@linkcode LocalPageServer.release}: once the restore
    * returned, the tree is stopped and only the daemon's background fetches come, which would
@@ -81,11 +84,34 @@ export interface LocalPageServer extends LazyCheck {
   release(): void;
 }
 
+/** Which server serves a local lazy restore: `U2CM_LOCAL_PAGE_SERVER` (`native` or `ts`). */
+export type LocalPageServerKind = "native" | "ts";
+
 /**
  * Start the server on a free loopback port; it serves the daemon's one session. The slot files
- * are opened now (the restore's directory may be removed once the restore returned).
+ * are opened now (the restore's directory may be removed once the restore returned). It runs in
+ * native code (native_page_server.ts) unless `U2CM_LOCAL_PAGE_SERVER=ts` (or `kind`) asks for
+ * the TypeScript server, or the shim cannot be loaded.
  */
-export function startLocalPageServer(options: LocalPageServerOptions): LocalPageServer {
+export function startLocalPageServer(
+  options: LocalPageServerOptions,
+  kind: LocalPageServerKind = Deno.env.get("U2CM_LOCAL_PAGE_SERVER") === "ts" ? "ts" : "native",
+): LocalPageServer {
+  if (kind === "native") {
+    let server: NativePageServer | undefined;
+    try {
+      server = startNativePageServer({
+        ...options,
+        iovBytes: pageServerIovBytes(options.criuVersion),
+      });
+    } catch { /* no shim (or one without the page server): the TypeScript server serves */ }
+    if (server) return { ...server, kind: "native" };
+  }
+  return startTsLocalPageServer(options);
+}
+
+/** The TypeScript server (`U2CM_LOCAL_PAGE_SERVER=ts`, and where the shim cannot be loaded). */
+function startTsLocalPageServer(options: LocalPageServerOptions): LocalPageServer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   const iovBytes = pageServerIovBytes(options.criuVersion);
@@ -202,6 +228,7 @@ export function startLocalPageServer(options: LocalPageServerOptions): LocalPage
     held = undefined;
   };
   return {
+    kind: "ts",
     port,
     stats: () => ({ ...stats }),
     done,
