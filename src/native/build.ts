@@ -47,8 +47,11 @@ export function cacheDir(): string {
   return `${Deno.env.get("HOME") ?? "/tmp"}/.cache/u2cm`;
 }
 
-/** The C sources built into the shim, in order (codec.c: the page-batch codec). */
-const SOURCES = ["shim.c", "codec.c"];
+/**
+ * The C sources built into the shim, in order (codec.c: the page-batch codec; uffdwp.c: the
+ * userfaultfd write-protect tracker).
+ */
+const SOURCES = ["shim.c", "codec.c", "uffdwp.c"];
 
 /** The shim's C source text (all its sources, concatenated). */
 export function shimSource(): string {
