@@ -275,3 +275,35 @@ Deno.test("CRIU dumps (leave-running, then killed) and restores a target tracked
     else for (const d of [running, killed, w.dir]) Deno.removeSync(d, { recursive: true });
   }
 });
+
+Deno.test("a target another tracer holds falls back to hashing, still exact", async () => {
+  requireUffdWp();
+  const w = await startDirtyPattern(["--hot", "16", "--duration-ms", "20000"]);
+  const strace = new Deno.Command("strace", {
+    args: ["-qq", "-o", "/dev/null", "-e", "trace=none", "-p", String(w.pid)],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const backend = new UffdWpBackend();
+  let tracker: TreeTracker | undefined;
+  try {
+    const tracerPid = () =>
+      Number(/TracerPid:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${w.pid}/status`))?.[1]);
+    for (let i = 0; i < 200 && tracerPid() === 0; i++) await sleep(10);
+    assert.notEqual(tracerPid(), 0, "strace attached");
+    tracker = new TreeTracker(w.pid, backend);
+    tracker.scan();
+    assert.equal(backend.fallbacks.length, 1, "the traced process is hashed instead");
+    assert.match(backend.fallbacks[0], /EPERM|errno/);
+    const hot = mappingAt(tracker.mappings(), w.regions.hot.start);
+    await sleep(40);
+    const r = tracker.scan();
+    assert.deepEqual([...(r.dirty.get(hot.id) ?? [])], [...Array(16).keys()]);
+    assert.equal(uwMappings(w.pid), 0, "nothing registered in the traced process");
+  } finally {
+    tracker?.close();
+    strace.kill("SIGKILL");
+    await strace.status;
+    await w.stop();
+  }
+});
