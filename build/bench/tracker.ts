@@ -4,13 +4,15 @@
  *    the same memory in the same run (goal >= 0.8);
  *  - pagemap residency scan rate, bulk pread and PAGEMAP_SCAN (goal >= 10 Mpages/s);
  *  - slowdown of a write-heavy workload traced at 100 ms and 1 s, against untraced runs of the
- *    same workload in the same run (goal <= 10 % at 1 s).
+ *    same workload in the same run (goal <= 10 % at 1 s);
+ *  - one round's cost of the uffd-wp backend against the hash backend on a 256 MiB process that
+ *    rewrites 64 pages, rounds of the two interleaved in one run (null where uffd-wp cannot run).
  *
  * @module
  */
 import { cacheDir, compile, hostArch } from "../../src/native/build.ts";
 import { closeRaw, openRaw, residentMap, scanAvailable } from "../../src/native/ffi.ts";
-import { createTracker } from "../../src/tracker/mod.ts";
+import { createTracker, type DirtyTracker, probeUffdWp } from "../../src/tracker/mod.ts";
 import { buildWorkload, sleep, startDirtyPattern } from "../../tests/support/workloads.ts";
 
 const GIB_PAGES = 262144;
@@ -106,11 +108,52 @@ async function writeLoop(intervalMs: number | null): Promise<number> {
   return Number(/writes (\d+)/.exec(text)?.[1]);
 }
 
+async function roundCost() {
+  const pages = 65536; // 256 MiB
+  const w = await startDirtyPattern(["--hot", "64", "--warm", "1", "--cold", String(pages)]);
+  try {
+    const uffdOk = probeUffdWp().available;
+    const hash = createTracker({ pid: w.pid, backend: "hash" });
+    const uffd: DirtyTracker | undefined = uffdOk
+      ? createTracker({ pid: w.pid, backend: "uffd-wp" })
+      : undefined;
+    hash.scan();
+    uffd?.scan();
+    const hashMs: number[] = [];
+    const uffdMs: number[] = [];
+    let uffdDirty = 0;
+    for (let i = 0; i < 7; i++) {
+      await sleep(20);
+      hashMs.push(hash.scan().scanMs);
+      if (uffd) {
+        await sleep(20);
+        const r = uffd.scan();
+        uffdMs.push(r.scanMs);
+        uffdDirty = Math.max(uffdDirty, [...r.dirty.values()].reduce((n, p) => n + p.length, 0));
+      }
+    }
+    hash.close();
+    uffd?.close();
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const h = median(hashMs);
+    const u = uffd ? median(uffdMs) : null;
+    return {
+      round_ms_hash_256mib: round(h),
+      round_ms_uffdwp_256mib: u === null ? null : round(u),
+      round_cost_ratio_uffdwp_to_hash: u === null ? null : round(u / h),
+      uffdwp_max_dirty_pages_per_round: uffd ? uffdDirty : null,
+    };
+  } finally {
+    await w.stop();
+  }
+}
+
 function round(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
 const rates = await hashRate();
+const rounds = await roundCost();
 const untraced1 = await writeLoop(null);
 const traced100 = await writeLoop(100);
 const traced1000 = await writeLoop(1000);
@@ -122,6 +165,7 @@ console.log(JSON.stringify({
   write_loop_untraced_writes: untraced,
   slowdown_hash_100ms: round(1 - traced100 / untraced),
   slowdown_hash_1s: round(1 - traced1000 / untraced),
+  ...rounds,
   goals: {
     hash_scan_ratio_to_c_loop: ">= 0.8",
     pagemap_mpages_per_s: ">= 10",

@@ -20,7 +20,12 @@ import {
   provisionCriu,
   ProvisionError,
 } from "../criu/mod.ts";
-import { probePagemapScan, type ProbeResult, probeSoftDirty } from "../tracker/probe.ts";
+import {
+  probePagemapScan,
+  type ProbeResult,
+  probeSoftDirty,
+  probeUffdWp,
+} from "../tracker/probe.ts";
 import { CliError, ExitCode } from "./errors.ts";
 import { detectRuntimes, type RuntimeReport } from "../container/runtimes.ts";
 import { parseChoice } from "./options.ts";
@@ -62,6 +67,8 @@ export interface DoctorReport {
   inet_sockets: ProbeResult;
   userfaultfd: ProbeResult;
   pagemap_scan: ProbeResult;
+  /** The uffd-wp tracker (userfaultfd WP_ASYNC + PAGEMAP_SCAN) works here (`U2CM_TRACKER=uffd-wp`, `trace --backend uffd-wp`). */
+  uffd_wp: ProbeResult;
   pipe_max_size: { bytes: number | null; needed_for_lazy: number; lazy_ok: boolean };
   arch: string;
   root: boolean;
@@ -187,6 +194,7 @@ async function collect(fixed: string[]): Promise<DoctorReport> {
     inet_sockets: inetSockets(probe?.version, host.kernel),
     userfaultfd,
     pagemap_scan: pagemapScan,
+    uffd_wp: safeProbe(probeUffdWp),
     pipe_max_size: {
       bytes: host.pipeMaxSize ?? null,
       needed_for_lazy: LAZY_PIPE_MAX_SIZE,
@@ -283,6 +291,7 @@ function printTable(r: DoctorReport): void {
     ["inet-sockets", r.inet_sockets.available, r.inet_sockets.detail],
     ["userfaultfd", r.userfaultfd.available, r.userfaultfd.detail],
     ["pagemap-scan", r.pagemap_scan.available, r.pagemap_scan.detail],
+    ["uffd-wp", r.uffd_wp.available, r.uffd_wp.detail],
     [
       "pipe-max-size",
       r.pipe_max_size.lazy_ok,

@@ -13,7 +13,7 @@ import { parseChoice, parseNumberInRange, parsePositiveInt, requireProcess } fro
 import { trackerError } from "./tracker_errors.ts";
 
 const FORMATS = ["jsonl", "table"] as const;
-const BACKENDS = ["auto", "softdirty", "hash"] as const;
+const BACKENDS = ["auto", "softdirty", "hash", "uffd-wp"] as const;
 
 /** Add `trace` and `trace info` to the program. */
 export function register(program: Command): void {

@@ -49,9 +49,9 @@ export function cacheDir(): string {
 
 /**
  * The C sources built into the shim, in order (codec.c: the page-batch codec; page_serve.c: the
- * local page server).
+ * local page server; uffdwp.c: the userfaultfd write-protect tracker).
  */
-const SOURCES = ["shim.c", "codec.c", "page_serve.c"];
+const SOURCES = ["shim.c", "codec.c", "page_serve.c", "uffdwp.c"];
 
 /** The shim's C source text (all its sources, concatenated). */
 export function shimSource(): string {

@@ -53,6 +53,11 @@ const SYMBOLS = {
     parameters: HASH_DIFF_PARAMETERS,
     result: "i64",
   },
+  // ---- uffd-wp tracker (src/native/uffdwp.c) ----
+  u2cm_uffdwp_open: { parameters: ["i32"], result: "i64" },
+  u2cm_uffdwp_register: { parameters: ["i32", "u64", "u64"], result: "i32" },
+  u2cm_uffdwp_scan: { parameters: ["i32", "u64", "u32", "i32", "buffer"], result: "i64" },
+  // ---- end uffd-wp tracker ----
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded shim's raw symbols. */
@@ -280,3 +285,57 @@ export function referencedSelect(
     shim().u2cm_kpageflags_select(fd, kpageflagsFd, BigInt(addr), npages, out),
   );
 }
+
+// ---- uffd-wp tracker (src/native/uffdwp.c) ----------------------------------------------------
+
+/**
+ * Create a write-protect-async userfaultfd in the address space of `pid` (ptrace syscall
+ * injection; the target keeps no descriptor of it) and return this process's descriptor of it.
+ * Throws {@linkcode ShimError} (ENOSYS: not x86_64, EPERM: ptrace refused, EINVAL: no
+ * UFFD_FEATURE_WP_ASYNC).
+ *
+ * @example
+ * ```ts
+ * const uffd = uffdWpOpen(pid);
+ * uffdWpRegister(uffd, start, end - start);
+ * closeRaw(uffd); // unregisters every range
+ * ```
+ */
+export function uffdWpOpen(pid: number): number {
+  return check("userfaultfd injection", shim().u2cm_uffdwp_open(pid));
+}
+
+/**
+ * Register `[start, start + len)` of the uffd's address space for write-protect tracking.
+ *
+ * @example
+ * ```ts
+ * uffdWpRegister(uffd, mapping.start, mapping.end - mapping.start);
+ * ```
+ */
+export function uffdWpRegister(uffd: number, start: number, len: number): void {
+  check("UFFDIO_REGISTER", shim().u2cm_uffdwp_register(uffd, BigInt(start), BigInt(len)));
+}
+
+/**
+ * Pages written (write-protect bit cleared) in `[addr, addr + npages * 4096)` as indices in `out`
+ * (room for `npages`); with `rearm`, write-protect them again in the same walk. Returns the count.
+ *
+ * @example
+ * ```ts
+ * const n = uffdWpScan(pagemapFd, mapping.start, npages, true, out);
+ * ```
+ */
+export function uffdWpScan(
+  pagemapFd: number,
+  addr: number,
+  npages: number,
+  rearm: boolean,
+  out: Uint32Array,
+): number {
+  return check(
+    "PAGEMAP_SCAN",
+    shim().u2cm_uffdwp_scan(pagemapFd, BigInt(addr), npages, rearm ? 1 : 0, out),
+  );
+}
+// ---- end uffd-wp tracker ----------------------------------------------------------------------

@@ -204,7 +204,9 @@ function validateHeader(h: TraceHeader, fail: (problem: string) => never): void 
   if (!Number.isInteger(h.pageSize) || h.pageSize < 1024 || (h.pageSize & (h.pageSize - 1))) {
     fail(`invalid page size ${h.pageSize}`);
   }
-  if (h.backend !== "softdirty" && h.backend !== "hash") fail(`unknown backend ${h.backend}`);
+  if (h.backend !== "softdirty" && h.backend !== "hash" && h.backend !== "uffd-wp") {
+    fail(`unknown backend ${h.backend}`);
+  }
   if (!Array.isArray(h.featureNames) || h.featureNames.some((n) => typeof n !== "string")) {
     fail("header has no feature name list");
   }

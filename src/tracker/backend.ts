@@ -48,6 +48,8 @@ export interface PageBackend {
   forgetMapping(mappingId: number): void;
   /** Drop the state kept for a process that exited. */
   forgetProcess(pid: number): void;
+  /** Release what the backend holds in or for the targets (called by the tracker's close). */
+  close?(): void;
 }
 
 /** Pages per chunk: the unit of one native call and of lazily allocated per-page state. */

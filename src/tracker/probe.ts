@@ -15,6 +15,9 @@ import {
   PM_SOFT_DIRTY,
   scanAvailable,
   scanSelect,
+  uffdWpOpen,
+  uffdWpRegister,
+  uffdWpScan,
 } from "../native/ffi.ts";
 import { clearSoftDirty } from "./softdirty_backend.ts";
 
@@ -135,4 +138,85 @@ export function probeKpageflags(): ProbeResult {
   return pfn === 0n
     ? { available: false, detail: "page frame numbers are hidden (not root)" }
     : { available: true, detail: "kpageflags readable with page frame numbers" };
+}
+
+let uffdWpCached: ProbeResult | undefined;
+
+/**
+ * Whether the uffd-wp backend works here, tried once per process on a child of our own (`sleep`):
+ * create the uffd in it by syscall injection, register a writable mapping, arm it and read it
+ * back. The child is killed afterwards.
+ *
+ * @example
+ * ```ts
+ * if (probeUffdWp().available) console.log("uffd-wp tracking works");
+ * ```
+ */
+export function probeUffdWp(): ProbeResult {
+  if (uffdWpCached) return uffdWpCached;
+  if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
+    return uffdWpCached = { available: false, detail: "syscall injection is x86_64 only" };
+  }
+  let child: Deno.ChildProcess | undefined;
+  try {
+    child = new Deno.Command("sleep", {
+      args: ["30"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    })
+      .spawn();
+    const pid = child.pid;
+    const deadline = performance.now() + 2000;
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    // Wait until it sleeps in clock_nanosleep (230 on x86_64): its start-up writes are over.
+    while (!inNanosleep(pid)) {
+      if (performance.now() > deadline) throw new Error("probe child did not start");
+      Atomics.wait(nap, 0, 0, 2);
+    }
+    const map = Deno.readTextFileSync(`/proc/${pid}/maps`).split("\n")
+      .find((l) => l.includes("[stack]"));
+    if (!map) throw new Error("probe child has no [stack] mapping");
+    const [lo, hi] = map.split(" ")[0].split("-").map((h) => parseInt(h, 16));
+    const uffd = uffdWpOpen(pid);
+    const pagemap = openRaw(`/proc/${pid}/pagemap`);
+    try {
+      uffdWpRegister(uffd, lo, hi - lo);
+      const npages = Math.min((hi - lo) / 4096, 1 << 16);
+      const out = new Uint32Array(npages);
+      uffdWpScan(pagemap, hi - npages * 4096, npages, true, out);
+      const again = uffdWpScan(pagemap, hi - npages * 4096, npages, true, out);
+      if (again !== 0) {
+        return uffdWpCached = {
+          available: false,
+          detail: `a sleeping process showed ${again} written pages right after the arm`,
+        };
+      }
+    } finally {
+      closeRaw(pagemap);
+      closeRaw(uffd);
+    }
+    return uffdWpCached = {
+      available: true,
+      detail: "userfaultfd WP_ASYNC injected in a child, registered and armed by PAGEMAP_SCAN",
+    };
+  } catch (e) {
+    return uffdWpCached = { available: false, detail: (e as Error).message };
+  } finally {
+    if (child) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+      child.status.catch(() => {});
+    }
+  }
+}
+
+function inNanosleep(pid: number): boolean {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/comm`).trim() === "sleep" &&
+      Deno.readTextFileSync(`/proc/${pid}/syscall`).split(" ")[0] === "230";
+  } catch {
+    return false;
+  }
 }

@@ -137,6 +137,7 @@ export class TreeTracker implements DirtyTracker {
   }
 
   close(): void {
+    this.#pageBackend.close?.();
     for (const proc of this.#processes.values()) closeRaw(proc.pagemapFd);
     this.#processes.clear();
     if (this.#kpageflagsFd >= 0) closeRaw(this.#kpageflagsFd);

@@ -11,7 +11,7 @@
  */
 
 /** The tracker backends u2cm knows. */
-export type TrackerBackendName = "softdirty" | "hash";
+export type TrackerBackendName = "softdirty" | "hash" | "uffd-wp";
 
 /** The kinds of mappings the tracker follows (those CRIU dumps page contents of). */
 export type MappingKind = "anon" | "heap" | "stack" | "file-private" | "shared-anon" | "memfd";
