@@ -89,6 +89,14 @@ export async function restoreMigration(
     return { ok: false, error: `bad restore request: ${parsed.error.issues[0]?.message}` };
   }
   const req = parsed.data;
+  // Each step's milliseconds (reported with the verification, `steps_ms`).
+  const steps: Record<string, number> = {};
+  let mark = performance.now();
+  const step = (name: string) => {
+    const now = performance.now();
+    steps[name] = Math.round((now - mark) * 10) / 10;
+    mark = now;
+  };
   // Peer agents keep image files under `<migration dir>/images`; accept both layouts.
   ctx = { ...ctx, dir: imagesDirOf(ctx.dir) };
   let lazyDaemon: CriuDaemon | undefined;
@@ -117,16 +125,19 @@ export async function restoreMigration(
     const composed = req.localLazy && req.rebuildPages && !req.lazy && ctx.store.pagesImage
       ? await composeImages(dir, ctx.store.pagesImage, ctx.store)
       : undefined;
+    step("compose_ms");
     const rebuilt = req.rebuildPages
       ? await rebuildPages({ ...ctx, dir }, req.lazy !== undefined, shmem, !composed)
       : 0;
     const pages = composed ? composed.inPlace + composed.copied : rebuilt;
+    step("rebuild_ms");
     // Post-copy: the eager pages now, each lazy page as it arrives (lazy_check.ts).
     const lazyChecked = req.verify && req.lazy
       ? await verifyBeforeLazyRestore(dir, req.verify)
       : undefined;
     const checked: ImagesChecked | undefined = lazyChecked?.checked ??
       (req.verify ? await verifyBeforeRestore(dir, req.verify, composed) : undefined);
+    step("check_ms");
     if (req.lazy) {
       let target = req.lazy;
       if ("tunnel" in target) {
@@ -205,6 +216,7 @@ export async function restoreMigration(
       await Deno.writeTextFile(`${dir}/lazy-pages.pid`, `${lazyDaemon.pid}\n`);
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     }
+    step("lazy_start_ms");
     const restored = await criuRestore({
       dir,
       pidfile: `${dir}/restored.pid`,
@@ -216,6 +228,7 @@ export async function restoreMigration(
       dieWithParent: true,
     });
     restoredRoot = restored.pid;
+    step("criu_ms");
     // Until the resume the tree is stopped: the daemon's background fetches wait (the read-back
     // and the answer come first); destination.ts releases them at the resume.
     if (localServer) holdLocalFill(ctx.migrationId, localServer);
@@ -251,7 +264,9 @@ export async function restoreMigration(
       } else if (req.verify && checked) {
         verified = await verifyAfterRestore(restored.pid, dir, req.verify, checked);
       }
+      step("read_back_ms");
       await options.verify?.(restored.pid, dir);
+      step("agent_check_ms");
     } catch (e) {
       killTree(restored.pid);
       throw e;
@@ -262,7 +277,7 @@ export async function restoreMigration(
       ok: true,
       pid: restored.pid,
       restoreMs: performance.now() - started,
-      ...(verified ? { verified } : {}),
+      ...(verified ? { verified: { ...verified, stepsMs: steps } } : {}),
     };
   } catch (e) {
     // A page refused by the post-copy check ends the daemon, and so the restore: say why.
@@ -313,13 +328,14 @@ async function waitForSocket(
   let exited: number | undefined;
   daemon.status.then((c) => (exited = c));
   const until = performance.now() + timeoutMs;
-  for (let i = 0; i < 10_000 && performance.now() < until; i++) {
+  // Inside the freeze: poll often (a stat), as criuLazyDump polls its log.
+  for (let i = 0; i < 1_000_000 && performance.now() < until; i++) {
     try {
       Deno.statSync(path);
       return;
     } catch { /* not yet */ }
     if (exited !== undefined) throw new Error(`criu lazy-pages exited with ${exited}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 1));
   }
   throw new Error(`criu lazy-pages did not open ${path} within ${timeoutMs} ms`);
 }

@@ -96,23 +96,31 @@ export function composedPage(
   addr: number,
 ): Promise<Uint8Array> {
   const proc = composed.processes.get(pid);
-  const at = proc ? indexOf(proc).get(addr) : undefined;
-  if (!proc || at === undefined) {
+  const at = proc ? indexOf(proc, addr) : -1;
+  if (!proc || at < 0) {
     return Promise.reject(new VerificationError(`pid ${pid}: page 0x${hex(addr)} has no image`));
   }
   return proc.page(at);
 }
 
-const indexes = new WeakMap<ComposedProcess, Map<number, number>>();
-
-function indexOf(proc: ComposedProcess): Map<number, number> {
-  let m = indexes.get(proc);
-  if (!m) {
-    m = new Map();
-    for (let i = 0; i < proc.addresses.length; i++) m.set(proc.addresses[i], i);
-    indexes.set(proc, m);
-  }
-  return m;
+/**
+ * Where `addr` is in `proc.addresses` (-1: nowhere). The slot-file part and the parent part
+ * each ascend: a binary search in each, no lookup table (a 2 GiB tree has half a million
+ * pages; the read-back asks for a handful, inside the freeze).
+ */
+function indexOf(proc: ComposedProcess, addr: number): number {
+  const a = proc.addresses;
+  const search = (from: number, to: number) => {
+    let lo = from, hi = to;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (a[mid] < addr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < to && a[lo] === addr ? lo : -1;
+  };
+  const inFile = search(0, proc.fileCount);
+  return inFile >= 0 ? inFile : search(proc.fileCount, a.length);
 }
 
 function equalAt(a: Uint8Array, at: number, b: Uint8Array, bt: number): boolean {
