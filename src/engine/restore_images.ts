@@ -96,6 +96,7 @@ export async function rebuildPages(
   shmem = false,
   processes = true,
 ): Promise<number> {
+  if (!processes && !shmem) return 0;
   const pstree = decodePstree(await Deno.readFile(`${ctx.dir}/pstree.img`));
   const buf = new Uint8Array(WRITE_PAGES * PAGE_SIZE);
   let total = 0;

@@ -51,6 +51,7 @@ export function checkComposed(composed: ComposeResult, manifest: PageManifest): 
  */
 function checkProcess(pid: number, proc: ComposedProcess, list: PageList): number {
   const { addresses: a, fileCount, hashes, covered } = proc;
+  const equalAt = hashComparer(hashes, list.hashes);
   let f = 0, p = fileCount;
   for (let k = 0; k < list.addresses.length; k++) {
     const addr = list.addresses[k];
@@ -71,7 +72,7 @@ function checkProcess(pid: number, proc: ComposedProcess, list: PageList): numbe
     } else {
       throw new VerificationError(`pid ${pid}: page 0x${hex(addr)} is not in the images`);
     }
-    if (!equalAt(hashes, at * HASH, list.hashes, k * HASH)) {
+    if (!equalAt(at, k)) {
       throw new VerificationError(`pid ${pid}: page 0x${hex(addr)} differs in the images`);
     }
   }
@@ -123,9 +124,26 @@ function indexOf(proc: ComposedProcess, addr: number): number {
   return inFile >= 0 ? inFile : search(proc.fileCount, a.length);
 }
 
-function equalAt(a: Uint8Array, at: number, b: Uint8Array, bt: number): boolean {
-  for (let i = 0; i < HASH; i++) if (a[at + i] !== b[bt + i]) return false;
-  return true;
+/**
+ * `(i, j)` → whether hash i of `a` equals hash j of `b` (16 bytes each): four 32-bit compares
+ * when both arrays are 4-byte aligned, else byte by byte.
+ */
+function hashComparer(a: Uint8Array, b: Uint8Array): (i: number, j: number) => boolean {
+  if (
+    a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0 && a.length % 4 === 0 && b.length % 4 === 0
+  ) {
+    const x = new Uint32Array(a.buffer, a.byteOffset, a.length / 4);
+    const y = new Uint32Array(b.buffer, b.byteOffset, b.length / 4);
+    return (i, j) => {
+      const p = i * 4, q = j * 4;
+      return x[p] === y[q] && x[p + 1] === y[q + 1] && x[p + 2] === y[q + 2] &&
+        x[p + 3] === y[q + 3];
+    };
+  }
+  return (i, j) => {
+    for (let t = 0; t < HASH; t++) if (a[i * HASH + t] !== b[j * HASH + t]) return false;
+    return true;
+  };
 }
 
 function hex(n: number): string {
