@@ -43,6 +43,7 @@ import type { RestoreContext, RestoreResult } from "./channel.ts";
 import { bootId, isAlive, signalAll, startTimes, treePids, waitDead } from "../tracker/proc.ts";
 import { EngineRestoreRequestSchema } from "./contract.ts";
 import { type ImagesChecked, verifyAfterRestore, verifyBeforeRestore } from "./verify.ts";
+import type { PageManifest } from "./manifest.ts";
 
 export { ENGINE_NAMES, EngineRestoreRequestSchema } from "./contract.ts";
 export type { EngineRestoreRequest } from "./contract.ts";
@@ -135,9 +136,14 @@ export async function restoreMigration(
     const lazyChecked = req.verify && req.lazy
       ? await verifyBeforeLazyRestore(dir, req.verify)
       : undefined;
-    const checked: ImagesChecked | undefined = lazyChecked?.checked ??
-      (req.verify ? await verifyBeforeRestore(dir, req.verify, composed) : undefined);
-    step("check_ms");
+    if (lazyChecked) step("check_ms");
+    // Any other restore: the images are checked while CRIU restores them (below). The tree
+    // stays stopped until its source commits, and it is reported ready only once the check
+    // passed; a failed check ends it before it ever runs.
+    const verifying = req.verify && !lazyChecked;
+    // What a verified local lazy restore's page server checks against, filled in once the
+    // check has decoded it: the server answers nothing before (held).
+    const late: PageManifest = { processes: new Map(), shmem: new Map(), pages: 0 };
     if (req.lazy) {
       let target = req.lazy;
       if ("tunnel" in target) {
@@ -186,7 +192,7 @@ export async function restoreMigration(
       }
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     } else if (
-      req.localLazy && req.verify && checked && composed && pages >= LOCAL_LAZY_MIN_PAGES &&
+      req.localLazy && verifying && composed && pages >= LOCAL_LAZY_MIN_PAGES &&
       (localExpected = await lazyPagesOf(dir, composed)) > 0
     ) {
       // A verified lazy restore from the destination's own images: CRIU reads no bulk memory
@@ -196,7 +202,7 @@ export async function restoreMigration(
         migrationId: ctx.migrationId,
         dir,
         composed,
-        manifest: checked.manifest,
+        manifest: late,
         expectedPages: localExpected,
         criuVersion: await criuVersionOf(),
         onMismatch: async () => {
@@ -204,6 +210,7 @@ export async function restoreMigration(
         },
       }));
       lazyCheck = localServer;
+      localServer.hold(); // until the images are checked and `late` is the manifest
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     } else if (req.localLazy && !req.verify && req.rebuildPages && pages >= LOCAL_LAZY_MIN_PAGES) {
       // (A verified restore reads the tree back, and remote reads of memory a userfaultfd still
@@ -217,7 +224,7 @@ export async function restoreMigration(
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     }
     step("lazy_start_ms");
-    const restored = await criuRestore({
+    const restoring = criuRestore({
       dir,
       pidfile: `${dir}/restored.pid`,
       tcpEstablished: req.tcpEstablished,
@@ -227,7 +234,26 @@ export async function restoreMigration(
       leaveStopped: true,
       dieWithParent: true,
     });
+    restoring.catch(() => {}); // awaited below, after the check
+    let checked: ImagesChecked | undefined = lazyChecked?.checked;
+    if (verifying) {
+      try {
+        checked = await verifyBeforeRestore(dir, req.verify!, composed);
+      } catch (e) {
+        // Never a copy on unchecked memory: end what CRIU restores (stopped, it never ran).
+        await lazyDaemon?.stop();
+        lazyCheck?.close();
+        const r = await restoring.catch(() => undefined);
+        if (r) await killTreeAndWait(r.pid);
+        throw e;
+      }
+      Object.assign(late, checked.manifest);
+      localServer?.release(); // held again (holdLocalFill) once CRIU returned
+      step("check_ms");
+    }
+    const restored = await restoring;
     restoredRoot = restored.pid;
+    steps.criu_run_ms = Math.round(restored.ms * 10) / 10;
     step("criu_ms");
     // Until the resume the tree is stopped: the daemon's background fetches wait (the read-back
     // and the answer come first); destination.ts releases them at the resume.
