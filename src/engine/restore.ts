@@ -119,6 +119,7 @@ export async function restoreMigration(
     if (req.sourceBootId !== undefined && req.sourceBootId === bootId()) {
       await dropSameKernelState(dir);
     }
+    step("copy_ms");
     // A scan-and-copy restore (`localLazy`) reads the processes' pages in place from the
     // destination's own pages images, kept current while they arrived, plus a small parent
     // image of the out-of-order ones: nothing is rebuilt page by page. The manifest check then
