@@ -106,6 +106,7 @@ export async function restoreMigration(
   let tunnel: { localPort: number; close(): Promise<void> } | undefined;
   let localExpected = 0;
   let localServer: LocalPageServer | undefined;
+  let checkFailed = false; // the image check failed (its error is the restore's)
   // Rebuilt images go to tmpfs: CRIU reads them once, right away, on the downtime path.
   const ownScratch = options.scratch === undefined;
   const scratch = req.rebuildPages && !req.lazy
@@ -242,6 +243,8 @@ export async function restoreMigration(
         checked = await verifyBeforeRestore(dir, req.verify!, composed);
       } catch (e) {
         // Never a copy on unchecked memory: end what CRIU restores (stopped, it never ran).
+        // The check's own error is the cause (the held server, closed, refuses what it had).
+        checkFailed = true;
         await lazyDaemon?.stop();
         lazyCheck?.close();
         const r = await restoring.catch(() => undefined);
@@ -308,7 +311,7 @@ export async function restoreMigration(
     };
   } catch (e) {
     // A page refused by the post-copy check ends the daemon, and so the restore: say why.
-    const refused = lazyCheck?.stats().mismatch;
+    const refused = checkFailed ? undefined : lazyCheck?.stats().mismatch;
     const cause = refused && !(e instanceof Error && e.message.includes(refused))
       ? new Error(`verification failed: ${refused}`)
       : e;
