@@ -75,14 +75,19 @@ export async function scratchDir(id: string): Promise<string | undefined> {
  */
 export async function copyImages(from: string, to: string, shmem: boolean): Promise<void> {
   const rebuilt = shmem ? await rebuiltPagesFiles(from, true) : await processPagesFiles(from);
+  const copies: Promise<void>[] = [];
   for await (const e of Deno.readDir(from)) {
     if (!e.isFile || rebuilt.has(e.name) || e.name.endsWith(".log")) continue;
     // The source's page manifest (16 bytes a page: 11 MiB of JSON for 2 GiB) is only read by
     // the check, never by CRIU: linked, not copied inside the freeze.
-    if (e.name === MANIFEST_FILE) {
-      await Deno.symlink(await Deno.realPath(`${from}/${e.name}`), `${to}/${e.name}`);
-    } else await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+    copies.push(
+      e.name === MANIFEST_FILE
+        ? Deno.realPath(`${from}/${e.name}`).then((p) => Deno.symlink(p, `${to}/${e.name}`))
+        : Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`),
+    );
   }
+  // A dozen small files: copied side by side, not one round trip after another.
+  await Promise.all(copies);
 }
 
 /** Pages written per step when rebuilding a pages image. */
