@@ -139,7 +139,11 @@ export class Destination {
       return { ok: false, error: `could not record the ready copy: ${(e as Error).message}` };
     }
     // Pruning reads every record: after the answer, not inside the source's freeze.
-    setTimeout(() => this.#prune(), 0);
+    setTimeout(() => {
+      try {
+        this.#prune();
+      } catch { /* the state directory went meanwhile: nothing to prune */ }
+    }, 0);
     const steps = result.verified?.stepsMs;
     if (steps) steps.record_ms = Math.round((performance.now() - restored) * 10) / 10;
     return result;
