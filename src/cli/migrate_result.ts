@@ -66,6 +66,8 @@ export interface VerificationResult {
    * resume (`local_lazy`); absent when none were.
    */
   lazy_pages?: number;
+  /** Milliseconds of each step of the destination's restore (absent from older agents). */
+  steps_ms?: Record<string, number>;
 }
 
 /** The `post_copy` object of the JSON result. */
@@ -159,6 +161,7 @@ export function resultOf(o: MigrationOutcome): MigrateResult {
         image_ms: o.verified.imageMs,
         read_back_ms: o.verified.readBackMs,
         ...(o.verified.lazyPages !== undefined ? { lazy_pages: o.verified.lazyPages } : {}),
+        ...(o.verified.stepsMs ? { steps_ms: o.verified.stepsMs } : {}),
       }
       : null,
     ...(o.localLazy

@@ -179,6 +179,11 @@ export const VerificationSchema = z.object({
    * one of them matched. Absent: no page was left lazy.
    */
   lazyPages: z.number().int().min(0).max(MAX_MANIFEST_PAGES).optional(),
+  /**
+   * Milliseconds of each step of the destination's restore (restore.ts: `compose_ms`,
+   * `rebuild_ms`, `check_ms`, `lazy_start_ms`, `criu_ms`, `read_back_ms`, …), for benchmarks.
+   */
+  stepsMs: z.record(z.string().max(64), z.number().min(0).max(86_400_000)).optional(),
 }).strict();
 
 /** A verification report. */

@@ -43,6 +43,7 @@ import type { RestoreContext, RestoreResult } from "./channel.ts";
 import { bootId, isAlive, signalAll, startTimes, treePids, waitDead } from "../tracker/proc.ts";
 import { EngineRestoreRequestSchema } from "./contract.ts";
 import { type ImagesChecked, verifyAfterRestore, verifyBeforeRestore } from "./verify.ts";
+import type { PageManifest } from "./manifest.ts";
 
 export { ENGINE_NAMES, EngineRestoreRequestSchema } from "./contract.ts";
 export type { EngineRestoreRequest } from "./contract.ts";
@@ -89,6 +90,14 @@ export async function restoreMigration(
     return { ok: false, error: `bad restore request: ${parsed.error.issues[0]?.message}` };
   }
   const req = parsed.data;
+  // Each step's milliseconds (reported with the verification, `steps_ms`).
+  const steps: Record<string, number> = {};
+  let mark = performance.now();
+  const step = (name: string) => {
+    const now = performance.now();
+    steps[name] = Math.round((now - mark) * 10) / 10;
+    mark = now;
+  };
   // Peer agents keep image files under `<migration dir>/images`; accept both layouts.
   ctx = { ...ctx, dir: imagesDirOf(ctx.dir) };
   let lazyDaemon: CriuDaemon | undefined;
@@ -97,6 +106,7 @@ export async function restoreMigration(
   let tunnel: { localPort: number; close(): Promise<void> } | undefined;
   let localExpected = 0;
   let localServer: LocalPageServer | undefined;
+  let checkFailed = false; // the image check failed (its error is the restore's)
   // Rebuilt images go to tmpfs: CRIU reads them once, right away, on the downtime path.
   const ownScratch = options.scratch === undefined;
   const scratch = req.rebuildPages && !req.lazy
@@ -110,6 +120,7 @@ export async function restoreMigration(
     if (req.sourceBootId !== undefined && req.sourceBootId === bootId()) {
       await dropSameKernelState(dir);
     }
+    step("copy_ms");
     // A scan-and-copy restore (`localLazy`) reads the processes' pages in place from the
     // destination's own pages images, kept current while they arrived, plus a small parent
     // image of the out-of-order ones: nothing is rebuilt page by page. The manifest check then
@@ -117,16 +128,24 @@ export async function restoreMigration(
     const composed = req.localLazy && req.rebuildPages && !req.lazy && ctx.store.pagesImage
       ? await composeImages(dir, ctx.store.pagesImage, ctx.store)
       : undefined;
+    step("compose_ms");
     const rebuilt = req.rebuildPages
       ? await rebuildPages({ ...ctx, dir }, req.lazy !== undefined, shmem, !composed)
       : 0;
     const pages = composed ? composed.inPlace + composed.copied : rebuilt;
+    step("rebuild_ms");
     // Post-copy: the eager pages now, each lazy page as it arrives (lazy_check.ts).
     const lazyChecked = req.verify && req.lazy
       ? await verifyBeforeLazyRestore(dir, req.verify)
       : undefined;
-    const checked: ImagesChecked | undefined = lazyChecked?.checked ??
-      (req.verify ? await verifyBeforeRestore(dir, req.verify, composed) : undefined);
+    if (lazyChecked) step("check_ms");
+    // Any other restore: the images are checked while CRIU restores them (below). The tree
+    // stays stopped until its source commits, and it is reported ready only once the check
+    // passed; a failed check ends it before it ever runs.
+    const verifying = req.verify && !lazyChecked;
+    // What a verified local lazy restore's page server checks against, filled in once the
+    // check has decoded it: the server answers nothing before (held).
+    const late: PageManifest = { processes: new Map(), shmem: new Map(), pages: 0 };
     if (req.lazy) {
       let target = req.lazy;
       if ("tunnel" in target) {
@@ -175,7 +194,7 @@ export async function restoreMigration(
       }
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     } else if (
-      req.localLazy && req.verify && checked && composed && pages >= LOCAL_LAZY_MIN_PAGES &&
+      req.localLazy && verifying && composed && pages >= LOCAL_LAZY_MIN_PAGES &&
       (localExpected = await lazyPagesOf(dir, composed)) > 0
     ) {
       // A verified lazy restore from the destination's own images: CRIU reads no bulk memory
@@ -185,7 +204,7 @@ export async function restoreMigration(
         migrationId: ctx.migrationId,
         dir,
         composed,
-        manifest: checked.manifest,
+        manifest: late,
         expectedPages: localExpected,
         criuVersion: await criuVersionOf(),
         onMismatch: async () => {
@@ -193,6 +212,7 @@ export async function restoreMigration(
         },
       }));
       lazyCheck = localServer;
+      localServer.hold(); // until the images are checked and `late` is the manifest
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     } else if (req.localLazy && !req.verify && req.rebuildPages && pages >= LOCAL_LAZY_MIN_PAGES) {
       // (A verified restore reads the tree back, and remote reads of memory a userfaultfd still
@@ -205,7 +225,8 @@ export async function restoreMigration(
       await Deno.writeTextFile(`${dir}/lazy-pages.pid`, `${lazyDaemon.pid}\n`);
       await waitForSocket(`${dir}/lazy-pages.socket`, lazyDaemon, 5000);
     }
-    const restored = await criuRestore({
+    step("lazy_start_ms");
+    const restoring = criuRestore({
       dir,
       pidfile: `${dir}/restored.pid`,
       tcpEstablished: req.tcpEstablished,
@@ -215,7 +236,29 @@ export async function restoreMigration(
       leaveStopped: true,
       dieWithParent: true,
     });
+    restoring.catch(() => {}); // awaited below, after the check
+    let checked: ImagesChecked | undefined = lazyChecked?.checked;
+    if (verifying) {
+      try {
+        checked = await verifyBeforeRestore(dir, req.verify!, composed);
+      } catch (e) {
+        // Never a copy on unchecked memory: end what CRIU restores (stopped, it never ran).
+        // The check's own error is the cause (the held server, closed, refuses what it had).
+        checkFailed = true;
+        await lazyDaemon?.stop();
+        lazyCheck?.close();
+        const r = await restoring.catch(() => undefined);
+        if (r) await killTreeAndWait(r.pid);
+        throw e;
+      }
+      Object.assign(late, checked.manifest);
+      localServer?.release(); // held again (holdLocalFill) once CRIU returned
+      step("check_ms");
+    }
+    const restored = await restoring;
     restoredRoot = restored.pid;
+    steps.criu_run_ms = Math.round(restored.ms * 10) / 10;
+    step("criu_ms");
     // Until the resume the tree is stopped: the daemon's background fetches wait (the read-back
     // and the answer come first); destination.ts releases them at the resume.
     if (localServer) holdLocalFill(ctx.migrationId, localServer);
@@ -251,7 +294,9 @@ export async function restoreMigration(
       } else if (req.verify && checked) {
         verified = await verifyAfterRestore(restored.pid, dir, req.verify, checked);
       }
+      step("read_back_ms");
       await options.verify?.(restored.pid, dir);
+      step("agent_check_ms");
     } catch (e) {
       killTree(restored.pid);
       throw e;
@@ -262,11 +307,11 @@ export async function restoreMigration(
       ok: true,
       pid: restored.pid,
       restoreMs: performance.now() - started,
-      ...(verified ? { verified } : {}),
+      ...(verified ? { verified: { ...verified, stepsMs: steps } } : {}),
     };
   } catch (e) {
     // A page refused by the post-copy check ends the daemon, and so the restore: say why.
-    const refused = lazyCheck?.stats().mismatch;
+    const refused = checkFailed ? undefined : lazyCheck?.stats().mismatch;
     const cause = refused && !(e instanceof Error && e.message.includes(refused))
       ? new Error(`verification failed: ${refused}`)
       : e;
@@ -313,13 +358,14 @@ async function waitForSocket(
   let exited: number | undefined;
   daemon.status.then((c) => (exited = c));
   const until = performance.now() + timeoutMs;
-  for (let i = 0; i < 10_000 && performance.now() < until; i++) {
+  // Inside the freeze: poll often (a stat), as criuLazyDump polls its log.
+  for (let i = 0; i < 1_000_000 && performance.now() < until; i++) {
     try {
       Deno.statSync(path);
       return;
     } catch { /* not yet */ }
     if (exited !== undefined) throw new Error(`criu lazy-pages exited with ${exited}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 1));
   }
   throw new Error(`criu lazy-pages did not open ${path} within ${timeoutMs} ms`);
 }

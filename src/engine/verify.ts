@@ -287,16 +287,12 @@ export async function readBackTree(options: ReadBackOptions): Promise<number> {
     const list = manifest.processes.get(mem.pid)!;
     const vmas = decodeVmas(await Deno.readFile(`${dir}/mm-${mem.pid}.img`));
     const picked: number[] = [];
-    let v = 0, r = 0;
     const lazy = options.skipLazy
       ? mem.pagemap.entries.filter((e) => (e.flags & PE_LAZY) !== 0 && (e.flags & PE_PARENT) === 0)
       : [];
-    const keys = list.addresses.map((a) => {
-      while (v < vmas.length && vmas[v].end <= a) v++;
-      while (r < lazy.length && lazy[r].vaddr + lazy[r].nrPages * PAGE <= a) r++;
-      return r < lazy.length && lazy[r].vaddr <= a ? -1 : v;
+    forEachMappingRun(list.addresses, vmas, lazy, (from, to) => {
+      pick(from, to, mode, samplePages, picked);
     });
-    forEachGroup(keys, (from, to) => pick(from, to, mode, samplePages, picked));
     matched += await compareLive({
       host,
       what: `pid ${mem.pid}`,
@@ -370,6 +366,48 @@ async function compareLive(c: LiveCompare): Promise<number> {
     reader.close();
   }
   return c.indices.length;
+}
+
+/**
+ * Call `each(from, to)` for every run of indices of `addresses` (ascending) that lie in one
+ * mapping (or between the previous mapping and it) outside the `lazy` runs — found by binary
+ * searches at the mappings' and runs' bounds, not page by page (a 2 GiB tree has half a
+ * million pages, the read-back reads a few dozen). Runs in ascending order.
+ */
+function forEachMappingRun(
+  addresses: ArrayLike<number>,
+  vmas: { end: number }[],
+  lazy: { vaddr: number; nrPages: number }[],
+  each: (from: number, to: number) => void,
+): void {
+  const indexOf = (addr: number) => {
+    let lo = 0, hi = addresses.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (addresses[mid] < addr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  // Index ranges of the lazy runs that hold pages, ascending.
+  const cuts: [number, number][] = [];
+  for (const e of lazy) {
+    const from = indexOf(e.vaddr), to = indexOf(e.vaddr + e.nrPages * PAGE);
+    if (to > from) cuts.push([from, to]);
+  }
+  let c = 0, start = 0;
+  for (let v = 0; v <= vmas.length && start < addresses.length; v++) {
+    const end = v < vmas.length ? indexOf(vmas[v].end) : addresses.length;
+    let from = start;
+    while (c < cuts.length && cuts[c][0] < end) {
+      if (cuts[c][0] > from) each(from, cuts[c][0]);
+      from = Math.max(from, cuts[c][1]);
+      if (cuts[c][1] > end) break; // the run goes on into the next mapping
+      c++;
+    }
+    if (end > from) each(from, end);
+    start = Math.max(end, from);
+  }
 }
 
 /** Call `each(from, to)` for every run of consecutive indices with the same key (≥ 0). */

@@ -51,6 +51,7 @@ export function checkComposed(composed: ComposeResult, manifest: PageManifest): 
  */
 function checkProcess(pid: number, proc: ComposedProcess, list: PageList): number {
   const { addresses: a, fileCount, hashes, covered } = proc;
+  const equalAt = hashComparer(hashes, list.hashes);
   let f = 0, p = fileCount;
   for (let k = 0; k < list.addresses.length; k++) {
     const addr = list.addresses[k];
@@ -71,7 +72,7 @@ function checkProcess(pid: number, proc: ComposedProcess, list: PageList): numbe
     } else {
       throw new VerificationError(`pid ${pid}: page 0x${hex(addr)} is not in the images`);
     }
-    if (!equalAt(hashes, at * HASH, list.hashes, k * HASH)) {
+    if (!equalAt(at, k)) {
       throw new VerificationError(`pid ${pid}: page 0x${hex(addr)} differs in the images`);
     }
   }
@@ -96,28 +97,53 @@ export function composedPage(
   addr: number,
 ): Promise<Uint8Array> {
   const proc = composed.processes.get(pid);
-  const at = proc ? indexOf(proc).get(addr) : undefined;
-  if (!proc || at === undefined) {
+  const at = proc ? indexOf(proc, addr) : -1;
+  if (!proc || at < 0) {
     return Promise.reject(new VerificationError(`pid ${pid}: page 0x${hex(addr)} has no image`));
   }
   return proc.page(at);
 }
 
-const indexes = new WeakMap<ComposedProcess, Map<number, number>>();
-
-function indexOf(proc: ComposedProcess): Map<number, number> {
-  let m = indexes.get(proc);
-  if (!m) {
-    m = new Map();
-    for (let i = 0; i < proc.addresses.length; i++) m.set(proc.addresses[i], i);
-    indexes.set(proc, m);
-  }
-  return m;
+/**
+ * Where `addr` is in `proc.addresses` (-1: nowhere). The slot-file part and the parent part
+ * each ascend: a binary search in each, no lookup table (a 2 GiB tree has half a million
+ * pages; the read-back asks for a handful, inside the freeze).
+ */
+function indexOf(proc: ComposedProcess, addr: number): number {
+  const a = proc.addresses;
+  const search = (from: number, to: number) => {
+    let lo = from, hi = to;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (a[mid] < addr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < to && a[lo] === addr ? lo : -1;
+  };
+  const inFile = search(0, proc.fileCount);
+  return inFile >= 0 ? inFile : search(proc.fileCount, a.length);
 }
 
-function equalAt(a: Uint8Array, at: number, b: Uint8Array, bt: number): boolean {
-  for (let i = 0; i < HASH; i++) if (a[at + i] !== b[bt + i]) return false;
-  return true;
+/**
+ * `(i, j)` → whether hash i of `a` equals hash j of `b` (16 bytes each): four 32-bit compares
+ * when both arrays are 4-byte aligned, else byte by byte.
+ */
+function hashComparer(a: Uint8Array, b: Uint8Array): (i: number, j: number) => boolean {
+  if (
+    a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0 && a.length % 4 === 0 && b.length % 4 === 0
+  ) {
+    const x = new Uint32Array(a.buffer, a.byteOffset, a.length / 4);
+    const y = new Uint32Array(b.buffer, b.byteOffset, b.length / 4);
+    return (i, j) => {
+      const p = i * 4, q = j * 4;
+      return x[p] === y[q] && x[p + 1] === y[q + 1] && x[p + 2] === y[q + 2] &&
+        x[p + 3] === y[q + 3];
+    };
+  }
+  return (i, j) => {
+    for (let t = 0; t < HASH; t++) if (a[i * HASH + t] !== b[j * HASH + t]) return false;
+    return true;
+  };
 }
 
 function hex(n: number): string {

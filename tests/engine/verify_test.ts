@@ -12,6 +12,7 @@ import { LocalChannel } from "../../src/engine/local_channel.ts";
 import { decodeManifest, ManifestBuilder, ManifestError } from "../../src/engine/manifest.ts";
 import { pageHashes } from "../../src/native/page_hash.ts";
 import { waitGone } from "../../src/tracker/proc.ts";
+import { LOCAL_LAZY_MIN_PAGES, restoreMigration } from "../../src/engine/restore.ts";
 import { planOf } from "../../src/engine/select.ts";
 import { MigrationError } from "../../src/engine/types.ts";
 import { checkImages, readBackTree, VerificationError } from "../../src/engine/verify.ts";
@@ -141,6 +142,8 @@ Deno.test("a page corrupted in flight fails the manifest check; the source runs 
     );
     assert.match(agent.log(), /verification failed/);
     assert.deepEqual(runningCopies(w.out), [w.pid]);
+    // Nor a stopped one: what CRIU restored while the images were checked was ended.
+    assert.deepEqual(copiesInAnyState(w.out).filter((p) => p !== w.pid), []);
     await assertOneHealthyCopy(w, w.pid);
   } finally {
     await client.close();
@@ -246,3 +249,62 @@ Deno.test("pre-copied shared memory is not sent again at the freeze; its pages f
     for (const d of [dest, work, w.dir]) Deno.removeSync(d, { recursive: true });
   }
 });
+
+Deno.test("a big composed tree whose image check fails while CRIU restores it: the restored copy is ended before it runs, the source runs on, exactly once", async () => {
+  let changed = 0;
+  const r = await startLocalRun({
+    id: "vcc",
+    memcheck: ["--mib", "96", "--hot-mib", "4", "--write-pages", "256"],
+    // Every page has arrived: write other bytes into a slot far into the big run through the
+    // pages image (which hashes what it writes), so that the composed check sees a difference.
+    onRestore: (ctx, options) => {
+      const image = ctx.store.pagesImage;
+      const layout = image?.layout(1);
+      if (image && layout && layout.ascending.length > LOCAL_LAZY_MIN_PAGES) {
+        changed = layout.ascending[layout.ascending.length - 2048];
+        image.put(1, [changed], new Uint8Array(4096).fill(0xa5));
+      }
+      return restoreMigration(ctx, options);
+    },
+  });
+  const { w, work, channel } = r;
+  try {
+    await assert.rejects(
+      runMigration({
+        id: "vcc",
+        pid: w.pid,
+        channel,
+        policy: createPolicy("fixed-2"),
+        workDir: work,
+      }, { ...planOf("delta", { softDirty: false, lazy: true }), freeze: "scan" }),
+      (e: unknown) => {
+        assert.ok(e instanceof MigrationError && e.sourceRunning, String(e));
+        assert.match(e.message, /page 0x[0-9a-f]+ differs in the images/);
+        assert.ok(e.message.includes(changed.toString(16)), e.message);
+        return true;
+      },
+    );
+    assert.ok(changed > 0, "no slot was changed");
+    // No other copy at all, not even a stopped one: CRIU's restore was ended.
+    assert.deepEqual(copiesInAnyState(w.out).filter((p) => p !== w.pid), []);
+    await assertOneHealthyCopy(w, w.pid);
+  } finally {
+    await stopLocalRun(r);
+  }
+});
+
+/** Processes writing to `out` (memcheck's copies), stopped ones included; zombies not. */
+function copiesInAnyState(out: string): number[] {
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (!Deno.readTextFileSync(`/proc/${e.name}/comm`).startsWith("memcheck")) continue;
+      if (Deno.readLinkSync(`/proc/${e.name}/fd/1`) !== out) continue;
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+      pids.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return pids;
+}
