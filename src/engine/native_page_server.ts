@@ -87,6 +87,28 @@ export function startNativePageServer(options: NativePageServerOptions): NativeP
     ps.u2cm_ps_free(h);
     throw e;
   }
+  // The manifest may be filled in later (the image check decodes it beside CRIU's restore,
+  // restore.ts, while the server is held): hand the server the one there is at each release.
+  let sent = options.manifest.processes;
+  const pushManifest = () => {
+    if (options.manifest.processes === sent) return;
+    sent = options.manifest.processes;
+    for (const [pid, proc] of options.composed.processes) {
+      if (proc.fileCount === 0) continue;
+      const list = sent.get(pid);
+      const addrs = new Float64Array(list?.addresses ?? []);
+      const hashes = list?.hashes ?? new Uint8Array(0);
+      const err = ps.u2cm_ps_set_manifest(
+        h,
+        BigInt(pid),
+        list ? 1 : 0,
+        addrs,
+        hashes,
+        addrs.length,
+      );
+      if (err < 0) throw new Error(`the native page server lost pid ${pid}: errno ${-err}`);
+    }
+  };
   const port = ps.u2cm_ps_port(h);
   const figures = new BigUint64Array(4);
   let final: LazyCheckStats | undefined;
@@ -124,6 +146,10 @@ export function startNativePageServer(options: NativePageServerOptions): NativeP
     done,
     close: () => void (live && ps.u2cm_ps_stop(h)),
     hold: () => void (live && ps.u2cm_ps_hold(h, 1)),
-    release: () => void (live && ps.u2cm_ps_hold(h, 0)),
+    release: () => {
+      if (!live) return;
+      pushManifest();
+      ps.u2cm_ps_hold(h, 0);
+    },
   };
 }

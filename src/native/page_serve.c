@@ -19,6 +19,8 @@
  *    (copied: the caller's buffers may go once it returned).
  *  - u2cm_ps_serve: accept the daemon and serve until CLOSE, a refusal, an error or u2cm_ps_stop.
  *  - u2cm_ps_stats / u2cm_ps_why: the figures (readable while the session runs) and the reason.
+ *  - u2cm_ps_set_manifest: replace a process's manifest while held (it is known only once the
+ *    destination's image check decoded it, which runs beside CRIU's restore).
  *  - u2cm_ps_hold(h, on): answer no request while held (the restored tree is stopped).
  *  - u2cm_ps_stop: wake and end the session; u2cm_ps_free once u2cm_ps_serve returned.
  */
@@ -174,6 +176,44 @@ int32_t u2cm_ps_add_proc(struct u2cm_ps *h, int64_t pid, const char *path, const
   p->naddrs = naddrs;
   p->nareas = nareas;
   h->nprocs++;
+  return 0;
+}
+
+/*
+ * Replace the manifest of process `pid` (added before): 0, -ESRCH when it was not added, or
+ * -ENOMEM. Call it while the session is held: the serving thread reads a manifest only after
+ * ps_wait_release, under the same mutex.
+ */
+int32_t u2cm_ps_set_manifest(struct u2cm_ps *h, int64_t pid, int32_t in_manifest,
+                             const double *addrs, const uint8_t *hashes, uint32_t naddrs) {
+  uint64_t *a = malloc((size_t)naddrs * 8 + 8);
+  uint8_t *x = malloc((size_t)naddrs * 16 + 16);
+  if (!a || !x) {
+    free(a);
+    free(x);
+    return -ENOMEM;
+  }
+  for (uint32_t i = 0; i < naddrs; i++) a[i] = (uint64_t)addrs[i];
+  if (naddrs) memcpy(x, hashes, (size_t)naddrs * 16);
+  pthread_mutex_lock(&h->mu);
+  struct ps_proc *p = NULL;
+  for (uint32_t i = 0; i < h->nprocs; i++) {
+    if (h->procs[i].pid == pid) p = &h->procs[i];
+  }
+  if (p) {
+    free(p->addrs);
+    free(p->hashes);
+    p->addrs = a;
+    p->hashes = x;
+    p->naddrs = naddrs;
+    p->in_manifest = in_manifest != 0;
+  }
+  pthread_mutex_unlock(&h->mu);
+  if (!p) {
+    free(a);
+    free(x);
+    return -ESRCH;
+  }
   return 0;
 }
 

@@ -41,6 +41,10 @@ const SYMBOLS = {
     ],
     result: "i32",
   },
+  u2cm_ps_set_manifest: {
+    parameters: ["pointer", "i64", "i32", "buffer", "buffer", "u32"],
+    result: "i32",
+  },
   /** The session, on a thread of the FFI pool (it blocks until the session ends). */
   u2cm_ps_serve: { parameters: ["pointer"], result: "i32", nonblocking: true },
   u2cm_ps_stats: { parameters: ["pointer", "buffer"], result: "void" },
