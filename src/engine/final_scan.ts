@@ -8,12 +8,9 @@
  * @module
  */
 import { hashDiffAsync, type HashDiffBuffers } from "../native/ffi.ts";
+import { CHUNK_PAGES, chunkBuffers } from "./live_hashes.ts";
 
 const PAGE = 4096;
-/** Pages per scan call (a chunk): 32 MiB. */
-const CHUNK_PAGES = 8192;
-/** process_vm_readv buffer per worker, in pages (1 MiB). */
-const READ_PAGES = 256;
 
 /** Pages a process's destination holds: sorted addresses and their hashes (2 words each). */
 export interface HeldIndex {
@@ -126,7 +123,7 @@ export async function scanChanged(
   const results: number[][] = new Array(chunks.length);
   let next = 0;
   const worker = async () => {
-    const b = buffers();
+    const b = chunkBuffers();
     while (next < chunks.length) {
       const k = next++;
       results[k] = await scanChunk(pid, chunks[k], held, b, options.unreadable);
@@ -135,17 +132,6 @@ export async function scanChanged(
   const n = Math.max(1, Math.min(options.workers ?? navigator.hardwareConcurrency, chunks.length));
   await Promise.all(Array.from({ length: n }, worker));
   return results.flat();
-}
-
-function buffers(): HashDiffBuffers {
-  return {
-    present: new Uint8Array(CHUNK_PAGES),
-    hashes: new BigUint64Array(CHUNK_PAGES * 2),
-    known: new Uint8Array(CHUNK_PAGES),
-    dirty: new Uint32Array(CHUNK_PAGES),
-    readBuffer: new Uint8Array(READ_PAGES * PAGE),
-    stats: new BigUint64Array(3),
-  };
 }
 
 async function scanChunk(

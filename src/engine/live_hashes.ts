@@ -17,7 +17,7 @@ import { hashDiffAsync, type HashDiffBuffers } from "../native/ffi.ts";
 const PAGE = 4096;
 const HASH = 16;
 /** Pages per hashing call (a chunk): 32 MiB. */
-const CHUNK_PAGES = 8192;
+export const CHUNK_PAGES = 8192;
 /** process_vm_readv buffer per worker, in pages (1 MiB). */
 const READ_PAGES = 256;
 
@@ -82,7 +82,7 @@ export async function hashFrozenRuns(
     }
   };
   const work = async () => {
-    const b = buffers();
+    const b = chunkBuffers();
     const bytes = new Uint8Array(b.hashes.buffer);
     while (next < chunks.length) {
       const c = chunks[next++];
@@ -101,7 +101,15 @@ export async function hashFrozenRuns(
   return out;
 }
 
-function buffers(): HashDiffBuffers {
+/**
+ * One worker's buffers for a chunk of {@linkcode CHUNK_PAGES} pages (final_scan.ts uses them too).
+ *
+ * @example
+ * ```ts
+ * const b = chunkBuffers(); // b.hashes: 2 words per page of a 32 MiB chunk
+ * ```
+ */
+export function chunkBuffers(): HashDiffBuffers {
   return {
     present: new Uint8Array(CHUNK_PAGES),
     hashes: new BigUint64Array(CHUNK_PAGES * 2),
