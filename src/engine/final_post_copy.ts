@@ -20,7 +20,8 @@ import {
 import { criuLazyDump } from "../criu/run.ts";
 import { sameHash, sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from "./dump_pages.ts";
 import { imageFilesToSend } from "./files.ts";
-import { type HeldPages, LedgerChannel } from "./ledger.ts";
+import type { HeldPages } from "./ledger.ts";
+import { ForwardingChannel } from "./forwarding_channel.ts";
 import { bootId, pidNamespaceMap } from "../tracker/proc.ts";
 import {
   carriesTunnels,
@@ -83,11 +84,11 @@ export function tunnelPageServer(channel: PeerMigrationChannel): PageServerEndpo
   };
 }
 
-/** The peer agent's channel under the driver's wrappers (the ledger), when there is one. */
+/** The peer agent's channel under the driver's wrappers (the ledger's and others), when there is one. */
 function peerChannelOf(channel: unknown): PeerMigrationChannel | undefined {
   for (let c = channel, depth = 0; depth < 4; depth++) {
     if (carriesTunnels(c)) return c;
-    if (!(c instanceof LedgerChannel)) return undefined;
+    if (!(c instanceof ForwardingChannel)) return undefined;
     c = c.inner;
   }
   return undefined;

@@ -13,23 +13,19 @@
  * @module
  */
 import { inPagesFile, type Pagemap } from "../criu/images/mod.ts";
-import { pageHashes } from "../native/page_hash.ts";
-import type { MigrationChannel, PageBatch, RestoreRequest, RestoreResult } from "./channel.ts";
+import type { PageBatch } from "./channel.ts";
+import { ForwardingChannel } from "./forwarding_channel.ts";
 import type { Run, SentPages } from "./manifest_digest.ts";
 
 const PAGE = 4096;
 const HASH = 16;
 
 /** A channel that forwards everything and records the page batches sent through it. */
-export class SentRecorder implements MigrationChannel {
+export class SentRecorder extends ForwardingChannel {
   readonly #batches = new Map<number, { addresses: ArrayLike<number>; hashes: Uint8Array }[]>();
 
-  /** @param inner the channel to forward to */
-  constructor(readonly inner: MigrationChannel) {}
-
-  async sendPages(batch: PageBatch): Promise<void> {
-    const hashes = batch.hashes ?? pageHashes(batch.data);
-    await this.inner.sendPages({ ...batch, hashes });
+  override async sendPages(batch: PageBatch): Promise<void> {
+    const hashes = await this.forwardHashed(batch);
     let list = this.#batches.get(batch.pid);
     if (!list) this.#batches.set(batch.pid, list = []);
     list.push({ addresses: batch.addresses, hashes });
@@ -49,30 +45,6 @@ export class SentRecorder implements MigrationChannel {
       hashes.set(batches[n].hashes.subarray(i * HASH, (i + 1) * HASH), k * HASH);
     });
     return { addresses, hashes };
-  }
-
-  sendFile(name: string, data: Uint8Array): Promise<void> {
-    return this.inner.sendFile(name, data);
-  }
-
-  flush(): Promise<void> {
-    return this.inner.flush();
-  }
-
-  restore(request: RestoreRequest): Promise<RestoreResult> {
-    return this.inner.restore(request);
-  }
-
-  resume(): Promise<void> {
-    return this.inner.resume();
-  }
-
-  abort(reason: string): Promise<boolean | void> {
-    return this.inner.abort(reason);
-  }
-
-  get bytesSent(): number {
-    return this.inner.bytesSent;
   }
 }
 

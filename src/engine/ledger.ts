@@ -15,9 +15,8 @@
  *
  * @module
  */
-import { pageHashes } from "../native/page_hash.ts";
-import type { MigrationChannel, PageBatch, RestoreRequest, RestoreResult } from "./channel.ts";
-import type { LazyCheckReport } from "./contract.ts";
+import type { MigrationChannel, PageBatch } from "./channel.ts";
+import { ForwardingChannel } from "./forwarding_channel.ts";
 
 const HASH = 16;
 
@@ -58,49 +57,17 @@ export class PageLedger {
  * A channel that records every page batch in a {@linkcode PageLedger} as it forwards it (the
  * batch's hashes, computed here once when the sender gave none, travel with it).
  */
-export class LedgerChannel implements MigrationChannel {
+export class LedgerChannel extends ForwardingChannel {
   /**
    * @param inner the channel to the destination
    * @param ledger where the sent pages are recorded
    */
-  constructor(readonly inner: MigrationChannel, readonly ledger: PageLedger) {}
+  constructor(inner: MigrationChannel, readonly ledger: PageLedger) {
+    super(inner);
+  }
 
-  async sendPages(batch: PageBatch): Promise<void> {
-    const hashes = batch.hashes ?? pageHashes(batch.data);
-    await this.inner.sendPages({ ...batch, hashes });
+  override async sendPages(batch: PageBatch): Promise<void> {
+    const hashes = await this.forwardHashed(batch);
     this.ledger.record(batch.pid, batch.addresses, hashes);
-  }
-
-  sendFile(name: string, data: Uint8Array): Promise<void> {
-    return this.inner.sendFile(name, data);
-  }
-
-  flush(): Promise<void> {
-    return this.inner.flush();
-  }
-
-  restore(request: RestoreRequest): Promise<RestoreResult> {
-    return this.inner.restore(request);
-  }
-
-  resume(): Promise<void> {
-    return this.inner.resume();
-  }
-
-  abort(reason: string): Promise<boolean | void> {
-    return this.inner.abort(reason);
-  }
-
-  /** The inner channel's post-copy report, when it can ask. */
-  postCopyReport(): Promise<LazyCheckReport | undefined> {
-    return this.inner.postCopyReport?.() ?? Promise.resolve(undefined);
-  }
-
-  get bytesSent(): number {
-    return this.inner.bytesSent;
-  }
-
-  get compression(): MigrationChannel["compression"] {
-    return this.inner.compression;
   }
 }
