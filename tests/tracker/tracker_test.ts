@@ -4,6 +4,7 @@ import {
   createTracker,
   type Mapping,
   pageSetSize,
+  probeUffdWp,
   TargetGoneError,
   trackerCapabilities,
 } from "../../src/tracker/mod.ts";
@@ -54,27 +55,36 @@ Deno.test("the hash backend reports exactly the hot pages, never the cold ones",
   }
 });
 
-Deno.test("warm pages show up in the rounds after their period", async () => {
-  const w = await startDirtyPattern(["--warm-period-ms", "150", "--duration-ms", "20000"]);
-  const tracker = createTracker({ pid: w.pid, backend: "hash" });
-  try {
-    tracker.scan();
-    const warm = mappingAt(tracker.mappings(), w.regions.warm.start);
-    let roundsWithWarm = 0;
-    for (let i = 0; i < 8; i++) {
-      await sleep(60);
-      const pages = tracker.scan().dirty.get(warm.id);
-      if (pages) {
-        assert.equal(pages.length, 32, "a warm write covers the whole warm region");
-        roundsWithWarm++;
-      }
+for (const backend of ["hash", "uffd-wp"] as const) {
+  Deno.test(`warm pages show up in the rounds after their period, whole (${backend})`, async () => {
+    if (backend === "uffd-wp") {
+      const probe = probeUffdWp();
+      assert.ok(
+        probe.available,
+        `uffd-wp must work on this x86_64 Linux ≥ 6.7 box: ${probe.detail}`,
+      );
     }
-    assert.ok(roundsWithWarm >= 2 && roundsWithWarm <= 6, `warm in ${roundsWithWarm}/8 rounds`);
-  } finally {
-    tracker.close();
-    await w.stop();
-  }
-});
+    const w = await startDirtyPattern(["--warm-period-ms", "150", "--duration-ms", "20000"]);
+    const tracker = createTracker({ pid: w.pid, backend });
+    try {
+      tracker.scan();
+      const warm = mappingAt(tracker.mappings(), w.regions.warm.start);
+      let roundsWithWarm = 0;
+      for (let i = 0; i < 8; i++) {
+        await sleep(60);
+        const pages = tracker.scan().dirty.get(warm.id);
+        if (pages) {
+          assert.equal(pages.length, 32, "a warm write covers the whole warm region");
+          roundsWithWarm++;
+        }
+      }
+      assert.ok(roundsWithWarm >= 2 && roundsWithWarm <= 6, `warm in ${roundsWithWarm}/8 rounds`);
+    } finally {
+      tracker.close();
+      await w.stop();
+    }
+  });
+}
 
 Deno.test("children that fork and exit mid-trace join and leave the tracked tree", async () => {
   const w = await startDirtyPattern([

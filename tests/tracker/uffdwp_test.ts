@@ -92,29 +92,6 @@ Deno.test("uffd-wp reports exactly the hot pages, never the warm or cold ones", 
   }
 });
 
-Deno.test("warm pages show up with uffd-wp in the rounds after their period, whole", async () => {
-  requireUffdWp();
-  const w = await startDirtyPattern(["--warm-period-ms", "150", "--duration-ms", "20000"]);
-  const tracker = createTracker({ pid: w.pid, backend: "uffd-wp" });
-  try {
-    tracker.scan();
-    const warm = mappingAt(tracker.mappings(), w.regions.warm.start);
-    let roundsWithWarm = 0;
-    for (let i = 0; i < 8; i++) {
-      await sleep(60);
-      const pages = tracker.scan().dirty.get(warm.id);
-      if (pages) {
-        assert.equal(pages.length, 32, "a warm write covers the whole warm region");
-        roundsWithWarm++;
-      }
-    }
-    assert.ok(roundsWithWarm >= 2 && roundsWithWarm <= 6, `warm in ${roundsWithWarm}/8 rounds`);
-  } finally {
-    tracker.close();
-    await w.stop();
-  }
-});
-
 Deno.test("uffd-wp follows children and mappings that appear, grow and vanish", async () => {
   requireUffdWp();
   const w = await startDirtyPattern([
