@@ -9,6 +9,7 @@
  */
 import { hashDiffAsync, type HashDiffBuffers } from "../native/ffi.ts";
 import { CHUNK_PAGES, chunkBuffers } from "./live_hashes.ts";
+import { lowerBound } from "../util/lower_bound.ts";
 
 const PAGE = 4096;
 
@@ -180,14 +181,4 @@ function fillHeld(chunk: ScanRun, held: HeldIndex, b: HashDiffBuffers): void {
     b.hashes[2 * p + 1] = held.hashes[2 * i + 1];
     b.known[p] = 1;
   }
-}
-
-function lowerBound(a: Float64Array, x: number): number {
-  let lo = 0, hi = a.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (a[mid] < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

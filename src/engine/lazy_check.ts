@@ -36,6 +36,7 @@ import type { PageManifest } from "./manifest.ts";
 import { type Area, areasOn, maskedPageHash } from "./page_allowance.ts";
 import { type LazyRun, ReadAhead } from "./lazy_read_ahead.ts";
 import { relayAnswers, relayCommands, RelaySession } from "./lazy_relay.ts";
+import { lowerBound } from "../util/lower_bound.ts";
 
 const PAGE = 4096;
 const HASH = 16;
@@ -164,9 +165,8 @@ export function startLazyCheck(options: LazyCheckOptions): LazyCheck {
     if (readAheadWanted) beginReadAhead();
     const up = relayCommands(session, () => session.closing = true);
     const allowance = options.allowance ?? new Map<number, Area[]>();
-    const lookups = new Map<number, Map<number, number>>();
     const check = (pid: number, vaddr: number, data: Uint8Array) =>
-      checkPages(options.manifest, allowance.get(pid) ?? [], lookups, pid, vaddr, data);
+      checkPages(options.manifest, allowance.get(pid) ?? [], pid, vaddr, data);
     const down = relayAnswers(session, check, refuse);
     // Once either direction ends the session is over: close both ends (a half-close is not
     // enough for the page server, which waits for the connection to close).
@@ -195,18 +195,16 @@ export function startLazyCheck(options: LazyCheckOptions): LazyCheck {
 
 /**
  * Undefined when every page of `data` (process `pid`, from `vaddr` on) matches its manifest
- * hash, else why not (the manifest's addresses are searched in place; `lookups` is no longer
- * used, kept for callers). Shared with the local page server (local_page_server.ts).
+ * hash, else why not (the manifest's addresses are searched in place). Shared with the local page server (local_page_server.ts).
  *
  * @example
  * ```ts
- * const why = checkPages(manifest, allowance.get(pid) ?? [], new Map(), pid, vaddr, data);
+ * const why = checkPages(manifest, allowance.get(pid) ?? [], pid, vaddr, data);
  * ```
  */
 export function checkPages(
   manifest: PageManifest,
   areas: Area[],
-  lookups: Map<number, Map<number, number>>,
   pid: number,
   vaddr: number,
   data: Uint8Array,
@@ -217,13 +215,7 @@ export function checkPages(
   // ones follow it (no per-process lookup table: building one for a 2 GiB tree's half a
   // million pages cost ~0.1–0.3 s on the first request, inside the restore's first fault).
   const addrs = list.addresses;
-  let lo = 0, hi = addrs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (addrs[mid] < vaddr) lo = mid + 1;
-    else hi = mid;
-  }
-  void lookups; // kept for callers: no table is built any more
+  const lo = lowerBound(addrs, vaddr);
   const hashes = pageHashes(data);
   for (let i = 0; i < data.length / PAGE; i++) {
     const addr = vaddr + i * PAGE;

@@ -46,6 +46,7 @@ import type { ComposeResult } from "./lazy_images.ts";
 import type { PageManifest } from "./manifest.ts";
 import { type NativePageServer, startNativePageServer } from "./native_page_server.ts";
 import type { Area } from "./page_allowance.ts";
+import { lowerBound } from "../util/lower_bound.ts";
 
 /** Pages one answer may carry (CRIU asks for at most 4 MiB: 1024 pages). */
 const MAX_ANSWER_PAGES = 16_384;
@@ -149,7 +150,6 @@ function startTsLocalPageServer(options: LocalPageServerOptions): LocalPageServe
     refusing = Promise.resolve(options.onMismatch?.(why)).catch(() => {})
       .then(() => void (stats.mismatch = why));
   };
-  const lookups = new Map<number, Map<number, number>>();
   let held: PromiseWithResolvers<void> | undefined;
   const done = (async () => {
     try {
@@ -200,7 +200,6 @@ function startTsLocalPageServer(options: LocalPageServerOptions): LocalPageServe
           checkPages(
             options.manifest,
             options.allowance?.get(pid) ?? [],
-            lookups,
             pid,
             vaddr,
             data,
@@ -281,12 +280,7 @@ function readSlots(
   const where = `pid ${pid}: page 0x${vaddr.toString(16)}`;
   if (!slots) return `${where} is not in the images`;
   const { addresses, count } = slots;
-  let lo = 0, hi = count;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (addresses[mid] < vaddr) lo = mid + 1;
-    else hi = mid;
-  }
+  const lo = lowerBound(addresses, vaddr, 0, count);
   if (
     lo + nr > count || addresses[lo] !== vaddr ||
     addresses[lo + nr - 1] !== vaddr + (nr - 1) * PAGE_SIZE

@@ -19,6 +19,7 @@ import { decodeBase64, encodeBase64 } from "../util/base64.ts";
 import { MAX_MANIFEST_PAGES, type PageManifestJson, PageManifestSchema } from "./contract.ts";
 import { chunksOf, type Run, runDigests } from "./manifest_digest.ts";
 import { VerificationError } from "./verify_error.ts";
+import { lowerBound } from "../util/lower_bound.ts";
 
 const PAGE = 4096;
 const HASH = 16;
@@ -276,7 +277,7 @@ function heldHashes(
       let took = 0;
       for (let s = 0; s < segments.length && took === 0; s++) {
         const seg = segments[s];
-        const i = lowerBound(seg.addresses, at[s], seg.to, addr);
+        const i = lowerBound(seg.addresses, addr, at[s], seg.to);
         at[s] = i;
         if (i >= seg.to || seg.addresses[i] !== addr) continue;
         // The longest stretch addr, addr + PAGE, … this segment holds from i on.
@@ -299,17 +300,6 @@ function heldHashes(
     }
   }
   return out;
-}
-
-/** The first index in [from, to) of ascending `a` whose value is ≥ `x`. */
-function lowerBound(a: ArrayLike<number>, from: number, to: number, x: number): number {
-  let lo = from, hi = to;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (a[mid] < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 /** Check the `exact` pages (a subset of `addresses`) one by one against `hashes`. */

@@ -46,6 +46,7 @@ import type { ComposeResult } from "./lazy_images.ts";
 import { checkComposed, composedPage } from "./verify_composed.ts";
 import { VerificationError } from "./verify_error.ts";
 import { allowedAreas, type Area, areasOn, sameOutside } from "./page_allowance.ts";
+import { lowerBound } from "../util/lower_bound.ts";
 
 const PAGE = 4096;
 const HASH = 16;
@@ -380,15 +381,7 @@ function forEachMappingRun(
   lazy: { vaddr: number; nrPages: number }[],
   each: (from: number, to: number) => void,
 ): void {
-  const indexOf = (addr: number) => {
-    let lo = 0, hi = addresses.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (addresses[mid] < addr) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
+  const indexOf = (addr: number) => lowerBound(addresses, addr);
   // Index ranges of the lazy runs that hold pages, ascending.
   const cuts: [number, number][] = [];
   for (const e of lazy) {

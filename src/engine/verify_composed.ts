@@ -20,6 +20,7 @@
 import type { ComposedProcess, ComposeResult } from "./lazy_images.ts";
 import type { PageList, PageManifest } from "./manifest.ts";
 import { VerificationError } from "./verify_error.ts";
+import { lowerBound } from "../util/lower_bound.ts";
 
 const HASH = 16;
 
@@ -112,12 +113,7 @@ export function composedPage(
 function indexOf(proc: ComposedProcess, addr: number): number {
   const a = proc.addresses;
   const search = (from: number, to: number) => {
-    let lo = from, hi = to;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (a[mid] < addr) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = lowerBound(a, addr, from, to);
     return lo < to && a[lo] === addr ? lo : -1;
   };
   const inFile = search(0, proc.fileCount);
