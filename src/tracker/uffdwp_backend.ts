@@ -80,36 +80,6 @@ export class UffdWpBackend implements PageBackend {
     return this.#scan(process, mapping, fresh);
   }
 
-  /**
-   * Pages of `mapping` written since the last re-arm, without re-arming (the freeze's final look);
-   * undefined when the mapping is not tracked by write-protect bits (hashed or never registered).
-   *
-   * @example
-   * ```ts
-   * const written = backend.writtenSinceArm(proc, mapping); // Uint32Array | undefined
-   * ```
-   */
-  writtenSinceArm(process: TrackedProcess, mapping: Mapping): Uint32Array | undefined {
-    const proc = this.#processes.get(process.pid);
-    const range = proc?.ranges.get(mapping.id);
-    if (!proc || proc.uffd < 0 || !range || range.start !== mapping.start) return undefined;
-    if (range.end !== mapping.end) return undefined;
-    const total = (mapping.end - mapping.start) / PAGE_SIZE;
-    const parts: number[] = [];
-    for (let base = 0; base < total; base += CHUNK_PAGES) {
-      const npages = Math.min(CHUNK_PAGES, total - base);
-      const n = uffdWpScan(
-        process.pagemapFd,
-        mapping.start + base * PAGE_SIZE,
-        npages,
-        false,
-        this.#out,
-      );
-      for (let i = 0; i < n; i++) parts.push(base + this.#out[i]);
-    }
-    return Uint32Array.from(parts);
-  }
-
   endRound(process: TrackedProcess): void {
     this.#hash.endRound(process);
   }
