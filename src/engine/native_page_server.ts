@@ -60,36 +60,9 @@ export function startNativePageServer(options: NativePageServerOptions): NativeP
   const h = ps.u2cm_ps_open(options.iovBytes);
   if (h === null) throw new Error("the native page server cannot listen on a loopback port");
   let live = true;
-  try {
-    for (const [pid, proc] of options.composed.processes) {
-      if (proc.fileCount === 0) continue;
-      const list = options.manifest.processes.get(pid);
-      // (Inside the freeze: the constructors copy 262,144 addresses, 1 GiB, in ~1 ms.)
-      const slots = new Float64Array(proc.addresses).subarray(0, proc.fileCount);
-      const addrs = new Float64Array(list?.addresses ?? []);
-      const areas = Float64Array.from((options.allowance?.get(pid) ?? []).flat());
-      const err = ps.u2cm_ps_add_proc(
-        h,
-        BigInt(pid),
-        new TextEncoder().encode(proc.pagesFile + "\0"),
-        slots,
-        slots.length,
-        list ? 1 : 0,
-        addrs,
-        list?.hashes ?? new Uint8Array(0),
-        addrs.length,
-        areas,
-        areas.length / 2,
-      );
-      if (err < 0) throw new Error(`cannot open ${proc.pagesFile}: errno ${-err}`);
-    }
-  } catch (e) {
-    ps.u2cm_ps_free(h);
-    throw e;
-  }
-  // The manifest may be filled in later (the image check decodes it beside CRIU's restore,
-  // restore.ts, while the server is held): hand the server the one there is at each release.
-  let sent = options.manifest.processes;
+  // The server gets the manifest there is now, and again at each release when it was replaced
+  // meanwhile (restore.ts may decode it only while the server is held).
+  let sent: PageManifest["processes"] | undefined;
   const pushManifest = () => {
     if (options.manifest.processes === sent) return;
     sent = options.manifest.processes;
@@ -109,6 +82,28 @@ export function startNativePageServer(options: NativePageServerOptions): NativeP
       if (err < 0) throw new Error(`the native page server lost pid ${pid}: errno ${-err}`);
     }
   };
+  try {
+    for (const [pid, proc] of options.composed.processes) {
+      if (proc.fileCount === 0) continue;
+      // (Inside the freeze: the constructors copy 262,144 addresses, 1 GiB, in ~1 ms.)
+      const slots = new Float64Array(proc.addresses).subarray(0, proc.fileCount);
+      const areas = Float64Array.from((options.allowance?.get(pid) ?? []).flat());
+      const err = ps.u2cm_ps_add_proc(
+        h,
+        BigInt(pid),
+        new TextEncoder().encode(proc.pagesFile + "\0"),
+        slots,
+        slots.length,
+        areas,
+        areas.length / 2,
+      );
+      if (err < 0) throw new Error(`cannot open ${proc.pagesFile}: errno ${-err}`);
+    }
+    pushManifest();
+  } catch (e) {
+    ps.u2cm_ps_free(h);
+    throw e;
+  }
   const port = ps.u2cm_ps_port(h);
   const figures = new BigUint64Array(4);
   let final: LazyCheckStats | undefined;

@@ -15,12 +15,12 @@
  * end the restored tree while its faults still wait (the daemon sees the cut only after that).
  *
  *  - u2cm_ps_open(iov_bytes): a session on a fresh loopback listening socket (u2cm_ps_port).
- *  - u2cm_ps_add_proc: one process's slot file, slot addresses, manifest and allowed areas
- *    (copied: the caller's buffers may go once it returned).
+ *  - u2cm_ps_add_proc: one process's slot file, slot addresses and allowed areas (copied: the
+ *    caller's buffers may go once it returned); the process has no manifest yet.
  *  - u2cm_ps_serve: accept the daemon and serve until CLOSE, a refusal, an error or u2cm_ps_stop.
  *  - u2cm_ps_stats / u2cm_ps_why: the figures (readable while the session runs) and the reason.
- *  - u2cm_ps_set_manifest: replace a process's manifest while held (it is known only once the
- *    destination's image check decoded it, which runs beside CRIU's restore).
+ *  - u2cm_ps_set_manifest: give or replace a process's manifest (copied), before the session
+ *    serves or while it is held (the destination's image check may decode it only then).
  *  - u2cm_ps_hold(h, on): answer no request while held (the restored tree is stopped).
  *  - u2cm_ps_stop: wake and end the session; u2cm_ps_free once u2cm_ps_serve returned.
  */
@@ -139,50 +139,40 @@ int32_t u2cm_ps_port(struct u2cm_ps *h) { return h->port; }
 
 /*
  * Add process `pid`: its slot file (path, NUL-terminated; opened now), the addresses of its
- * `nslots` slots (doubles: exact below 2^53), the manifest's `naddrs` addresses and 16-byte
- * hashes (in_manifest 0: the manifest does not name the process), and `nareas` allowed areas
- * (start, end pairs of doubles). Returns 0 or -errno.
+ * `nslots` slots (doubles: exact below 2^53) and `nareas` allowed areas (start, end pairs of
+ * doubles). Its manifest comes with u2cm_ps_set_manifest; until then no page of it is served.
+ * Returns 0 or -errno.
  */
 int32_t u2cm_ps_add_proc(struct u2cm_ps *h, int64_t pid, const char *path, const double *slots,
-                         uint32_t nslots, int32_t in_manifest, const double *addrs,
-                         const uint8_t *hashes, uint32_t naddrs, const double *areas,
-                         uint32_t nareas) {
+                         uint32_t nslots, const double *areas, uint32_t nareas) {
   struct ps_proc *grown = realloc(h->procs, (h->nprocs + 1) * sizeof *grown);
   if (!grown) return -ENOMEM;
   h->procs = grown;
   struct ps_proc *p = &h->procs[h->nprocs];
   memset(p, 0, sizeof *p);
-  p->pid = pid;
-  p->in_manifest = in_manifest != 0;
+  p->pid = pid; /* no manifest yet: in_manifest 0, addrs and hashes NULL */
   p->fd = open(path, O_RDONLY | O_CLOEXEC);
   if (p->fd < 0) return -errno;
   p->slots = malloc((size_t)nslots * 8 + 8);
-  p->addrs = malloc((size_t)naddrs * 8 + 8);
-  p->hashes = malloc((size_t)naddrs * 16 + 16);
   p->areas = malloc((size_t)nareas * 16 + 16);
-  if (!p->slots || !p->addrs || !p->hashes || !p->areas) {
+  if (!p->slots || !p->areas) {
     free(p->slots);
-    free(p->addrs);
-    free(p->hashes);
     free(p->areas);
-    if (p->fd >= 0) close(p->fd);
+    close(p->fd);
     return -ENOMEM;
   }
   for (uint32_t i = 0; i < nslots; i++) p->slots[i] = (uint64_t)slots[i];
-  for (uint32_t i = 0; i < naddrs; i++) p->addrs[i] = (uint64_t)addrs[i];
-  if (naddrs) memcpy(p->hashes, hashes, (size_t)naddrs * 16);
   for (uint32_t i = 0; i < 2 * nareas; i++) p->areas[i] = (uint64_t)areas[i];
   p->nslots = nslots;
-  p->naddrs = naddrs;
   p->nareas = nareas;
   h->nprocs++;
   return 0;
 }
 
 /*
- * Replace the manifest of process `pid` (added before): 0, -ESRCH when it was not added, or
- * -ENOMEM. Call it while the session is held: the serving thread reads a manifest only after
- * ps_wait_release, under the same mutex.
+ * Give process `pid` (added before) its manifest, or replace it: 0, -ESRCH when it was not
+ * added, or -ENOMEM. Call it before u2cm_ps_serve or while the session is held: the serving
+ * thread reads a manifest only after ps_wait_release, under the same mutex.
  */
 int32_t u2cm_ps_set_manifest(struct u2cm_ps *h, int64_t pid, int32_t in_manifest,
                              const double *addrs, const uint8_t *hashes, uint32_t naddrs) {

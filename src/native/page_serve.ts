@@ -26,19 +26,7 @@ const SYMBOLS = {
   u2cm_ps_open: { parameters: ["u32"], result: "pointer" },
   u2cm_ps_port: { parameters: ["pointer"], result: "i32" },
   u2cm_ps_add_proc: {
-    parameters: [
-      "pointer",
-      "i64",
-      "buffer",
-      "buffer",
-      "u32",
-      "i32",
-      "buffer",
-      "buffer",
-      "u32",
-      "buffer",
-      "u32",
-    ],
+    parameters: ["pointer", "i64", "buffer", "buffer", "u32", "buffer", "u32"],
     result: "i32",
   },
   u2cm_ps_set_manifest: {
