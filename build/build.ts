@@ -19,6 +19,7 @@
  * @module
  */
 import { ensureShim } from "../src/native/build.ts";
+import { ensureTreeGuard } from "../src/native/tree_guard.ts";
 import {
   type CompileTarget,
   denortMissingMessage,
@@ -36,6 +37,7 @@ import {
   ortPackageDir,
   ROOT,
   stagedShim,
+  stagedTreeGuard,
 } from "./embed_list.ts";
 
 /** Exit codes of the build task. */
@@ -86,6 +88,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       return result;
     }
     stage(ensureShim(target.arch), stagedShim(target));
+    stage(ensureTreeGuard(target.arch), stagedTreeGuard(target));
   }
   step("embed list (dist/embed-list.json)");
   const pkgDir = ortPackageDir();

@@ -6,7 +6,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { embeddedShimRelativePath } from "../src/native/embedded.ts";
+import { embeddedShimRelativePath, embeddedTreeGuardRelativePath } from "../src/native/embedded.ts";
 import type { CompileTarget } from "./denort.ts";
 
 /** The repository root, with a trailing slash. */
@@ -15,7 +15,7 @@ export const ROOT = new URL("..", import.meta.url).pathname;
 /** One embedded file. */
 export interface EmbedEntry {
   /** What the file is for. */
-  role: "shim" | "model" | "model-meta" | "ort-wasm" | "ort-loader";
+  role: "shim" | "tree-guard" | "model" | "model-meta" | "ort-wasm" | "ort-loader";
   /** Absolute path at build time. */
   path: string;
   /** Size in bytes. */
@@ -89,6 +89,11 @@ export function stagedShim(target: CompileTarget): string {
   return `${ROOT}${embeddedShimRelativePath(target.arch)}`;
 }
 
+/** The staged tree guard path of a target (absolute). */
+export function stagedTreeGuard(target: CompileTarget): string {
+  return `${ROOT}${embeddedTreeGuardRelativePath(target.arch)}`;
+}
+
 /**
  * The embed list of one target. Throws naming every listed file that does not exist.
  *
@@ -98,6 +103,7 @@ export function stagedShim(target: CompileTarget): string {
 export function embedList(target: CompileTarget, pkgDir = ortPackageDir()): EmbedEntry[] {
   const wanted: Array<[EmbedEntry["role"], string]> = [
     ["shim", stagedShim(target)],
+    ["tree-guard", stagedTreeGuard(target)],
     ...modelFiles().map((p): [EmbedEntry["role"], string] => [
       p.endsWith(".onnx") ? "model" : "model-meta",
       p,

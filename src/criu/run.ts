@@ -13,6 +13,7 @@
 import { requireCriu } from "./locate.ts";
 import { criuVersionOfLog, logGrewWith, logTail } from "./log.ts";
 import { outputAtExit } from "../util/child_output.ts";
+import { guardedCommand } from "../native/tree_guard.ts";
 
 export { closeLazyDump } from "./page_server.ts";
 export { criuVersionOfLog, logTail } from "./log.ts";
@@ -55,6 +56,14 @@ export interface CriuCommonOptions {
    * orphaned CRIU never finishes a restore on its own. @default false
    */
   dieWithParent?: boolean;
+  /**
+   * Run CRIU under u2cm's tree guard (`src/native/tree_guard.c`), for restores: when this process
+   * dies, or CRIU fails or is killed, the guard SIGKILLs CRIU and every task it restored before
+   * any of them runs again (a `setpriv --pdeathsig` CRIU would leave the tasks it had restored
+   * running); when CRIU succeeds, the stopped tree is left to the caller. Implies
+   * `dieWithParent`. @default false
+   */
+  guardTree?: boolean;
 }
 
 /** Options of {@linkcode criuDump} and {@linkcode criuPreDump}. */
@@ -301,7 +310,8 @@ async function runCriu(action: string, args: string[], o: CriuCommonOptions): Pr
   const kill = () => {
     killed = true;
     try {
-      child.kill("SIGKILL");
+      // The guard ends CRIU and what it restored on SIGTERM; SIGKILL would orphan them.
+      child.kill(o.guardTree ? "SIGTERM" : "SIGKILL");
     } catch { /* exited */ }
   };
   const timer = setTimeout(kill, o.timeoutMs ?? 120_000);
@@ -351,9 +361,13 @@ function spawnDaemon(args: string[], o: CriuCommonOptions): CriuDaemon {
   };
 }
 
-/** The program and arguments that run CRIU with `args` (under setpriv when it must die with us). */
+/**
+ * The program and arguments that run CRIU with `args`: under the tree guard (`guardTree`), under
+ * setpriv when it must die with us (`dieWithParent`), else directly.
+ */
 export function command(o: CriuCommonOptions, args: string[]): [string, string[]] {
   const criu = o.criu ?? requireCriu().path;
+  if (o.guardTree) return guardedCommand(criu, args);
   if (!o.dieWithParent) return [criu, args];
   return ["setpriv", ["--pdeathsig", "KILL", criu, ...args]];
 }

@@ -234,7 +234,7 @@ export async function restoreMigration(
       shellJob: req.shellJob,
       lazyPages: req.lazy !== undefined || lazyDaemon !== undefined,
       leaveStopped: true,
-      dieWithParent: true,
+      guardTree: true,
     });
     restoring.catch(() => {}); // awaited below, after the check
     let checked: ImagesChecked | undefined = lazyChecked?.checked;

@@ -1,7 +1,8 @@
 /**
- * The native shim embedded in a compiled `u2cm` binary (`deno task build`). Deno.dlopen cannot load
- * a library from the binary's virtual file system, so on first use the embedded bytes are copied
- * into the cache directory under a name keyed by their content hash, once per shim version.
+ * The native files embedded in a compiled `u2cm` binary (`deno task build`): the shim and the tree
+ * guard. Deno.dlopen cannot load a library, nor the kernel run a program, from the binary's virtual
+ * file system, so on first use the embedded bytes are copied into the cache directory under a name
+ * keyed by their content hash, once per version.
  *
  * @module
  */
@@ -13,11 +14,16 @@ export function embeddedShimRelativePath(arch: ShimArch): string {
   return `dist/embed/${arch}/libu2cm.so`;
 }
 
-/** Options of {@linkcode embeddedShim}. */
+/** Where `deno task build` stages the tree guard (tree_guard.c) for `arch`, relative to the root. */
+export function embeddedTreeGuardRelativePath(arch: ShimArch): string {
+  return `dist/embed/${arch}/u2cm-tree-guard`;
+}
+
+/** Options of {@linkcode embeddedShim} and {@linkcode embeddedTreeGuard}. */
 export interface EmbeddedShimOptions {
   /** Whether this process is a compiled binary. @default Deno.build.standalone */
   standalone?: boolean;
-  /** The embedded library file. @default the staged shim for the host architecture */
+  /** The embedded file. @default the staged file for the host architecture */
   source?: string | URL;
   /** The cache directory to extract into. @default cacheDir() */
   cache?: string;
@@ -34,11 +40,32 @@ export interface EmbeddedShimOptions {
  * ```
  */
 export function embeddedShim(options: EmbeddedShimOptions = {}): string | undefined {
-  const {
-    standalone = Deno.build.standalone === true,
-    source = new URL(`../../${embeddedShimRelativePath(hostArch())}`, import.meta.url),
-    cache = cacheDir(),
-  } = options;
+  const source = options.source ??
+    new URL(`../../${embeddedShimRelativePath(hostArch())}`, import.meta.url);
+  return extract({ ...options, source }, (digest) => `libu2cm-${hostArch()}-embedded-${digest}.so`);
+}
+
+/**
+ * In a compiled binary, the path of the embedded tree guard extracted into the cache (see
+ * {@linkcode embeddedShim}); `undefined` under `deno run` or when nothing is embedded.
+ *
+ * @example
+ * ```ts
+ * import { embeddedTreeGuard } from "./embedded.ts";
+ * const path = embeddedTreeGuard(); // undefined under `deno run`
+ * ```
+ */
+export function embeddedTreeGuard(options: EmbeddedShimOptions = {}): string | undefined {
+  const source = options.source ??
+    new URL(`../../${embeddedTreeGuardRelativePath(hostArch())}`, import.meta.url);
+  return extract({ ...options, source }, (digest) => `u2cm-tree-guard-${hostArch()}-${digest}`);
+}
+
+function extract(
+  options: EmbeddedShimOptions & { source: string | URL },
+  name: (digest: string) => string,
+): string | undefined {
+  const { standalone = Deno.build.standalone === true, source, cache = cacheDir() } = options;
   if (!standalone) return undefined;
   let bytes: Uint8Array;
   try {
@@ -49,7 +76,7 @@ export function embeddedShim(options: EmbeddedShimOptions = {}): string | undefi
   }
   const digest = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
   const dir = `${cache}/shim`;
-  const out = `${dir}/libu2cm-${hostArch()}-embedded-${digest}.so`;
+  const out = `${dir}/${name(digest)}`;
   if (sizeOf(out) === bytes.length) return out;
   Deno.mkdirSync(dir, { recursive: true });
   const tmp = `${out}.${Deno.pid}.tmp`;

@@ -39,6 +39,9 @@ Deno.test("dump and restore arguments: leave stopped, lazy page server, pidfile"
     "setpriv",
     ["--pdeathsig", "KILL", "/c", "restore"],
   ]);
+  const [guard, guarded] = command({ dir: "/d", criu: "/c", guardTree: true }, ["restore"]);
+  assert.match(guard, /u2cm-tree-guard/, "a restore runs under the tree guard");
+  assert.deepEqual(guarded, [String(Deno.pid), "/c", "restore"]);
 });
 
 Deno.test("flattening a final dump's pagemap turns parent runs into present runs", () => {

@@ -10,7 +10,15 @@ import { type Memcheck, requireCriuBinary, startMemcheck } from "../../criu/supp
 import { type Proxy, startProxy } from "../../peer/support/proxy.ts";
 import { makeNodes, migrateTo, type TestAgent, type TestNodes, u2cm } from "./agents.ts";
 import { startAgentProcess } from "./agents.ts";
-import { allCopies, journal, journalPhase, spawnU2cm, until, watchCopies } from "./faults.ts";
+import {
+  allCopies,
+  criuProcesses,
+  journal,
+  journalPhase,
+  spawnU2cm,
+  until,
+  watchCopies,
+} from "./faults.ts";
 import { runningCopies } from "./memcheck_pids.ts";
 
 export type Phase = "pre-copy" | "frozen" | "restoring" | "committing";
@@ -241,6 +249,13 @@ export async function runCase(c: Case): Promise<void> {
     assert.ok(["done", "rolled-back"].includes(journalPhase(nodes.a)!), journalPhase(nodes.a));
     const leftovers = [...Deno.readDirSync("/dev/shm")].filter((e) => e.name.includes(id!));
     assert.deepEqual(leftovers.map((e) => e.name), [], "scratch left in /dev/shm");
+    // Nothing of the destination's restore outlives it: no CRIU, no task it was restoring.
+    const restorePattern = new RegExp(`u2cm-restore-${id}-`);
+    const stray = await until("no process of the restore left", () => {
+      const p = criuProcesses(["restore", restorePattern]);
+      return p.length === 0 ? [] : undefined;
+    }, 5_000).catch(() => criuProcesses(["restore", restorePattern]));
+    assert.deepEqual(stray, [], "processes of the destination's criu restore outlived it");
   } finally {
     report = watcher.stop();
     for (const p of allCopies(w.out)) Deno.kill(p, "SIGKILL");

@@ -109,6 +109,7 @@ export function criuProcesses(words: (string | RegExp)[]): number[] {
       const argv = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
       if (!argv.some((a) => a.endsWith("criu"))) continue;
       if (argv[0] === "setpriv") continue; // the exec'ing wrapper before it became criu
+      if (/u2cm-tree-guard/.test(argv[0])) continue; // the guard a restore runs under
       const has = (w: string | RegExp) =>
         typeof w === "string" ? argv.includes(w) : argv.some((a) => w.test(a));
       if (words.every(has)) out.push(Number(e.name));
