@@ -43,14 +43,7 @@ export async function sendChangedPages(
     for (let base = 0; base < addresses.length; base += READ_PAGES) {
       const count = Math.min(READ_PAGES, addresses.length - base);
       const data = buf.subarray(0, count * PAGE);
-      let off = 0;
-      while (off < data.length) {
-        const n = f.readSync(data.subarray(off));
-        if (n === null || n === 0) {
-          throw new Error(`${file} ends early at page ${base + off / PAGE}`);
-        }
-        off += n;
-      }
+      readChunk(f, data, file, base);
       const hashes = pageHashes(data);
       manifest?.add("process", pid, addresses.slice(base, base + count), hashes);
       const changed: number[] = [];
@@ -59,22 +52,8 @@ export async function sendChangedPages(
         const have = held?.get(addresses[base + i]);
         if (!have || !sameHash(have, hashes, i * 16)) changed.push(i);
       }
-      for (let i = 0; i < changed.length; i += BATCH_PAGES) {
-        const idx = changed.slice(i, i + BATCH_PAGES);
-        const batch = new Uint8Array(idx.length * PAGE);
-        const h = new Uint8Array(idx.length * 16);
-        idx.forEach((k, n) => {
-          batch.set(data.subarray(k * PAGE, (k + 1) * PAGE), n * PAGE);
-          h.set(hashes.subarray(k * 16, k * 16 + 16), n * 16);
-        });
-        await channel.sendPages({
-          pid,
-          addresses: Float64Array.from(idx.map((k) => addresses[base + k])),
-          data: batch,
-          hashes: h,
-        });
-      }
-      sent += changed.length;
+      const at = changed.map((k) => addresses[base + k]);
+      sent += await sendPicked(channel, pid, { index: changed, addresses: at }, data, hashes);
     }
   } finally {
     f.close();
@@ -140,14 +119,7 @@ export async function sendShmemPages(
     for (let base = 0; base < obj.offsets.length; base += READ_PAGES) {
       const count = Math.min(READ_PAGES, obj.offsets.length - base);
       const data = buf.subarray(0, count * PAGE);
-      let off = 0;
-      while (off < data.length) {
-        const n = f.readSync(data.subarray(off));
-        if (n === null || n === 0) {
-          throw new Error(`${file} ends early at page ${base + off / PAGE}`);
-        }
-        off += n;
-      }
+      readChunk(f, data, file, base);
       const hashes = pageHashes(data);
       manifest?.add("shmem", obj.id, obj.offsets.slice(base, base + count), hashes);
       const byPid = new Map<number, { index: number[]; addresses: number[] }>();
@@ -170,26 +142,52 @@ export async function sendShmemPages(
         list.addresses.push(shmemAddress(to, o));
       }
       for (const [pid, list] of byPid) {
-        for (let at = 0; at < list.index.length; at += BATCH_PAGES) {
-          const idx = list.index.slice(at, at + BATCH_PAGES);
-          const batch = new Uint8Array(idx.length * PAGE);
-          const h = new Uint8Array(idx.length * 16);
-          idx.forEach((k, n) => {
-            batch.set(data.subarray(k * PAGE, (k + 1) * PAGE), n * PAGE);
-            h.set(hashes.subarray(k * 16, k * 16 + 16), n * 16);
-          });
-          await channel.sendPages({
-            pid,
-            addresses: Float64Array.from(list.addresses.slice(at, at + BATCH_PAGES)),
-            data: batch,
-            hashes: h,
-          });
-          sent += idx.length;
-        }
+        sent += await sendPicked(channel, pid, list, data, hashes);
       }
     }
   } finally {
     f.close();
   }
   return sent;
+}
+
+/** Fill `data` with the next pages of `file` (open as `f`); `base`: the first one's page index. */
+function readChunk(f: Deno.FsFile, data: Uint8Array, file: string, base: number): void {
+  let off = 0;
+  while (off < data.length) {
+    const n = f.readSync(data.subarray(off));
+    if (n === null || n === 0) {
+      throw new Error(`${file} ends early at page ${base + off / PAGE}`);
+    }
+    off += n;
+  }
+}
+
+/**
+ * Send pages `picked.index` of a chunk (`data`, with its `hashes`) as `pid`'s, at
+ * `picked.addresses` (one each), in batches of {@linkcode BATCH_PAGES}. Returns the pages sent.
+ */
+async function sendPicked(
+  channel: MigrationChannel,
+  pid: number,
+  picked: { index: number[]; addresses: number[] },
+  data: Uint8Array,
+  hashes: Uint8Array,
+): Promise<number> {
+  for (let at = 0; at < picked.index.length; at += BATCH_PAGES) {
+    const idx = picked.index.slice(at, at + BATCH_PAGES);
+    const batch = new Uint8Array(idx.length * PAGE);
+    const h = new Uint8Array(idx.length * 16);
+    idx.forEach((k, n) => {
+      batch.set(data.subarray(k * PAGE, (k + 1) * PAGE), n * PAGE);
+      h.set(hashes.subarray(k * 16, k * 16 + 16), n * 16);
+    });
+    await channel.sendPages({
+      pid,
+      addresses: Float64Array.from(picked.addresses.slice(at, at + BATCH_PAGES)),
+      data: batch,
+      hashes: h,
+    });
+  }
+  return picked.index.length;
 }

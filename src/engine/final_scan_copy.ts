@@ -56,6 +56,7 @@ import { DigestTable, withinRuns } from "./manifest_digest.ts";
 import { SentRecorder, storedRuns } from "./freeze_sent.ts";
 import { stepClock } from "./step_clock.ts";
 import type { PhaseTimes } from "./types.ts";
+import { inRuns, type RunBounds } from "../util/in_runs.ts";
 
 const PAGE = 4096;
 
@@ -175,7 +176,9 @@ async function freezeAndScan(
         changed.set(mem.pid, await scanChanged(host, runs, heldIndex(new Map()), options));
         continue;
       }
-      const unreadable = got.unreadable.length ? inRuns(got.unreadable, runs) : [];
+      const unreadable = got.unreadable.length
+        ? got.unreadable.filter((a) => inRuns(runs, a, SCAN_RUN_BOUNDS))
+        : [];
       if (unreadable.length > 0) {
         throw new Error(
           `final scan: page 0x${unreadable[0].toString(16)} of pid ${mem.pid} cannot be read`,
@@ -355,20 +358,11 @@ async function scanHeld(
   return { out };
 }
 
-/** The addresses (ascending) that lie in one of the (ascending) runs. */
-function inRuns(addresses: number[], runs: ScanRun[]): number[] {
-  const out: number[] = [];
-  for (const a of addresses) {
-    let lo = 0, hi = runs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (runs[mid].vaddr + runs[mid].nrPages * PAGE <= a) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo < runs.length && runs[lo].vaddr <= a) out.push(a);
-  }
-  return out;
-}
+/** Where a final scan's runs start and end. */
+const SCAN_RUN_BOUNDS: RunBounds<ScanRun> = {
+  start: (r) => r.vaddr,
+  end: (r) => r.vaddr + r.nrPages * PAGE,
+};
 
 function freePort(address: string): number {
   const l = Deno.listen({ hostname: address, port: 0 });

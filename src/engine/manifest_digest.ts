@@ -22,6 +22,7 @@
  */
 import { pageHashes } from "../native/page_hash.ts";
 import type { HeldPages } from "./ledger.ts";
+import { inRuns, type RunBounds } from "../util/in_runs.ts";
 
 const PAGE = 4096;
 const HASH = 16;
@@ -153,7 +154,7 @@ export class DigestTable {
     this.#runs = [...runs];
     for (let i = 0; i < sent.addresses.length; i++) {
       const a = sent.addresses[i];
-      if (!inRuns(runs, a)) continue; // not restored: not in the manifest
+      if (!inRuns(runs, a, RUN_BOUNDS)) continue; // not restored: not in the manifest
       const c = Math.floor(a / CHUNK_BYTES);
       const block = this.#blocks.get(c)!;
       block.set(
@@ -212,23 +213,17 @@ export class DigestTable {
  */
 export function withinRuns(sent: SentPages, runs: readonly Run[]): SentPages {
   const keep: number[] = [];
-  for (let i = 0; i < sent.addresses.length; i++) if (inRuns(runs, sent.addresses[i])) keep.push(i);
+  for (let i = 0; i < sent.addresses.length; i++) {
+    if (inRuns(runs, sent.addresses[i], RUN_BOUNDS)) keep.push(i);
+  }
   if (keep.length === sent.addresses.length) return sent;
   const hashes = new Uint8Array(keep.length * HASH);
   keep.forEach((i, k) => hashes.set(sent.hashes.subarray(i * HASH, (i + 1) * HASH), k * HASH));
   return { addresses: keep.map((i) => sent.addresses[i]), hashes };
 }
 
-/** Whether page `addr` lies in one of `runs` (ascending). */
-function inRuns(runs: readonly Run[], addr: number): boolean {
-  let lo = 0, hi = runs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (runs[mid][0] + runs[mid][1] * PAGE <= addr) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < runs.length && runs[lo][0] <= addr;
-}
+/** Where a manifest's runs start and end. */
+const RUN_BOUNDS: RunBounds<Run> = { start: (r) => r[0], end: (r) => r[0] + r[1] * PAGE };
 
 function sameRuns(a: readonly Run[], b: readonly Run[]): boolean {
   if (a.length !== b.length) return false;

@@ -44,6 +44,7 @@ import { bootId, isAlive, signalAll, startTimes, treePids, waitDead } from "../t
 import { EngineRestoreRequestSchema } from "./contract.ts";
 import { type ImagesChecked, verifyAfterRestore, verifyBeforeRestore } from "./verify.ts";
 import type { PageManifest } from "./manifest.ts";
+import { stepClock } from "./step_clock.ts";
 
 export { ENGINE_NAMES, EngineRestoreRequestSchema } from "./contract.ts";
 export type { EngineRestoreRequest } from "./contract.ts";
@@ -91,13 +92,9 @@ export async function restoreMigration(
   }
   const req = parsed.data;
   // Each step's milliseconds (reported with the verification, `steps_ms`).
+  // Each step is timed once, to 0.1 ms.
   const steps: Record<string, number> = {};
-  let mark = performance.now();
-  const step = (name: string) => {
-    const now = performance.now();
-    steps[name] = Math.round((now - mark) * 10) / 10;
-    mark = now;
-  };
+  const step = stepClock(steps, { decimals: 1 });
   // Peer agents keep image files under `<migration dir>/images`; accept both layouts.
   ctx = { ...ctx, dir: imagesDirOf(ctx.dir) };
   let lazyDaemon: CriuDaemon | undefined;

@@ -48,10 +48,11 @@ export function cacheDir(): string {
 }
 
 /**
- * The C sources built into the shim, in order (codec.c: the page-batch codec; page_serve.c: the
- * local page server; uffdwp.c: the userfaultfd write-protect tracker).
+ * The C sources built into the shim, in order (codec.c: the page-batch codec; page_check.c: the
+ * local page server's book of processes and its page check; page_serve.c: the local page server's
+ * session; uffdwp.c: the userfaultfd write-protect tracker).
  */
-const SOURCES = ["shim.c", "codec.c", "page_serve.c", "uffdwp.c"];
+const SOURCES = ["shim.c", "codec.c", "page_check.c", "page_serve.c", "uffdwp.c"];
 
 /** The shim's C source text (all its sources, concatenated). */
 export function shimSource(): string {

@@ -6,12 +6,10 @@
  * (src/native/build.ts SOURCES); names are prefixed (u2cm_ps_ / ps_) because a compiled binary's
  * build concatenates every source into one translation unit.
  *
- * Every page is read from its slot (pread), hashed with u2cm_hash_page (shim.c) and compared with
- * the source's manifest hash before it is sent; a page touching an allowed area (a thread's rseq
- * area or dead stack, page_allowance.ts) is compared by the hash of the page with those bytes
- * zeroed, as the source hashed it. A page that differs, or one the manifest or the images do not
- * hold, is never sent: the session stops answering, u2cm_ps_serve returns PS_REFUSED with the
- * reason (u2cm_ps_why), and the connection is kept open until u2cm_ps_free, so that the caller can
+ * Every page passes the check of the session's book (page_check.c: read from its slot, hashed and
+ * compared with the source's manifest hash) before it is sent. A page that fails it is never
+ * sent: the session stops answering, u2cm_ps_serve returns PS_REFUSED with the reason
+ * (u2cm_ps_why), and the connection is kept open until u2cm_ps_free, so that the caller can
  * end the restored tree while its faults still wait (the daemon sees the cut only after that).
  *
  *  - u2cm_ps_open(iov_bytes): a session on a fresh loopback listening socket (u2cm_ps_port).
@@ -29,7 +27,6 @@
 #endif
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -44,7 +41,19 @@
 #include <time.h>
 #include <unistd.h>
 
-void u2cm_hash_page(const uint8_t *data, uint32_t len, uint64_t *out);
+/* The session's book of processes and their manifests, and the page check (page_check.c). */
+#define PS_HIDDEN __attribute__((visibility("hidden")))
+struct ps_book;
+PS_HIDDEN struct ps_book *ps_book_new(void);
+PS_HIDDEN int32_t ps_book_add(struct ps_book *b, int64_t pid, const char *path,
+                              const double *slots, uint32_t nslots, const double *areas,
+                              uint32_t nareas);
+PS_HIDDEN int32_t ps_book_set_manifest(struct ps_book *b, pthread_mutex_t *mu, int64_t pid,
+                                       int32_t in_manifest, const double *addrs,
+                                       const uint8_t *hashes, uint32_t naddrs);
+PS_HIDDEN int ps_book_read_checked(struct ps_book *b, uint64_t pid, uint64_t vaddr, uint32_t nr,
+                                   uint8_t *buf, char *why, size_t cap);
+PS_HIDDEN void ps_book_free(struct ps_book *b);
 
 #define PS_PAGE 4096u
 #define PS_IOV_ADD_F 6u
@@ -61,26 +70,12 @@ void u2cm_hash_page(const uint8_t *data, uint32_t len, uint64_t *out);
 #define PS_REFUSED 1    /* a request was refused (u2cm_ps_why); the connection is still open */
 #define PS_STOPPED 2    /* u2cm_ps_stop ended it before the daemon came */
 
-struct ps_proc {
-  int64_t pid;
-  int fd;
-  uint64_t *slots; /* addresses of the slot file's pages, ascending */
-  uint32_t nslots;
-  int in_manifest; /* whether the manifest names the process */
-  uint64_t *addrs; /* the manifest's addresses, ascending */
-  uint8_t *hashes; /* 16 bytes per manifest address */
-  uint32_t naddrs;
-  uint64_t *areas; /* [start, end) pairs */
-  uint32_t nareas;
-};
-
 struct u2cm_ps {
   int listen_fd;
   int conn_fd;
   uint32_t iov_bytes;
   uint16_t port;
-  struct ps_proc *procs;
-  uint32_t nprocs;
+  struct ps_book *book;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int held;
@@ -112,6 +107,12 @@ static uint64_t ps_now_ns(void) {
 struct u2cm_ps *u2cm_ps_open(uint32_t iov_bytes) {
   struct u2cm_ps *h = calloc(1, sizeof *h);
   if (!h) return NULL;
+  h->book = ps_book_new();
+  if (!h->book) {
+    free(h);
+    errno = ENOMEM;
+    return NULL;
+  }
   h->conn_fd = -1;
   h->iov_bytes = iov_bytes == 24 ? 24 : 32;
   pthread_mutex_init(&h->mu, NULL);
@@ -126,6 +127,7 @@ struct u2cm_ps *u2cm_ps_open(uint32_t iov_bytes) {
       listen(h->listen_fd, 1) != 0 || getsockname(h->listen_fd, (struct sockaddr *)&a, &len) != 0) {
     int err = errno;
     if (h->listen_fd >= 0) close(h->listen_fd);
+    ps_book_free(h->book);
     free(h);
     errno = err;
     return NULL;
@@ -145,28 +147,7 @@ int32_t u2cm_ps_port(struct u2cm_ps *h) { return h->port; }
  */
 int32_t u2cm_ps_add_proc(struct u2cm_ps *h, int64_t pid, const char *path, const double *slots,
                          uint32_t nslots, const double *areas, uint32_t nareas) {
-  struct ps_proc *grown = realloc(h->procs, (h->nprocs + 1) * sizeof *grown);
-  if (!grown) return -ENOMEM;
-  h->procs = grown;
-  struct ps_proc *p = &h->procs[h->nprocs];
-  memset(p, 0, sizeof *p);
-  p->pid = pid; /* no manifest yet: in_manifest 0, addrs and hashes NULL */
-  p->fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (p->fd < 0) return -errno;
-  p->slots = malloc((size_t)nslots * 8 + 8);
-  p->areas = malloc((size_t)nareas * 16 + 16);
-  if (!p->slots || !p->areas) {
-    free(p->slots);
-    free(p->areas);
-    close(p->fd);
-    return -ENOMEM;
-  }
-  for (uint32_t i = 0; i < nslots; i++) p->slots[i] = (uint64_t)slots[i];
-  for (uint32_t i = 0; i < 2 * nareas; i++) p->areas[i] = (uint64_t)areas[i];
-  p->nslots = nslots;
-  p->nareas = nareas;
-  h->nprocs++;
-  return 0;
+  return ps_book_add(h->book, pid, path, slots, nslots, areas, nareas);
 }
 
 /*
@@ -176,53 +157,7 @@ int32_t u2cm_ps_add_proc(struct u2cm_ps *h, int64_t pid, const char *path, const
  */
 int32_t u2cm_ps_set_manifest(struct u2cm_ps *h, int64_t pid, int32_t in_manifest,
                              const double *addrs, const uint8_t *hashes, uint32_t naddrs) {
-  uint64_t *a = malloc((size_t)naddrs * 8 + 8);
-  uint8_t *x = malloc((size_t)naddrs * 16 + 16);
-  if (!a || !x) {
-    free(a);
-    free(x);
-    return -ENOMEM;
-  }
-  for (uint32_t i = 0; i < naddrs; i++) a[i] = (uint64_t)addrs[i];
-  if (naddrs) memcpy(x, hashes, (size_t)naddrs * 16);
-  pthread_mutex_lock(&h->mu);
-  struct ps_proc *p = NULL;
-  for (uint32_t i = 0; i < h->nprocs; i++) {
-    if (h->procs[i].pid == pid) p = &h->procs[i];
-  }
-  if (p) {
-    free(p->addrs);
-    free(p->hashes);
-    p->addrs = a;
-    p->hashes = x;
-    p->naddrs = naddrs;
-    p->in_manifest = in_manifest != 0;
-  }
-  pthread_mutex_unlock(&h->mu);
-  if (!p) {
-    free(a);
-    free(x);
-    return -ESRCH;
-  }
-  return 0;
-}
-
-static struct ps_proc *ps_find(struct u2cm_ps *h, uint64_t pid) {
-  for (uint32_t i = 0; i < h->nprocs; i++) {
-    if ((uint64_t)h->procs[i].pid == pid) return &h->procs[i];
-  }
-  return NULL;
-}
-
-/* The first index of a[0..n) whose value is >= v. */
-static uint32_t ps_lower_bound(const uint64_t *a, uint32_t n, uint64_t v) {
-  uint32_t lo = 0, hi = n;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (a[mid] < v) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  return ps_book_set_manifest(h->book, &h->mu, pid, in_manifest, addrs, hashes, naddrs);
 }
 
 static int ps_read_full(int fd, void *buf, size_t len) {
@@ -258,68 +193,6 @@ static int ps_send_all(int fd, struct iovec *iov, int n) {
     if (n > 0) {
       iov->iov_base = (uint8_t *)iov->iov_base + sent;
       iov->iov_len -= (size_t)sent;
-    }
-  }
-  return 0;
-}
-
-/*
- * Read pages vaddr … (nr) of `pid` from its slot file into h->buf and check each against the
- * manifest: 0 when every page matches, else -1 with h->why set (the messages of the TypeScript
- * server, local_page_server.ts, word for word).
- */
-static int ps_read_checked(struct u2cm_ps *h, uint64_t pid, uint64_t vaddr, uint32_t nr) {
-  struct ps_proc *p = ps_find(h, pid);
-  if (!p) {
-    ps_set_why(h, "pid %" PRIu64 ": page 0x%" PRIx64 " is not in the images", pid, vaddr);
-    return -1;
-  }
-  uint32_t lo = ps_lower_bound(p->slots, p->nslots, vaddr);
-  if ((uint64_t)lo + nr > p->nslots || p->slots[lo] != vaddr ||
-      p->slots[lo + nr - 1] != vaddr + (uint64_t)(nr - 1) * PS_PAGE) {
-    ps_set_why(h, "pid %" PRIu64 ": page 0x%" PRIx64 " (%u pages) is not one run of the images",
-               pid, vaddr, nr);
-    return -1;
-  }
-  size_t len = (size_t)nr * PS_PAGE, got = 0;
-  while (got < len) {
-    ssize_t n = pread(p->fd, h->buf + got, len - got, (off_t)((uint64_t)lo * PS_PAGE + got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ps_set_why(h, "pid %" PRIu64 ": page 0x%" PRIx64 ": the slot file ends early", pid, vaddr);
-      return -1;
-    }
-    got += (size_t)n;
-  }
-  struct ps_proc *m = p;
-  if (!m->in_manifest) {
-    ps_set_why(h, "pid %" PRIu64 " is not in the manifest", pid);
-    return -1;
-  }
-  uint32_t k = ps_lower_bound(m->addrs, m->naddrs, vaddr);
-  uint8_t masked[PS_PAGE];
-  for (uint32_t i = 0; i < nr; i++, k++) {
-    uint64_t addr = vaddr + (uint64_t)i * PS_PAGE;
-    if (k >= m->naddrs || m->addrs[k] != addr) {
-      ps_set_why(h, "pid %" PRIu64 ": page 0x%" PRIx64 " is not in the manifest", pid, addr);
-      return -1;
-    }
-    const uint8_t *page = h->buf + (size_t)i * PS_PAGE;
-    int on = 0;
-    for (uint32_t a = 0; a < m->nareas; a++) {
-      uint64_t s = m->areas[2 * a], e = m->areas[2 * a + 1];
-      if (s < addr + PS_PAGE && e > addr) {
-        if (!on) memcpy(masked, page, PS_PAGE);
-        on = 1;
-        uint64_t from = s > addr ? s - addr : 0, to = e - addr < PS_PAGE ? e - addr : PS_PAGE;
-        if (to > from) memset(masked + from, 0, to - from);
-      }
-    }
-    uint64_t got_hash[2];
-    u2cm_hash_page(on ? masked : page, PS_PAGE, got_hash);
-    if (memcmp(got_hash, m->hashes + (size_t)k * 16, 16) != 0) {
-      ps_set_why(h, "pid %" PRIu64 ": page 0x%" PRIx64 " differs from the manifest", pid, addr);
-      return -1;
     }
   }
   return 0;
@@ -428,7 +301,9 @@ int32_t u2cm_ps_serve(struct u2cm_ps *h) {
       h->buf = grown;
       h->buf_cap = len;
     }
-    if (ps_read_checked(h, pid, vaddr, nr) != 0) return PS_REFUSED;
+    if (ps_book_read_checked(h->book, pid, vaddr, nr, h->buf, h->why, sizeof h->why) != 0) {
+      return PS_REFUSED;
+    }
     __atomic_add_fetch(&h->checked, nr, __ATOMIC_RELAXED);
     uint32_t head = (PS_PE_PRESENT << 16) | PS_IOV_ADD_F;
     memcpy(iov, &head, 4);
@@ -484,15 +359,7 @@ void u2cm_ps_free(struct u2cm_ps *h) {
   if (!h) return;
   if (h->listen_fd >= 0) close(h->listen_fd);
   if (h->conn_fd >= 0) close(h->conn_fd);
-  for (uint32_t i = 0; i < h->nprocs; i++) {
-    struct ps_proc *p = &h->procs[i];
-    if (p->fd >= 0) close(p->fd);
-    free(p->slots);
-    free(p->addrs);
-    free(p->hashes);
-    free(p->areas);
-  }
-  free(h->procs);
+  ps_book_free(h->book);
   free(h->buf);
   pthread_mutex_destroy(&h->mu);
   pthread_cond_destroy(&h->cv);

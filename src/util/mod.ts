@@ -7,4 +7,5 @@ export * from "./varint.ts";
 export { crc32 } from "./crc32.ts";
 export { decodeBase64, encodeBase64 } from "./base64.ts";
 export { exists, isFile } from "./fs.ts";
+export { inRuns, type RunBounds } from "./in_runs.ts";
 export { lowerBound } from "./lower_bound.ts";
