@@ -59,10 +59,16 @@ export interface LazyCheckStats {
 export interface LazyCheckOptions {
   /** Where the source's page server is reached (a loopback tunnel end, or the source). */
   upstream: { address: string; port: number };
-  /** The manifest: the lazy pages must hash to its values. */
-  manifest: PageManifest;
-  /** Pages expected to arrive lazily (for the report). */
-  expectedPages: number;
+  /**
+   * The manifest: the lazy pages must hash to its values. A promise (the destination checks the
+   * eager images while CRIU restores, the manifest is decoded by that check) holds the relay:
+   * it accepts the daemon's session only once the promise resolved, so no page is fetched from
+   * the source or delivered before its hash is here; a rejection ends the relay without a
+   * session (nothing is ever delivered).
+   */
+  manifest: PageManifest | Promise<PageManifest>;
+  /** Pages expected to arrive lazily (for the report); a promise, as `manifest`. */
+  expectedPages: number | Promise<number>;
   /**
    * The areas of each process whose bytes may legitimately differ (page_allowance.ts's
    * `allowedAreas` of the dump): a page touching one is compared by its masked hash, as the
@@ -109,9 +115,15 @@ export function startLazyCheck(options: LazyCheckOptions): LazyCheck {
   const stats: LazyCheckStats = {
     requests: 0,
     checkedPages: 0,
-    expectedPages: options.expectedPages,
+    expectedPages: 0,
     closed: false,
   };
+  let closed = false;
+  let closing = () => {};
+  const closedEarly = new Promise<never>((_, reject) =>
+    closing = () => reject(new Error("closed"))
+  );
+  closedEarly.catch(() => {});
   const conns: Deno.Conn[] = [];
   let stopReadAhead = () => {};
   let readAheadWanted = false;
@@ -125,11 +137,19 @@ export function startLazyCheck(options: LazyCheckOptions): LazyCheck {
     }
   };
   const done = (async () => {
+    let manifest: PageManifest;
     let daemon: Deno.Conn;
     try {
+      // Until the manifest is here the daemon's connection waits in the listen backlog: none
+      // of its requests is read, no page is fetched or delivered.
+      [manifest, stats.expectedPages] = await Promise.race([
+        Promise.all([options.manifest, options.expectedPages]),
+        closedEarly,
+      ]);
+      if (closed) throw new Error("closed");
       daemon = await listener.accept();
     } catch {
-      return stats; // closed before the daemon came
+      return stats; // closed before the daemon came, or no manifest came
     } finally {
       try {
         listener.close();
@@ -166,7 +186,7 @@ export function startLazyCheck(options: LazyCheckOptions): LazyCheck {
     const up = relayCommands(session, () => session.closing = true);
     const allowance = options.allowance ?? new Map<number, Area[]>();
     const check = (pid: number, vaddr: number, data: Uint8Array) =>
-      checkPages(options.manifest, allowance.get(pid) ?? [], pid, vaddr, data);
+      checkPages(manifest, allowance.get(pid) ?? [], pid, vaddr, data);
     const down = relayAnswers(session, check, refuse);
     // Once either direction ends the session is over: close both ends (a half-close is not
     // enough for the page server, which waits for the connection to close).
@@ -181,6 +201,8 @@ export function startLazyCheck(options: LazyCheckOptions): LazyCheck {
     stats: () => ({ ...stats }),
     done,
     close: () => {
+      closed = true;
+      closing();
       try {
         listener.close();
       } catch { /* closed */ }

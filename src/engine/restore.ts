@@ -131,15 +131,21 @@ export async function restoreMigration(
       : 0;
     const pages = composed ? composed.inPlace + composed.copied : rebuilt;
     step("rebuild_ms");
-    // Post-copy: the eager pages now, each lazy page as it arrives (lazy_check.ts).
-    const lazyChecked = req.verify && req.lazy
-      ? await verifyBeforeLazyRestore(dir, req.verify)
+    // Post-copy: the eager pages while the relay, the daemon and CRIU come up (awaited below,
+    // before the tree is reported ready), each lazy page as it arrives (lazy_check.ts). The
+    // relay accepts the daemon's session only once this check passed and handed it the
+    // manifest: no lazy page is fetched or placed before.
+    // It starts once CRIU runs (its CPU overlaps CRIU's restore, as for any other restore).
+    let startLazyChecking = () => {};
+    const lazyChecking = req.verify && req.lazy
+      ? new Promise<void>((r) => startLazyChecking = r)
+        .then(() => verifyBeforeLazyRestore(dir, req.verify!))
       : undefined;
-    if (lazyChecked) step("check_ms");
-    // Any other restore: the images are checked while CRIU restores them (below). The tree
-    // stays stopped until its source commits, and it is reported ready only once the check
-    // passed; a failed check ends it before it ever runs.
-    const verifying = req.verify && !lazyChecked;
+    lazyChecking?.catch(() => {}); // awaited below
+    // Any restore: the images are checked while CRIU restores them (below). The tree stays
+    // stopped until its source commits, and it is reported ready only once the check passed;
+    // a failed check ends it before it ever runs.
+    const verifying = req.verify && !lazyChecking;
     // What a verified local lazy restore's page server checks against, filled in once the
     // check has decoded it: the server answers nothing before (held).
     const late: PageManifest = { processes: new Map(), shmem: new Map(), pages: 0 };
@@ -151,14 +157,14 @@ export async function restoreMigration(
         tunnel = await ctx.openTunnel();
         target = { address: "127.0.0.1", port: tunnel.localPort };
       }
-      if (lazyChecked) {
+      if (lazyChecking) {
         // Every page the daemon fetches passes the check first; a refused page stops the
         // restored copy for good (its memory would not be the workload's).
         const images = await readDumpDir(dir, false, { checkSizes: false });
         lazyCheck = startLazyCheck({
           upstream: target,
-          manifest: lazyChecked.checked.manifest,
-          expectedPages: lazyChecked.lazyPages,
+          manifest: lazyChecking.then((c) => c.checked.manifest),
+          expectedPages: lazyChecking.then((c) => c.lazyPages),
           allowance: allowedAreas(images),
           // The lazy pages fetched ahead of the daemon once the tree resumed, checked as they
           // arrive (lazy_read_ahead.ts); U2CM_LAZY_READ_AHEAD=0 on the agent leaves every
@@ -234,6 +240,22 @@ export async function restoreMigration(
       guardTree: true,
     });
     restoring.catch(() => {}); // awaited below, after the check
+    startLazyChecking();
+    let lazyChecked: Awaited<typeof lazyChecking>;
+    if (lazyChecking) {
+      try {
+        lazyChecked = await lazyChecking;
+      } catch (e) {
+        // As below: what CRIU restores from unchecked images is ended before it ever runs.
+        checkFailed = true;
+        await lazyDaemon?.stop();
+        lazyCheck?.close();
+        const r = await restoring.catch(() => undefined);
+        if (r) await killTreeAndWait(r.pid);
+        throw e;
+      }
+      step("check_ms");
+    }
     let checked: ImagesChecked | undefined = lazyChecked?.checked;
     if (verifying) {
       try {

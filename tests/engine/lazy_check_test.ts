@@ -466,3 +466,80 @@ Deno.test("a page that differs in a read-ahead answer is refused before the daem
   assert.ok(stats.checkedPages <= 16, "pages past the refusal reached the daemon");
   assert.equal(stats.closed, false);
 });
+
+Deno.test("a relay whose manifest has not arrived yet fetches and delivers nothing; once it arrives the pages are checked against it, and a manifest that never comes ends the session with nothing delivered", async () => {
+  const version = "4.2.1";
+  const size = pageServerIovBytes(version);
+  const iov = (cmd: number, nr: number, vaddr: number, pid: number) => {
+    const b = new Uint8Array(size);
+    const v = new DataView(b.buffer);
+    v.setUint32(0, cmd, true);
+    v.setBigUint64(8, BigInt(nr), true);
+    v.setBigUint64(16, BigInt(vaddr), true);
+    v.setBigUint64(24, BigInt(pid), true);
+    return b;
+  };
+  const page = new Uint8Array(4096).fill(9);
+  const builder = new ManifestBuilder();
+  builder.add("process", 5, [0x10000], pageHashes(page));
+  const manifest = decodeManifest(builder.encode());
+  for (const outcome of ["arrives", "fails"] as const) {
+    // A page server that counts the relay's connections and answers every GET with the page.
+    const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    let connections = 0;
+    const served = (async () => {
+      const c = await server.accept();
+      connections++;
+      try {
+        for (;;) {
+          const req = await readExactly(c, size);
+          if (!req) return;
+          if (new DataView(req.buffer).getUint32(0, true) === 0x1023) {
+            await c.write(new Uint8Array(4));
+            continue;
+          }
+          await c.write(concat(iov(6 | (1 << 16), 1, 0x10000, 5), page));
+        }
+      } finally {
+        c.close();
+      }
+    })();
+    let arrive!: (m: typeof manifest) => void, fail!: (e: Error) => void;
+    const pending = new Promise<typeof manifest>((res, rej) => [arrive, fail] = [res, rej]);
+    const check = startLazyCheck({
+      upstream: { address: "127.0.0.1", port: (server.addr as Deno.NetAddr).port },
+      manifest: pending,
+      expectedPages: pending.then(() => 1),
+      criuVersion: version,
+    });
+    const d = await Deno.connect({ hostname: "127.0.0.1", port: check.port });
+    await d.write(iov(7, 1, 0x10000, 5));
+    // While the manifest is missing: no answer reaches the daemon, the source is never asked.
+    const answering = readExactly(d, size + 4096);
+    const early = await Promise.race([
+      answering.then((b) => b ? "answered" : "closed"),
+      new Promise<string>((r) => setTimeout(() => r("waiting"), 300)),
+    ]);
+    assert.equal(early, "waiting", "the relay answered before the manifest arrived");
+    assert.equal(connections, 0, "the relay reached the source before the manifest arrived");
+    assert.equal(check.stats().checkedPages, 0);
+    if (outcome === "arrives") {
+      arrive(manifest);
+      const answer = await answering;
+      assert.ok(answer, "no answer after the manifest arrived");
+      assert.deepEqual(answer!.subarray(size), page);
+      await d.write(iov(0x1023, 0, 0, 0));
+      assert.deepEqual(await readExactly(d, 4), new Uint8Array(4));
+    } else {
+      fail(new Error("the eager images differ from the manifest"));
+      assert.equal(await answering, undefined, "a page was delivered without a manifest");
+    }
+    d.close();
+    const stats = await check.done;
+    assert.equal(stats.checkedPages, outcome === "arrives" ? 1 : 0);
+    assert.equal(stats.closed, outcome === "arrives");
+    assert.equal(connections, outcome === "arrives" ? 1 : 0);
+    server.close();
+    await served.catch(() => {});
+  }
+});
