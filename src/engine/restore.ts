@@ -240,19 +240,23 @@ export async function restoreMigration(
       guardTree: true,
     });
     restoring.catch(() => {}); // awaited below, after the check
+    // Never a copy on unchecked memory: a failed check ends what CRIU restores (stopped, it never
+    // ran). The check's own error is the cause (the held server, closed, refuses what it had).
+    const endUnchecked = async (cause: unknown): Promise<never> => {
+      checkFailed = true;
+      await lazyDaemon?.stop();
+      lazyCheck?.close();
+      const r = await restoring.catch(() => undefined);
+      if (r) await killTreeAndWait(r.pid);
+      throw cause;
+    };
     startLazyChecking();
     let lazyChecked: Awaited<typeof lazyChecking>;
     if (lazyChecking) {
       try {
         lazyChecked = await lazyChecking;
       } catch (e) {
-        // As below: what CRIU restores from unchecked images is ended before it ever runs.
-        checkFailed = true;
-        await lazyDaemon?.stop();
-        lazyCheck?.close();
-        const r = await restoring.catch(() => undefined);
-        if (r) await killTreeAndWait(r.pid);
-        throw e;
+        return await endUnchecked(e);
       }
       step("check_ms");
     }
@@ -261,14 +265,7 @@ export async function restoreMigration(
       try {
         checked = await verifyBeforeRestore(dir, req.verify!, composed);
       } catch (e) {
-        // Never a copy on unchecked memory: end what CRIU restores (stopped, it never ran).
-        // The check's own error is the cause (the held server, closed, refuses what it had).
-        checkFailed = true;
-        await lazyDaemon?.stop();
-        lazyCheck?.close();
-        const r = await restoring.catch(() => undefined);
-        if (r) await killTreeAndWait(r.pid);
-        throw e;
+        return await endUnchecked(e);
       }
       Object.assign(late, checked.manifest);
       localServer?.release(); // held again (holdLocalFill) once CRIU returned
