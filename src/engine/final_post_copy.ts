@@ -17,7 +17,7 @@ import {
   PE_PRESENT,
   readDumpDir,
 } from "../criu/images/mod.ts";
-import { criuLazyDump } from "../criu/run.ts";
+import { criuLazyDump, logTail } from "../criu/run.ts";
 import { sameHash, sendChangedPages, tcpDumpOptions, tcpRestoreRequest } from "./dump_pages.ts";
 import { imageFilesToSend } from "./files.ts";
 import type { HeldPages } from "./ledger.ts";
@@ -191,7 +191,7 @@ async function freezeLazily(ctx: FinalContext): Promise<FrozenTree> {
       drain: async () => {
         const drainAt = performance.now();
         try {
-          await drained(dump.status, pageServer.carried);
+          await drained(dump.status, pageServer.carried, dump.logFile);
         } finally {
           await pageServer.close?.();
         }
@@ -248,9 +248,13 @@ export function postCopyReport(
 /**
  * Wait for the lazy dump to end (every page served). With `carried` (bytes the page traffic moved
  * so far) it waits as long as the traffic moves, and gives up after an idle stretch; without, after
- * the drain limit.
+ * the drain limit. A failed dump's error carries the tail of its log (`logFile`).
  */
-async function drained(status: Promise<number>, carried?: () => number): Promise<void> {
+async function drained(
+  status: Promise<number>,
+  carried?: () => number,
+  logFile?: string,
+): Promise<void> {
   const idleMs = drainIdleMs();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let last = carried?.() ?? 0, lastAt = performance.now();
@@ -265,10 +269,11 @@ async function drained(status: Promise<number>, carried?: () => number): Promise
   });
   const code = await Promise.race([status, stalled]).finally(() => clearTimeout(timer));
   if (code !== 0) {
+    const log = code !== -1 && logFile ? `: ${await logTail(logFile)} (log: ${logFile})` : "";
     throw new Error(
       `the page transfer after the lazy restore did not finish (${
         code === -1 ? `no page traffic for ${Math.round(idleMs / 1000)} s` : `dump exit ${code}`
-      }); the destination copy may fault on missing pages`,
+      }); the destination copy may fault on missing pages${log}`,
     );
   }
 }
