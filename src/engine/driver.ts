@@ -200,8 +200,14 @@ export async function runMigration(
   // local restore still places (and checks) pages after the resume: the stopped source copy is
   // kept until every one matched (one copy runs, the destination's), then ended.
   const fillPages = verified?.lazyPages ?? 0;
+  // A post-copy's lazy dump holds the stopped source and serves its pages until the destination
+  // has every one: the source is ended after the drain, never under CRIU's hands (a tree killed
+  // while the dump holds it fails the dump: "Unable to detach … No such process").
+  const servedByDump = fillPages === 0 && (frozen.lazyPages ?? 0) > 0;
   try {
-    if (fillPages === 0) await endSource(ctx.pid, sourcePids, sourceStarts, ownPidNs);
+    if (fillPages === 0 && !servedByDump) {
+      await endSource(ctx.pid, sourcePids, sourceStarts, ownPidNs);
+    }
     await resumeAtDestination(channel, ctx.resumeTimeoutMs ?? 30_000);
     const resumedAt = performance.now();
     const downtimeMs = resumedAt - freezeAt;
@@ -218,6 +224,8 @@ export async function runMigration(
     } catch (e) {
       record("failed", { error: (e as Error).message });
       throw new MigrationError((e as Error).message, "committed", false);
+    } finally {
+      if (servedByDump) await endSource(ctx.pid, sourcePids, sourceStarts, ownPidNs);
     }
     record("done", { destPid });
     return {
